@@ -1,0 +1,156 @@
+# switchyard: one top-level, non-recursive Makefile.
+#   make            build/switchyard (optimised, no sanitizers)
+#   make test       install deps, build everything under ASan+UBSan, run every test
+#   make run        install deps, build, run switchyard on conf/switchyard.ini
+#   make install PREFIX=/usr/local
+# SPDX-License-Identifier: MIT
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+CONF    ?= conf/switchyard.ini
+V       ?= 0
+ifeq ($(V),0)
+Q := @
+else
+Q :=
+endif
+
+CC      ?= cc
+PKGS    := libevent libevent_pthreads libnghttp2 libcares libprotobuf-c inih
+TPKGS   := criterion
+GPKGS   := grpc
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpedantic
+OPT     ?= -O2
+SAN     ?=
+GEN     := $(BUILD)/gen
+CPPFLAGS_ALL := -I. -I$(GEN) -D_GNU_SOURCE
+CFLAGS_ALL    = -std=c11 -g $(OPT) $(WARN) $(SAN) -pthread -MMD -MP
+PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+T_CFLAGS     := $(shell pkg-config --cflags $(TPKGS) 2>/dev/null)
+T_LIBS       := $(shell pkg-config --libs $(TPKGS) 2>/dev/null)
+G_CFLAGS     := $(shell pkg-config --cflags $(GPKGS) 2>/dev/null)
+G_LIBS       := $(shell pkg-config --libs $(GPKGS) 2>/dev/null)
+
+HEALTH_PROTO := /usr/share/grpc-proto/grpc/health/v1/health.proto
+
+CONF_SRCS := conf/conf.c
+BAL_SRCS  := $(wildcard balancer/*.c)
+PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+CORE_SRCS := $(CONF_SRCS) $(BAL_SRCS) $(PROXY_SRCS)
+
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+CONF_OBJS := $(CONF_SRCS:%.c=$(BUILD)/%.o)
+BAL_OBJS  := $(BAL_SRCS:%.c=$(BUILD)/%.o)
+
+# Test peers (gRPC C core): generated echo + health messages, backend, client library.
+PEER_GEN_SRCS := $(GEN)/tests/peers/echo.pb-c.c $(GEN)/grpc/health/v1/health.pb-c.c
+PEER_LIB_SRCS := $(filter-out tests/peers/backend.c tests/peers/client_main.c,$(wildcard tests/peers/*.c))
+PEER_LIB_OBJS := $(PEER_LIB_SRCS:%.c=$(BUILD)/%.o) $(PEER_GEN_SRCS:%.c=%.o)
+SUPPORT_SRCS  := $(wildcard tests/support/*.c)
+SUPPORT_OBJS  := $(SUPPORT_SRCS:%.c=$(BUILD)/%.o)
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
+
+BIN := $(BUILD)/switchyard
+PEER_BINS := $(BUILD)/tests/peers/sy-backend $(BUILD)/tests/peers/sy-client
+
+.PHONY: all deps test unit integration asan run install clean format format-check
+.SECONDARY:
+
+all: $(BIN)
+
+deps:
+	$(Q)bash scripts/deps.sh
+
+$(BIN): $(BUILD)/proxy/main.o $(CORE_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(PKG_CFLAGS) $(if $(findstring tests/,$<),$(T_CFLAGS) $(G_CFLAGS)) -c -o $@ $<
+
+# Generated protobuf-c code: build time only, never committed or formatted.
+$(GEN)/grpc/health/v1/health.pb-c.c $(GEN)/grpc/health/v1/health.pb-c.h: $(HEALTH_PROTO)
+	@mkdir -p $(GEN)
+	@echo "  PROTOC  $<"
+	$(Q)protoc-c --c_out=$(GEN) -I/usr/share/grpc-proto $<
+
+$(GEN)/tests/peers/echo.pb-c.c $(GEN)/tests/peers/echo.pb-c.h: tests/peers/echo.proto
+	@mkdir -p $(GEN)
+	@echo "  PROTOC  $<"
+	$(Q)protoc-c --c_out=$(GEN) -I. $<
+
+$(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
+
+# Every peer/support object needs the generated headers first.
+$(PEER_LIB_SRCS:%.c=$(BUILD)/%.o) $(SUPPORT_OBJS) $(BUILD)/tests/peers/backend.o \
+$(BUILD)/tests/peers/client_main.o $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%.o): \
+	$(GEN)/tests/peers/echo.pb-c.h $(GEN)/grpc/health/v1/health.pb-c.h
+
+$(BUILD)/tests/peers/sy-backend: $(BUILD)/tests/peers/backend.o $(PEER_LIB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(G_LIBS) $(PKG_LIBS) -lpthread
+
+$(BUILD)/tests/peers/sy-client: $(BUILD)/tests/peers/client_main.o $(PEER_LIB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(G_LIBS) $(PKG_LIBS) -lpthread
+
+# Unit tests link only their own module's objects.
+$(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
+$(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
+$(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(T_LIBS) $(PKG_LIBS) -lpthread
+
+$(BUILD)/tests/integration/test_%: $(BUILD)/tests/integration/test_%.o $(SUPPORT_OBJS) $(PEER_LIB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(T_LIBS) $(G_LIBS) $(PKG_LIBS) -lpthread
+
+# ---- test: sanitizers on, everything under build/asan ----
+ASAN_BUILD := build/asan
+SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(SAN_FLAGS)" OPT=-O1 run-tests
+
+# Peers are built without sanitizers: they are the gRPC C core, not our code.
+run-tests: $(BIN) $(UNIT_BINS) $(INTEG_BINS)
+	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
+	$(Q)SY_BIN=$(abspath $(BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
+	    SY_TOP=$(CURDIR) bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
+
+peers: $(PEER_BINS)
+
+unit: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(SAN_FLAGS)" OPT=-O1 $(UNIT_BINS)
+	$(Q)bash scripts/run-tests.sh $(UNIT_BINS)
+
+asan: test
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(BIN) -c $(CONF)
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
+
+clean:
+	rm -rf build
+
+FMT_DIRS := proxy balancer health conf tests
+format:
+	clang-format -i $$(find $(FMT_DIRS) -name '*.[ch]')
+
+format-check:
+	clang-format --dry-run --Werror $$(find $(FMT_DIRS) -name '*.[ch]')
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

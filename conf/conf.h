@@ -1,0 +1,147 @@
+/* switchyard configuration: the INI schema, loaded by inih into plain data.
+ * Invariant: a struct conf is immutable once conf_load_*() returned it; every
+ * pointer inside it is owned by it and freed by conf_free().
+ * SPDX-License-Identifier: MIT */
+#ifndef CONF_CONF_H
+#define CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum conf_log_level {
+    CONF_LOG_DEBUG = 0,
+    CONF_LOG_INFO,
+    CONF_LOG_WARN,
+    CONF_LOG_ERROR,
+};
+
+enum conf_policy {
+    CONF_POLICY_ROUND_ROBIN = 0, /* per-worker cursor over the endpoints in rotation */
+    CONF_POLICY_PICK_FIRST,      /* first endpoint in configured order, sticky */
+    CONF_POLICY_COUNT
+};
+
+enum conf_dns_family {
+    CONF_DNS_AUTO = 0, /* A and AAAA */
+    CONF_DNS_V4,
+    CONF_DNS_V6,
+};
+
+enum conf_health_mode {
+    CONF_HEALTH_CHECK = 0, /* unary grpc.health.v1.Health/Check every interval */
+    CONF_HEALTH_WATCH,     /* streaming Watch, falling back to Check */
+};
+
+/** One `host:port` entry of `targets`. */
+struct conf_target {
+    char *spec;      /* the text as written (after ${ENV} expansion), e.g. "[::1]:50051" */
+    char *host;      /* host without brackets: "::1", "10.0.0.7", "users.svc" */
+    uint16_t port;   /* 1..65535 */
+    bool is_literal; /* host is an IPv4/IPv6 literal; |addr| is then valid */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+/** One `[cluster.NAME]` section. */
+struct conf_cluster {
+    char *name; /* NAME from the section header */
+    int line;   /* line of the section header, for messages */
+    struct conf_target *targets;
+    size_t ntargets;         /* >= 1 */
+    enum conf_policy policy; /* policy = round_robin|pick_first (round_robin) */
+    char **routes;           /* :path prefixes, each starting with '/' (default: "/") */
+    size_t nroutes;
+
+    /* backend connections, per endpoint and per worker */
+    uint32_t max_connections;            /* max_connections (4), 1..1024 */
+    uint32_t max_streams_per_connection; /* max_streams_per_connection (100), 1..2^31-1;
+                                            the backend's own SETTINGS lower it further */
+    uint32_t connect_timeout_ms;         /* connect_timeout (2s) */
+    uint32_t max_retries;                /* max_retries (2): extra endpoints tried when a call
+                                            never reached its backend; 0..16 */
+
+    /* DNS (used once targets may be names) */
+    uint32_t dns_refresh_ms;         /* dns_refresh (30s) */
+    uint32_t dns_min_ttl_ms;         /* dns_min_ttl (5s): floor when honouring a shorter TTL */
+    enum conf_dns_family dns_family; /* dns_family = auto|v4|v6 (auto) */
+
+    /* active health checking */
+    bool health_check;                 /* health_check = on|off (on) */
+    char *health_service;              /* health_service ("") */
+    char *health_authority;            /* health_authority (NULL: the target's host) */
+    enum conf_health_mode health_mode; /* health_mode = check|watch (check) */
+    uint32_t health_interval_ms;       /* health_interval (5s) */
+    uint32_t health_timeout_ms;        /* health_timeout (1s), must be <= health_interval */
+    uint32_t healthy_threshold;        /* healthy_threshold (1), 1..1000 */
+    uint32_t unhealthy_threshold;      /* unhealthy_threshold (2), 1..1000 */
+    bool health_initial_healthy;       /* health_initial = unhealthy|healthy (unhealthy) */
+    bool health_unimplemented_healthy; /* health_unimplemented = unhealthy|healthy (unhealthy) */
+    uint32_t panic_threshold;          /* panic_threshold (0), percent 0..100 */
+};
+
+struct conf_proxy {
+    char *listen;                        /* listen ("0.0.0.0:50051") */
+    struct sockaddr_storage listen_addr; /* parsed |listen|; IP literal only */
+    socklen_t listen_addrlen;
+    uint32_t workers;                /* workers = auto|N (auto = 0: number of CPUs) */
+    enum conf_log_level log_level;   /* log_level = debug|info|warn|error (info) */
+    char *access_log;                /* access_log = -|PATH|off ("off") */
+    uint32_t drain_timeout_ms;       /* drain_timeout (30s) */
+    uint32_t max_concurrent_streams; /* max_concurrent_streams (100), 1..2^31-1 */
+    uint32_t idle_timeout_ms;        /* idle_timeout (5m); 0 = never */
+    char **dns_servers;              /* dns_servers = host:port, ... (none: system) */
+    size_t ndns_servers;
+};
+
+struct conf_admin {
+    char *listen; /* listen ("127.0.0.1:9901"); "off" disables: NULL */
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addrlen;
+};
+
+struct conf {
+    char *path; /* file name used in messages */
+    struct conf_proxy proxy;
+    struct conf_admin admin;
+    struct conf_cluster *clusters;
+    size_t nclusters; /* >= 1 */
+};
+
+/** Loads and validates the INI file at |path|. On success stores a new
+ *  configuration in |*out| (the caller frees it with conf_free()) and returns 0.
+ *  On failure returns -1 and writes into |err| one line naming the file, the
+ *  line, the section and key, and what was expected, e.g.
+ *  "sw.ini:12: [cluster.users] health_interval: expected a duration such as
+ *  250ms, 5s or 1m, got 'fast'". Never logs. */
+int conf_load_file(const char *path, struct conf **out, char *err, size_t errlen);
+
+/** Like conf_load_file() but parses |text|; |name| stands for the file name in
+ *  messages. */
+int conf_load_string(const char *text, const char *name, struct conf **out, char *err,
+                     size_t errlen);
+
+/** Frees |c| and everything it owns. conf_free(NULL) is a no-op. */
+void conf_free(struct conf *c);
+
+/** Parses a duration: a non-negative integer followed by ms, s, m or h
+ *  ("250ms", "5s", "1m"). Stores milliseconds in |*ms|. Returns 0, or -1 on
+ *  bad syntax or overflow of uint32_t milliseconds. */
+int conf_parse_duration(const char *s, uint32_t *ms);
+
+/** Expands ${NAME} and ${NAME:-default} from the environment in |in|. Returns a
+ *  new string (caller frees), or NULL with a message in |err| when a variable
+ *  is unset without a default or the syntax is bad. */
+char *conf_expand_env(const char *in, char *err, size_t errlen);
+
+/** Splits "host:port", "[v6]:port" or "v4:port" into |t| (which it fills and
+ *  the caller releases with conf_target_deinit()). Returns 0 or -1 with a
+ *  message in |err|. */
+int conf_parse_target(const char *spec, struct conf_target *t, char *err, size_t errlen);
+void conf_target_deinit(struct conf_target *t);
+
+/** Names for logs and /status. */
+const char *conf_policy_name(enum conf_policy p);
+
+#endif

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian package switchyard needs to build, test and run.
+# Idempotent: packages already installed are skipped; apt-get runs only when
+# something is missing. Needs root (or sudo) on Debian 12.
+# SPDX-License-Identifier: MIT
+set -euo pipefail
+
+PKGS=(
+    build-essential pkg-config
+    libevent-dev libnghttp2-dev libc-ares-dev libinih-dev libssl-dev libjansson-dev
+    libprotobuf-c-dev protobuf-c-compiler grpc-proto
+    libgrpc-dev libcriterion-dev
+    nghttp2-client dnsmasq-base python3-yaml
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=sudo
+    else
+        echo "deps.sh: missing packages (${missing[*]}) and not root; run as root" >&2
+        exit 1
+    fi
+fi
+
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every Criterion test binary given, in order, and prints one total line.
+# A binary that fails (or whose sanitizers report) fails the run.
+# SPDX-License-Identifier: MIT
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$top/tests/lsan.supp:print_suppressions=0}"
+
+passed=0 failed=0 bad_bins=()
+for bin in "$@"; do
+    name=$(basename "$bin")
+    jobs=2
+    case "$bin" in */integration/*) jobs=1 ;; esac
+    out=$(mktemp)
+    echo "==> $name"
+    "$bin" --jobs="$jobs" --short-filename 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    line=$(grep -E 'Synthesis: Tested:' "$out" | tail -n 1)
+    p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
+    f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
+    c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+        bad_bins+=("$name")
+        [ -z "$line" ] && failed=$((failed + 1))
+    fi
+    rm -f "$out"
+done
+echo
+[ "${#bad_bins[@]}" -gt 0 ] && echo "failing binaries: ${bad_bins[*]}"
+echo "$passed passed, $failed failed"
+[ "${#bad_bins[@]}" -eq 0 ]
