@@ -91,7 +91,8 @@ struct conf_proxy {
     uint32_t drain_timeout_ms;       /* drain_timeout (30s) */
     uint32_t max_concurrent_streams; /* max_concurrent_streams (100), 1..2^31-1 */
     uint32_t idle_timeout_ms;        /* idle_timeout (5m); 0 = never */
-    char **dns_servers;              /* dns_servers = host:port, ... (none: system) */
+    char **dns_servers;              /* dns_servers = IP[:PORT], ... (none: system);
+                                        stored as IP:PORT or [IPv6]:PORT (53 if omitted) */
     size_t ndns_servers;
 };
 
@@ -126,8 +127,8 @@ int conf_load_string(const char *text, const char *name, struct conf **out, char
 void conf_free(struct conf *c);
 
 /** Parses a duration: a non-negative integer followed by ms, s, m or h
- *  ("250ms", "5s", "1m"). Stores milliseconds in |*ms|. Returns 0, or -1 on
- *  bad syntax or overflow of uint32_t milliseconds. */
+ *  ("250ms", "5s", "1m"), or a bare "0". Stores milliseconds in |*ms|. Returns
+ *  0, or -1 on bad syntax or overflow of uint32_t milliseconds. */
 int conf_parse_duration(const char *s, uint32_t *ms);
 
 /** Expands ${NAME} and ${NAME:-default} from the environment in |in|. Returns a

@@ -1,0 +1,1578 @@
+/* switchyard configuration loader: inih splits the file into lines, a keyword
+ * table gives every key its type, default and range.
+ * Invariant: the first error stops the parse and is the only one reported;
+ * nothing here logs, and every value is ${ENV}-expanded before it is parsed.
+ * SPDX-License-Identifier: MIT */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#define MAX_FILE_SIZE (1024 * 1024) /* a config is a few KiB; this stops `-c /dev/zero` */
+#define KEY_TEXT_SIZE 48            /* value kept per key for cross-key messages */
+
+/* ---- allocation: we are an application, OOM aborts ---- */
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+static void *xreallocarray(void *ptr, size_t n, size_t size)
+{
+    void *p = reallocarray(ptr, n ? n : 1, size ? size : 1);
+
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = strndup(s, n);
+
+    if (d == NULL)
+        abort();
+    return d;
+}
+
+static char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- scalar parsers, shared by the loader and the public helpers ---- */
+
+/* Decimal digits only (no sign, no spaces). Saturates above |max| so that a
+ * long run of digits cannot wrap. Returns 0, or -1 when |s| is not a number. */
+static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t n = 0;
+
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    for (; isdigit((unsigned char)*s); s++) {
+        n = n * 10 + (uint64_t)(*s - '0');
+        if (n > max)
+            n = max + 1;
+    }
+    if (*s != '\0')
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* Returns 0, -1 on bad syntax, -2 when the value does not fit uint32_t ms. */
+static int parse_duration(const char *s, uint32_t *ms)
+{
+    uint64_t n = 0, mult;
+    const char *q = s;
+
+    if (!isdigit((unsigned char)*q))
+        return -1;
+    for (; isdigit((unsigned char)*q); q++) {
+        n = n * 10 + (uint64_t)(*q - '0');
+        if (n > UINT32_MAX)
+            n = (uint64_t)UINT32_MAX + 1;
+    }
+    if (strcmp(q, "ms") == 0)
+        mult = 1;
+    else if (strcmp(q, "s") == 0)
+        mult = 1000;
+    else if (strcmp(q, "m") == 0)
+        mult = 60 * 1000;
+    else if (strcmp(q, "h") == 0)
+        mult = 60 * 60 * 1000;
+    else if (*q == '\0' && n == 0)
+        mult = 1; /* a bare 0 needs no unit */
+    else
+        return -1;
+    if (n * mult > UINT32_MAX)
+        return -2;
+    *ms = (uint32_t)(n * mult);
+    return 0;
+}
+
+int conf_parse_duration(const char *s, uint32_t *ms)
+{
+    return parse_duration(s, ms) == 0 ? 0 : -1;
+}
+
+/* Writes |ms| with the largest unit that divides it exactly ("5s", "250ms"). */
+static void format_duration(uint32_t ms, char *buf, size_t size)
+{
+    if (ms != 0 && ms % (60 * 60 * 1000) == 0)
+        snprintf(buf, size, "%" PRIu32 "h", ms / (60 * 60 * 1000));
+    else if (ms != 0 && ms % (60 * 1000) == 0)
+        snprintf(buf, size, "%" PRIu32 "m", ms / (60 * 1000));
+    else if (ms != 0 && ms % 1000 == 0)
+        snprintf(buf, size, "%" PRIu32 "s", ms / 1000);
+    else
+        snprintf(buf, size, "%" PRIu32 "ms", ms);
+}
+
+/* RFC 1123 host names, plus '_' (Docker Compose and some internal zones use
+ * it). The last label may not be all digits (RFC 3696 §2), so a mistyped
+ * address such as 10.0.0.256 is not taken for a name. */
+static bool is_hostname(const char *h, size_t len)
+{
+    size_t label = 0;
+    bool all_digits = true;
+
+    if (len > 0 && h[len - 1] == '.')
+        len--; /* fully qualified */
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || h[i] == '.') {
+            if (label == 0 || label > 63 || h[i - 1] == '-')
+                return false;
+            if (i == len && all_digits)
+                return false;
+            label = 0;
+            all_digits = true;
+            continue;
+        }
+        if (!isalnum((unsigned char)h[i]) && h[i] != '-' && h[i] != '_')
+            return false;
+        if (label == 0 && h[i] == '-')
+            return false;
+        if (!isdigit((unsigned char)h[i]))
+            all_digits = false;
+        label++;
+    }
+    return true;
+}
+
+int conf_parse_target(const char *spec, struct conf_target *t, char *err, size_t errlen)
+{
+    char host[256];
+    const char *h, *port;
+    size_t hlen;
+    uint64_t pn;
+    int family = AF_UNSPEC;
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } a;
+
+    memset(t, 0, sizeof(*t));
+    if (spec[0] == '[') {
+        const char *rb = strchr(spec, ']');
+
+        if (rb == NULL) {
+            seterr(err, errlen, "expected [IPv6]:PORT with a closing ']', got '%s'", spec);
+            return -1;
+        }
+        if (rb[1] != ':') {
+            seterr(err, errlen, "expected [IPv6]:PORT with ':PORT' right after ']', got '%s'",
+                   spec);
+            return -1;
+        }
+        h = spec + 1;
+        hlen = (size_t)(rb - h);
+        port = rb + 2;
+        if (hlen == 0 || hlen >= sizeof(host)) {
+            seterr(err, errlen, "expected an IPv6 address inside [ ], got '%s'", spec);
+            return -1;
+        }
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+        if (inet_pton(AF_INET6, host, &a.v6) != 1) {
+            seterr(err, errlen, "expected an IPv6 address inside [ ], got '%s'", spec);
+            return -1;
+        }
+        family = AF_INET6;
+    } else {
+        const char *colon = strrchr(spec, ':');
+
+        if (colon == NULL) {
+            seterr(err, errlen, "expected HOST:PORT (the port is required), got '%s'", spec);
+            return -1;
+        }
+        if (memchr(spec, ':', (size_t)(colon - spec)) != NULL &&
+            strspn(spec, "0123456789abcdefABCDEF:.%]") >= (size_t)(colon - spec)) {
+            seterr(err, errlen,
+                   "expected an IPv6 address in brackets such as [::1]:50051, got '%s'", spec);
+            return -1;
+        }
+        h = spec;
+        hlen = (size_t)(colon - spec);
+        port = colon + 1;
+        if (hlen == 0 || hlen >= sizeof(host)) {
+            seterr(err, errlen, "expected a host name or IP address before ':PORT', got '%s'",
+                   spec);
+            return -1;
+        }
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+        if (inet_pton(AF_INET, host, &a.v4) == 1) {
+            family = AF_INET;
+        } else if (!is_hostname(host, hlen)) {
+            seterr(err, errlen, "expected a host name or IP address before ':PORT', got '%s'",
+                   spec);
+            return -1;
+        }
+    }
+    if (parse_uint(port, 65535, &pn) != 0 || pn == 0 || pn > 65535) {
+        seterr(err, errlen, "expected a port in 1..65535, got '%s'", spec);
+        return -1;
+    }
+
+    t->spec = xstrdup(spec);
+    t->host = xstrdup(host);
+    t->port = (uint16_t)pn;
+    if (family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&t->addr;
+
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(t->port);
+        sin->sin_addr = a.v4;
+        t->addrlen = sizeof(*sin);
+        t->is_literal = true;
+    } else if (family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&t->addr;
+
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(t->port);
+        sin6->sin6_addr = a.v6;
+        t->addrlen = sizeof(*sin6);
+        t->is_literal = true;
+    }
+    return 0;
+}
+
+void conf_target_deinit(struct conf_target *t)
+{
+    free(t->spec);
+    free(t->host);
+    memset(t, 0, sizeof(*t));
+}
+
+const char *conf_policy_name(enum conf_policy p)
+{
+    switch (p) {
+    case CONF_POLICY_ROUND_ROBIN:
+        return "round_robin";
+    case CONF_POLICY_PICK_FIRST:
+        return "pick_first";
+    case CONF_POLICY_COUNT:
+        break;
+    }
+    return "unknown";
+}
+
+/* ---- ${ENV} expansion ---- */
+
+struct sbuf {
+    char *s;
+    size_t len, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        while (b->len + n + 1 > b->cap)
+            b->cap = b->cap ? b->cap * 2 : 64;
+        b->s = xreallocarray(b->s, b->cap, 1);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+char *conf_expand_env(const char *in, char *err, size_t errlen)
+{
+    struct sbuf b = {NULL, 0, 0};
+    const char *s = in;
+
+    sb_add(&b, "", 0);
+    while (*s != '\0') {
+        const char *dollar = strstr(s, "${");
+        const char *name, *end, *val;
+        size_t nlen;
+
+        if (dollar == NULL) {
+            sb_add(&b, s, strlen(s));
+            break;
+        }
+        sb_add(&b, s, (size_t)(dollar - s)); /* a '$' without '{' stays literal */
+        name = dollar + 2;
+        for (end = name; isalnum((unsigned char)*end) || *end == '_'; end++)
+            ;
+        nlen = (size_t)(end - name);
+        if (*end == '\0' || (end[0] == ':' && end[1] == '-' && strchr(end, '}') == NULL)) {
+            seterr(err, errlen, "expected '}' to close '${', got '%s'", in);
+            goto fail;
+        }
+        if (nlen == 0 || isdigit((unsigned char)name[0]) ||
+            !(*end == '}' || (end[0] == ':' && end[1] == '-'))) {
+            seterr(err, errlen,
+                   "expected ${NAME} or ${NAME:-default} with NAME made of letters, digits "
+                   "and '_', got '%s'",
+                   in);
+            goto fail;
+        }
+        {
+            char vname[256];
+
+            if (nlen >= sizeof(vname)) {
+                seterr(err, errlen, "expected a shorter variable name, got '%s'", in);
+                goto fail;
+            }
+            memcpy(vname, name, nlen);
+            vname[nlen] = '\0';
+            val = getenv(vname);
+            if (*end == '}') {
+                if (val == NULL) {
+                    seterr(err, errlen,
+                           "environment variable %s is not set and '${%s}' has no default "
+                           "(write ${%s:-DEFAULT})",
+                           vname, vname, vname);
+                    goto fail;
+                }
+                sb_add(&b, val, strlen(val));
+                s = end + 1;
+            } else {
+                /* ${NAME:-default}: the default also replaces an empty value, as in sh */
+                const char *def = end + 2, *close = strchr(def, '}');
+
+                if (val != NULL && *val != '\0')
+                    sb_add(&b, val, strlen(val));
+                else
+                    sb_add(&b, def, (size_t)(close - def));
+                s = close + 1;
+            }
+        }
+    }
+    return b.s;
+
+fail:
+    free(b.s);
+    return NULL;
+}
+
+/* ---- the schema ---- */
+
+enum section {
+    SECT_NONE = 0,
+    SECT_PROXY,
+    SECT_ADMIN,
+    SECT_CLUSTER,
+};
+
+enum kw_type {
+    KW_U32,         /* uint32_t in min..max */
+    KW_DURATION,    /* uint32_t milliseconds, >= min */
+    KW_BOOL,        /* bool: on|off */
+    KW_ENUM,        /* an enum (int-sized) indexed by |names| */
+    KW_ENUM_BOOL,   /* bool indexed by |names| (false, true) */
+    KW_STRING,      /* char *, any text */
+    KW_AUTHORITY,   /* char *, NULL when empty */
+    KW_ACCESS_LOG,  /* char *: -, off or a path */
+    KW_WORKERS,     /* uint32_t: auto (0) or 1..256 */
+    KW_LISTEN,      /* listen + listen_addr + listen_addrlen */
+    KW_TARGETS,     /* list */
+    KW_ROUTES,      /* list */
+    KW_DNS_SERVERS, /* list */
+};
+
+struct keyword {
+    enum section sect;
+    const char *name;
+    enum kw_type type;
+    size_t off;               /* of the field in the section's struct */
+    uint32_t min, max;        /* KW_U32; KW_DURATION uses only min */
+    const char *const *names; /* KW_ENUM, KW_ENUM_BOOL; NULL-terminated */
+};
+
+static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
+static const char *const policy_names[] = {"round_robin", "pick_first", NULL};
+static const char *const dns_family_names[] = {"auto", "v4", "v6", NULL};
+static const char *const health_mode_names[] = {"check", "watch", NULL};
+static const char *const health_state_names[] = {"unhealthy", "healthy", NULL};
+
+_Static_assert(sizeof(enum conf_log_level) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum conf_policy) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum conf_dns_family) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum conf_health_mode) == sizeof(int), "enums are stored as int");
+
+#define PX(f) offsetof(struct conf_proxy, f)
+#define CL(f) offsetof(struct conf_cluster, f)
+#define INT31 2147483647u
+
+/* Order here is the order of "expected one of" lists in messages. */
+static const struct keyword keywords[] = {
+    {SECT_PROXY, "listen", KW_LISTEN, PX(listen), 0, 0, NULL},
+    {SECT_PROXY, "workers", KW_WORKERS, PX(workers), 0, 256, NULL},
+    {SECT_PROXY, "log_level", KW_ENUM, PX(log_level), 0, 0, log_level_names},
+    {SECT_PROXY, "access_log", KW_ACCESS_LOG, PX(access_log), 0, 0, NULL},
+    {SECT_PROXY, "drain_timeout", KW_DURATION, PX(drain_timeout_ms), 0, 0, NULL},
+    {SECT_PROXY, "max_concurrent_streams", KW_U32, PX(max_concurrent_streams), 1, INT31, NULL},
+    {SECT_PROXY, "idle_timeout", KW_DURATION, PX(idle_timeout_ms), 0, 0, NULL},
+    {SECT_PROXY, "dns_servers", KW_DNS_SERVERS, PX(dns_servers), 0, 0, NULL},
+
+    {SECT_ADMIN, "listen", KW_LISTEN, offsetof(struct conf_admin, listen), 0, 0, NULL},
+
+    {SECT_CLUSTER, "targets", KW_TARGETS, CL(targets), 0, 0, NULL},
+    {SECT_CLUSTER, "policy", KW_ENUM, CL(policy), 0, 0, policy_names},
+    {SECT_CLUSTER, "routes", KW_ROUTES, CL(routes), 0, 0, NULL},
+    {SECT_CLUSTER, "max_connections", KW_U32, CL(max_connections), 1, 1024, NULL},
+    {SECT_CLUSTER, "max_streams_per_connection", KW_U32, CL(max_streams_per_connection), 1, INT31,
+     NULL},
+    {SECT_CLUSTER, "connect_timeout", KW_DURATION, CL(connect_timeout_ms), 1, 0, NULL},
+    {SECT_CLUSTER, "max_retries", KW_U32, CL(max_retries), 0, 16, NULL},
+    {SECT_CLUSTER, "dns_refresh", KW_DURATION, CL(dns_refresh_ms), 1, 0, NULL},
+    {SECT_CLUSTER, "dns_min_ttl", KW_DURATION, CL(dns_min_ttl_ms), 0, 0, NULL},
+    {SECT_CLUSTER, "dns_family", KW_ENUM, CL(dns_family), 0, 0, dns_family_names},
+    {SECT_CLUSTER, "health_check", KW_BOOL, CL(health_check), 0, 0, NULL},
+    {SECT_CLUSTER, "health_service", KW_STRING, CL(health_service), 0, 0, NULL},
+    {SECT_CLUSTER, "health_authority", KW_AUTHORITY, CL(health_authority), 0, 0, NULL},
+    {SECT_CLUSTER, "health_mode", KW_ENUM, CL(health_mode), 0, 0, health_mode_names},
+    {SECT_CLUSTER, "health_interval", KW_DURATION, CL(health_interval_ms), 1, 0, NULL},
+    {SECT_CLUSTER, "health_timeout", KW_DURATION, CL(health_timeout_ms), 1, 0, NULL},
+    {SECT_CLUSTER, "healthy_threshold", KW_U32, CL(healthy_threshold), 1, 1000, NULL},
+    {SECT_CLUSTER, "unhealthy_threshold", KW_U32, CL(unhealthy_threshold), 1, 1000, NULL},
+    {SECT_CLUSTER, "health_initial", KW_ENUM_BOOL, CL(health_initial_healthy), 0, 0,
+     health_state_names},
+    {SECT_CLUSTER, "health_unimplemented", KW_ENUM_BOOL, CL(health_unimplemented_healthy), 0, 0,
+     health_state_names},
+    {SECT_CLUSTER, "panic_threshold", KW_U32, CL(panic_threshold), 0, 100, NULL},
+};
+
+#define NKEYWORDS (sizeof(keywords) / sizeof(keywords[0]))
+
+static size_t keyword_index(enum section sect, const char *name)
+{
+    for (size_t i = 0; i < NKEYWORDS; i++)
+        if (keywords[i].sect == sect && strcmp(keywords[i].name, name) == 0)
+            return i;
+    return NKEYWORDS;
+}
+
+static bool is_list(const struct keyword *kw)
+{
+    return kw->type == KW_TARGETS || kw->type == KW_ROUTES || kw->type == KW_DNS_SERVERS;
+}
+
+static void cluster_defaults(struct conf_cluster *cl)
+{
+    cl->policy = CONF_POLICY_ROUND_ROBIN;
+    cl->max_connections = 4;
+    cl->max_streams_per_connection = 100;
+    cl->connect_timeout_ms = 2000;
+    cl->max_retries = 2;
+    cl->dns_refresh_ms = 30 * 1000;
+    cl->dns_min_ttl_ms = 5 * 1000;
+    cl->dns_family = CONF_DNS_AUTO;
+    cl->health_check = true;
+    cl->health_service = xstrdup("");
+    cl->health_authority = NULL;
+    cl->health_mode = CONF_HEALTH_CHECK;
+    cl->health_interval_ms = 5 * 1000;
+    cl->health_timeout_ms = 1000;
+    cl->healthy_threshold = 1;
+    cl->unhealthy_threshold = 2;
+    cl->health_initial_healthy = false;
+    cl->health_unimplemented_healthy = false;
+    cl->panic_threshold = 0;
+}
+
+static void set_addr(const char *spec, char **listen, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct conf_target t;
+
+    /* only called with the built-in defaults, which parse */
+    if (conf_parse_target(spec, &t, NULL, 0) != 0)
+        abort();
+    free(*listen);
+    *listen = xstrdup(spec);
+    *ss = t.addr;
+    *len = t.addrlen;
+    conf_target_deinit(&t);
+}
+
+static struct conf *conf_new(const char *path)
+{
+    struct conf *c = xcalloc(1, sizeof(*c));
+
+    c->path = xstrdup(path);
+    set_addr("0.0.0.0:50051", &c->proxy.listen, &c->proxy.listen_addr, &c->proxy.listen_addrlen);
+    c->proxy.workers = 0;
+    c->proxy.log_level = CONF_LOG_INFO;
+    c->proxy.access_log = xstrdup("off");
+    c->proxy.drain_timeout_ms = 30 * 1000;
+    c->proxy.max_concurrent_streams = 100;
+    c->proxy.idle_timeout_ms = 5 * 60 * 1000;
+    set_addr("127.0.0.1:9901", &c->admin.listen, &c->admin.listen_addr, &c->admin.listen_addrlen);
+    return c;
+}
+
+static void cluster_deinit(struct conf_cluster *cl)
+{
+    free(cl->name);
+    for (size_t i = 0; i < cl->ntargets; i++)
+        conf_target_deinit(&cl->targets[i]);
+    free(cl->targets);
+    for (size_t i = 0; i < cl->nroutes; i++)
+        free(cl->routes[i]);
+    free(cl->routes);
+    free(cl->health_service);
+    free(cl->health_authority);
+}
+
+void conf_free(struct conf *c)
+{
+    if (c == NULL)
+        return;
+    free(c->path);
+    free(c->proxy.listen);
+    free(c->proxy.access_log);
+    for (size_t i = 0; i < c->proxy.ndns_servers; i++)
+        free(c->proxy.dns_servers[i]);
+    free(c->proxy.dns_servers);
+    free(c->admin.listen);
+    for (size_t i = 0; i < c->nclusters; i++)
+        cluster_deinit(&c->clusters[i]);
+    free(c->clusters);
+    free(c);
+}
+
+/* ---- the loader ---- */
+
+struct parse {
+    const char *name; /* file name in messages */
+    const char *text; /* the whole input, read line by line by read_line() */
+    size_t len, pos;
+    int lineno; /* of the line read_line() handed to inih last */
+    struct conf *c;
+
+    enum section sect;
+    char *section; /* text between [ ] of the current header */
+    int section_line;
+    int proxy_line, admin_line;               /* header lines; 0: not seen */
+    int proxy_listen_line, admin_listen_line; /* 0: default */
+    int key_line[NKEYWORDS];                  /* in the current section; 0: unset */
+    char key_text[NKEYWORDS][KEY_TEXT_SIZE];  /* expanded values, for later messages */
+
+    /* inih treats an indented line after a key as a continuation of it; we
+     * mirror its rules to know which lines it will hand us, and how. */
+    bool key_seen;                 /* inih's prev_name is non-empty */
+    bool cont;                     /* the current line is a continuation */
+    const struct keyword *last_kw; /* key continuation lines extend */
+
+    /* A list line that ended with ',' (or was empty) must be followed by a
+     * continuation line. */
+    const struct keyword *pend_kw;
+    int pend_line;
+    char pend_text[256];
+
+    bool failed;
+    char *err;
+    size_t errlen;
+};
+
+static void vfail(struct parse *p, int line, const char *sect, const char *key, const char *fmt,
+                  va_list ap)
+{
+    int n;
+
+    if (p->failed)
+        return;
+    p->failed = true;
+    if (p->err == NULL || p->errlen == 0)
+        return;
+    if (line <= 0)
+        n = snprintf(p->err, p->errlen, "%s: ", p->name);
+    else if (sect == NULL)
+        n = snprintf(p->err, p->errlen, "%s:%d: ", p->name, line);
+    else if (key == NULL)
+        n = snprintf(p->err, p->errlen, "%s:%d: [%s]: ", p->name, line, sect);
+    else
+        n = snprintf(p->err, p->errlen, "%s:%d: [%s] %s: ", p->name, line, sect, key);
+    if (n < 0 || (size_t)n >= p->errlen)
+        return;
+    vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+}
+
+static void fail_file(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_line(struct parse *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_sect(struct parse *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_key(struct parse *p, int line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "FILE: ..." */
+static void fail_file(struct parse *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(p, 0, NULL, NULL, fmt, ap);
+    va_end(ap);
+}
+
+/* "FILE:LINE: ..." */
+static void fail_line(struct parse *p, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(p, line, NULL, NULL, fmt, ap);
+    va_end(ap);
+}
+
+/* "FILE:LINE: [SECTION]: ..." */
+static void fail_sect(struct parse *p, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(p, line, p->section, NULL, fmt, ap);
+    va_end(ap);
+}
+
+/* "FILE:LINE: [SECTION] KEY: ..." */
+static void fail_key(struct parse *p, int line, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vfail(p, line, p->section, key, fmt, ap);
+    va_end(ap);
+}
+
+static void *section_base(struct parse *p)
+{
+    switch (p->sect) {
+    case SECT_PROXY:
+        return &p->c->proxy;
+    case SECT_ADMIN:
+        return &p->c->admin;
+    case SECT_CLUSTER:
+        return &p->c->clusters[p->c->nclusters - 1];
+    case SECT_NONE:
+        break;
+    }
+    return NULL;
+}
+
+/* "a, b or c" */
+static void join_names(const char *const *names, char *buf, size_t size)
+{
+    size_t n = 0, len = 0;
+
+    while (names[n] != NULL)
+        n++;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len < size; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + len, size - len, "%s%s", sep, names[i]);
+
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+}
+
+static int match_name(const char *const *names, const char *v)
+{
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcasecmp(names[i], v) == 0)
+            return i;
+    return -1;
+}
+
+static void set_u32(struct parse *p, const struct keyword *kw, const char *v, uint32_t *field)
+{
+    uint64_t n;
+
+    if (parse_uint(v, kw->max, &n) != 0 || n < kw->min || n > kw->max) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected an integer in %" PRIu32 "..%" PRIu32 ", got '%s'", kw->min, kw->max, v);
+        return;
+    }
+    *field = (uint32_t)n;
+}
+
+static void set_duration(struct parse *p, const struct keyword *kw, const char *v, uint32_t *field)
+{
+    uint32_t ms;
+    int rc = parse_duration(v, &ms);
+
+    if (rc == -1) {
+        fail_key(p, p->lineno, kw->name, "expected a duration such as 250ms, 5s or 1m, got '%s'",
+                 v);
+        return;
+    }
+    if (rc == -2) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected a duration of at most 4294967295ms (about 49 days), got '%s'", v);
+        return;
+    }
+    if (ms < kw->min) {
+        fail_key(p, p->lineno, kw->name, "expected a duration of at least %" PRIu32 "ms, got '%s'",
+                 kw->min, v);
+        return;
+    }
+    *field = ms;
+}
+
+static void set_bool(struct parse *p, const struct keyword *kw, const char *v, bool *field)
+{
+    static const char *const yes[] = {"on", "true", "yes", "1", NULL};
+    static const char *const no[] = {"off", "false", "no", "0", NULL};
+
+    if (match_name(yes, v) >= 0)
+        *field = true;
+    else if (match_name(no, v) >= 0)
+        *field = false;
+    else
+        fail_key(p, p->lineno, kw->name, "expected on or off, got '%s'", v);
+}
+
+static void set_enum(struct parse *p, const struct keyword *kw, const char *v, void *field)
+{
+    char list[128];
+    int i = match_name(kw->names, v);
+
+    if (i < 0) {
+        join_names(kw->names, list, sizeof(list));
+        fail_key(p, p->lineno, kw->name, "expected %s, got '%s'", list, v);
+        return;
+    }
+    if (kw->type == KW_ENUM_BOOL)
+        *(bool *)field = i != 0;
+    else
+        memcpy(field, &i, sizeof(i)); /* the enum is int-sized (asserted above) */
+}
+
+static bool has_ctl_or_space(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s <= ' ' || *s == 0x7f)
+            return true;
+    return false;
+}
+
+static void set_string(struct parse *p, const struct keyword *kw, const char *v, char **field)
+{
+    if (kw->type == KW_AUTHORITY) {
+        if (has_ctl_or_space(v)) {
+            fail_key(p, p->lineno, kw->name,
+                     "expected a :authority such as users.svc or users.svc:50051, got '%s'", v);
+            return;
+        }
+        free(*field);
+        *field = *v == '\0' ? NULL : xstrdup(v); /* empty: the target's host */
+        return;
+    }
+    if (kw->type == KW_ACCESS_LOG) {
+        if (*v == '\0') {
+            fail_key(p, p->lineno, kw->name, "expected -, off or a file path, got '%s'", v);
+            return;
+        }
+        free(*field);
+        *field = xstrdup(strcasecmp(v, "off") == 0 ? "off" : v);
+        return;
+    }
+    free(*field);
+    *field = xstrdup(v);
+}
+
+static void set_workers(struct parse *p, const struct keyword *kw, const char *v, uint32_t *field)
+{
+    uint64_t n;
+
+    if (strcasecmp(v, "auto") == 0) {
+        *field = 0;
+        return;
+    }
+    if (parse_uint(v, kw->max, &n) != 0 || n < 1 || n > kw->max) {
+        fail_key(p, p->lineno, kw->name, "expected auto or an integer in 1..%" PRIu32 ", got '%s'",
+                 kw->max, v);
+        return;
+    }
+    *field = (uint32_t)n;
+}
+
+static void set_listen(struct parse *p, const struct keyword *kw, const char *v)
+{
+    char msg[256];
+    struct conf_target t;
+    char **listen;
+    struct sockaddr_storage *ss;
+    socklen_t *len;
+
+    if (p->sect == SECT_PROXY) {
+        listen = &p->c->proxy.listen;
+        ss = &p->c->proxy.listen_addr;
+        len = &p->c->proxy.listen_addrlen;
+        p->proxy_listen_line = p->lineno;
+    } else {
+        listen = &p->c->admin.listen;
+        ss = &p->c->admin.listen_addr;
+        len = &p->c->admin.listen_addrlen;
+        p->admin_listen_line = p->lineno;
+        if (strcasecmp(v, "off") == 0) {
+            free(*listen);
+            *listen = NULL;
+            memset(ss, 0, sizeof(*ss));
+            *len = 0;
+            return;
+        }
+    }
+    if (conf_parse_target(v, &t, msg, sizeof(msg)) != 0 && strchr(v, ':') != NULL) {
+        fail_key(p, p->lineno, kw->name, "%s", msg);
+        return;
+    }
+    if (!t.is_literal) { /* a name, or no ':PORT' at all */
+        fail_key(p, p->lineno, kw->name,
+                 "expected an IP address and port such as 0.0.0.0:50051 or [::]:50051%s, "
+                 "got '%s'",
+                 p->sect == SECT_ADMIN ? ", or off" : "", v);
+        conf_target_deinit(&t);
+        return;
+    }
+    free(*listen);
+    *listen = xstrdup(v);
+    *ss = t.addr;
+    *len = t.addrlen;
+    conf_target_deinit(&t);
+}
+
+static bool same_target(const struct conf_target *a, const struct conf_target *b)
+{
+    if (a->port != b->port || a->is_literal != b->is_literal)
+        return false;
+    if (!a->is_literal)
+        return strcasecmp(a->host, b->host) == 0;
+    return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+static void add_target(struct parse *p, const struct keyword *kw, const char *item)
+{
+    struct conf_cluster *cl = section_base(p);
+    struct conf_target t;
+    char msg[256];
+
+    if (conf_parse_target(item, &t, msg, sizeof(msg)) != 0) {
+        fail_key(p, p->lineno, kw->name, "%s", msg);
+        return;
+    }
+    for (size_t i = 0; i < cl->ntargets; i++) {
+        if (same_target(&cl->targets[i], &t)) {
+            fail_key(p, p->lineno, kw->name, "expected each target once, got '%s' twice", item);
+            conf_target_deinit(&t);
+            return;
+        }
+    }
+    cl->targets = xreallocarray(cl->targets, cl->ntargets + 1, sizeof(*cl->targets));
+    cl->targets[cl->ntargets++] = t;
+}
+
+static void add_route(struct parse *p, const struct keyword *kw, const char *item)
+{
+    struct conf_cluster *cl = section_base(p);
+
+    if (item[0] != '/' || has_ctl_or_space(item)) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected a :path prefix starting with '/' such as /pkg.Service/, got '%s'", item);
+        return;
+    }
+    for (size_t i = 0; i < cl->nroutes; i++) {
+        if (strcmp(cl->routes[i], item) == 0) {
+            fail_key(p, p->lineno, kw->name, "expected each route once, got '%s' twice", item);
+            return;
+        }
+    }
+    cl->routes = xreallocarray(cl->routes, cl->nroutes + 1, sizeof(*cl->routes));
+    cl->routes[cl->nroutes++] = xstrdup(item);
+}
+
+/* c-ares wants IP addresses; the port defaults to 53. Stored as IP:PORT or
+ * [IPv6]:PORT so that every consumer sees one form. */
+static void add_dns_server(struct parse *p, const struct keyword *kw, const char *item)
+{
+    struct conf_proxy *px = &p->c->proxy;
+    struct conf_target t;
+    unsigned char buf[sizeof(struct in6_addr)];
+    char norm[300];
+
+    memset(&t, 0, sizeof(t));
+    if (inet_pton(AF_INET, item, buf) == 1) {
+        snprintf(norm, sizeof(norm), "%s:53", item);
+    } else if (inet_pton(AF_INET6, item, buf) == 1) {
+        snprintf(norm, sizeof(norm), "[%s]:53", item);
+    } else if (conf_parse_target(item, &t, NULL, 0) == 0 && t.is_literal) {
+        snprintf(norm, sizeof(norm), t.addr.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", t.host,
+                 (unsigned)t.port);
+        conf_target_deinit(&t);
+    } else {
+        conf_target_deinit(&t);
+        fail_key(p, p->lineno, kw->name,
+                 "expected an IP address with an optional port, such as 10.0.0.2, 10.0.0.2:53 "
+                 "or [fd00::2]:53, got '%s'",
+                 item);
+        return;
+    }
+    for (size_t i = 0; i < px->ndns_servers; i++) {
+        if (strcmp(px->dns_servers[i], norm) == 0) {
+            fail_key(p, p->lineno, kw->name, "expected each server once, got '%s' twice", item);
+            return;
+        }
+    }
+    px->dns_servers = xreallocarray(px->dns_servers, px->ndns_servers + 1, sizeof(char *));
+    px->dns_servers[px->ndns_servers++] = xstrdup(norm);
+}
+
+static void set_pending(struct parse *p, const struct keyword *kw, const char *v)
+{
+    p->pend_kw = kw;
+    p->pend_line = p->lineno;
+    snprintf(p->pend_text, sizeof(p->pend_text), "%s", v);
+}
+
+/* A list line that asked for more (trailing ',' or empty value) got none. */
+static void flush_pending(struct parse *p)
+{
+    const struct keyword *kw = p->pend_kw;
+
+    if (kw == NULL)
+        return;
+    p->pend_kw = NULL;
+    if (p->pend_text[0] == '\0') {
+        if (kw->type == KW_DNS_SERVERS)
+            return; /* empty: the system's resolvers */
+        fail_key(p, p->pend_line, kw->name, "expected at least one item, got ''");
+        return;
+    }
+    fail_key(p, p->pend_line, kw->name,
+             "expected another item after the trailing ',' (on this line or an indented next "
+             "line), got '%s'",
+             p->pend_text);
+}
+
+/* Splits |v| on commas; every trimmed item must be non-empty, except that a
+ * trailing ',' (or, on the key's own line, an empty value) announces indented
+ * continuation lines. */
+static void add_list(struct parse *p, const struct keyword *kw, const char *v, bool cont)
+{
+    const char *s = v;
+    bool first = true;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '\0' && !cont) {
+        set_pending(p, kw, "");
+        return;
+    }
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        const char *b = s, *e = comma != NULL ? comma : s + strlen(s);
+        char *item;
+
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        if (b == e) {
+            if (comma == NULL && !first) {
+                set_pending(p, kw, v);
+                return;
+            }
+            fail_key(p, p->lineno, kw->name, "expected a non-empty item between commas, got '%s'",
+                     v);
+            return;
+        }
+        item = xstrndup(b, (size_t)(e - b));
+        if (kw->type == KW_TARGETS)
+            add_target(p, kw, item);
+        else if (kw->type == KW_ROUTES)
+            add_route(p, kw, item);
+        else
+            add_dns_server(p, kw, item);
+        free(item);
+        if (p->failed || comma == NULL)
+            return;
+        s = comma + 1;
+        first = false;
+    }
+}
+
+static void set_value(struct parse *p, const struct keyword *kw, const char *v, bool cont)
+{
+    void *field = (char *)section_base(p) + kw->off;
+
+    switch (kw->type) {
+    case KW_U32:
+        set_u32(p, kw, v, field);
+        break;
+    case KW_DURATION:
+        set_duration(p, kw, v, field);
+        break;
+    case KW_BOOL:
+        set_bool(p, kw, v, field);
+        break;
+    case KW_ENUM:
+    case KW_ENUM_BOOL:
+        set_enum(p, kw, v, field);
+        break;
+    case KW_STRING:
+    case KW_AUTHORITY:
+    case KW_ACCESS_LOG:
+        set_string(p, kw, v, field);
+        break;
+    case KW_WORKERS:
+        set_workers(p, kw, v, field);
+        break;
+    case KW_LISTEN:
+        set_listen(p, kw, v);
+        break;
+    case KW_TARGETS:
+    case KW_ROUTES:
+    case KW_DNS_SERVERS:
+        add_list(p, kw, v, cont);
+        break;
+    }
+}
+
+static char *expand(struct parse *p, const struct keyword *kw, const char *v)
+{
+    char msg[512];
+    char *out = conf_expand_env(v, msg, sizeof(msg));
+
+    if (out == NULL)
+        fail_key(p, p->lineno, kw->name, "%s", msg);
+    return out;
+}
+
+static void unknown_key(struct parse *p, const char *name)
+{
+    char list[512];
+    size_t len = 0;
+
+    list[0] = '\0';
+    for (size_t i = 0; i < NKEYWORDS && len < sizeof(list); i++) {
+        int w;
+
+        if (keywords[i].sect != p->sect)
+            continue;
+        w = snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "", keywords[i].name);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    fail_key(p, p->lineno, name, "unknown key; expected one of %s", list);
+}
+
+static void on_key(struct parse *p, const char *name, const char *value)
+{
+    size_t i;
+    char *v;
+
+    if (p->sect == SECT_NONE) {
+        fail_line(p, p->lineno,
+                  "%s: expected a [proxy], [admin] or [cluster.NAME] header before the first key",
+                  name);
+        return;
+    }
+    i = keyword_index(p->sect, name);
+    if (i == NKEYWORDS) {
+        unknown_key(p, name);
+        return;
+    }
+    if (p->key_line[i] != 0) {
+        fail_key(p, p->lineno, name, "duplicate key; first set on line %d", p->key_line[i]);
+        return;
+    }
+    p->key_line[i] = p->lineno;
+    p->last_kw = &keywords[i];
+    v = expand(p, &keywords[i], value);
+    if (v == NULL)
+        return;
+    snprintf(p->key_text[i], sizeof(p->key_text[i]), "%s", v);
+    set_value(p, &keywords[i], v, false);
+    free(v);
+}
+
+static void on_continuation(struct parse *p, const char *value)
+{
+    const struct keyword *kw = p->last_kw;
+    char *v;
+
+    if (kw == NULL) { /* cannot happen: inih only continues a key it handed us */
+        fail_line(p, p->lineno, "unexpected indented line '%s'", value);
+        return;
+    }
+    if (!is_list(kw)) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected the value on one line (only targets, routes and dns_servers continue "
+                 "on indented lines; do not indent keys), got '%s'",
+                 value);
+        return;
+    }
+    if (value[0] == '[' || strchr(value, '=') != NULL) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected more items on this indented continuation line (do not indent keys or "
+                 "section headers), got '%s'",
+                 value);
+        return;
+    }
+    p->pend_kw = NULL;
+    v = expand(p, kw, value);
+    if (v == NULL)
+        return;
+    set_value(p, kw, v, true);
+    free(v);
+}
+
+/* inih's handler: called for every key line and continuation line. */
+static int on_ini_pair(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse *p = user;
+
+    (void)section; /* inih truncates long names; we track sections ourselves */
+    if (p->failed)
+        return 0;
+    if (p->cont)
+        on_continuation(p, value);
+    else
+        on_key(p, name, value);
+    return !p->failed;
+}
+
+static const char *route_owner(const struct conf *c, size_t upto, const char *route, int *line)
+{
+    for (size_t i = 0; i < upto; i++) {
+        for (size_t j = 0; j < c->clusters[i].nroutes; j++) {
+            if (strcmp(c->clusters[i].routes[j], route) == 0) {
+                *line = c->clusters[i].line;
+                return c->clusters[i].name;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void finish_cluster(struct parse *p)
+{
+    struct conf_cluster *cl = section_base(p);
+    size_t ti = keyword_index(SECT_CLUSTER, "targets");
+    size_t ri = keyword_index(SECT_CLUSTER, "routes");
+    size_t hi = keyword_index(SECT_CLUSTER, "health_interval");
+    size_t ho = keyword_index(SECT_CLUSTER, "health_timeout");
+
+    if (p->key_line[ti] == 0) {
+        fail_sect(p, cl->line, "missing required key 'targets' (a list of HOST:PORT)");
+        return;
+    }
+    if (cl->nroutes == 0) {
+        cl->routes = xcalloc(1, sizeof(*cl->routes));
+        cl->routes[cl->nroutes++] = xstrdup("/");
+    }
+    if (cl->health_timeout_ms > cl->health_interval_ms) {
+        char def[32];
+
+        if (p->key_line[ho] != 0) {
+            if (p->key_line[hi] != 0)
+                snprintf(def, sizeof(def), "%s", p->key_text[hi]);
+            else
+                format_duration(cl->health_interval_ms, def, sizeof(def));
+            fail_key(p, p->key_line[ho], "health_timeout",
+                     "expected at most health_interval (%s), got '%s'", def, p->key_text[ho]);
+        } else {
+            format_duration(cl->health_timeout_ms, def, sizeof(def));
+            fail_key(p, p->key_line[hi], "health_interval",
+                     "expected at least health_timeout (%s), got '%s'", def, p->key_text[hi]);
+        }
+        return;
+    }
+    for (size_t i = 0; i < cl->nroutes; i++) {
+        int line = 0;
+        const char *other = route_owner(p->c, p->c->nclusters - 1, cl->routes[i], &line);
+
+        if (other == NULL)
+            continue;
+        if (p->key_line[ri] != 0)
+            fail_key(p, p->key_line[ri], "routes",
+                     "route '%s' is already routed to [cluster.%s] (line %d); a route prefix "
+                     "belongs to one cluster",
+                     cl->routes[i], other, line);
+        else
+            fail_sect(p, cl->line,
+                      "route '/' (the default when 'routes' is absent) is already routed to "
+                      "[cluster.%s] (line %d); give one of them a 'routes' key",
+                      other, line);
+        return;
+    }
+}
+
+static void end_section(struct parse *p)
+{
+    if (p->sect == SECT_CLUSTER)
+        finish_cluster(p);
+    p->sect = SECT_NONE;
+}
+
+static bool valid_cluster_name(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+            return false;
+    return true;
+}
+
+static void begin_section(struct parse *p, const char *name, size_t len)
+{
+    free(p->section);
+    p->section = xstrndup(name, len);
+    p->section_line = p->lineno;
+    memset(p->key_line, 0, sizeof(p->key_line));
+    memset(p->key_text, 0, sizeof(p->key_text));
+    p->last_kw = NULL;
+
+    if (strcmp(p->section, "proxy") == 0) {
+        if (p->proxy_line != 0) {
+            fail_sect(p, p->lineno, "duplicate section; first on line %d", p->proxy_line);
+            return;
+        }
+        p->proxy_line = p->lineno;
+        p->sect = SECT_PROXY;
+    } else if (strcmp(p->section, "admin") == 0) {
+        if (p->admin_line != 0) {
+            fail_sect(p, p->lineno, "duplicate section; first on line %d", p->admin_line);
+            return;
+        }
+        p->admin_line = p->lineno;
+        p->sect = SECT_ADMIN;
+    } else if (strncmp(p->section, "cluster.", 8) == 0) {
+        const char *cname = p->section + 8;
+        struct conf *c = p->c;
+        struct conf_cluster *cl;
+
+        if (!valid_cluster_name(cname)) {
+            fail_sect(p, p->lineno,
+                      "expected a cluster name of letters, digits, '_', '.' or '-', got '%s'",
+                      cname);
+            return;
+        }
+        for (size_t i = 0; i < c->nclusters; i++) {
+            if (strcmp(c->clusters[i].name, cname) == 0) {
+                fail_sect(p, p->lineno, "duplicate cluster; first defined on line %d",
+                          c->clusters[i].line);
+                return;
+            }
+        }
+        c->clusters = xreallocarray(c->clusters, c->nclusters + 1, sizeof(*c->clusters));
+        cl = &c->clusters[c->nclusters++];
+        memset(cl, 0, sizeof(*cl));
+        cl->name = xstrdup(cname);
+        cl->line = p->lineno;
+        cluster_defaults(cl);
+        p->sect = SECT_CLUSTER;
+    } else {
+        fail_sect(p, p->lineno, "unknown section; expected [proxy], [admin] or [cluster.NAME]");
+    }
+}
+
+/* inih's find_chars_or_comment(): the first of |chars|, or of a ';' that
+ * follows whitespace (an inline comment), or the end of |s|. */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+    bool was_space = false;
+
+    while (*s != '\0' && strchr(chars, *s) == NULL && !(was_space && *s == ';')) {
+        was_space = isspace((unsigned char)*s);
+        s++;
+    }
+    return s;
+}
+
+static int trimmed_len(const char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    return (int)n;
+}
+
+/* Decides what inih will do with |line| (the same tests, in the same order as
+ * ini_parse_stream() r55) and handles section headers, which inih only
+ * reports to the handler through the keys that follow them. */
+static void classify_line(struct parse *p, const char *line)
+{
+    const char *s = line, *end;
+
+    p->cont = false;
+    if (p->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
+        (unsigned char)s[2] == 0xBF)
+        s += 3;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '\0' || *s == ';' || *s == '#')
+        return; /* blank line or comment */
+    if (p->key_seen && s > line) {
+        p->cont = true;
+        return;
+    }
+    if (*s == '[') {
+        const char *rest;
+
+        end = find_chars_or_comment(s + 1, "]");
+        if (*end != ']') {
+            fail_line(p, p->lineno, "expected ']' to close the section header, got '%.*s'",
+                      trimmed_len(s), s);
+            return;
+        }
+        for (rest = end + 1; isspace((unsigned char)*rest); rest++)
+            ;
+        if (*rest != '\0' && *rest != ';' && *rest != '#') {
+            fail_line(p, p->lineno, "expected only a comment after ']', got '%.*s'", trimmed_len(s),
+                      s);
+            return;
+        }
+        flush_pending(p);
+        if (!p->failed)
+            end_section(p);
+        if (!p->failed)
+            begin_section(p, s + 1, (size_t)(end - (s + 1)));
+        p->key_seen = false;
+        return;
+    }
+    end = find_chars_or_comment(s, "=:");
+    if (*end != '=' && *end != ':') {
+        fail_line(p, p->lineno,
+                  "expected 'key = value', a [section] header or a comment, got '%.*s'",
+                  trimmed_len(s), s);
+        return;
+    }
+    flush_pending(p);
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    p->key_seen = end > s;
+}
+
+/* inih's fgets-style reader: one line of the input per call, so that inih's
+ * line numbers and ours agree. Returns NULL at the end or after an error. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct parse *p = stream;
+    const char *s, *nl;
+    size_t n;
+
+    if (p->failed || p->pos >= p->len)
+        return NULL;
+    s = p->text + p->pos;
+    nl = memchr(s, '\n', p->len - p->pos);
+    n = nl != NULL ? (size_t)(nl - s) : p->len - p->pos;
+    p->pos += n + (nl != NULL);
+    p->lineno++;
+    if (n > 0 && s[n - 1] == '\r')
+        n--;
+    if (num > 1 && n >= (size_t)num) {
+        size_t i = 0;
+
+        while (i < n && isspace((unsigned char)s[i]))
+            i++;
+        if (i == n || s[i] == ';' || s[i] == '#')
+            n = (size_t)num - 1; /* a long comment: what inih sees is still one */
+    }
+    if (num < 1 || n >= (size_t)num) {
+        fail_line(p, p->lineno,
+                  "expected a line of at most %d characters, got %zu; split long lists over "
+                  "indented continuation lines",
+                  num - 1, n);
+        return NULL;
+    }
+    memcpy(str, s, n);
+    str[n] = '\0';
+    classify_line(p, str);
+    return p->failed ? NULL : str;
+}
+
+static uint16_t addr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_port;
+    return ((const struct sockaddr_in6 *)ss)->sin6_port;
+}
+
+static bool addr_is_any(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* Would binding both fail with EADDRINUSE on Linux (dual-stack [::] default)? */
+static bool listen_conflict(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (addr_port(a) != addr_port(b))
+        return false;
+    if (a->ss_family == b->ss_family) {
+        if (addr_is_any(a) || addr_is_any(b))
+            return true;
+        if (a->ss_family == AF_INET)
+            return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+                   ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    }
+    /* an IPv6 wildcard also takes the IPv4 port */
+    return (a->ss_family == AF_INET6 && addr_is_any(a)) ||
+           (b->ss_family == AF_INET6 && addr_is_any(b));
+}
+
+static void finish_file(struct parse *p)
+{
+    struct conf *c = p->c;
+
+    if (c->nclusters == 0) {
+        fail_file(p, "expected at least one [cluster.NAME] section, got none");
+        return;
+    }
+    if (c->admin.listen != NULL && listen_conflict(&c->proxy.listen_addr, &c->admin.listen_addr)) {
+        free(p->section);
+        if (p->admin_listen_line != 0 || p->proxy_listen_line == 0) {
+            p->section = xstrdup("admin");
+            fail_key(p, p->admin_listen_line, "listen",
+                     "expected an address other than [proxy] listen %s, got '%s'", c->proxy.listen,
+                     c->admin.listen);
+        } else {
+            p->section = xstrdup("proxy");
+            fail_key(p, p->proxy_listen_line, "listen",
+                     "expected an address other than [admin] listen %s, got '%s'", c->admin.listen,
+                     c->proxy.listen);
+        }
+    }
+}
+
+static int load(const char *text, size_t len, const char *name, struct conf **out, char *err,
+                size_t errlen)
+{
+    struct parse *p = xcalloc(1, sizeof(*p));
+    int rc;
+
+    *out = NULL;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    p->name = name;
+    p->text = text;
+    p->len = len;
+    p->err = err;
+    p->errlen = errlen;
+    p->c = conf_new(name);
+
+    rc = ini_parse_stream(read_line, p, on_ini_pair, p);
+    if (!p->failed && rc > 0)
+        fail_line(p, rc, "syntax error"); /* inih disagreed with classify_line() */
+    else if (!p->failed && rc < 0)
+        fail_file(p, "cannot parse (inih error %d)", rc);
+    if (!p->failed)
+        flush_pending(p);
+    if (!p->failed)
+        end_section(p);
+    if (!p->failed)
+        finish_file(p);
+
+    rc = p->failed ? -1 : 0;
+    if (rc == 0)
+        *out = p->c;
+    else
+        conf_free(p->c);
+    free(p->section);
+    free(p);
+    return rc;
+}
+
+int conf_load_string(const char *text, const char *name, struct conf **out, char *err,
+                     size_t errlen)
+{
+    return load(text, strlen(text), name != NULL ? name : "<string>", out, err, errlen);
+}
+
+int conf_load_file(const char *path, struct conf **out, char *err, size_t errlen)
+{
+    FILE *f;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    const char *nul;
+    int rc;
+
+    *out = NULL;
+    f = fopen(path, "r");
+    if (f == NULL) {
+        seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        size_t n;
+
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            buf = xreallocarray(buf, cap, 1);
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0 || len > MAX_FILE_SIZE)
+            break;
+    }
+    if (ferror(f)) {
+        seterr(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        fclose(f);
+        free(buf);
+        return -1;
+    }
+    fclose(f);
+    if (len > MAX_FILE_SIZE) {
+        seterr(err, errlen, "%s: expected a file of at most %d bytes", path, MAX_FILE_SIZE);
+        free(buf);
+        return -1;
+    }
+    nul = memchr(buf, '\0', len);
+    if (nul != NULL) {
+        int line = 1;
+
+        for (const char *q = buf; q < nul; q++)
+            line += *q == '\n';
+        seterr(err, errlen, "%s:%d: expected text, got a NUL byte", path, line);
+        free(buf);
+        return -1;
+    }
+    rc = load(buf, len, path, out, err, errlen);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,1191 @@
+/* Unit tests for conf/: the INI schema, defaults, every validation error,
+ * durations, ${ENV} expansion and target parsing.
+ * Invariant: no network, no sleeps; each test runs in its own process, so
+ * setenv() does not leak between tests.
+ * SPDX-License-Identifier: MIT */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+TestSuite(conf, .timeout = 10);
+
+#define MINIMAL "[cluster.a]\ntargets = 127.0.0.1:50061\n"
+
+static struct conf *load_ok(const char *text)
+{
+    char err[1024] = "";
+    struct conf *c = NULL;
+    int rc = conf_load_string(text, "t.ini", &c, err, sizeof(err));
+
+    cr_assert_eq(rc, 0, "unexpected error: %s", err);
+    cr_assert_not_null(c);
+    return c;
+}
+
+/* Loads |text|, expects a failure, and checks that the message starts with
+ * |prefix| and contains every further string (NULL-terminated). */
+static void expect_err(const char *text, const char *prefix, ...)
+{
+    char err[1024] = "";
+    struct conf *c = (struct conf *)1;
+    int rc = conf_load_string(text, "t.ini", &c, err, sizeof(err));
+    va_list ap;
+    const char *want;
+
+    cr_assert_eq(rc, -1, "expected an error starting with '%s'", prefix);
+    cr_assert_null(c);
+    cr_assert_eq(strncmp(err, prefix, strlen(prefix)), 0, "error '%s' does not start with '%s'",
+                 err, prefix);
+    va_start(ap, prefix);
+    while ((want = va_arg(ap, const char *)) != NULL)
+        cr_assert_not_null(strstr(err, want), "error '%s' lacks '%s'", err, want);
+    va_end(ap);
+}
+
+static void expect_err_eq(const char *text, const char *want)
+{
+    char err[1024] = "";
+    struct conf *c = NULL;
+
+    cr_assert_eq(conf_load_string(text, "t.ini", &c, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, want);
+}
+
+static const struct sockaddr_in *sin4(const struct sockaddr_storage *ss)
+{
+    cr_assert_eq(ss->ss_family, AF_INET);
+    return (const struct sockaddr_in *)ss;
+}
+
+static const struct sockaddr_in6 *sin6(const struct sockaddr_storage *ss)
+{
+    cr_assert_eq(ss->ss_family, AF_INET6);
+    return (const struct sockaddr_in6 *)ss;
+}
+
+static void assert_v4(const struct sockaddr_storage *ss, socklen_t len, const char *ip,
+                      uint16_t port)
+{
+    struct in_addr a;
+
+    cr_assert_eq(len, sizeof(struct sockaddr_in));
+    cr_assert_eq(inet_pton(AF_INET, ip, &a), 1);
+    cr_assert_eq(sin4(ss)->sin_addr.s_addr, a.s_addr);
+    cr_assert_eq(ntohs(sin4(ss)->sin_port), port);
+}
+
+static void assert_v6(const struct sockaddr_storage *ss, socklen_t len, const char *ip,
+                      uint16_t port)
+{
+    struct in6_addr a;
+
+    cr_assert_eq(len, sizeof(struct sockaddr_in6));
+    cr_assert_eq(inet_pton(AF_INET6, ip, &a), 1);
+    cr_assert_eq(memcmp(&sin6(ss)->sin6_addr, &a, sizeof(a)), 0);
+    cr_assert_eq(ntohs(sin6(ss)->sin6_port), port);
+}
+
+/* ---- valid files ---- */
+
+Test(conf, full_file_sets_every_key)
+{
+    const char *text = "; a full configuration\n"
+                       "[proxy]\n"
+                       "listen = [::1]:6000\n"
+                       "workers = 8\n"
+                       "log_level = debug\n"
+                       "access_log = /var/log/sy.log\n"
+                       "drain_timeout = 45s\n"
+                       "max_concurrent_streams = 2147483647\n"
+                       "idle_timeout = 0\n"
+                       "dns_servers = 10.0.0.2, [fd00::53]:5353, 127.0.0.1:5300\n"
+                       "\n"
+                       "[admin]\n"
+                       "listen = 127.0.0.2:9000\n"
+                       "\n"
+                       "[cluster.users]\n"
+                       "targets = users.svc.cluster.local:50051, 10.0.0.7:50052, [::1]:50053\n"
+                       "policy = pick_first\n"
+                       "routes = /user.v1.UserService/, /user.v2.\n"
+                       "max_connections = 1024\n"
+                       "max_streams_per_connection = 7\n"
+                       "connect_timeout = 250ms\n"
+                       "max_retries = 16\n"
+                       "dns_refresh = 1m\n"
+                       "dns_min_ttl = 0s\n"
+                       "dns_family = v6\n"
+                       "health_check = off\n"
+                       "health_service = user.v1.UserService\n"
+                       "health_authority = users.internal:443\n"
+                       "health_mode = watch\n"
+                       "health_interval = 1h\n"
+                       "health_timeout = 1h\n"
+                       "healthy_threshold = 1000\n"
+                       "unhealthy_threshold = 3\n"
+                       "health_initial = healthy\n"
+                       "health_unimplemented = healthy\n"
+                       "panic_threshold = 100\n"
+                       "\n"
+                       "[cluster.orders.v2-x_y]\n"
+                       "targets = 127.0.0.1:1\n";
+    struct conf *c = load_ok(text);
+    const struct conf_cluster *u;
+
+    cr_assert_str_eq(c->path, "t.ini");
+    cr_assert_str_eq(c->proxy.listen, "[::1]:6000");
+    assert_v6(&c->proxy.listen_addr, c->proxy.listen_addrlen, "::1", 6000);
+    cr_assert_eq(c->proxy.workers, 8);
+    cr_assert_eq(c->proxy.log_level, CONF_LOG_DEBUG);
+    cr_assert_str_eq(c->proxy.access_log, "/var/log/sy.log");
+    cr_assert_eq(c->proxy.drain_timeout_ms, 45000);
+    cr_assert_eq(c->proxy.max_concurrent_streams, 2147483647u);
+    cr_assert_eq(c->proxy.idle_timeout_ms, 0);
+    cr_assert_eq(c->proxy.ndns_servers, 3);
+    cr_assert_str_eq(c->proxy.dns_servers[0], "10.0.0.2:53");
+    cr_assert_str_eq(c->proxy.dns_servers[1], "[fd00::53]:5353");
+    cr_assert_str_eq(c->proxy.dns_servers[2], "127.0.0.1:5300");
+
+    cr_assert_str_eq(c->admin.listen, "127.0.0.2:9000");
+    assert_v4(&c->admin.listen_addr, c->admin.listen_addrlen, "127.0.0.2", 9000);
+
+    cr_assert_eq(c->nclusters, 2);
+    u = &c->clusters[0];
+    cr_assert_str_eq(u->name, "users");
+    cr_assert_eq(u->line, 15);
+    cr_assert_eq(u->ntargets, 3);
+    cr_assert_str_eq(u->targets[0].spec, "users.svc.cluster.local:50051");
+    cr_assert_str_eq(u->targets[0].host, "users.svc.cluster.local");
+    cr_assert_eq(u->targets[0].port, 50051);
+    cr_assert_not(u->targets[0].is_literal);
+    cr_assert_str_eq(u->targets[1].spec, "10.0.0.7:50052");
+    cr_assert(u->targets[1].is_literal);
+    assert_v4(&u->targets[1].addr, u->targets[1].addrlen, "10.0.0.7", 50052);
+    cr_assert_str_eq(u->targets[2].spec, "[::1]:50053");
+    cr_assert_str_eq(u->targets[2].host, "::1");
+    assert_v6(&u->targets[2].addr, u->targets[2].addrlen, "::1", 50053);
+    cr_assert_eq(u->policy, CONF_POLICY_PICK_FIRST);
+    cr_assert_eq(u->nroutes, 2);
+    cr_assert_str_eq(u->routes[0], "/user.v1.UserService/");
+    cr_assert_str_eq(u->routes[1], "/user.v2.");
+    cr_assert_eq(u->max_connections, 1024);
+    cr_assert_eq(u->max_streams_per_connection, 7);
+    cr_assert_eq(u->connect_timeout_ms, 250);
+    cr_assert_eq(u->max_retries, 16);
+    cr_assert_eq(u->dns_refresh_ms, 60000);
+    cr_assert_eq(u->dns_min_ttl_ms, 0);
+    cr_assert_eq(u->dns_family, CONF_DNS_V6);
+    cr_assert_not(u->health_check);
+    cr_assert_str_eq(u->health_service, "user.v1.UserService");
+    cr_assert_str_eq(u->health_authority, "users.internal:443");
+    cr_assert_eq(u->health_mode, CONF_HEALTH_WATCH);
+    cr_assert_eq(u->health_interval_ms, 3600000);
+    cr_assert_eq(u->health_timeout_ms, 3600000);
+    cr_assert_eq(u->healthy_threshold, 1000);
+    cr_assert_eq(u->unhealthy_threshold, 3);
+    cr_assert(u->health_initial_healthy);
+    cr_assert(u->health_unimplemented_healthy);
+    cr_assert_eq(u->panic_threshold, 100);
+
+    cr_assert_str_eq(c->clusters[1].name, "orders.v2-x_y");
+    cr_assert_eq(c->clusters[1].line, 38);
+    cr_assert_eq(c->clusters[1].nroutes, 1);
+    cr_assert_str_eq(c->clusters[1].routes[0], "/"); /* default */
+    conf_free(c);
+}
+
+Test(conf, defaults_for_every_optional_key)
+{
+    struct conf *c = load_ok(MINIMAL);
+    const struct conf_cluster *cl = &c->clusters[0];
+
+    cr_assert_str_eq(c->proxy.listen, "0.0.0.0:50051");
+    assert_v4(&c->proxy.listen_addr, c->proxy.listen_addrlen, "0.0.0.0", 50051);
+    cr_assert_eq(c->proxy.workers, 0);
+    cr_assert_eq(c->proxy.log_level, CONF_LOG_INFO);
+    cr_assert_str_eq(c->proxy.access_log, "off");
+    cr_assert_eq(c->proxy.drain_timeout_ms, 30000);
+    cr_assert_eq(c->proxy.max_concurrent_streams, 100);
+    cr_assert_eq(c->proxy.idle_timeout_ms, 300000);
+    cr_assert_null(c->proxy.dns_servers);
+    cr_assert_eq(c->proxy.ndns_servers, 0);
+
+    cr_assert_str_eq(c->admin.listen, "127.0.0.1:9901");
+    assert_v4(&c->admin.listen_addr, c->admin.listen_addrlen, "127.0.0.1", 9901);
+
+    cr_assert_eq(c->nclusters, 1);
+    cr_assert_str_eq(cl->name, "a");
+    cr_assert_eq(cl->line, 1);
+    cr_assert_eq(cl->ntargets, 1);
+    cr_assert_eq(cl->policy, CONF_POLICY_ROUND_ROBIN);
+    cr_assert_eq(cl->nroutes, 1);
+    cr_assert_str_eq(cl->routes[0], "/");
+    cr_assert_eq(cl->max_connections, 4);
+    cr_assert_eq(cl->max_streams_per_connection, 100);
+    cr_assert_eq(cl->connect_timeout_ms, 2000);
+    cr_assert_eq(cl->max_retries, 2);
+    cr_assert_eq(cl->dns_refresh_ms, 30000);
+    cr_assert_eq(cl->dns_min_ttl_ms, 5000);
+    cr_assert_eq(cl->dns_family, CONF_DNS_AUTO);
+    cr_assert(cl->health_check);
+    cr_assert_str_eq(cl->health_service, "");
+    cr_assert_null(cl->health_authority);
+    cr_assert_eq(cl->health_mode, CONF_HEALTH_CHECK);
+    cr_assert_eq(cl->health_interval_ms, 5000);
+    cr_assert_eq(cl->health_timeout_ms, 1000);
+    cr_assert_eq(cl->healthy_threshold, 1);
+    cr_assert_eq(cl->unhealthy_threshold, 2);
+    cr_assert_not(cl->health_initial_healthy);
+    cr_assert_not(cl->health_unimplemented_healthy);
+    cr_assert_eq(cl->panic_threshold, 0);
+    conf_free(c);
+}
+
+Test(conf, empty_sections_keep_defaults)
+{
+    struct conf *c = load_ok("[proxy]\n[admin]\n" MINIMAL);
+
+    cr_assert_str_eq(c->proxy.listen, "0.0.0.0:50051");
+    cr_assert_str_eq(c->admin.listen, "127.0.0.1:9901");
+    conf_free(c);
+}
+
+Test(conf, admin_listen_off)
+{
+    struct conf *c = load_ok("[admin]\nlisten = off\n" MINIMAL);
+
+    cr_assert_null(c->admin.listen);
+    cr_assert_eq(c->admin.listen_addrlen, 0);
+    conf_free(c);
+}
+
+Test(conf, workers_auto_and_number)
+{
+    struct conf *c = load_ok("[proxy]\nworkers = auto\n" MINIMAL);
+
+    cr_assert_eq(c->proxy.workers, 0);
+    conf_free(c);
+    c = load_ok("[proxy]\nworkers = 256\n" MINIMAL);
+    cr_assert_eq(c->proxy.workers, 256);
+    conf_free(c);
+    c = load_ok("[proxy]\nworkers = 1\n" MINIMAL);
+    cr_assert_eq(c->proxy.workers, 1);
+    conf_free(c);
+}
+
+Test(conf, booleans_accept_every_spelling)
+{
+    static const char *const on[] = {"on", "ON", "true", "yes", "1", "True"};
+    static const char *const off[] = {"off", "Off", "false", "no", "0", "NO"};
+    char text[256];
+
+    for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+        struct conf *c;
+
+        snprintf(text, sizeof(text), MINIMAL "health_check = %s\n", on[i]);
+        c = load_ok(text);
+        cr_assert(c->clusters[0].health_check, "%s", on[i]);
+        conf_free(c);
+        snprintf(text, sizeof(text), MINIMAL "health_check = %s\n", off[i]);
+        c = load_ok(text);
+        cr_assert_not(c->clusters[0].health_check, "%s", off[i]);
+        conf_free(c);
+    }
+}
+
+Test(conf, enums_every_value)
+{
+    struct conf *c = load_ok("[proxy]\nlog_level = warn\n" MINIMAL "policy = round_robin\n"
+                             "dns_family = v4\nhealth_mode = check\n"
+                             "health_initial = unhealthy\nhealth_unimplemented = unhealthy\n");
+
+    cr_assert_eq(c->proxy.log_level, CONF_LOG_WARN);
+    cr_assert_eq(c->clusters[0].policy, CONF_POLICY_ROUND_ROBIN);
+    cr_assert_eq(c->clusters[0].dns_family, CONF_DNS_V4);
+    cr_assert_eq(c->clusters[0].health_mode, CONF_HEALTH_CHECK);
+    cr_assert_not(c->clusters[0].health_initial_healthy);
+    cr_assert_not(c->clusters[0].health_unimplemented_healthy);
+    conf_free(c);
+    c = load_ok("[proxy]\nlog_level = ERROR\n" MINIMAL "dns_family = auto\n");
+    cr_assert_eq(c->proxy.log_level, CONF_LOG_ERROR);
+    cr_assert_eq(c->clusters[0].dns_family, CONF_DNS_AUTO);
+    conf_free(c);
+    c = load_ok("[proxy]\nlog_level = info\n" MINIMAL);
+    cr_assert_eq(c->proxy.log_level, CONF_LOG_INFO);
+    conf_free(c);
+}
+
+Test(conf, access_log_values)
+{
+    struct conf *c = load_ok("[proxy]\naccess_log = -\n" MINIMAL);
+
+    cr_assert_str_eq(c->proxy.access_log, "-");
+    conf_free(c);
+    c = load_ok("[proxy]\naccess_log = OFF\n" MINIMAL);
+    cr_assert_str_eq(c->proxy.access_log, "off");
+    conf_free(c);
+}
+
+Test(conf, health_service_may_be_empty_and_authority_empty_is_default)
+{
+    struct conf *c = load_ok(MINIMAL "health_service =\nhealth_authority =\n");
+
+    cr_assert_str_eq(c->clusters[0].health_service, "");
+    cr_assert_null(c->clusters[0].health_authority);
+    conf_free(c);
+}
+
+Test(conf, health_timeout_equal_to_interval_is_fine)
+{
+    struct conf *c = load_ok(MINIMAL "health_interval = 2s\nhealth_timeout = 2000ms\n");
+
+    cr_assert_eq(c->clusters[0].health_timeout_ms, 2000);
+    conf_free(c);
+}
+
+Test(conf, several_clusters_with_disjoint_routes)
+{
+    struct conf *c = load_ok("[cluster.users]\ntargets = a.svc:1\nroutes = /user.v1.Users/\n"
+                             "[cluster.default]\ntargets = b.svc:2\n");
+
+    cr_assert_eq(c->nclusters, 2);
+    cr_assert_str_eq(c->clusters[0].routes[0], "/user.v1.Users/");
+    cr_assert_str_eq(c->clusters[1].routes[0], "/");
+    conf_free(c);
+}
+
+Test(conf, comments_and_inline_comments)
+{
+    struct conf *c = load_ok("; semicolon comment\n"
+                             "# hash comment\n"
+                             "  ; indented comment\n"
+                             "[proxy] ; comment after a header\n"
+                             "workers = 3 ; inline comment\n"
+                             "access_log = /tmp/a;b\n" /* ';' without a space before it is data */
+                             "[cluster.a]\n"
+                             "targets = 127.0.0.1:1 ; the only one\n"
+                             "# a comment between keys\n"
+                             "health_service = svc#1\n"); /* inline '#' is not a comment */
+
+    cr_assert_eq(c->proxy.workers, 3);
+    cr_assert_str_eq(c->proxy.access_log, "/tmp/a;b");
+    cr_assert_eq(c->clusters[0].ntargets, 1);
+    cr_assert_str_eq(c->clusters[0].health_service, "svc#1");
+    conf_free(c);
+}
+
+Test(conf, whitespace_crlf_bom_and_colon_separator)
+{
+    struct conf *c = load_ok("\xEF\xBB\xBF[proxy]\r\n"
+                             "  workers   =   5  \r\n"
+                             "log_level: debug\r\n"
+                             "\r\n"
+                             "[cluster.a]\r\n"
+                             "targets=127.0.0.1:1,127.0.0.1:2\r\n");
+
+    cr_assert_eq(c->proxy.workers, 5);
+    cr_assert_eq(c->proxy.log_level, CONF_LOG_DEBUG);
+    cr_assert_eq(c->clusters[0].ntargets, 2);
+    cr_assert_str_eq(c->clusters[0].targets[1].spec, "127.0.0.1:2");
+    conf_free(c);
+}
+
+Test(conf, list_items_are_trimmed)
+{
+    struct conf *c = load_ok("[cluster.a]\ntargets =  a.svc:1 ,b.svc:2,\tc.svc:3\n"
+                             "routes = /x/ , /y/\n");
+
+    cr_assert_eq(c->clusters[0].ntargets, 3);
+    cr_assert_str_eq(c->clusters[0].targets[0].spec, "a.svc:1");
+    cr_assert_str_eq(c->clusters[0].targets[1].spec, "b.svc:2");
+    cr_assert_str_eq(c->clusters[0].targets[2].spec, "c.svc:3");
+    cr_assert_str_eq(c->clusters[0].routes[0], "/x/");
+    cr_assert_str_eq(c->clusters[0].routes[1], "/y/");
+    conf_free(c);
+}
+
+Test(conf, lists_continue_on_indented_lines)
+{
+    struct conf *c = load_ok("[cluster.a]\n"
+                             "targets = a.svc:1, b.svc:2,\n"
+                             "    c.svc:3\n"
+                             "    ; a comment inside the list\n"
+                             "    d.svc:4, e.svc:5\n"
+                             "routes =\n"
+                             "    /x/,\n"
+                             "    /y/\n"
+                             "[proxy]\n"
+                             "dns_servers =\n"
+                             "  10.0.0.1\n");
+    const struct conf_cluster *cl = &c->clusters[0];
+
+    cr_assert_eq(cl->ntargets, 5);
+    cr_assert_str_eq(cl->targets[2].spec, "c.svc:3");
+    cr_assert_str_eq(cl->targets[4].spec, "e.svc:5");
+    cr_assert_eq(cl->nroutes, 2);
+    cr_assert_str_eq(cl->routes[1], "/y/");
+    cr_assert_eq(c->proxy.ndns_servers, 1);
+    conf_free(c);
+}
+
+Test(conf, empty_dns_servers_means_system)
+{
+    struct conf *c = load_ok("[proxy]\ndns_servers =\n" MINIMAL);
+
+    cr_assert_eq(c->proxy.ndns_servers, 0);
+    conf_free(c);
+}
+
+Test(conf, key_names_of_other_sections_are_unknown)
+{
+    expect_err("[admin]\nworkers = 2\n" MINIMAL, "t.ini:2: [admin] workers: unknown key", NULL);
+    expect_err("[proxy]\ntargets = a:1\n" MINIMAL, "t.ini:2: [proxy] targets: unknown key", NULL);
+}
+
+/* ---- errors: structure ---- */
+
+Test(conf, error_unknown_section)
+{
+    expect_err("[proxy]\n[frontend]\nlisten = 1.2.3.4:5\n" MINIMAL,
+               "t.ini:2: [frontend]: unknown section", "[cluster.NAME]", NULL);
+    /* a section with no keys is still checked */
+    expect_err(MINIMAL "[cluster]\n", "t.ini:3: [cluster]: unknown section", NULL);
+    expect_err(MINIMAL "[Proxy]\n", "t.ini:3: [Proxy]: unknown section", NULL);
+}
+
+Test(conf, error_unknown_key)
+{
+    expect_err("[proxy]\nlisten = 0.0.0.0:1\nlisen = 0.0.0.0:2\n" MINIMAL,
+               "t.ini:3: [proxy] lisen: unknown key", "listen, workers", NULL);
+    expect_err(MINIMAL "health_intervall = 5s\n",
+               "t.ini:3: [cluster.a] health_intervall: unknown key", "health_interval", NULL);
+}
+
+Test(conf, error_key_before_any_section)
+{
+    expect_err("listen = 0.0.0.0:1\n" MINIMAL, "t.ini:1: listen: expected a [proxy], [admin]",
+               NULL);
+}
+
+Test(conf, error_duplicate_key)
+{
+    expect_err(MINIMAL "policy = pick_first\npolicy = round_robin\n",
+               "t.ini:4: [cluster.a] policy: duplicate key; first set on line 3", NULL);
+}
+
+Test(conf, error_duplicate_sections)
+{
+    expect_err("[proxy]\n[admin]\n[proxy]\n" MINIMAL, "t.ini:3: [proxy]: duplicate section",
+               "line 1", NULL);
+    expect_err("[admin]\n[admin]\n" MINIMAL, "t.ini:2: [admin]: duplicate section", NULL);
+}
+
+Test(conf, error_duplicate_cluster)
+{
+    expect_err(MINIMAL "routes = /a/\n[cluster.a]\ntargets = 127.0.0.1:2\nroutes = /b/\n",
+               "t.ini:4: [cluster.a]: duplicate cluster; first defined on line 1", NULL);
+}
+
+Test(conf, error_bad_cluster_name)
+{
+    expect_err("[cluster.]\ntargets = a:1\n", "t.ini:1: [cluster.]: expected a cluster name",
+               "got ''", NULL);
+    expect_err("[cluster.a b]\ntargets = a:1\n", "t.ini:1: [cluster.a b]: expected a cluster name",
+               "got 'a b'", NULL);
+    expect_err("[cluster.a/b]\ntargets = a:1\n", "t.ini:1: [cluster.a/b]:", NULL);
+}
+
+Test(conf, error_missing_targets_names_header_line)
+{
+    expect_err("[proxy]\nworkers = 2\n[cluster.users]\npolicy = pick_first\nroutes = /u/\n" MINIMAL,
+               "t.ini:3: [cluster.users]: missing required key 'targets'", NULL);
+    /* last section of the file, and a section without keys */
+    expect_err(MINIMAL "routes = /a/\n[cluster.b]\n", "t.ini:4: [cluster.b]: missing required key",
+               NULL);
+}
+
+Test(conf, error_no_cluster)
+{
+    expect_err_eq("[proxy]\nworkers = 2\n",
+                  "t.ini: expected at least one [cluster.NAME] section, got none");
+    expect_err("", "t.ini: expected at least one [cluster.NAME]", NULL);
+    expect_err("; only a comment\n", "t.ini: expected at least one [cluster.NAME]", NULL);
+}
+
+Test(conf, error_syntax)
+{
+    expect_err(MINIMAL "just some words\n",
+               "t.ini:3: expected 'key = value', a [section] header or a comment, "
+               "got 'just some words'",
+               NULL);
+    expect_err("[proxy\n" MINIMAL, "t.ini:1: expected ']' to close the section header", "[proxy",
+               NULL);
+    expect_err("[proxy] workers = 2\n" MINIMAL, "t.ini:1: expected only a comment after ']'", NULL);
+}
+
+Test(conf, error_line_too_long)
+{
+    char text[600];
+
+    snprintf(text, sizeof(text), MINIMAL "health_service = %0300d\n", 7);
+    expect_err(text, "t.ini:3: expected a line of at most 199 characters", "continuation", NULL);
+}
+
+Test(conf, long_comment_lines_are_fine)
+{
+    char text[1200];
+    struct conf *c;
+
+    snprintf(text, sizeof(text), "; %0500d\n" MINIMAL "    # %0500d\npolicy = pick_first\n", 1, 2);
+    c = load_ok(text);
+    cr_assert_eq(c->clusters[0].policy, CONF_POLICY_PICK_FIRST);
+    cr_assert_eq(c->clusters[0].ntargets, 1);
+    conf_free(c);
+}
+
+Test(conf, line_of_exactly_199_characters)
+{
+    char text[600];
+    struct conf *c;
+    int pad = 199 - (int)strlen("health_service = ");
+
+    snprintf(text, sizeof(text), MINIMAL "health_service = %0*d\n", pad, 0);
+    c = load_ok(text);
+    cr_assert_eq(strlen(c->clusters[0].health_service), (size_t)pad);
+    conf_free(c);
+    snprintf(text, sizeof(text), MINIMAL "health_service = %0*d\r\n", pad, 0);
+    c = load_ok(text);
+    conf_free(c);
+    snprintf(text, sizeof(text), MINIMAL "health_service = %0*d\n", pad + 1, 0);
+    expect_err(text, "t.ini:3: expected a line of at most 199 characters, got 200", NULL);
+}
+
+Test(conf, error_first_error_wins)
+{
+    expect_err("[proxy]\nworkers = x\nbogus\n[nope]\n",
+               "t.ini:2: [proxy] workers: expected auto or an integer in 1..256, got 'x'", NULL);
+    /* an earlier syntax error wins over a later key error */
+    expect_err("[proxy]\nbogus\nworkers = x\n", "t.ini:2: expected 'key = value'", NULL);
+}
+
+/* ---- errors: values ---- */
+
+Test(conf, error_exact_message_format)
+{
+    expect_err_eq("[proxy]\n\n[cluster.users]\ntargets = a:1\n"
+                  "health_interval = fast\n",
+                  "t.ini:5: [cluster.users] health_interval: expected a duration such as 250ms, "
+                  "5s or 1m, got 'fast'");
+}
+
+Test(conf, error_bad_durations)
+{
+    expect_err(MINIMAL "connect_timeout = 5\n",
+               "t.ini:3: [cluster.a] connect_timeout: expected a duration", "got '5'", NULL);
+    expect_err(MINIMAL "dns_refresh = 1d\n",
+               "t.ini:3: [cluster.a] dns_refresh: expected a duration", "got '1d'", NULL);
+    expect_err("[proxy]\ndrain_timeout = -1s\n" MINIMAL,
+               "t.ini:2: [proxy] drain_timeout: expected a duration", NULL);
+    expect_err("[proxy]\nidle_timeout = 5000000h\n" MINIMAL,
+               "t.ini:2: [proxy] idle_timeout: expected a duration of at most", "got '5000000h'",
+               NULL);
+    expect_err(MINIMAL "health_interval = 0s\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration of at least 1ms",
+               "got '0s'", NULL);
+    expect_err(MINIMAL "connect_timeout = 0\n", "t.ini:3: [cluster.a] connect_timeout:", NULL);
+    expect_err(MINIMAL "dns_refresh = 0ms\n", "t.ini:3: [cluster.a] dns_refresh:", NULL);
+    expect_err(MINIMAL "health_timeout = 0s\n", "t.ini:3: [cluster.a] health_timeout:", NULL);
+}
+
+Test(conf, error_bad_bool)
+{
+    expect_err(MINIMAL "health_check = maybe\n",
+               "t.ini:3: [cluster.a] health_check: expected on or off, got 'maybe'", NULL);
+    expect_err(MINIMAL "health_check =\n", "t.ini:3: [cluster.a] health_check: expected on or off",
+               "got ''", NULL);
+}
+
+Test(conf, error_out_of_range_integers)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {MINIMAL "max_connections = 0\n", "t.ini:3: [cluster.a] max_connections: expected an "
+                                          "integer in 1..1024, got '0'"},
+        {MINIMAL "max_connections = 1025\n", "[cluster.a] max_connections: expected an integer "
+                                             "in 1..1024, got '1025'"},
+        {MINIMAL "max_connections = -1\n", "max_connections: expected an integer in 1..1024"},
+        {MINIMAL "max_connections = 4x\n", "max_connections: expected an integer in 1..1024"},
+        {MINIMAL "max_connections = 99999999999999999999999\n", "max_connections: expected"},
+        {MINIMAL "max_streams_per_connection = 0\n", "expected an integer in 1..2147483647"},
+        {MINIMAL "max_streams_per_connection = 2147483648\n", "in 1..2147483647"},
+        {MINIMAL "max_retries = 17\n", "max_retries: expected an integer in 0..16, got '17'"},
+        {MINIMAL "healthy_threshold = 0\n", "healthy_threshold: expected an integer in 1..1000"},
+        {MINIMAL "unhealthy_threshold = 1001\n", "unhealthy_threshold: expected an integer in "
+                                                 "1..1000, got '1001'"},
+        {MINIMAL "panic_threshold = 101\n", "panic_threshold: expected an integer in 0..100"},
+        {"[proxy]\nmax_concurrent_streams = 0\n" MINIMAL,
+         "t.ini:2: [proxy] max_concurrent_streams: expected an integer in 1..2147483647"},
+        {"[proxy]\nworkers = 0\n" MINIMAL, "t.ini:2: [proxy] workers: expected auto or an "
+                                           "integer in 1..256, got '0'"},
+        {"[proxy]\nworkers = 257\n" MINIMAL, "workers: expected auto or an integer in 1..256"},
+        {"[proxy]\nworkers = many\n" MINIMAL, "workers: expected auto or an integer in 1..256"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[512] = "";
+        struct conf *c = NULL;
+
+        cr_assert_eq(conf_load_string(cases[i].text, "t.ini", &c, err, sizeof(err)), -1, "case %zu",
+                     i);
+        cr_assert_not_null(strstr(err, cases[i].want), "case %zu: '%s' lacks '%s'", i, err,
+                           cases[i].want);
+    }
+}
+
+Test(conf, error_bad_enums)
+{
+    expect_err(MINIMAL "policy = random\n",
+               "t.ini:3: [cluster.a] policy: expected round_robin or pick_first, got 'random'",
+               NULL);
+    expect_err(MINIMAL "dns_family = ipv4\n",
+               "t.ini:3: [cluster.a] dns_family: expected auto, v4 or v6, got 'ipv4'", NULL);
+    expect_err(MINIMAL "health_mode = stream\n",
+               "t.ini:3: [cluster.a] health_mode: expected check or watch, got 'stream'", NULL);
+    expect_err(MINIMAL "health_initial = up\n",
+               "t.ini:3: [cluster.a] health_initial: expected unhealthy or healthy, got 'up'",
+               NULL);
+    expect_err(MINIMAL "health_unimplemented = on\n",
+               "t.ini:3: [cluster.a] health_unimplemented: expected unhealthy or healthy", NULL);
+    expect_err("[proxy]\nlog_level = verbose\n" MINIMAL,
+               "t.ini:2: [proxy] log_level: expected debug, info, warn or error, got 'verbose'",
+               NULL);
+}
+
+Test(conf, error_bad_strings)
+{
+    expect_err("[proxy]\naccess_log =\n" MINIMAL,
+               "t.ini:2: [proxy] access_log: expected -, off or a file path, got ''", NULL);
+    expect_err(MINIMAL "health_authority = a b\n",
+               "t.ini:3: [cluster.a] health_authority: expected a :authority", "got 'a b'", NULL);
+}
+
+Test(conf, error_bad_targets)
+{
+    static const struct {
+        const char *target, *want;
+    } cases[] = {
+        {"10.0.0.1", "expected HOST:PORT (the port is required), got '10.0.0.1'"},
+        {"users.svc", "(the port is required), got 'users.svc'"},
+        {"10.0.0.1:0", "expected a port in 1..65535, got '10.0.0.1:0'"},
+        {"10.0.0.1:70000", "expected a port in 1..65535, got '10.0.0.1:70000'"},
+        {"10.0.0.1:", "expected a port in 1..65535, got '10.0.0.1:'"},
+        {"10.0.0.1:http", "expected a port in 1..65535"},
+        {"10.0.0.1:+80", "expected a port in 1..65535"},
+        {"[::1:50051", "expected [IPv6]:PORT with a closing ']', got '[::1:50051'"},
+        {"[::1]50051", "expected [IPv6]:PORT with ':PORT' right after ']'"},
+        {"[::1]", "expected [IPv6]:PORT with ':PORT' right after ']'"},
+        {"::1]:50051", "expected an IPv6 address in brackets such as [::1]:50051"},
+        {"::1:50051", "expected an IPv6 address in brackets"},
+        {"[]:1", "expected an IPv6 address inside [ ], got '[]:1'"},
+        {"[10.0.0.1]:1", "expected an IPv6 address inside [ ]"},
+        {"[fe80::1%eth0]:1", "expected an IPv6 address inside [ ]"},
+        {":50051", "expected a host name or IP address before ':PORT', got ':50051'"},
+        {"a..b:1", "expected a host name or IP address before ':PORT', got 'a..b:1'"},
+        {"-a.svc:1", "expected a host name or IP address"},
+        {"a-.svc:1", "expected a host name or IP address"},
+        {"10.0.0.256:1", "expected a host name or IP address"},
+        {"a/b:1", "expected a host name or IP address"},
+        {"http://a:1", "expected a host name or IP address"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[256], err[512] = "";
+        struct conf *c = NULL;
+
+        snprintf(text, sizeof(text), "[cluster.a]\n\ntargets = 127.0.0.1:1, %s\n", cases[i].target);
+        cr_assert_eq(conf_load_string(text, "t.ini", &c, err, sizeof(err)), -1, "%s",
+                     cases[i].target);
+        cr_assert_null(c);
+        cr_assert_eq(strncmp(err, "t.ini:3: [cluster.a] targets: ", 30), 0, "'%s'", err);
+        cr_assert_not_null(strstr(err, cases[i].want), "'%s' lacks '%s'", err, cases[i].want);
+    }
+}
+
+Test(conf, error_target_lists)
+{
+    expect_err("[cluster.a]\ntargets =\n",
+               "t.ini:2: [cluster.a] targets: expected at least one "
+               "item, got ''",
+               NULL);
+    expect_err("[cluster.a]\ntargets = a:1,,b:2\n",
+               "t.ini:2: [cluster.a] targets: expected a non-empty item between commas, "
+               "got 'a:1,,b:2'",
+               NULL);
+    expect_err("[cluster.a]\ntargets = ,a:1\n",
+               "t.ini:2: [cluster.a] targets: expected a "
+               "non-empty item",
+               NULL);
+    expect_err("[cluster.a]\ntargets = a:1,\n",
+               "t.ini:2: [cluster.a] targets: expected another item after the trailing ','", NULL);
+    expect_err("[cluster.a]\ntargets = a:1,\npolicy = pick_first\n",
+               "t.ini:2: [cluster.a] targets: expected another item", NULL);
+    expect_err("[cluster.a]\ntargets = a:1, A:1\n",
+               "t.ini:2: [cluster.a] targets: expected each target once, got 'A:1' twice", NULL);
+    expect_err("[cluster.a]\ntargets = [::1]:5, [0::1]:5\n",
+               "t.ini:2: [cluster.a] targets: expected each target once", NULL);
+}
+
+Test(conf, error_continuation_lines)
+{
+    expect_err(MINIMAL "policy = round_robin\n  pick_first\n",
+               "t.ini:4: [cluster.a] policy: expected the value on one line", "got 'pick_first'",
+               NULL);
+    /* an indented key after a list is a continuation inih hands us, not a key */
+    expect_err(MINIMAL "  policy = pick_first\n",
+               "t.ini:3: [cluster.a] targets: expected more items", "do not indent keys", NULL);
+    expect_err(MINIMAL "  [cluster.b]\n", "t.ini:3: [cluster.a] targets: expected more items",
+               NULL);
+    expect_err("[cluster.a]\ntargets = a:1,\n  ,b:2\n",
+               "t.ini:3: [cluster.a] targets: expected a non-empty item", NULL);
+}
+
+Test(conf, error_bad_listen)
+{
+    expect_err("[proxy]\nlisten = localhost:50051\n" MINIMAL,
+               "t.ini:2: [proxy] listen: expected an IP address and port such as 0.0.0.0:50051",
+               "got 'localhost:50051'", NULL);
+    expect_err("[proxy]\nlisten = 0.0.0.0\n" MINIMAL,
+               "t.ini:2: [proxy] listen: expected an IP address and port", "got '0.0.0.0'", NULL);
+    expect_err("[proxy]\nlisten = 50051\n" MINIMAL, "t.ini:2: [proxy] listen:", NULL);
+    expect_err("[proxy]\nlisten = [::]50051\n" MINIMAL,
+               "t.ini:2: [proxy] listen: expected [IPv6]:PORT", NULL);
+    expect_err("[proxy]\nlisten = 0.0.0.0:65536\n" MINIMAL,
+               "t.ini:2: [proxy] listen: expected a port in 1..65535", NULL);
+    expect_err("[admin]\nlisten = disabled\n" MINIMAL, "t.ini:2: [admin] listen:", "or off", NULL);
+}
+
+Test(conf, error_listen_conflict)
+{
+    expect_err("[proxy]\nlisten = 0.0.0.0:7000\n[admin]\nlisten = 127.0.0.1:7000\n" MINIMAL,
+               "t.ini:4: [admin] listen: expected an address other than [proxy] listen "
+               "0.0.0.0:7000, got '127.0.0.1:7000'",
+               NULL);
+    expect_err("[proxy]\nlisten = [::]:9901\n" MINIMAL,
+               "t.ini:2: [proxy] listen: expected an address other than [admin] listen "
+               "127.0.0.1:9901",
+               NULL);
+    /* same port on different addresses, or admin off, is fine */
+    conf_free(load_ok("[proxy]\nlisten = 127.0.0.2:9901\n" MINIMAL));
+    conf_free(load_ok("[proxy]\nlisten = [::1]:9901\n" MINIMAL));
+    conf_free(load_ok("[proxy]\nlisten = 0.0.0.0:9901\n[admin]\nlisten = off\n" MINIMAL));
+}
+
+Test(conf, error_bad_routes)
+{
+    expect_err(MINIMAL "routes = user.v1.Users/\n",
+               "t.ini:3: [cluster.a] routes: expected a :path prefix starting with '/'",
+               "got 'user.v1.Users/'", NULL);
+    expect_err(MINIMAL "routes = /a b/\n", "t.ini:3: [cluster.a] routes: expected a :path prefix",
+               NULL);
+    expect_err(MINIMAL "routes = /a/, /a/\n",
+               "t.ini:3: [cluster.a] routes: expected each route once, got '/a/' twice", NULL);
+    expect_err(MINIMAL "routes =\n", "t.ini:3: [cluster.a] routes: expected at least one item",
+               NULL);
+}
+
+Test(conf, error_duplicate_route_across_clusters)
+{
+    expect_err("[cluster.users]\ntargets = a:1\nroutes = /u/, /shared/\n"
+               "[cluster.orders]\ntargets = b:1\nroutes = /o/, /shared/\n",
+               "t.ini:6: [cluster.orders] routes: route '/shared/' is already routed to "
+               "[cluster.users] (line 1)",
+               NULL);
+    /* both default to "/" */
+    expect_err("[cluster.users]\ntargets = a:1\n[cluster.orders]\ntargets = b:1\n",
+               "t.ini:3: [cluster.orders]: route '/' (the default when 'routes' is absent) is "
+               "already routed to [cluster.users] (line 1)",
+               NULL);
+    /* an explicit "/" against a default one */
+    expect_err("[cluster.users]\ntargets = a:1\n[cluster.orders]\ntargets = b:1\nroutes = /\n",
+               "t.ini:5: [cluster.orders] routes: route '/' is already routed to [cluster.users]",
+               NULL);
+}
+
+Test(conf, error_health_timeout_above_interval)
+{
+    expect_err(MINIMAL "health_interval = 2s\nhealth_timeout = 3s\n",
+               "t.ini:4: [cluster.a] health_timeout: expected at most health_interval (2s), "
+               "got '3s'",
+               NULL);
+    expect_err(MINIMAL "health_timeout = 6s\n",
+               "t.ini:3: [cluster.a] health_timeout: expected at most health_interval (5s), "
+               "got '6s'",
+               NULL);
+    expect_err(MINIMAL "health_interval = 500ms\n",
+               "t.ini:3: [cluster.a] health_interval: expected at least health_timeout (1s), "
+               "got '500ms'",
+               NULL);
+    /* reported before the next section starts */
+    expect_err(MINIMAL "health_interval = 500ms\n[bogus]\n",
+               "t.ini:3: [cluster.a] health_interval:", NULL);
+}
+
+Test(conf, error_bad_dns_servers)
+{
+    expect_err("[proxy]\ndns_servers = dns.google\n" MINIMAL,
+               "t.ini:2: [proxy] dns_servers: expected an IP address with an optional port",
+               "got 'dns.google'", NULL);
+    expect_err("[proxy]\ndns_servers = 10.0.0.1:0\n" MINIMAL,
+               "t.ini:2: [proxy] dns_servers:", NULL);
+    expect_err("[proxy]\ndns_servers = 10.0.0.1, 10.0.0.1:53\n" MINIMAL,
+               "t.ini:2: [proxy] dns_servers: expected each server once", NULL);
+    expect_err("[proxy]\ndns_servers = 10.0.0.1,,10.0.0.2\n" MINIMAL,
+               "t.ini:2: [proxy] dns_servers: expected a non-empty item", NULL);
+}
+
+Test(conf, dns_servers_bare_ipv6)
+{
+    struct conf *c = load_ok("[proxy]\ndns_servers = fd00::1, 8.8.8.8:5353\n" MINIMAL);
+
+    cr_assert_eq(c->proxy.ndns_servers, 2);
+    cr_assert_str_eq(c->proxy.dns_servers[0], "[fd00::1]:53");
+    cr_assert_str_eq(c->proxy.dns_servers[1], "8.8.8.8:5353");
+    conf_free(c);
+}
+
+/* ---- durations ---- */
+
+Test(conf, duration_table)
+{
+    static const struct {
+        const char *s;
+        uint32_t ms;
+    } good[] = {
+        {"0", 0},
+        {"0ms", 0},
+        {"0s", 0},
+        {"0h", 0},
+        {"1ms", 1},
+        {"250ms", 250},
+        {"5s", 5000},
+        {"05s", 5000},
+        {"1m", 60000},
+        {"90m", 5400000},
+        {"2h", 7200000},
+        {"4294967295ms", 4294967295u},
+        {"4294967s", 4294967000u},
+        {"1193h", 4294800000u},
+    };
+    static const char *const bad[] = {
+        "",
+        "s",
+        "ms",
+        "5",
+        "1.5s",
+        "-1s",
+        "+1s",
+        " 5s",
+        "5s ",
+        "5 s",
+        "5S",
+        "5sec",
+        "1d",
+        "5ms5",
+        "0x10s",
+        "4294967296ms",
+        "4294968s",
+        "1194h",
+        "99999999999999999999ms",
+        "71583m",
+    };
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        uint32_t ms = 12345;
+
+        cr_assert_eq(conf_parse_duration(good[i].s, &ms), 0, "'%s'", good[i].s);
+        cr_assert_eq(ms, good[i].ms, "'%s' gave %u", good[i].s, (unsigned)ms);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint32_t ms = 12345;
+
+        cr_assert_eq(conf_parse_duration(bad[i], &ms), -1, "'%s' was accepted", bad[i]);
+        cr_assert_eq(ms, 12345, "'%s' wrote the output", bad[i]);
+    }
+}
+
+/* ---- ${ENV} ---- */
+
+static void expect_expand(const char *in, const char *want)
+{
+    char err[256] = "";
+    char *out = conf_expand_env(in, err, sizeof(err));
+
+    cr_assert_not_null(out, "'%s': %s", in, err);
+    cr_assert_str_eq(out, want, "'%s'", in);
+    free(out);
+}
+
+static void expect_expand_err(const char *in, const char *want)
+{
+    char err[256] = "";
+    char *out = conf_expand_env(in, err, sizeof(err));
+
+    cr_assert_null(out, "'%s' expanded to '%s'", in, out ? out : "");
+    cr_assert_not_null(strstr(err, want), "'%s': '%s' lacks '%s'", in, err, want);
+}
+
+Test(conf, env_expansion)
+{
+    setenv("SY_PORT", "50051", 1);
+    setenv("SY_HOST", "users.svc", 1);
+    setenv("SY_EMPTY", "", 1);
+    unsetenv("SY_UNSET");
+
+    expect_expand("", "");
+    expect_expand("plain", "plain");
+    expect_expand("${SY_PORT}", "50051");
+    expect_expand("${SY_HOST}:${SY_PORT}", "users.svc:50051");
+    expect_expand("pre-${SY_PORT}-post", "pre-50051-post");
+    expect_expand("${SY_EMPTY}", "");
+    expect_expand("${SY_UNSET:-10.0.0.1}:${SY_PORT}", "10.0.0.1:50051");
+    expect_expand("${SY_PORT:-1}", "50051");
+    expect_expand("${SY_EMPTY:-dflt}", "dflt");
+    expect_expand("${SY_UNSET:-}", "");
+    expect_expand("${SY_UNSET:-a b:c}", "a b:c");
+    expect_expand("$SY_PORT", "$SY_PORT");
+    expect_expand("cost: 5$", "cost: 5$");
+    expect_expand("$$", "$$");
+    expect_expand("$${SY_PORT}", "$50051");
+    expect_expand("{SY_PORT}", "{SY_PORT}");
+}
+
+Test(conf, env_expansion_errors)
+{
+    unsetenv("SY_UNSET");
+    expect_expand_err("${SY_UNSET}", "environment variable SY_UNSET is not set");
+    expect_expand_err("a:${SY_UNSET}", "SY_UNSET");
+    expect_expand_err("${SY_PORT", "expected '}' to close '${', got '${SY_PORT'");
+    expect_expand_err("x${", "expected '}' to close '${'");
+    expect_expand_err("${A:-never closed", "expected '}' to close '${'");
+    expect_expand_err("${}", "expected ${NAME} or ${NAME:-default}");
+    expect_expand_err("${1X}", "expected ${NAME}");
+    expect_expand_err("${A B}", "expected ${NAME}");
+    expect_expand_err("${A-b}", "expected ${NAME}");
+    expect_expand_err("${A:=b}", "expected ${NAME}");
+}
+
+Test(conf, env_expansion_null_err_buffer)
+{
+    unsetenv("SY_UNSET");
+    cr_assert_null(conf_expand_env("${SY_UNSET}", NULL, 0));
+}
+
+Test(conf, env_in_every_value)
+{
+    struct conf *c;
+
+    setenv("SY_LISTEN", "127.0.0.1:7001", 1);
+    setenv("SY_TARGETS", "a.svc:1, b.svc:2", 1);
+    setenv("SY_SVC", "pkg.Svc", 1);
+    unsetenv("SY_UNSET");
+    c = load_ok("[proxy]\nlisten = ${SY_LISTEN}\nworkers = ${SY_UNSET:-4}\n"
+                "[cluster.a]\ntargets = ${SY_TARGETS}, c.svc:${SY_UNSET:-3}\n"
+                "routes = /${SY_SVC}/\nhealth_service = ${SY_SVC}\n");
+    assert_v4(&c->proxy.listen_addr, c->proxy.listen_addrlen, "127.0.0.1", 7001);
+    cr_assert_str_eq(c->proxy.listen, "127.0.0.1:7001");
+    cr_assert_eq(c->proxy.workers, 4);
+    cr_assert_eq(c->clusters[0].ntargets, 3);
+    cr_assert_str_eq(c->clusters[0].targets[1].spec, "b.svc:2");
+    cr_assert_str_eq(c->clusters[0].targets[2].spec, "c.svc:3");
+    cr_assert_str_eq(c->clusters[0].routes[0], "/pkg.Svc/");
+    cr_assert_str_eq(c->clusters[0].health_service, "pkg.Svc");
+    conf_free(c);
+}
+
+Test(conf, env_errors_name_file_line_and_key)
+{
+    unsetenv("SY_UNSET");
+    expect_err("[proxy]\nworkers = 2\n\nlisten = 0.0.0.0:${SY_UNSET}\n" MINIMAL,
+               "t.ini:4: [proxy] listen: environment variable SY_UNSET is not set", NULL);
+    expect_err(MINIMAL "health_service = ${oops\n",
+               "t.ini:3: [cluster.a] health_service: expected '}' to close '${'", NULL);
+    /* the expanded value is what gets validated */
+    setenv("SY_BAD", "soon", 1);
+    expect_err(MINIMAL "health_timeout = ${SY_BAD}\n",
+               "t.ini:3: [cluster.a] health_timeout: expected a duration", "got 'soon'", NULL);
+}
+
+/* ---- conf_parse_target ---- */
+
+Test(conf, parse_target_kinds)
+{
+    struct conf_target t;
+    char err[256];
+
+    cr_assert_eq(conf_parse_target("10.1.2.3:443", &t, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(t.spec, "10.1.2.3:443");
+    cr_assert_str_eq(t.host, "10.1.2.3");
+    cr_assert_eq(t.port, 443);
+    cr_assert(t.is_literal);
+    assert_v4(&t.addr, t.addrlen, "10.1.2.3", 443);
+    conf_target_deinit(&t);
+    cr_assert_null(t.spec);
+
+    cr_assert_eq(conf_parse_target("[2001:db8::7]:65535", &t, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(t.host, "2001:db8::7");
+    cr_assert_eq(t.port, 65535);
+    cr_assert(t.is_literal);
+    assert_v6(&t.addr, t.addrlen, "2001:db8::7", 65535);
+    conf_target_deinit(&t);
+
+    cr_assert_eq(conf_parse_target("Users.svc.cluster.local.:1", &t, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_str_eq(t.host, "Users.svc.cluster.local.");
+    cr_assert_eq(t.port, 1);
+    cr_assert_not(t.is_literal);
+    cr_assert_eq(t.addrlen, 0);
+    conf_target_deinit(&t);
+
+    static const char *const names[] = {"localhost:80", "my_service:80", "a-b.c-d:80",
+                                        "1.2.3.example:80", "x:80"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        cr_assert_eq(conf_parse_target(names[i], &t, err, sizeof(err)), 0, "%s: %s", names[i], err);
+        cr_assert_not(t.is_literal);
+        conf_target_deinit(&t);
+    }
+}
+
+Test(conf, parse_target_failure_leaves_nothing_to_free)
+{
+    struct conf_target t;
+    char err[8];
+
+    /* a tiny buffer truncates the message safely */
+    cr_assert_eq(conf_parse_target("nope", &t, err, sizeof(err)), -1);
+    cr_assert_eq(strlen(err), sizeof(err) - 1);
+    cr_assert_null(t.spec);
+    cr_assert_null(t.host);
+    cr_assert_eq(conf_parse_target("nope", &t, NULL, 0), -1);
+    conf_target_deinit(&t);
+}
+
+/* ---- files and misc ---- */
+
+Test(conf, load_file_missing)
+{
+    char err[256];
+    struct conf *c = (struct conf *)1;
+
+    cr_assert_eq(conf_load_file("/nonexistent/switchyard.ini", &c, err, sizeof(err)), -1);
+    cr_assert_null(c);
+    cr_assert_str_eq(err, "/nonexistent/switchyard.ini: cannot open: No such file or directory");
+}
+
+Test(conf, load_file_directory)
+{
+    char err[256];
+    struct conf *c = NULL;
+
+    cr_assert_eq(conf_load_file("/", &c, err, sizeof(err)), -1);
+    cr_assert_null(c);
+    cr_assert_eq(strncmp(err, "/: cannot ", 10), 0, "%s", err);
+}
+
+static char *write_temp(const char *text, size_t len)
+{
+    char *path = strdup("/tmp/test_conf_XXXXXX");
+    int fd;
+
+    cr_assert_not_null(path);
+    fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    return path;
+}
+
+Test(conf, load_file_ok_and_errors_name_the_file)
+{
+    char err[512];
+    struct conf *c = NULL;
+    char *path = write_temp(MINIMAL "policy = pick_first\n", strlen(MINIMAL) + 20);
+    char *bad = write_temp(MINIMAL "policy = nope\n", strlen(MINIMAL) + 14);
+    char want[256];
+
+    cr_assert_eq(conf_load_file(path, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(c->path, path);
+    cr_assert_eq(c->clusters[0].policy, CONF_POLICY_PICK_FIRST);
+    conf_free(c);
+
+    cr_assert_eq(conf_load_file(bad, &c, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s:3: [cluster.a] policy: expected round_robin or pick_first",
+             bad);
+    cr_assert_eq(strncmp(err, want, strlen(want)), 0, "'%s'", err);
+    unlink(path);
+    unlink(bad);
+    free(path);
+    free(bad);
+}
+
+Test(conf, load_file_rejects_nul_bytes)
+{
+    char err[512];
+    struct conf *c = NULL;
+    static const char text[] = "[cluster.a]\ntargets = a:1\0\n";
+    char *path = write_temp(text, sizeof(text) - 1);
+    char want[256];
+
+    cr_assert_eq(conf_load_file(path, &c, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s:2: expected text, got a NUL byte", path);
+    cr_assert_str_eq(err, want);
+    unlink(path);
+    free(path);
+}
+
+Test(conf, example_config_loads)
+{
+    char err[512];
+    struct conf *c = NULL;
+    const char *top = getenv("SY_TOP");
+    char path[1024];
+
+    snprintf(path, sizeof(path), "%s/conf/switchyard.ini", top ? top : ".");
+    if (access(path, R_OK) != 0)
+        cr_skip_test("%s not found (run from the top of the tree)", path);
+    cr_assert_eq(conf_load_file(path, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c->nclusters, 1);
+    cr_assert_str_eq(c->clusters[0].name, "echo");
+    cr_assert_eq(c->clusters[0].ntargets, 3);
+    assert_v4(&c->proxy.listen_addr, c->proxy.listen_addrlen, "0.0.0.0", 50051);
+    assert_v4(&c->admin.listen_addr, c->admin.listen_addrlen, "127.0.0.1", 9901);
+    conf_free(c);
+}
+
+Test(conf, error_buffer_edge_cases)
+{
+    struct conf *c = NULL;
+    char small[12];
+
+    cr_assert_eq(conf_load_string("[nope]\n", "t.ini", &c, NULL, 0), -1);
+    cr_assert_null(c);
+    cr_assert_eq(conf_load_string("[nope]\n", "t.ini", &c, small, sizeof(small)), -1);
+    cr_assert_str_eq(small, "t.ini:1: [n");
+    cr_assert_eq(conf_load_string("[nope]\n", NULL, &c, small, sizeof(small)), -1);
+    cr_assert_str_eq(small, "<string>:1:");
+}
+
+Test(conf, free_null_and_policy_names)
+{
+    conf_free(NULL);
+    cr_assert_str_eq(conf_policy_name(CONF_POLICY_ROUND_ROBIN), "round_robin");
+    cr_assert_str_eq(conf_policy_name(CONF_POLICY_PICK_FIRST), "pick_first");
+    cr_assert_str_eq(conf_policy_name(CONF_POLICY_COUNT), "unknown");
+}
