@@ -61,9 +61,9 @@ struct bal_snapshot {
 /** Per-worker, per-cluster policy state. Zero it, then seed |rr_next| with a
  *  random value so the workers do not all start on the same endpoint. */
 struct bal_lb {
-    uint32_t rr_next;    /* round_robin: next position in the rotation */
-    uint32_t pf_id;      /* pick_first: id of the endpoint we stick to */
-    bool pf_set;         /* pick_first: |pf_id| is valid */
+    uint32_t rr_next; /* round_robin: next position in the rotation */
+    uint32_t pf_id;   /* pick_first: id of the endpoint we stick to */
+    bool pf_set;      /* pick_first: |pf_id| is valid */
 };
 
 /** How much a pick should avoid an endpoint. */

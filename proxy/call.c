@@ -1,0 +1,485 @@
+/* Calls: the link between a frontend stream and a backend stream, routing,
+ * retries, deadlines, gRPC error answers and the coupled flow control.
+ * Invariant: request bytes are credited back to the client (consume) only once
+ * written towards the backend, and response bytes to the backend only once
+ * written towards the client, so each stream buffers at most one window per
+ * direction.
+ * SPDX-License-Identifier: MIT */
+#define LOG_MODULE "call"
+#include "proxy/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/grpc.h"
+#include "proxy/log.h"
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+struct proxy_call *proxy_call_new(struct proxy_worker *w, struct proxy_fe_conn *fe, int32_t sid)
+{
+    struct proxy_call *call = w->free_calls;
+
+    if (call != NULL) {
+        w->free_calls = call->next_free;
+    } else {
+        call = calloc(1, sizeof(*call));
+        if (call == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+        call->w = w;
+        call->req_buf = evbuffer_new();
+        call->resp_buf = evbuffer_new();
+        call->deadline = event_new(w->base, -1, 0, on_deadline, call);
+        if (call->req_buf == NULL || call->resp_buf == NULL || call->deadline == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+    }
+    call->next_free = NULL;
+    call->fe = fe;
+    call->fe_sid = sid;
+    return call;
+}
+
+void proxy_call_release_rhdr(struct proxy_call *call)
+{
+    for (size_t i = 0; i < call->nrhdr; i++)
+        nghttp2_rcbuf_decref(call->rhdr[i]);
+    call->nrhdr = 0;
+}
+
+void proxy_call_detach_be(struct proxy_call *call, uint32_t err)
+{
+    struct proxy_be_conn *bc = call->be;
+    size_t unsent = evbuffer_get_length(call->resp_buf);
+
+    if (call->waiting != NULL) {
+        TAILQ_REMOVE(&call->waiting->waiting, call, be_link);
+        call->waiting = NULL;
+    }
+    if (bc == NULL)
+        return;
+    proxy_call_release_rhdr(call);
+    if (call->be_open) {
+        nghttp2_session_set_stream_user_data(bc->c.session, call->be_sid, NULL);
+        nghttp2_submit_rst_stream(bc->c.session, NGHTTP2_FLAG_NONE, call->be_sid, err);
+        call->be_open = false;
+        bc->nstreams--;
+    }
+    /* Buffered response bytes will not be credited by a send any more. */
+    if (unsent > 0)
+        nghttp2_session_consume(bc->c.session, call->be_sid, unsent);
+    TAILQ_REMOVE(&bc->calls, call, be_link);
+    call->be = NULL;
+    proxy_conn_schedule(&bc->c);
+}
+
+static void call_reset(struct proxy_call *call)
+{
+    struct evbuffer *req = call->req_buf, *resp = call->resp_buf;
+    struct event *deadline = call->deadline;
+    nghttp2_rcbuf **hdr = call->hdr, **rhdr = call->rhdr;
+    size_t hdrcap = call->hdrcap, rhdrcap = call->rhdrcap, trlcap = call->trlcap;
+    char *trl = call->trl;
+    struct proxy_worker *w = call->w;
+
+    /* Keep the buffers and arrays: the next call on this worker reuses them. */
+    memset(call, 0, sizeof(*call));
+    call->w = w;
+    call->req_buf = req;
+    call->resp_buf = resp;
+    call->deadline = deadline;
+    call->hdr = hdr;
+    call->hdrcap = hdrcap;
+    call->rhdr = rhdr;
+    call->rhdrcap = rhdrcap;
+    call->trl = trl;
+    call->trlcap = trlcap;
+}
+
+void proxy_call_free(struct proxy_call *call)
+{
+    struct proxy_worker *w = call->w;
+    size_t unsent = evbuffer_get_length(call->req_buf);
+
+    proxy_call_detach_be(call, call->be_complete ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+    event_del(call->deadline);
+    if (call->fe != NULL && unsent > 0)
+        nghttp2_session_consume(call->fe->c.session, call->fe_sid, unsent);
+    evbuffer_drain(call->req_buf, evbuffer_get_length(call->req_buf));
+    evbuffer_drain(call->resp_buf, evbuffer_get_length(call->resp_buf));
+    for (size_t i = 0; i < call->nhdr; i++)
+        nghttp2_rcbuf_decref(call->hdr[i]);
+    call_reset(call);
+    call->next_free = w->free_calls;
+    w->free_calls = call;
+}
+
+void proxy_call_destroy(struct proxy_call *call)
+{
+    evbuffer_free(call->req_buf);
+    evbuffer_free(call->resp_buf);
+    event_free(call->deadline);
+    free(call->hdr);
+    free(call->rhdr);
+    free(call->trl);
+    free(call);
+}
+
+/* ---- answers made by the proxy ---- */
+
+static void schedule_fe(struct proxy_call *call)
+{
+    if (call->fe != NULL)
+        proxy_conn_schedule(&call->fe->c);
+}
+
+static void respond_http(struct proxy_call *call, const char *status)
+{
+    nghttp2_nv nva[] = {
+        {(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE},
+    };
+
+    call->resp_started = call->resp_done = true;
+    nghttp2_submit_response(call->fe->c.session, call->fe_sid, nva, 1, NULL);
+    schedule_fe(call);
+}
+
+void proxy_call_add_trailer(struct proxy_call *call, const uint8_t *name, size_t nlen,
+                            const uint8_t *value, size_t vlen)
+{
+    size_t need = call->trllen + nlen + vlen + 2;
+
+    if (need > call->trlcap) {
+        size_t cap = call->trlcap == 0 ? 256 : call->trlcap;
+        char *n;
+
+        while (cap < need)
+            cap *= 2;
+        n = realloc(call->trl, cap);
+        if (n == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+        call->trl = n;
+        call->trlcap = cap;
+    }
+    memcpy(call->trl + call->trllen, name, nlen);
+    call->trl[call->trllen + nlen] = '\0';
+    memcpy(call->trl + call->trllen + nlen + 1, value, vlen);
+    call->trl[call->trllen + nlen + 1 + vlen] = '\0';
+    call->trllen = need;
+    call->ntrl++;
+}
+
+void proxy_call_fail(struct proxy_call *call, int code, const char *msg)
+{
+    char codebuf[4], enc[512];
+
+    proxy_call_detach_be(call, NGHTTP2_CANCEL);
+    event_del(call->deadline);
+    if (call->resp_done || call->fe == NULL)
+        return;
+    log_debug("call %.*s: %s: %s", (int)call->pathlen, (const char *)call->path,
+              grpc_code_name(code), msg);
+    snprintf(codebuf, sizeof(codebuf), "%d", code);
+    grpc_message_encode(msg, enc, sizeof(enc));
+    if (!call->resp_started) {
+        /* Trailers-Only response (gRPC PROTOCOL-HTTP2: HTTP-Status Content-Type Trailers). */
+        nghttp2_nv nva[] = {
+            {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16,
+             NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)"grpc-status", (uint8_t *)codebuf, 11, strlen(codebuf),
+             NGHTTP2_NV_FLAG_NONE},
+            {(uint8_t *)"grpc-message", (uint8_t *)enc, 12, strlen(enc), NGHTTP2_NV_FLAG_NONE},
+        };
+
+        call->resp_started = call->resp_done = true;
+        nghttp2_submit_response(call->fe->c.session, call->fe_sid, nva, 4, NULL);
+        schedule_fe(call);
+        return;
+    }
+    /* Response headers went out already: end with trailers after whatever the
+     * backend had sent (a response must not end with RST_STREAM(NO_ERROR),
+     * which gRPC clients read as INTERNAL). */
+    call->trllen = call->ntrl = 0;
+    proxy_call_add_trailer(call, (const uint8_t *)"grpc-status", 11, (const uint8_t *)codebuf,
+                           strlen(codebuf));
+    proxy_call_add_trailer(call, (const uint8_t *)"grpc-message", 12, (const uint8_t *)enc,
+                           strlen(enc));
+    call->resp_eof = true;
+    proxy_call_resume_fe(call);
+}
+
+void proxy_call_refuse(struct proxy_call *call)
+{
+    proxy_call_detach_be(call, NGHTTP2_CANCEL);
+    event_del(call->deadline);
+    if (call->resp_done || call->fe == NULL)
+        return;
+    call->resp_done = true;
+    nghttp2_submit_rst_stream(call->fe->c.session, NGHTTP2_FLAG_NONE, call->fe_sid,
+                              NGHTTP2_REFUSED_STREAM);
+    schedule_fe(call);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_call *call = arg;
+
+    (void)fd;
+    (void)what;
+    /* The backend gets RST_STREAM(CANCEL), the client DEADLINE_EXCEEDED. */
+    proxy_call_fail(call, GRPC_DEADLINE_EXCEEDED, "deadline exceeded (switchyard)");
+}
+
+/* ---- routing and dispatch ---- */
+
+static bool has_prefix(const uint8_t *s, size_t len, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+
+    return len >= plen && memcmp(s, prefix, plen) == 0;
+}
+
+void proxy_call_start(struct proxy_call *call)
+{
+    struct proxy_worker *w = call->w;
+    const struct bal_cluster *cl;
+    char msg[256];
+
+    if (call->methodlen != 4 || memcmp(call->method, "POST", 4) != 0) {
+        respond_http(call, "405");
+        return;
+    }
+    /* gRPC PROTOCOL-HTTP2: servers answer other content types with 415. */
+    if (call->ctype == NULL || !has_prefix(call->ctype, call->ctypelen, "application/grpc")) {
+        respond_http(call, "415");
+        return;
+    }
+    cl = w->snap != NULL ? bal_route(w->snap, (const char *)call->path, call->pathlen) : NULL;
+    if (cl == NULL) {
+        snprintf(msg, sizeof(msg), "switchyard: no route for %.*s", (int)call->pathlen,
+                 (const char *)call->path);
+        proxy_call_fail(call, GRPC_UNIMPLEMENTED, msg);
+        return;
+    }
+    call->cluster = cl->index;
+    call->routed = true;
+    if (call->timeout_ms > 0) {
+        struct timeval tv = {.tv_sec = call->timeout_ms / 1000,
+                             .tv_usec = (call->timeout_ms % 1000) * 1000};
+
+        event_add(call->deadline, &tv);
+    }
+    proxy_call_dispatch(call);
+}
+
+static enum bal_skip skip_endpoint(const struct bal_endpoint *ep, void *arg)
+{
+    struct proxy_call *call = arg;
+    struct proxy_pool *pool;
+
+    for (uint32_t i = 0; i < call->ntried; i++) {
+        if (call->tried[i] == ep->id)
+            return BAL_SKIP_HARD;
+    }
+    pool = proxy_pool_find(call->w, ep->id);
+    if (pool != NULL && pool->down_until_ms > proxy_now_ms(call->w))
+        return BAL_SKIP_SOFT;
+    return BAL_SKIP_NO;
+}
+
+void proxy_call_dispatch(struct proxy_call *call)
+{
+    struct proxy_worker *w = call->w;
+    const struct bal_cluster *cl;
+    int idx;
+    char msg[320];
+
+    if (call->cluster >= w->snap->nclusters) {
+        proxy_call_fail(call, GRPC_UNAVAILABLE, "switchyard: cluster is gone");
+        return;
+    }
+    cl = &w->snap->clusters[call->cluster];
+    idx = bal_pick(cl, &w->lb[call->cluster], skip_endpoint, call);
+    if (idx == BAL_ENOENDPOINT) {
+        if (cl->nendpoints == 0 && cl->unresolved != NULL)
+            snprintf(msg, sizeof(msg), "switchyard: cluster %s has no endpoint: %s is unresolved",
+                     cl->name, cl->unresolved);
+        else
+            snprintf(msg, sizeof(msg), "switchyard: no healthy endpoint in cluster %s", cl->name);
+        proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
+        return;
+    }
+    if (idx < 0) {
+        snprintf(msg, sizeof(msg), "switchyard: no endpoint of cluster %s could take the call: %s",
+                 cl->name, call->why);
+        proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
+        return;
+    }
+    call->tried[call->ntried++] = cl->endpoints[idx].id;
+    if (proxy_pool_submit(proxy_pool_get(w, cl, &cl->endpoints[idx]), call) != 0)
+        proxy_call_retry_or_fail(call, "cannot submit the request");
+}
+
+void proxy_call_retry_or_fail(struct proxy_call *call, const char *why)
+{
+    struct proxy_worker *w = call->w;
+    uint32_t max = 0;
+    char msg[320];
+
+    proxy_call_detach_be(call, NGHTTP2_CANCEL);
+    snprintf(call->why, sizeof(call->why), "%s", why);
+    if (call->resp_done)
+        return;
+    if (call->cluster < w->snap->nclusters)
+        max = w->snap->clusters[call->cluster].conf->max_retries;
+    if (call->ntried <= max && call->ntried < PROXY_MAX_TRIES) {
+        log_debug("call %.*s: retrying: %s", (int)call->pathlen, (const char *)call->path, why);
+        proxy_call_dispatch(call);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "switchyard: %s", why);
+    proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
+}
+
+/* ---- data movement ---- */
+
+void proxy_call_resume_fe(struct proxy_call *call)
+{
+    if (call->fe == NULL || !call->resp_started || call->resp_done)
+        return;
+    nghttp2_session_resume_data(call->fe->c.session, call->fe_sid);
+    proxy_conn_schedule(&call->fe->c);
+}
+
+void proxy_call_resume_be(struct proxy_call *call)
+{
+    if (call->be == NULL || !call->be_open)
+        return;
+    nghttp2_session_resume_data(call->be->c.session, call->be_sid);
+    proxy_conn_schedule(&call->be->c);
+}
+
+int proxy_call_submit_response(struct proxy_call *call, bool end_stream)
+{
+    size_t n = call->nrhdr / 2;
+    nghttp2_data_provider prd = {.source.ptr = NULL, .read_callback = proxy_call_read_cb};
+    int rv;
+
+    if (call->fe == NULL || call->resp_started)
+        return -1;
+    call->resp_started = true;
+    if (end_stream) {
+        call->resp_done = true;
+        event_del(call->deadline);
+    }
+    rv = nghttp2_submit_response(call->fe->c.session, call->fe_sid,
+                                 proxy_worker_nv(call->w, call->rhdr, n), n,
+                                 end_stream ? NULL : &prd);
+    proxy_conn_schedule(&call->fe->c);
+    return rv;
+}
+
+/* Data sources of both sessions. The frontend session reads the response, the
+ * backend session the request; neither copies here (NGHTTP2_DATA_FLAG_NO_COPY):
+ * the bytes move from the call's evbuffer to the socket's in send_data. */
+ssize_t proxy_call_read_cb(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
+                           uint32_t *flags, nghttp2_data_source *source, void *user_data)
+{
+    struct proxy_conn *c = user_data;
+    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
+    bool fe = c->kind == PROXY_CONN_FE;
+    struct evbuffer *src;
+    size_t avail, n;
+    bool eof;
+
+    (void)buf;
+    (void)source;
+    if (call == NULL)
+        return NGHTTP2_ERR_DEFERRED; /* detached; our RST_STREAM closes it */
+    src = fe ? call->resp_buf : call->req_buf;
+    eof = fe ? call->resp_eof : call->req_eof;
+    avail = evbuffer_get_length(src);
+    n = avail < length ? avail : length;
+    if (n == 0 && !eof)
+        return NGHTTP2_ERR_DEFERRED;
+    if (n > 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == avail && eof) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (fe) {
+            call->resp_done = true;
+            event_del(call->deadline);
+            if (call->ntrl > 0) {
+                nghttp2_nv nva[32];
+                size_t k = 0;
+                const char *p = call->trl;
+
+                for (size_t i = 0; i < call->ntrl && k < 32; i++) {
+                    size_t nl = strlen(p), vl = strlen(p + nl + 1);
+
+                    nva[k++] = (nghttp2_nv){(uint8_t *)p, (uint8_t *)p + nl + 1, nl, vl,
+                                            NGHTTP2_NV_FLAG_NONE};
+                    p += nl + vl + 2;
+                }
+                if (nghttp2_submit_trailer(session, sid, nva, k) == 0)
+                    *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            }
+        }
+    }
+    return (ssize_t)n;
+}
+
+int proxy_call_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                            size_t length, nghttp2_data_source *source, void *user_data)
+{
+    struct proxy_conn *c = user_data;
+    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    (void)source;
+    if (evbuffer_get_length(out) >= PROXY_OUTPUT_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (call == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* detached meanwhile: reset the stream */
+    evbuffer_add(out, framehd, 9);
+    if (length == 0)
+        return 0;
+    if (c->kind == PROXY_CONN_FE) {
+        evbuffer_remove_buffer(call->resp_buf, out, length);
+        if (call->be != NULL) {
+            nghttp2_session_consume(call->be->c.session, call->be_sid, length);
+            proxy_conn_schedule(&call->be->c);
+        }
+    } else {
+        evbuffer_remove_buffer(call->req_buf, out, length);
+        call->req_sent += length;
+        if (call->fe != NULL) {
+            nghttp2_session_consume(call->fe->c.session, call->fe_sid, length);
+            proxy_conn_schedule(&call->fe->c);
+        }
+    }
+    return 0;
+}
+
+ssize_t proxy_conn_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+                           void *user_data)
+{
+    struct proxy_conn *c = user_data;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    (void)session;
+    (void)flags;
+    /* Backpressure: a peer that does not read stops us producing frames. */
+    if (evbuffer_get_length(out) >= PROXY_OUTPUT_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (evbuffer_add(out, data, length) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return (ssize_t)length;
+}

@@ -1,0 +1,390 @@
+/* Frontend: client-facing h2c (prior knowledge) connections, nghttp2 server role.
+ * Invariant: a frontend connection owns its calls; every call is freed when its
+ * frontend stream closes or the connection goes, never while nghttp2 is on the
+ * stack for the connection (frees happen in the worker's flush pass).
+ * SPDX-License-Identifier: MIT */
+#define LOG_MODULE "fe"
+#include "proxy/internal.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/grpc.h"
+#include "proxy/log.h"
+
+static struct proxy_fe_conn *fe_of(void *user_data)
+{
+    return user_data;
+}
+
+static void hdr_push(struct proxy_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
+{
+    if (call->nhdr + 2 > call->hdrcap) {
+        size_t cap = call->hdrcap == 0 ? 32 : call->hdrcap * 2;
+        nghttp2_rcbuf **n = reallocarray(call->hdr, cap, sizeof(*n));
+
+        if (n == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+        call->hdr = n;
+        call->hdrcap = cap;
+    }
+    nghttp2_rcbuf_incref(name);
+    nghttp2_rcbuf_incref(value);
+    call->hdr[call->nhdr++] = name;
+    call->hdr[call->nhdr++] = value;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct proxy_fe_conn *fc = fe_of(user_data);
+    struct proxy_call *call;
+
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    call = proxy_call_new(fc->c.w, fc, frame->hd.stream_id);
+    TAILQ_INSERT_TAIL(&fc->calls, call, fe_link);
+    fc->nstreams++;
+    if (fc->idle_timer != NULL)
+        event_del(fc->idle_timer);
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
+    return 0;
+}
+
+static bool name_is(const nghttp2_vec *v, const char *s, size_t len)
+{
+    return v->len == len && memcmp(v->base, s, len) == 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghttp2_rcbuf *name,
+                     nghttp2_rcbuf *value, uint8_t flags, void *user_data)
+{
+    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+    nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
+
+    (void)flags;
+    (void)user_data;
+    /* gRPC clients send no trailers; only the request header block is kept. */
+    if (call == NULL || frame->hd.type != NGHTTP2_HEADERS ||
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    call->hdr_bytes += n.len + v.len + 32;
+    if (call->hdr_bytes > PROXY_MAX_HEADER_LIST)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
+    hdr_push(call, name, value);
+    if (n.len > 0 && n.base[0] == ':') {
+        if (name_is(&n, ":path", 5)) {
+            call->path = v.base;
+            call->pathlen = v.len;
+        } else if (name_is(&n, ":method", 7)) {
+            call->method = v.base;
+            call->methodlen = v.len;
+        }
+    } else if (name_is(&n, "content-type", 12)) {
+        call->ctype = v.base;
+        call->ctypelen = v.len;
+    } else if (name_is(&n, "grpc-timeout", 12)) {
+        if (grpc_timeout_parse(v.base, v.len, &call->timeout_ms) != 0)
+            call->bad_timeout = true;
+    }
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct proxy_call *call;
+
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (call == NULL)
+        return 0;
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        call->req_eof = true;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+        proxy_call_start(call);
+    else if (call->req_eof)
+        proxy_call_resume_be(call);
+    return 0;
+}
+
+static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t sid,
+                              const uint8_t *data, size_t len, void *user_data)
+{
+    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
+
+    (void)flags;
+    (void)user_data;
+    if (call == NULL || call->resp_done) {
+        /* Nobody will send these bytes on: give the credit back now. */
+        nghttp2_session_consume(session, sid, len);
+        return 0;
+    }
+    /* The one copy of request payload: out of the socket buffer into the call. */
+    evbuffer_add(call->req_buf, data, len);
+    proxy_call_resume_be(call);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct proxy_call *call;
+
+    (void)user_data;
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    /* The response is complete but the client is still sending: like gRPC
+     * servers, end the stream with RST_STREAM(NO_ERROR) (RFC 9113 §8.1). */
+    if (call != NULL && !call->req_eof)
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+static void arm_idle(struct proxy_fe_conn *fc)
+{
+    uint32_t ms = fc->c.w->rt->conf->proxy.idle_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    if (fc->idle_timer != NULL && ms > 0)
+        event_add(fc->idle_timer, &tv);
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_code,
+                           void *user_data)
+{
+    struct proxy_fe_conn *fc = fe_of(user_data);
+    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
+
+    (void)error_code;
+    if (call == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(session, sid, NULL);
+    TAILQ_REMOVE(&fc->calls, call, fe_link);
+    fc->nstreams--;
+    /* Cancels the backend stream if it is still open (client RST_STREAM). */
+    proxy_call_free(call);
+    if (fc->nstreams == 0)
+        arm_idle(fc);
+    /* Never NGHTTP2_ERR_CALLBACK_FAILURE here (CVE-2023-35945). */
+    return 0;
+}
+
+nghttp2_session_callbacks *proxy_fe_callbacks_new(void)
+{
+    nghttp2_session_callbacks *cbs;
+
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        abort();
+    nghttp2_session_callbacks_set_send_callback(cbs, proxy_conn_send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, proxy_call_send_data_cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback2(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    return cbs;
+}
+
+/* ---- I/O ---- */
+
+static void fe_close_soon(struct proxy_fe_conn *fc)
+{
+    fc->c.dead = true;
+    proxy_conn_schedule(&fc->c);
+}
+
+/* Feeds every byte read to nghttp2, without copying (evbuffer_peek). */
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct proxy_fe_conn *fc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer_iovec vec[16];
+    size_t total = 0;
+    int n;
+
+    if (fc->c.dead)
+        return;
+    n = evbuffer_peek(in, -1, NULL, vec, 16);
+    for (int i = 0; i < n && i < 16; i++) {
+        ssize_t rv = nghttp2_session_mem_recv(fc->c.session, vec[i].iov_base, vec[i].iov_len);
+
+        if (rv < 0) {
+            log_debug("client %s: %s; closing", fc->peer, nghttp2_strerror((int)rv));
+            evbuffer_drain(in, evbuffer_get_length(in));
+            fe_close_soon(fc);
+            return;
+        }
+        total += (size_t)rv;
+    }
+    evbuffer_drain(in, total);
+    proxy_conn_schedule(&fc->c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct proxy_fe_conn *fc = arg;
+
+    (void)bev;
+    /* Output fell below the low watermark: frames held back can go now. */
+    proxy_conn_schedule(&fc->c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct proxy_fe_conn *fc = arg;
+
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        log_debug("client %s: connection closed (%s)", fc->peer,
+                  (what & BEV_EVENT_EOF) ? "eof" : "error");
+        fe_close_soon(fc);
+    }
+}
+
+static void send_final_goaway(struct proxy_fe_conn *fc)
+{
+    if (fc->goaway_sent || fc->c.dead)
+        return;
+    fc->goaway_sent = true;
+    nghttp2_submit_goaway(fc->c.session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(fc->c.session), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    proxy_conn_schedule(&fc->c);
+}
+
+static void on_goaway_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_final_goaway(arg);
+}
+
+static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_fe_conn *fc = arg;
+
+    (void)fd;
+    (void)what;
+    if (fc->nstreams == 0) {
+        log_debug("client %s: idle timeout", fc->peer);
+        send_final_goaway(fc);
+    }
+}
+
+void proxy_fe_conn_drain(struct proxy_fe_conn *fc)
+{
+    /* Two-step GOAWAY (RFC 9113 §6.8): 2^31-1 first so requests in flight are
+     * still accepted, then the real last-stream-id about a round trip later. */
+    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+
+    if (fc->c.dead || fc->goaway_sent)
+        return;
+    nghttp2_submit_shutdown_notice(fc->c.session);
+    event_add(fc->goaway_timer, &tv);
+    proxy_conn_schedule(&fc->c);
+}
+
+void proxy_fe_conn_after_flush(struct proxy_fe_conn *fc)
+{
+    struct evbuffer *out = bufferevent_get_output(fc->c.bev);
+    bool finished =
+        (!nghttp2_session_want_read(fc->c.session) && !nghttp2_session_want_write(fc->c.session)) ||
+        (fc->goaway_sent && fc->nstreams == 0);
+
+    if (!finished)
+        return;
+    if (evbuffer_get_length(out) == 0) {
+        fc->c.dead = true;
+        return;
+    }
+    /* Let the last frames (GOAWAY) reach the client before closing. */
+    bufferevent_disable(fc->c.bev, EV_READ);
+    bufferevent_setwatermark(fc->c.bev, EV_WRITE, 0, 0);
+}
+
+void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct sockaddr *sa,
+                     int socklen)
+{
+    struct proxy_fe_conn *fc;
+    int one = 1;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, w->rt->conf->proxy.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PROXY_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, PROXY_MAX_HEADER_LIST},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+    };
+
+    (void)socklen;
+    if (w->draining) {
+        evutil_closesocket(fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    fc = calloc(1, sizeof(*fc));
+    if (fc == NULL) {
+        log_error("out of memory");
+        abort();
+    }
+    fc->c.kind = PROXY_CONN_FE;
+    fc->c.w = w;
+    TAILQ_INIT(&fc->calls);
+    bal_addr_str(sa, fc->peer, sizeof(fc->peer));
+    fc->c.bev =
+        bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (fc->c.bev == NULL ||
+        nghttp2_session_server_new2(&fc->c.session, w->fe_cbs, fc, w->fe_opt) != 0) {
+        log_error("client %s: cannot set up the connection", fc->peer);
+        if (fc->c.bev != NULL)
+            bufferevent_free(fc->c.bev);
+        else
+            evutil_closesocket(fd);
+        free(fc);
+        return;
+    }
+    fc->idle_timer = event_new(w->base, -1, 0, on_idle_timer, fc);
+    fc->goaway_timer = event_new(w->base, -1, 0, on_goaway_timer, fc);
+    nghttp2_submit_settings(fc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    nghttp2_session_set_local_window_size(fc->c.session, NGHTTP2_FLAG_NONE, 0, PROXY_CONN_WINDOW);
+    bufferevent_setcb(fc->c.bev, on_read, on_write, on_event, fc);
+    bufferevent_setwatermark(fc->c.bev, EV_WRITE, PROXY_OUTPUT_LOW, 0);
+    bufferevent_enable(fc->c.bev, EV_READ | EV_WRITE);
+    TAILQ_INSERT_TAIL(&w->fes, fc, link);
+    w->nfes++;
+    arm_idle(fc);
+    log_debug("client %s: connected (worker %d)", fc->peer, w->index);
+    proxy_conn_schedule(&fc->c);
+}
+
+void proxy_fe_conn_free(struct proxy_fe_conn *fc)
+{
+    struct proxy_worker *w = fc->c.w;
+    struct proxy_call *call;
+
+    while ((call = TAILQ_FIRST(&fc->calls)) != NULL) {
+        TAILQ_REMOVE(&fc->calls, call, fe_link);
+        nghttp2_session_set_stream_user_data(fc->c.session, call->fe_sid, NULL);
+        /* The client is gone: cancel its backend streams, release its rcbufs
+         * before the session that owns them is deleted. */
+        call->fe = NULL;
+        proxy_call_free(call);
+    }
+    nghttp2_session_del(fc->c.session);
+    bufferevent_free(fc->c.bev);
+    if (fc->idle_timer != NULL)
+        event_free(fc->idle_timer);
+    if (fc->goaway_timer != NULL)
+        event_free(fc->goaway_timer);
+    TAILQ_REMOVE(&w->fes, fc, link);
+    w->nfes--;
+    free(fc);
+    proxy_worker_fe_gone(w);
+}

@@ -1,0 +1,97 @@
+/* gRPC protocol helpers, per grpc/doc/PROTOCOL-HTTP2.md.
+ * SPDX-License-Identifier: MIT */
+#include "proxy/grpc.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+static const char *const code_names[GRPC_CODE_COUNT] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+const char *grpc_code_name(int code)
+{
+    if (code < 0 || code >= GRPC_CODE_COUNT)
+        return "UNKNOWN";
+    return code_names[code];
+}
+
+int grpc_timeout_parse(const uint8_t *v, size_t len, uint32_t *ms)
+{
+    /* Timeout → "grpc-timeout" TimeoutValue TimeoutUnit; TimeoutValue is at most
+     * 8 ASCII digits. */
+    uint64_t n = 0, out;
+
+    if (len < 2 || len > 9)
+        return -1;
+    for (size_t i = 0; i < len - 1; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    }
+    switch (v[len - 1]) {
+    case 'H':
+        out = n * 3600000;
+        break;
+    case 'M':
+        out = n * 60000;
+        break;
+    case 'S':
+        out = n * 1000;
+        break;
+    case 'm':
+        out = n;
+        break;
+    case 'u':
+        out = (n + 999) / 1000;
+        break;
+    case 'n':
+        out = (n + 999999) / 1000000;
+        break;
+    default:
+        return -1;
+    }
+    *ms = out > UINT32_MAX ? UINT32_MAX : (uint32_t)out;
+    return 0;
+}
+
+size_t grpc_message_encode(const char *msg, char *out, size_t outlen)
+{
+    /* Percent-encode everything outside 0x20-0x7E and '%' itself. */
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+
+    if (outlen == 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++) {
+        bool plain = *p >= 0x20 && *p <= 0x7e && *p != '%';
+
+        if (n + (plain ? 1 : 3) >= outlen)
+            break;
+        if (plain) {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 0xf];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}

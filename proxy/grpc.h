@@ -1,0 +1,43 @@
+/* gRPC-over-HTTP/2 protocol helpers (PROTOCOL-HTTP2.md): status codes,
+ * grpc-timeout, grpc-message encoding. I/O-free.
+ * SPDX-License-Identifier: MIT */
+#ifndef PROXY_GRPC_H
+#define PROXY_GRPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum grpc_code {
+    GRPC_OK = 0,
+    GRPC_CANCELLED = 1,
+    GRPC_UNKNOWN = 2,
+    GRPC_INVALID_ARGUMENT = 3,
+    GRPC_DEADLINE_EXCEEDED = 4,
+    GRPC_NOT_FOUND = 5,
+    GRPC_ALREADY_EXISTS = 6,
+    GRPC_PERMISSION_DENIED = 7,
+    GRPC_RESOURCE_EXHAUSTED = 8,
+    GRPC_FAILED_PRECONDITION = 9,
+    GRPC_ABORTED = 10,
+    GRPC_OUT_OF_RANGE = 11,
+    GRPC_UNIMPLEMENTED = 12,
+    GRPC_INTERNAL = 13,
+    GRPC_UNAVAILABLE = 14,
+    GRPC_DATA_LOSS = 15,
+    GRPC_UNAUTHENTICATED = 16,
+    GRPC_CODE_COUNT
+};
+
+/** "OK", "CANCELLED", ...; "UNKNOWN" for values out of range. */
+const char *grpc_code_name(int code);
+
+/** Parses a grpc-timeout value ("1S", "250m", "100u": at most 8 digits and one
+ *  of H M S m u n). Stores milliseconds, rounded up, capped at UINT32_MAX.
+ *  Returns 0, or -1 when the value is malformed. */
+int grpc_timeout_parse(const uint8_t *v, size_t len, uint32_t *ms);
+
+/** Percent-encodes |msg| for grpc-message into |out| (NUL-terminated,
+ *  truncated to fit). Returns the length written. */
+size_t grpc_message_encode(const char *msg, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,282 @@
+/* proxy internals shared by main.c, worker.c, fe.c, be.c and call.c.
+ * Invariant: everything here except struct runtime's published snapshot
+ * mailboxes is owned and touched by exactly one thread: a worker's objects by
+ * that worker, the runtime by the main thread.
+ * SPDX-License-Identifier: MIT */
+#ifndef PROXY_INTERNAL_H
+#define PROXY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <nghttp2/nghttp2.h>
+
+#include "balancer/bal.h"
+#include "conf/conf.h"
+#include "proxy/proxy.h"
+
+/* Flow-control windows we advertise on both sides. Per stream this is also
+ * the most a stream can have buffered in each direction (RFC 9113 §5.2). */
+#define PROXY_STREAM_WINDOW (256 * 1024)
+#define PROXY_CONN_WINDOW   (4 * 1024 * 1024)
+/* Above this much pending output a connection stops producing frames. */
+#define PROXY_OUTPUT_HIGH (256 * 1024)
+#define PROXY_OUTPUT_LOW  (64 * 1024)
+/* Request header list cap (name + value + 32 per field, RFC 9113 §6.5.2). */
+#define PROXY_MAX_HEADER_LIST 65536
+#define PROXY_MAX_TRIES       17
+
+struct proxy_worker;
+struct proxy_call;
+struct proxy_pool;
+
+TAILQ_HEAD(proxy_call_list, proxy_call);
+
+/* What fe.c and be.c connections have in common: a session, a socket and a
+ * place in the worker's list of connections to flush this loop iteration. */
+enum proxy_conn_kind {
+    PROXY_CONN_FE = 0,
+    PROXY_CONN_BE,
+};
+
+struct proxy_conn {
+    enum proxy_conn_kind kind;
+    struct proxy_worker *w;
+    struct bufferevent *bev;
+    nghttp2_session *session;
+    struct proxy_conn *next_dirty; /* in w->dirty while |dirty| */
+    bool dirty;
+    bool dead; /* to be freed by the flush pass; no more I/O */
+    bool hold; /* not connected yet: keep frames in nghttp2 (and request bytes in
+                  the calls) so a failed connect leaves every call retryable */
+};
+
+struct proxy_fe_conn {
+    struct proxy_conn c; /* first: a proxy_conn * is a proxy_fe_conn * for FE */
+    TAILQ_ENTRY(proxy_fe_conn) link;
+    struct proxy_call_list calls;
+    char peer[BAL_ADDRSTRLEN];
+    uint32_t nstreams;
+    struct event *idle_timer;
+    struct event *goaway_timer;
+    bool goaway_sent; /* the final GOAWAY with last-stream-id */
+};
+
+enum proxy_be_state {
+    PROXY_BE_CONNECTING = 0, /* TCP connect in progress; requests already submitted wait */
+    PROXY_BE_READY,          /* connected; may take new streams */
+    PROXY_BE_GOAWAY,         /* peer sent GOAWAY: no new streams, close when idle */
+    PROXY_BE_STATE_COUNT
+};
+
+struct proxy_be_conn {
+    struct proxy_conn c;
+    struct proxy_pool *pool;
+    TAILQ_ENTRY(proxy_be_conn) link;
+    struct proxy_call_list calls; /* calls holding a reference to this connection */
+    enum proxy_be_state state;
+    uint32_t nstreams; /* open streams */
+};
+
+TAILQ_HEAD(proxy_be_list, proxy_be_conn);
+
+/* Per worker, per endpoint id: the backend connections to one address. */
+struct proxy_pool {
+    struct proxy_worker *w;
+    uint32_t id;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char addr_str[BAL_ADDRSTRLEN];
+    uint32_t max_conns;
+    uint32_t max_streams;
+    uint32_t connect_timeout_ms;
+    struct proxy_be_list conns;
+    uint32_t nconns;
+    struct proxy_call_list waiting; /* calls waiting for stream capacity */
+    uint64_t down_until_ms;         /* soft-skipped by picks until then (connect failures) */
+    uint32_t fails;                 /* consecutive connect failures */
+    bool removed;                   /* gone from the snapshot: drain */
+};
+
+TAILQ_HEAD(proxy_fe_list, proxy_fe_conn);
+
+struct proxy_worker {
+    struct runtime *rt;
+    int index;
+    pthread_t thread;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    nghttp2_session_callbacks *fe_cbs;
+    nghttp2_session_callbacks *be_cbs;
+    nghttp2_option *fe_opt;
+    nghttp2_option *be_opt;
+
+    /* snapshot mailbox: the main thread stores, the worker takes */
+    _Atomic(struct bal_snapshot *) pending;
+    struct event *ev_snapshot;
+    struct bal_snapshot *snap;
+    struct bal_lb *lb; /* one per cluster of |snap| */
+    size_t nlb;
+
+    struct proxy_pool **pools; /* indexed by endpoint id */
+    size_t npools;
+
+    struct proxy_fe_list fes;
+    uint32_t nfes;
+    struct proxy_conn *dirty; /* connections to flush */
+    struct event *ev_flush;
+    struct proxy_call *free_calls;
+    nghttp2_nv *nv; /* scratch header array for submits; grows, never shrinks */
+    size_t nvcap;
+
+    atomic_bool drain_requested;
+    struct event *ev_drain;
+    bool draining;
+    bool done_reported;
+};
+
+/* One proxied call: a frontend stream and, once dispatched, a backend stream.
+ * Owned by the frontend connection; freed when the frontend stream closes. */
+struct proxy_call {
+    struct proxy_call *next_free;
+    struct proxy_worker *w;
+    struct proxy_fe_conn *fe;
+    int32_t fe_sid;
+    TAILQ_ENTRY(proxy_call) fe_link;
+
+    struct proxy_be_conn *be;        /* the connection this call references, or NULL */
+    struct proxy_pool *waiting;      /* the pool whose wait list holds it, or NULL */
+    int32_t be_sid;                  /* backend stream id; valid while |be| */
+    bool be_open;                    /* backend stream not yet closed */
+    bool be_not_sent;                /* nghttp2 could not send our HEADERS (e.g. after GOAWAY) */
+    TAILQ_ENTRY(proxy_call) be_link; /* in be->calls or waiting->waiting */
+
+    /* request: headers as received (rcbufs of the frontend session) */
+    nghttp2_rcbuf **hdr; /* name, value, name, value, ... */
+    size_t nhdr;         /* rcbufs held, 2 per field */
+    size_t hdrcap;
+    size_t hdr_bytes;
+    const uint8_t *path; /* points into an rcbuf of |hdr| */
+    size_t pathlen;
+    const uint8_t *method;
+    size_t methodlen;
+    const uint8_t *ctype;
+    size_t ctypelen;
+    uint32_t timeout_ms; /* from grpc-timeout, 0 = none */
+    bool bad_timeout;
+
+    struct evbuffer *req_buf; /* received from the client, not yet sent to the backend */
+    uint64_t req_sent;        /* request body bytes written to a backend */
+    bool req_eof;             /* the client sent END_STREAM */
+
+    /* response */
+    nghttp2_rcbuf **rhdr; /* response header fields of the HEADERS frame being received */
+    size_t nrhdr;
+    size_t rhdrcap;
+    struct evbuffer *resp_buf; /* received from the backend, not yet sent to the client */
+    char *trl;                 /* trailers, as "name\0value\0..." */
+    size_t trllen;
+    size_t trlcap;
+    size_t ntrl;
+    bool resp_started; /* response HEADERS submitted to the client */
+    bool resp_eof;     /* nothing more will be added to resp_buf; trailers in |trl| */
+    bool resp_done;    /* END_STREAM submitted to the client */
+    bool be_complete;  /* the backend ended its response (END_STREAM) */
+
+    uint32_t cluster; /* index in the worker's snapshot, valid once routed */
+    bool routed;
+    uint32_t tried[PROXY_MAX_TRIES];
+    uint32_t ntried;
+    char why[160];          /* the last reason an attempt failed, for the final message */
+    struct event *deadline; /* created once per call object */
+};
+
+/* ---- worker.c ---- */
+/** Marks |c| to be flushed (nghttp2_session_send) once this loop iteration's
+ *  callbacks are done. Safe from any callback of this worker. */
+void proxy_conn_schedule(struct proxy_conn *c);
+uint64_t proxy_now_ms(struct proxy_worker *w);
+/** The worker's scratch array of at least |n| header fields, filled from the
+ *  rcbuf pairs |rc| (name, value, ...). Valid until the next call. */
+nghttp2_nv *proxy_worker_nv(struct proxy_worker *w, nghttp2_rcbuf **rc, size_t n);
+/** Returns the pool of endpoint |ep| of cluster |cl|, creating it. */
+struct proxy_pool *proxy_pool_get(struct proxy_worker *w, const struct bal_cluster *cl,
+                                  const struct bal_endpoint *ep);
+/** The worker's pool for endpoint |id|, or NULL. */
+struct proxy_pool *proxy_pool_find(struct proxy_worker *w, uint32_t id);
+/** Called when a frontend connection is gone; may finish a drain. */
+void proxy_worker_fe_gone(struct proxy_worker *w);
+
+/* ---- fe.c ---- */
+nghttp2_session_callbacks *proxy_fe_callbacks_new(void);
+void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct sockaddr *sa,
+                     int socklen);
+void proxy_fe_conn_free(struct proxy_fe_conn *fc);
+/** Starts the graceful shutdown of |fc|: GOAWAY(2^31-1) now, the final GOAWAY later. */
+void proxy_fe_conn_drain(struct proxy_fe_conn *fc);
+/** Called after each flush; closes a frontend connection that is finished. */
+void proxy_fe_conn_after_flush(struct proxy_fe_conn *fc);
+
+/* ---- be.c ---- */
+nghttp2_session_callbacks *proxy_be_callbacks_new(void);
+/** Sends |call| on a connection of |pool| with stream capacity, opening one if
+ *  allowed, else queues it on the pool. Returns 0, or -1 when the request
+ *  could not be submitted (the call is untouched). */
+int proxy_pool_submit(struct proxy_pool *pool, struct proxy_call *call);
+/** Closes idle connections of a pool that left the snapshot; frees it when empty.
+ *  Returns true when the pool was freed. */
+bool proxy_pool_reap(struct proxy_pool *pool);
+void proxy_pool_free(struct proxy_pool *pool);
+void proxy_be_conn_free(struct proxy_be_conn *bc);
+void proxy_be_conn_after_flush(struct proxy_be_conn *bc);
+
+/* ---- call.c ---- */
+struct proxy_call *proxy_call_new(struct proxy_worker *w, struct proxy_fe_conn *fe, int32_t sid);
+/** Releases |call|: detaches it from the backend (cancelling an open backend
+ *  stream), returns unsent flow-control credit, frees it to the free list. */
+void proxy_call_free(struct proxy_call *call);
+void proxy_call_destroy(struct proxy_call *call); /* really free(), at worker exit */
+/** Request headers complete: validate, route, pick, submit. */
+void proxy_call_start(struct proxy_call *call);
+/** Picks an endpoint (skipping those tried) and submits; on no endpoint,
+ *  answers UNAVAILABLE. */
+void proxy_call_dispatch(struct proxy_call *call);
+/** Ends the call towards the client with |code| and |msg| (trailers-only when
+ *  nothing was sent yet, else trailers after what was received), and cancels
+ *  the backend stream. */
+void proxy_call_fail(struct proxy_call *call, int code, const char *msg);
+/** Detaches |call| from its backend connection (RST_STREAM |err| if open).
+ *  Returns unconsumed response credit to the backend session. */
+void proxy_call_detach_be(struct proxy_call *call, uint32_t err);
+/** The backend connection of |call| failed before the request could reach it,
+ *  or refused the stream: retry on another endpoint if allowed, else fail. */
+void proxy_call_retry_or_fail(struct proxy_call *call, const char *why);
+/** Resets the frontend stream with REFUSED_STREAM (nothing was answered yet),
+ *  which gRPC clients retry. */
+void proxy_call_refuse(struct proxy_call *call);
+/** More response bytes or the response end arrived: let the frontend send. */
+void proxy_call_resume_fe(struct proxy_call *call);
+/** More request bytes or the request end arrived: let the backend send. */
+void proxy_call_resume_be(struct proxy_call *call);
+/** Submits the response HEADERS held in call->rhdr to the client. */
+int proxy_call_submit_response(struct proxy_call *call, bool end_stream);
+void proxy_call_release_rhdr(struct proxy_call *call);
+/** Appends one trailer field. */
+void proxy_call_add_trailer(struct proxy_call *call, const uint8_t *name, size_t nlen,
+                            const uint8_t *value, size_t vlen);
+/** nghttp2 data callbacks shared by both sides. */
+ssize_t proxy_call_read_cb(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
+                           uint32_t *flags, nghttp2_data_source *source, void *user_data);
+int proxy_call_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                            size_t length, nghttp2_data_source *source, void *user_data);
+ssize_t proxy_conn_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+                           void *user_data);
+
+#endif

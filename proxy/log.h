@@ -1,0 +1,34 @@
+/* switchyard logging: one line per event on stderr, text or JSON.
+ * Invariant: the only process-wide mutable state besides struct runtime;
+ * log_min_level is written only by log_init() before threads start.
+ * SPDX-License-Identifier: MIT */
+#ifndef PROXY_LOG_H
+#define PROXY_LOG_H
+
+enum log_level {
+    LOG_LVL_DEBUG = 0,
+    LOG_LVL_INFO,
+    LOG_LVL_WARN,
+    LOG_LVL_ERROR,
+};
+
+extern enum log_level log_min_level;
+
+/** Sets the threshold and routes libevent's own messages through log_emit(). */
+void log_init(enum log_level min);
+
+/** Writes one line "TIME LEVEL MODULE: message" to stderr. Thread-safe. */
+void log_emit(enum log_level lvl, const char *mod, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define LOG_AT(lvl, ...)                                                                           \
+    do {                                                                                           \
+        if ((lvl) >= log_min_level) /* no formatting cost if off */                                \
+            log_emit((lvl), LOG_MODULE, __VA_ARGS__);                                              \
+    } while (0)
+#define log_debug(...) LOG_AT(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_info(...)  LOG_AT(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...)  LOG_AT(LOG_LVL_WARN, __VA_ARGS__)
+#define log_error(...) LOG_AT(LOG_LVL_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,214 @@
+/* switchyard: a health-checking, load-balancing gRPC proxy. Entry point: the
+ * command line, the configuration, signals and the main thread's loop.
+ * Invariant: the main thread owns struct runtime; workers only see snapshots.
+ * SPDX-License-Identifier: MIT */
+#define LOG_MODULE "main"
+#include "proxy/proxy.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "balancer/bal.h"
+#include "conf/conf.h"
+#include "proxy/log.h"
+
+#ifndef SWITCHYARD_VERSION
+#define SWITCHYARD_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: switchyard [-t] -c FILE\n"
+               "  -c FILE   configuration file (INI)\n"
+               "  -t        check the configuration and exit\n"
+               "  -v        print the version and exit\n"
+               "  -h        this help\n"
+               "Signals: SIGTERM/SIGINT drain running calls (up to drain_timeout) and exit 0.\n");
+}
+
+static void stop_main_loop(struct runtime *rt)
+{
+    event_base_loopbreak(rt->base);
+}
+
+static void on_worker_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct runtime *rt = arg;
+
+    (void)fd;
+    (void)what;
+    if (atomic_load(&rt->workers_active) == 0) {
+        log_info("all connections drained");
+        stop_main_loop(rt);
+    }
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct runtime *rt = arg;
+
+    (void)fd;
+    (void)what;
+    log_warn("drain_timeout reached with calls still running; closing them");
+    stop_main_loop(rt);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct runtime *rt = arg;
+    uint32_t ms = rt->conf->proxy.drain_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    (void)what;
+    if (rt->draining) {
+        log_warn("second %s: exiting now", strsignal((int)sig));
+        stop_main_loop(rt);
+        return;
+    }
+    rt->draining = true;
+    log_info("%s: draining (up to %u ms)", strsignal((int)sig), ms);
+    event_add(rt->drain_timer, &tv);
+    proxy_workers_drain(rt);
+}
+
+static size_t worker_count(const struct conf *c)
+{
+    long n;
+
+    if (c->proxy.workers > 0)
+        return c->proxy.workers;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
+}
+
+static void log_config(const struct runtime *rt)
+{
+    const struct bal_snapshot *s = rt->snap;
+
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *cl = &s->clusters[i];
+        const struct conf_cluster *cc = cl->conf;
+
+        log_info("cluster %s: policy %s, %zu endpoint(s), routes %s%s", cl->name,
+                 conf_policy_name(cc->policy), cl->nendpoints, cc->routes[0],
+                 cc->nroutes > 1 ? ", ..." : "");
+        for (size_t j = 0; j < cl->nendpoints; j++)
+            log_info("cluster %s: endpoint %s (from %s)", cl->name, cl->endpoints[j].addr_str,
+                     cl->endpoints[j].origin);
+        for (size_t j = 0; j < cc->ntargets; j++) {
+            if (!cc->targets[j].is_literal)
+                log_warn("cluster %s: target %s is a DNS name; name resolution is not "
+                         "available in this build, so it has no endpoint",
+                         cl->name, cc->targets[j].spec);
+        }
+    }
+}
+
+static int run(struct runtime *rt)
+{
+    int rc = 0;
+
+    rt->base = event_base_new();
+    if (rt->base == NULL) {
+        log_error("event_base_new failed");
+        return 1;
+    }
+    rt->reg = bal_registry_new();
+    rt->snap = bal_snapshot_from_conf(rt->conf, rt->reg, ++rt->generation);
+    log_config(rt);
+    rt->nworkers = worker_count(rt->conf);
+    if (proxy_workers_init(rt) != 0) {
+        rc = 1;
+        goto out;
+    }
+    proxy_publish(rt, rt->snap);
+    rt->ev_sigterm = evsignal_new(rt->base, SIGTERM, on_signal, rt);
+    rt->ev_sigint = evsignal_new(rt->base, SIGINT, on_signal, rt);
+    rt->ev_done = event_new(rt->base, -1, 0, on_worker_done, rt);
+    rt->drain_timer = evtimer_new(rt->base, on_drain_timeout, rt);
+    event_add(rt->ev_sigterm, NULL);
+    event_add(rt->ev_sigint, NULL);
+    if (proxy_workers_start(rt) != 0) {
+        rc = 1;
+    } else {
+        log_info("switchyard %s listening on %s with %zu worker(s)", SWITCHYARD_VERSION,
+                 rt->conf->proxy.listen, rt->nworkers);
+        event_base_loop(rt->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    }
+    proxy_workers_stop(rt);
+    log_info("stopped");
+out:
+    if (rt->ev_sigterm != NULL)
+        event_free(rt->ev_sigterm);
+    if (rt->ev_sigint != NULL)
+        event_free(rt->ev_sigint);
+    if (rt->ev_done != NULL)
+        event_free(rt->ev_done);
+    if (rt->drain_timer != NULL)
+        event_free(rt->drain_timer);
+    bal_snapshot_unref(rt->snap);
+    bal_registry_free(rt->reg);
+    event_base_free(rt->base);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct runtime rt = {0};
+    const char *path = NULL;
+    bool test_only = false;
+    char err[1024];
+    int opt, rc;
+
+    while ((opt = getopt(argc, argv, "c:thv")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test_only = true;
+            break;
+        case 'v':
+            printf("switchyard %s\n", SWITCHYARD_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (path == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (conf_load_file(path, &rt.conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "switchyard: %s\n", err);
+        return 1;
+    }
+    if (test_only) {
+        printf("switchyard: %s: configuration ok\n", path);
+        conf_free(rt.conf);
+        return 0;
+    }
+    rt.conf_path = path;
+    log_init((enum log_level)rt.conf->proxy.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0) {
+        log_error("evthread_use_pthreads failed");
+        conf_free(rt.conf);
+        return 1;
+    }
+    rc = run(&rt);
+    conf_free(rt.conf);
+    libevent_global_shutdown();
+    return rc;
+}

@@ -1,0 +1,54 @@
+/* switchyard runtime: the main thread's state and the worker threads.
+ * Invariant: struct runtime is touched only by the main thread; workers reach
+ * it only through the snapshot mailbox and the drain/done events.
+ * SPDX-License-Identifier: MIT */
+#ifndef PROXY_PROXY_H
+#define PROXY_PROXY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event;
+struct event_base;
+struct conf;
+struct bal_registry;
+struct bal_snapshot;
+struct proxy_worker;
+
+struct runtime {
+    const char *conf_path;
+    struct conf *conf; /* owned */
+    struct event_base *base;
+    struct bal_registry *reg;  /* owned */
+    struct bal_snapshot *snap; /* the main thread's reference to the current snapshot */
+    uint64_t generation;
+    struct proxy_worker *workers;
+    size_t nworkers;
+    struct event *ev_sigterm;
+    struct event *ev_sigint;
+    struct event *ev_done;     /* activated by a worker when it finished draining */
+    struct event *drain_timer; /* drain_timeout */
+    atomic_int workers_active;
+    bool draining;
+};
+
+/** Creates |rt->nworkers| workers: each binds its own SO_REUSEPORT listener on
+ *  the configured address. Returns 0, or -1 (logged) when a listener cannot be
+ *  bound; nothing is left running then. Does not start the threads. */
+int proxy_workers_init(struct runtime *rt);
+
+/** Starts the worker threads. Returns 0 or -1 (logged). */
+int proxy_workers_start(struct runtime *rt);
+
+/** Publishes |s| to every worker; takes one reference per worker. Main thread. */
+void proxy_publish(struct runtime *rt, struct bal_snapshot *s);
+
+/** Asks every worker to stop accepting and drain its connections. */
+void proxy_workers_drain(struct runtime *rt);
+
+/** Stops the worker loops, joins the threads and frees the workers. */
+void proxy_workers_stop(struct runtime *rt);
+
+#endif

@@ -1,0 +1,438 @@
+/* Worker threads: one event_base, one SO_REUSEPORT listener, the frontend
+ * connections accepted on it and the backend pools they use.
+ * Invariant: a worker's objects are touched only by its own thread, except the
+ * snapshot mailbox (an atomic pointer) and the events the main thread activates.
+ * SPDX-License-Identifier: MIT */
+#define LOG_MODULE "worker"
+#include "proxy/internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "proxy/log.h"
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+
+    if (p == NULL) {
+        log_error("out of memory");
+        abort();
+    }
+    return p;
+}
+
+uint64_t proxy_now_ms(struct proxy_worker *w)
+{
+    struct timeval tv;
+
+    event_base_gettimeofday_cached(w->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+nghttp2_nv *proxy_worker_nv(struct proxy_worker *w, nghttp2_rcbuf **rc, size_t n)
+{
+    if (n > w->nvcap) {
+        size_t cap = n < 64 ? 64 : n;
+        nghttp2_nv *nv = reallocarray(w->nv, cap, sizeof(*nv));
+
+        if (nv == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+        w->nv = nv;
+        w->nvcap = cap;
+    }
+    for (size_t i = 0; i < n; i++) {
+        nghttp2_vec name = nghttp2_rcbuf_get_buf(rc[2 * i]);
+        nghttp2_vec value = nghttp2_rcbuf_get_buf(rc[2 * i + 1]);
+
+        w->nv[i] = (nghttp2_nv){name.base, value.base, name.len, value.len, NGHTTP2_NV_FLAG_NONE};
+    }
+    return w->nv;
+}
+
+void proxy_conn_schedule(struct proxy_conn *c)
+{
+    struct proxy_worker *w = c->w;
+
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->next_dirty = w->dirty;
+    if (w->dirty == NULL)
+        event_active(w->ev_flush, EV_WRITE, 0);
+    w->dirty = c;
+}
+
+static void conn_free(struct proxy_conn *c)
+{
+    if (c->kind == PROXY_CONN_FE)
+        proxy_fe_conn_free((struct proxy_fe_conn *)c);
+    else
+        proxy_be_conn_free((struct proxy_be_conn *)c);
+}
+
+/* One flush per loop iteration: every connection touched since the last one
+ * gets one nghttp2_session_send(), and connections marked dead are freed here,
+ * where no nghttp2 callback is on the stack. Freeing one may touch others, so
+ * loop until nothing is left. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    while (w->dirty != NULL) {
+        struct proxy_conn *c = w->dirty;
+
+        w->dirty = c->next_dirty;
+        c->next_dirty = NULL;
+        c->dirty = false;
+        if (!c->dead && !c->hold && nghttp2_session_send(c->session) != 0)
+            c->dead = true;
+        if (!c->dead) {
+            if (c->kind == PROXY_CONN_FE)
+                proxy_fe_conn_after_flush((struct proxy_fe_conn *)c);
+            else
+                proxy_be_conn_after_flush((struct proxy_be_conn *)c);
+        }
+        if (c->dead)
+            conn_free(c);
+    }
+}
+
+/* ---- pools ---- */
+
+struct proxy_pool *proxy_pool_find(struct proxy_worker *w, uint32_t id)
+{
+    return id < w->npools ? w->pools[id] : NULL;
+}
+
+struct proxy_pool *proxy_pool_get(struct proxy_worker *w, const struct bal_cluster *cl,
+                                  const struct bal_endpoint *ep)
+{
+    struct proxy_pool *p = proxy_pool_find(w, ep->id);
+
+    if (p != NULL) {
+        p->removed = false;
+        return p;
+    }
+    if (ep->id >= w->npools) {
+        size_t n = ep->id + 8;
+        struct proxy_pool **np = reallocarray(w->pools, n, sizeof(*np));
+
+        if (np == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+        memset(np + w->npools, 0, (n - w->npools) * sizeof(*np));
+        w->pools = np;
+        w->npools = n;
+    }
+    p = xcalloc(1, sizeof(*p));
+    p->w = w;
+    p->id = ep->id;
+    memcpy(&p->addr, &ep->addr, ep->addrlen);
+    p->addrlen = ep->addrlen;
+    memcpy(p->addr_str, ep->addr_str, sizeof(p->addr_str));
+    p->max_conns = cl->conf->max_connections;
+    p->max_streams = cl->conf->max_streams_per_connection;
+    p->connect_timeout_ms = cl->conf->connect_timeout_ms;
+    TAILQ_INIT(&p->conns);
+    TAILQ_INIT(&p->waiting);
+    w->pools[ep->id] = p;
+    return p;
+}
+
+static bool snapshot_has(const struct bal_snapshot *s, uint32_t id)
+{
+    for (size_t i = 0; i < s->nclusters; i++) {
+        for (size_t j = 0; j < s->clusters[i].nendpoints; j++) {
+            if (s->clusters[i].endpoints[j].id == id)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* ---- snapshot mailbox ---- */
+
+static void take_snapshot(struct proxy_worker *w)
+{
+    struct bal_snapshot *s = atomic_exchange(&w->pending, NULL);
+
+    if (s == NULL)
+        return;
+    if (w->snap == NULL || w->snap->nclusters != s->nclusters) {
+        free(w->lb);
+        w->lb = xcalloc(s->nclusters, sizeof(*w->lb));
+        w->nlb = s->nclusters;
+        for (size_t i = 0; i < w->nlb; i++) {
+            /* Random start so N workers do not all begin on endpoint 0. */
+            w->lb[i].rr_next = (uint32_t)random();
+        }
+    }
+    bal_snapshot_unref(w->snap);
+    w->snap = s;
+    /* Endpoints that left every cluster drain: running calls finish, no new ones. */
+    for (size_t i = 0; i < w->npools; i++) {
+        if (w->pools[i] != NULL && !snapshot_has(s, (uint32_t)i)) {
+            w->pools[i]->removed = true;
+            if (proxy_pool_reap(w->pools[i]))
+                w->pools[i] = NULL;
+        }
+    }
+}
+
+static void on_snapshot(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    take_snapshot(arg);
+}
+
+void proxy_publish(struct runtime *rt, struct bal_snapshot *s)
+{
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        struct proxy_worker *w = &rt->workers[i];
+        struct bal_snapshot *old = atomic_exchange(&w->pending, bal_snapshot_ref(s));
+
+        /* A snapshot the worker never took is simply replaced. */
+        bal_snapshot_unref(old);
+        event_active(w->ev_snapshot, EV_READ, 0);
+    }
+}
+
+/* ---- accept and drain ---- */
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    (void)l;
+    proxy_fe_accept(arg, fd, sa, socklen);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct proxy_worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+
+    (void)l;
+    /* EMFILE and friends: keep the listener; libevent retries on the next event. */
+    log_warn("worker %d: accept: %s", w->index, evutil_socket_error_to_string(err));
+}
+
+static void report_done(struct proxy_worker *w)
+{
+    if (w->done_reported)
+        return;
+    w->done_reported = true;
+    atomic_fetch_sub(&w->rt->workers_active, 1);
+    event_active(w->rt->ev_done, EV_READ, 0);
+}
+
+void proxy_worker_fe_gone(struct proxy_worker *w)
+{
+    if (w->draining && w->nfes == 0)
+        report_done(w);
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_worker *w = arg;
+    struct proxy_fe_conn *fc;
+
+    (void)fd;
+    (void)what;
+    if (w->draining)
+        return;
+    w->draining = true;
+    if (w->listener != NULL) {
+        evconnlistener_free(w->listener);
+        w->listener = NULL;
+    }
+    TAILQ_FOREACH(fc, &w->fes, link)
+    proxy_fe_conn_drain(fc);
+    proxy_worker_fe_gone(w);
+}
+
+void proxy_workers_drain(struct runtime *rt)
+{
+    for (size_t i = 0; i < rt->nworkers; i++)
+        event_active(rt->workers[i].ev_drain, EV_READ, 0);
+}
+
+/* ---- lifecycle ---- */
+
+static evutil_socket_t bind_listener(const struct conf_proxy *pc, char *err, size_t errlen)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&pc->listen_addr;
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* SO_REUSEPORT: every worker has its own accept queue; the kernel spreads
+     * connections between them. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, sa, pc->listen_addrlen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "%s: %s", pc->listen, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static nghttp2_option *option_new(void)
+{
+    nghttp2_option *opt;
+
+    if (nghttp2_option_new(&opt) != 0) {
+        log_error("out of memory");
+        abort();
+    }
+    /* Flow control is coupled end to end: we consume only what the other side
+     * has sent on (DESIGN.md, "Flow control is end to end"). */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    return opt;
+}
+
+static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
+{
+    char err[256];
+    evutil_socket_t fd;
+
+    w->rt = rt;
+    w->index = index;
+    TAILQ_INIT(&w->fes);
+    atomic_init(&w->pending, NULL);
+    atomic_init(&w->drain_requested, false);
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        log_error("worker %d: event_base_new failed", index);
+        return -1;
+    }
+    w->fe_cbs = proxy_fe_callbacks_new();
+    w->be_cbs = proxy_be_callbacks_new();
+    w->fe_opt = option_new();
+    w->be_opt = option_new();
+    nghttp2_option_set_peer_max_concurrent_streams(w->be_opt, 100);
+    w->ev_snapshot = event_new(w->base, -1, 0, on_snapshot, w);
+    w->ev_flush = event_new(w->base, -1, 0, on_flush, w);
+    w->ev_drain = event_new(w->base, -1, 0, on_drain, w);
+    fd = bind_listener(&rt->conf->proxy, err, sizeof(err));
+    if (fd < 0) {
+        log_error("cannot listen on %s", err);
+        return -1;
+    }
+    w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (w->listener == NULL) {
+        close(fd);
+        log_error("worker %d: evconnlistener_new failed", index);
+        return -1;
+    }
+    evconnlistener_set_error_cb(w->listener, on_accept_error);
+    return 0;
+}
+
+static void worker_deinit(struct proxy_worker *w)
+{
+    struct proxy_call *call;
+
+    while (!TAILQ_EMPTY(&w->fes))
+        proxy_fe_conn_free(TAILQ_FIRST(&w->fes));
+    for (size_t i = 0; i < w->npools; i++)
+        proxy_pool_free(w->pools[i]);
+    /* Frees may have scheduled flushes of connections that are gone now. */
+    w->dirty = NULL;
+    free(w->pools);
+    while ((call = w->free_calls) != NULL) {
+        w->free_calls = call->next_free;
+        proxy_call_destroy(call);
+    }
+    if (w->listener != NULL)
+        evconnlistener_free(w->listener);
+    if (w->ev_snapshot != NULL)
+        event_free(w->ev_snapshot);
+    if (w->ev_flush != NULL)
+        event_free(w->ev_flush);
+    if (w->ev_drain != NULL)
+        event_free(w->ev_drain);
+    if (w->fe_cbs != NULL)
+        nghttp2_session_callbacks_del(w->fe_cbs);
+    if (w->be_cbs != NULL)
+        nghttp2_session_callbacks_del(w->be_cbs);
+    nghttp2_option_del(w->fe_opt);
+    nghttp2_option_del(w->be_opt);
+    bal_snapshot_unref(atomic_exchange(&w->pending, NULL));
+    bal_snapshot_unref(w->snap);
+    free(w->lb);
+    free(w->nv);
+    if (w->base != NULL)
+        event_base_free(w->base);
+}
+
+int proxy_workers_init(struct runtime *rt)
+{
+    rt->workers = xcalloc(rt->nworkers, sizeof(*rt->workers));
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        if (worker_init(rt, &rt->workers[i], (int)i) != 0) {
+            for (size_t j = 0; j <= i; j++)
+                worker_deinit(&rt->workers[j]);
+            free(rt->workers);
+            rt->workers = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct proxy_worker *w = arg;
+
+    srandom((unsigned)time(NULL) ^ (unsigned)(w->index * 7919) ^ (unsigned)getpid());
+    take_snapshot(w);
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+int proxy_workers_start(struct runtime *rt)
+{
+    atomic_store(&rt->workers_active, (int)rt->nworkers);
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        int rv = pthread_create(&rt->workers[i].thread, NULL, worker_main, &rt->workers[i]);
+
+        if (rv != 0) {
+            log_error("pthread_create: %s", strerror(rv));
+            /* Threads already started are stopped by proxy_workers_stop(). */
+            rt->nworkers = i;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void proxy_workers_stop(struct runtime *rt)
+{
+    for (size_t i = 0; i < rt->nworkers; i++)
+        event_base_loopbreak(rt->workers[i].base);
+    for (size_t i = 0; i < rt->nworkers; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+    for (size_t i = 0; i < rt->nworkers; i++)
+        worker_deinit(&rt->workers[i]);
+    free(rt->workers);
+    rt->workers = NULL;
+    rt->nworkers = 0;
+}
