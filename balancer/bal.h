@@ -40,6 +40,7 @@ struct bal_cluster {
     uint32_t *rotation; /* indices into |endpoints| of those in rotation, in order */
     size_t nrotation;
     const char *unresolved; /* a target that has no address yet (for error messages), or NULL */
+    bool panic;             /* healthy share below panic_threshold: every endpoint in rotation */
 };
 
 struct bal_route {
@@ -99,12 +100,6 @@ struct bal_snapshot *bal_snapshot_ref(struct bal_snapshot *s);
 /** Drops one reference and frees |s| with the last one. NULL is a no-op.
  *  Thread-safe. */
 void bal_snapshot_unref(struct bal_snapshot *s);
-
-/** Builds a snapshot from the IP-literal targets of |c|, every endpoint in
- *  rotation, ids from |reg|. DNS-name targets are recorded as unresolved. */
-struct bal_registry;
-struct bal_snapshot *bal_snapshot_from_conf(const struct conf *c, struct bal_registry *reg,
-                                            uint64_t generation);
 
 /* ---- routing and picking (workers; no locks, no allocation) ---- */
 

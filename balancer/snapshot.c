@@ -142,35 +142,6 @@ void bal_snapshot_unref(struct bal_snapshot *s)
     free(s);
 }
 
-struct bal_snapshot *bal_snapshot_from_conf(const struct conf *c, struct bal_registry *reg,
-                                            uint64_t generation)
-{
-    struct bal_snapshot *s = bal_snapshot_new(c, generation);
-
-    for (size_t i = 0; i < c->nclusters; i++) {
-        const struct conf_cluster *cc = &c->clusters[i];
-
-        for (size_t j = 0; j < cc->ntargets; j++) {
-            const struct conf_target *t = &cc->targets[j];
-            struct bal_endpoint ep = {0};
-
-            if (!t->is_literal) {
-                bal_snapshot_set_unresolved(s, (uint32_t)i, t->spec);
-                continue;
-            }
-            memcpy(&ep.addr, &t->addr, t->addrlen);
-            ep.addrlen = t->addrlen;
-            ep.id = bal_registry_id(reg, (const struct sockaddr *)&t->addr, t->addrlen);
-            bal_addr_str((const struct sockaddr *)&t->addr, ep.addr_str, sizeof(ep.addr_str));
-            ep.origin = t->spec;
-            ep.in_rotation = true;
-            bal_snapshot_add_endpoint(s, (uint32_t)i, &ep);
-        }
-    }
-    bal_snapshot_seal(s);
-    return s;
-}
-
 const struct bal_cluster *bal_route(const struct bal_snapshot *s, const char *path, size_t len)
 {
     for (size_t i = 0; i < s->nroutes; i++) {

@@ -16,6 +16,7 @@
 #include <event2/thread.h>
 
 #include "balancer/bal.h"
+#include "balancer/epset.h"
 #include "conf/conf.h"
 #include "proxy/log.h"
 
@@ -78,6 +79,23 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     proxy_workers_drain(rt);
 }
 
+static void on_rebuild(evutil_socket_t fd, short what, void *arg)
+{
+    struct runtime *rt = arg;
+    struct bal_snapshot *s = bal_epset_snapshot(rt->eps, ++rt->generation);
+
+    (void)fd;
+    (void)what;
+    proxy_publish(rt, s);
+    bal_snapshot_unref(rt->snap);
+    rt->snap = s;
+}
+
+void proxy_snapshot_changed(struct runtime *rt)
+{
+    event_active(rt->ev_rebuild, EV_READ, 0);
+}
+
 static size_t worker_count(const struct conf *c)
 {
     long n;
@@ -121,7 +139,9 @@ static int run(struct runtime *rt)
         return 1;
     }
     rt->reg = bal_registry_new();
-    rt->snap = bal_snapshot_from_conf(rt->conf, rt->reg, ++rt->generation);
+    rt->eps = bal_epset_new(rt->conf, rt->reg);
+    rt->snap = bal_epset_snapshot(rt->eps, ++rt->generation);
+    rt->ev_rebuild = event_new(rt->base, -1, 0, on_rebuild, rt);
     log_config(rt);
     rt->nworkers = worker_count(rt->conf);
     if (proxy_workers_init(rt) != 0) {
@@ -153,7 +173,9 @@ out:
         event_free(rt->ev_done);
     if (rt->drain_timer != NULL)
         event_free(rt->drain_timer);
+    event_free(rt->ev_rebuild);
     bal_snapshot_unref(rt->snap);
+    bal_epset_free(rt->eps);
     bal_registry_free(rt->reg);
     event_base_free(rt->base);
     return rc;

@@ -15,6 +15,7 @@ struct event_base;
 struct conf;
 struct bal_registry;
 struct bal_snapshot;
+struct bal_epset;
 struct proxy_worker;
 
 struct runtime {
@@ -22,6 +23,8 @@ struct runtime {
     struct conf *conf; /* owned */
     struct event_base *base;
     struct bal_registry *reg;  /* owned */
+    struct bal_epset *eps;     /* owned: resolved endpoints and their health */
+    struct event *ev_rebuild;  /* activated when |eps| changed */
     struct bal_snapshot *snap; /* the main thread's reference to the current snapshot */
     uint64_t generation;
     struct proxy_worker *workers;
@@ -33,6 +36,10 @@ struct runtime {
     atomic_int workers_active;
     bool draining;
 };
+
+/** Tells the main loop that rt->eps changed: one new snapshot is built and
+ *  published at the end of this loop iteration, however many changes came. */
+void proxy_snapshot_changed(struct runtime *rt);
 
 /** Creates |rt->nworkers| workers: each binds its own SO_REUSEPORT listener on
  *  the configured address. Returns 0, or -1 (logged) when a listener cannot be

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "balancer/bal.h"
+#include "balancer/epset.h"
 
 static struct conf_cluster clusters[3];
 static char *routes0[] = {"/"};
@@ -250,4 +251,192 @@ Test(bal, addr_str_formats_v4_and_v6)
     inet_pton(AF_INET6, "::1", &a6.sin6_addr);
     cr_assert_str_eq(bal_addr_str((struct sockaddr *)&a6, buf, sizeof(buf)), "[::1]:50051");
     cr_assert_str_eq(a.addr_str, "127.0.0.1:50051");
+}
+
+/* ---- endpoint sets ---- */
+
+static struct conf_target tgts[2];
+static struct conf_cluster ecl[1];
+static struct conf econf;
+static char *eroutes[] = {"/"};
+
+static struct sockaddr_storage v4(const char *ip, uint16_t port, socklen_t *len)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    inet_pton(AF_INET, ip, &a->sin_addr);
+    *len = sizeof(*a);
+    return ss;
+}
+
+/* Cluster "svc": target 0 is the literal 10.0.0.1:50051, target 1 the name svc.test:50051. */
+static void epset_setup(void)
+{
+    memset(tgts, 0, sizeof(tgts));
+    tgts[0].spec = "10.0.0.1:50051";
+    tgts[0].is_literal = true;
+    tgts[0].addr = v4("10.0.0.1", 50051, &tgts[0].addrlen);
+    tgts[1].spec = "svc.test:50051";
+    memset(ecl, 0, sizeof(ecl));
+    ecl[0].name = "svc";
+    ecl[0].targets = tgts;
+    ecl[0].ntargets = 2;
+    ecl[0].routes = eroutes;
+    ecl[0].nroutes = 1;
+    ecl[0].health_check = true;
+    memset(&econf, 0, sizeof(econf));
+    econf.clusters = ecl;
+    econf.nclusters = 1;
+}
+
+static int adds, dels;
+
+static void count_add(struct bal_ep *ep, void *arg)
+{
+    (void)ep;
+    (void)arg;
+    adds++;
+}
+
+static void count_del(struct bal_ep *ep, void *arg)
+{
+    (void)ep;
+    (void)arg;
+    dels++;
+}
+
+TestSuite(epset, .init = epset_setup);
+
+Test(epset, literals_join_at_once_names_wait)
+{
+    struct bal_registry *reg = bal_registry_new();
+    struct bal_epset *s = bal_epset_new(&econf, reg);
+    struct bal_snapshot *snap;
+
+    cr_assert_eq(bal_epset_count(s), 1);
+    cr_assert(bal_epset_target_resolved(s, 0, 0));
+    cr_assert_not(bal_epset_target_resolved(s, 0, 1));
+    /* health_check on, health_initial unhealthy: out of rotation until checked */
+    cr_assert_not(bal_epset_at(s, 0)->healthy);
+    snap = bal_epset_snapshot(s, 1);
+    cr_assert_eq(snap->clusters[0].nendpoints, 1);
+    cr_assert_eq(snap->clusters[0].nrotation, 0);
+    cr_assert_str_eq(snap->clusters[0].unresolved, "svc.test:50051");
+    bal_snapshot_unref(snap);
+    bal_epset_free(s);
+    bal_registry_free(reg);
+}
+
+Test(epset, initial_state_follows_config)
+{
+    struct bal_registry *reg = bal_registry_new();
+    struct bal_epset *s;
+
+    ecl[0].health_initial_healthy = true;
+    s = bal_epset_new(&econf, reg);
+    cr_assert(bal_epset_at(s, 0)->healthy);
+    bal_epset_free(s);
+    ecl[0].health_initial_healthy = false;
+    ecl[0].health_check = false;
+    s = bal_epset_new(&econf, reg);
+    cr_assert(bal_epset_at(s, 0)->healthy);
+    cr_assert_str_eq(bal_epset_at(s, 0)->reason, "health checking off");
+    bal_epset_free(s);
+    bal_registry_free(reg);
+}
+
+Test(epset, dns_answers_are_diffed)
+{
+    struct bal_registry *reg = bal_registry_new();
+    struct bal_epset *s = bal_epset_new(&econf, reg);
+    struct sockaddr_storage a[3];
+    socklen_t l[3];
+    struct bal_ep *kept;
+    uint32_t kept_id;
+
+    adds = dels = 0;
+    bal_epset_observe(s, count_add, count_del, NULL);
+    cr_assert_eq(adds, 1); /* the literal, reported when observing starts */
+    a[0] = v4("127.0.0.2", 50051, &l[0]);
+    a[1] = v4("127.0.0.3", 50051, &l[1]);
+    a[2] = v4("127.0.0.4", 50051, &l[2]);
+    cr_assert_eq(bal_epset_set_addrs(s, 0, 1, a, l, 3), 3);
+    cr_assert_eq(bal_epset_count(s), 4);
+    cr_assert_eq(adds, 4);
+    /* order: target 0 first, then target 1's addresses in answer order */
+    cr_assert_str_eq(bal_epset_at(s, 0)->addr_str, "10.0.0.1:50051");
+    cr_assert_str_eq(bal_epset_at(s, 2)->addr_str, "127.0.0.3:50051");
+    kept = bal_epset_at(s, 2);
+    kept_id = kept->id;
+    cr_assert(bal_epset_set_healthy(s, kept, true, "SERVING", 42));
+    cr_assert_not(bal_epset_set_healthy(s, kept, true, "SERVING", 43), "no change, no rebuild");
+    /* the same answer again changes nothing */
+    cr_assert_eq(bal_epset_set_addrs(s, 0, 1, a, l, 3), 0);
+    /* 127.0.0.2 vanishes: one removal; the others keep their endpoint and state */
+    cr_assert_eq(bal_epset_set_addrs(s, 0, 1, &a[1], &l[1], 2), 1);
+    cr_assert_eq(dels, 1);
+    cr_assert_eq(bal_epset_count(s), 3);
+    cr_assert_eq(bal_epset_at(s, 1), kept, "unchanged address keeps its endpoint object");
+    cr_assert(kept->healthy);
+    cr_assert_eq(kept->since_ms, 42);
+    /* it comes back: a new endpoint with the initial state, and the old identity */
+    cr_assert_eq(bal_epset_set_addrs(s, 0, 1, a, l, 3), 1);
+    cr_assert_eq(bal_epset_count(s), 4);
+    cr_assert_not(bal_epset_at(s, 3)->healthy);
+    cr_assert_eq(bal_epset_at(s, 1)->id, kept_id);
+    /* an empty answer passed on removes them all (the resolver decides whether to) */
+    cr_assert_eq(bal_epset_set_addrs(s, 0, 1, a, l, 0), 3);
+    cr_assert_eq(bal_epset_count(s), 1);
+    bal_epset_free(s);
+    cr_assert_eq(dels, 1 + 3 + 1);
+    bal_registry_free(reg);
+}
+
+Test(epset, same_address_twice_in_a_cluster_is_one_endpoint)
+{
+    struct bal_registry *reg = bal_registry_new();
+    struct bal_epset *s = bal_epset_new(&econf, reg);
+
+    /* the name resolves to the literal's address */
+    cr_assert_eq(bal_epset_set_addrs(s, 0, 1, &tgts[0].addr, &tgts[0].addrlen, 1), 0);
+    cr_assert_eq(bal_epset_count(s), 1);
+    bal_epset_free(s);
+    bal_registry_free(reg);
+}
+
+Test(epset, panic_threshold_routes_to_all)
+{
+    struct bal_registry *reg = bal_registry_new();
+    struct bal_epset *s;
+    struct bal_snapshot *snap;
+    struct sockaddr_storage a[3];
+    socklen_t l[3];
+
+    ecl[0].panic_threshold = 50;
+    s = bal_epset_new(&econf, reg);
+    a[0] = v4("127.0.0.2", 50051, &l[0]);
+    a[1] = v4("127.0.0.3", 50051, &l[1]);
+    a[2] = v4("127.0.0.4", 50051, &l[2]);
+    bal_epset_set_addrs(s, 0, 1, a, l, 3);
+    bal_epset_set_healthy(s, bal_epset_at(s, 0), true, "SERVING", 1);
+    bal_epset_set_healthy(s, bal_epset_at(s, 1), true, "SERVING", 1);
+    snap = bal_epset_snapshot(s, 1); /* 2 of 4 healthy = 50%: not below */
+    cr_assert_not(snap->clusters[0].panic);
+    cr_assert_eq(snap->clusters[0].nrotation, 2);
+    bal_snapshot_unref(snap);
+    bal_epset_set_healthy(s, bal_epset_at(s, 1), false, "NOT_SERVING", 2);
+    snap = bal_epset_snapshot(s, 2); /* 1 of 4 = 25% < 50%: panic, all in rotation */
+    cr_assert(snap->clusters[0].panic);
+    cr_assert_eq(snap->clusters[0].nrotation, 4);
+    bal_snapshot_unref(snap);
+    ecl[0].panic_threshold = 0;
+    snap = bal_epset_snapshot(s, 3);
+    cr_assert_not(snap->clusters[0].panic);
+    cr_assert_eq(snap->clusters[0].nrotation, 1);
+    bal_snapshot_unref(snap);
+    bal_epset_free(s);
+    bal_registry_free(reg);
 }

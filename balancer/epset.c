@@ -1,0 +1,233 @@
+/* Endpoint sets: the main thread's record of resolved addresses and health,
+ * from which worker snapshots are built.
+ * SPDX-License-Identifier: MIT */
+#include "balancer/epset.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bal_epset {
+    const struct conf *conf;
+    struct bal_registry *reg;
+    struct bal_ep **eps; /* ordered by (cluster, target), then insertion */
+    size_t n, cap;
+    bool **resolved; /* [cluster][target] */
+    bal_ep_cb on_add, on_del;
+    void *arg;
+};
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size);
+
+    if (p == NULL) {
+        fputs("switchyard: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static bool starts_healthy(const struct conf_cluster *cc)
+{
+    return !cc->health_check || cc->health_initial_healthy;
+}
+
+static struct bal_ep *ep_insert(struct bal_epset *s, uint32_t cl, uint32_t t,
+                                const struct sockaddr_storage *addr, socklen_t len)
+{
+    const struct conf_cluster *cc = &s->conf->clusters[cl];
+    struct bal_ep *ep = xcalloc(1, sizeof(*ep));
+    size_t pos = s->n;
+
+    ep->cluster = cl;
+    ep->target = t;
+    memcpy(&ep->addr, addr, len);
+    ep->addrlen = len;
+    ep->id = bal_registry_id(s->reg, (const struct sockaddr *)addr, len);
+    bal_addr_str((const struct sockaddr *)addr, ep->addr_str, sizeof(ep->addr_str));
+    ep->healthy = starts_healthy(cc);
+    snprintf(ep->reason, sizeof(ep->reason), "%s",
+             !cc->health_check ? "health checking off"
+             : ep->healthy     ? "initial state healthy"
+                               : "awaiting first health check");
+    /* after the last endpoint of an earlier-or-equal (cluster, target) */
+    while (pos > 0 && (s->eps[pos - 1]->cluster > cl ||
+                       (s->eps[pos - 1]->cluster == cl && s->eps[pos - 1]->target > t)))
+        pos--;
+    if (s->n == s->cap) {
+        s->cap = s->cap == 0 ? 16 : s->cap * 2;
+        s->eps = reallocarray(s->eps, s->cap, sizeof(*s->eps));
+        if (s->eps == NULL) {
+            fputs("switchyard: out of memory\n", stderr);
+            abort();
+        }
+    }
+    memmove(&s->eps[pos + 1], &s->eps[pos], (s->n - pos) * sizeof(*s->eps));
+    s->eps[pos] = ep;
+    s->n++;
+    if (s->on_add != NULL)
+        s->on_add(ep, s->arg);
+    return ep;
+}
+
+static void ep_remove_at(struct bal_epset *s, size_t i)
+{
+    struct bal_ep *ep = s->eps[i];
+
+    if (s->on_del != NULL)
+        s->on_del(ep, s->arg);
+    memmove(&s->eps[i], &s->eps[i + 1], (s->n - i - 1) * sizeof(*s->eps));
+    s->n--;
+    free(ep);
+}
+
+struct bal_epset *bal_epset_new(const struct conf *c, struct bal_registry *reg)
+{
+    struct bal_epset *s = xcalloc(1, sizeof(*s));
+
+    s->conf = c;
+    s->reg = reg;
+    s->resolved = xcalloc(c->nclusters, sizeof(*s->resolved));
+    for (size_t i = 0; i < c->nclusters; i++) {
+        const struct conf_cluster *cc = &c->clusters[i];
+
+        s->resolved[i] = xcalloc(cc->ntargets, sizeof(**s->resolved));
+        for (size_t j = 0; j < cc->ntargets; j++) {
+            if (cc->targets[j].is_literal)
+                bal_epset_set_addrs(s, (uint32_t)i, (uint32_t)j, &cc->targets[j].addr,
+                                    &cc->targets[j].addrlen, 1);
+        }
+    }
+    return s;
+}
+
+void bal_epset_free(struct bal_epset *s)
+{
+    if (s == NULL)
+        return;
+    while (s->n > 0)
+        ep_remove_at(s, s->n - 1);
+    for (size_t i = 0; i < s->conf->nclusters; i++)
+        free(s->resolved[i]);
+    free(s->resolved);
+    free(s->eps);
+    free(s);
+}
+
+void bal_epset_observe(struct bal_epset *s, bal_ep_cb on_add, bal_ep_cb on_del, void *arg)
+{
+    s->on_add = on_add;
+    s->on_del = on_del;
+    s->arg = arg;
+    for (size_t i = 0; on_add != NULL && i < s->n; i++)
+        on_add(s->eps[i], arg);
+}
+
+static bool same_addr(const struct bal_ep *ep, const struct sockaddr_storage *a, socklen_t len)
+{
+    return ep->addrlen == len && memcmp(&ep->addr, a, len) == 0;
+}
+
+int bal_epset_set_addrs(struct bal_epset *s, uint32_t cl, uint32_t t,
+                        const struct sockaddr_storage *addrs, const socklen_t *lens, size_t n)
+{
+    int changes = 0;
+
+    s->resolved[cl][t] = true;
+    /* vanished addresses leave */
+    for (size_t i = s->n; i-- > 0;) {
+        struct bal_ep *ep = s->eps[i];
+        bool keep = false;
+
+        if (ep->cluster != cl || ep->target != t)
+            continue;
+        for (size_t k = 0; k < n && !keep; k++)
+            keep = same_addr(ep, &addrs[k], lens[k]);
+        if (!keep) {
+            ep_remove_at(s, i);
+            changes++;
+        }
+    }
+    /* new addresses join, once per cluster */
+    for (size_t k = 0; k < n; k++) {
+        bool present = false;
+
+        for (size_t i = 0; i < s->n && !present; i++)
+            present = s->eps[i]->cluster == cl && same_addr(s->eps[i], &addrs[k], lens[k]);
+        if (!present) {
+            ep_insert(s, cl, t, &addrs[k], lens[k]);
+            changes++;
+        }
+    }
+    return changes;
+}
+
+bool bal_epset_target_resolved(const struct bal_epset *s, uint32_t cl, uint32_t t)
+{
+    return s->resolved[cl][t];
+}
+
+bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy,
+                           const char *reason, uint64_t now_ms)
+{
+    (void)s;
+    snprintf(ep->reason, sizeof(ep->reason), "%s", reason);
+    if (ep->healthy == healthy)
+        return false;
+    ep->healthy = healthy;
+    ep->since_ms = now_ms;
+    return true;
+}
+
+size_t bal_epset_count(const struct bal_epset *s)
+{
+    return s->n;
+}
+
+struct bal_ep *bal_epset_at(const struct bal_epset *s, size_t i)
+{
+    return i < s->n ? s->eps[i] : NULL;
+}
+
+struct bal_snapshot *bal_epset_snapshot(const struct bal_epset *s, uint64_t generation)
+{
+    struct bal_snapshot *snap = bal_snapshot_new(s->conf, generation);
+
+    for (size_t i = 0; i < s->n; i++) {
+        const struct bal_ep *ep = s->eps[i];
+        struct bal_endpoint e = {0};
+
+        e.id = ep->id;
+        memcpy(&e.addr, &ep->addr, ep->addrlen);
+        e.addrlen = ep->addrlen;
+        memcpy(e.addr_str, ep->addr_str, sizeof(e.addr_str));
+        e.origin = s->conf->clusters[ep->cluster].targets[ep->target].spec;
+        e.in_rotation = ep->healthy;
+        bal_snapshot_add_endpoint(snap, ep->cluster, &e);
+    }
+    for (size_t i = 0; i < s->conf->nclusters; i++) {
+        const struct conf_cluster *cc = &s->conf->clusters[i];
+        struct bal_cluster *cl = &snap->clusters[i];
+        size_t healthy = 0;
+
+        for (size_t j = 0; j < cc->ntargets; j++) {
+            if (!s->resolved[i][j]) {
+                bal_snapshot_set_unresolved(snap, (uint32_t)i, cc->targets[j].spec);
+                break;
+            }
+        }
+        for (size_t j = 0; j < cl->nendpoints; j++)
+            healthy += cl->endpoints[j].in_rotation;
+        /* Panic mode (Envoy): too few healthy endpoints left, so spread the
+         * load over all of them rather than overload the few. */
+        if (cl->nendpoints > 0 && cc->panic_threshold > 0 &&
+            healthy * 100 < (size_t)cc->panic_threshold * cl->nendpoints) {
+            cl->panic = true;
+            for (size_t j = 0; j < cl->nendpoints; j++)
+                cl->endpoints[j].in_rotation = true;
+        }
+    }
+    bal_snapshot_seal(snap);
+    return snap;
+}

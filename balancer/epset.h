@@ -1,0 +1,75 @@
+/* The main thread's live view of every cluster's endpoints: which addresses
+ * each target resolved to and whether each endpoint is healthy. Snapshots for
+ * the workers are built from it; DNS and health checking only write here.
+ * Invariant: main thread only; a struct bal_ep keeps its address (pointer)
+ * from its addition until its removal, so observers may hold it.
+ * SPDX-License-Identifier: MIT */
+#ifndef BALANCER_EPSET_H
+#define BALANCER_EPSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "balancer/bal.h"
+#include "conf/conf.h"
+
+/** One endpoint: one address of one target of one cluster. */
+struct bal_ep {
+    uint32_t id;      /* address identity (bal_registry), shared by clusters */
+    uint32_t cluster; /* index in conf->clusters */
+    uint32_t target;  /* index in the cluster's targets */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char addr_str[BAL_ADDRSTRLEN];
+    bool healthy;       /* may take calls, as far as health checking says */
+    char reason[160];   /* why it is in its current state ("initial", "NOT_SERVING", ...) */
+    uint64_t since_ms;  /* CLOCK_MONOTONIC ms of the last transition (0: never changed) */
+    void *hc;           /* the health checker's state for this endpoint; owned by health/ */
+};
+
+typedef void (*bal_ep_cb)(struct bal_ep *ep, void *arg);
+
+struct bal_epset;
+
+/** A set for |c| (borrowed; must outlive the set). IP-literal targets are
+ *  added at once; DNS names have no address until bal_epset_set_addrs().
+ *  New endpoints start healthy when the cluster has health_check = off or
+ *  health_initial = healthy, otherwise unhealthy ("awaiting first check"). */
+struct bal_epset *bal_epset_new(const struct conf *c, struct bal_registry *reg);
+
+/** Frees |s|, calling the removal observer for every endpoint first. NULL is a no-op. */
+void bal_epset_free(struct bal_epset *s);
+
+/** Installs observers: |on_add| after an endpoint joined, |on_del| just before
+ *  it is removed and freed. Calls |on_add| for every endpoint already there. */
+void bal_epset_observe(struct bal_epset *s, bal_ep_cb on_add, bal_ep_cb on_del, void *arg);
+
+/** Replaces the addresses of target |t| of cluster |cl| with |addrs| (|n| of
+ *  them; each entry's length in |lens|). Addresses already there keep their
+ *  endpoint and state; new ones are added; vanished ones are removed (the
+ *  workers drain them). An address another target of the same cluster already
+ *  has is not added twice. Marks the target resolved. Returns how many
+ *  endpoints were added plus removed (0: nothing changed). */
+int bal_epset_set_addrs(struct bal_epset *s, uint32_t cl, uint32_t t,
+                        const struct sockaddr_storage *addrs, const socklen_t *lens, size_t n);
+
+/** Whether target |t| of cluster |cl| ever got addresses (literals: always). */
+bool bal_epset_target_resolved(const struct bal_epset *s, uint32_t cl, uint32_t t);
+
+/** Sets the health of |ep|; |reason| is copied. Returns true when the state
+ *  changed (then a new snapshot is due). |now_ms| is recorded on a change. */
+bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy,
+                           const char *reason, uint64_t now_ms);
+
+/** Iteration, in cluster, then target, then address order. */
+size_t bal_epset_count(const struct bal_epset *s);
+struct bal_ep *bal_epset_at(const struct bal_epset *s, size_t i);
+
+/** Builds a sealed snapshot (one reference, the caller's). Endpoints are in
+ *  rotation when healthy; when a cluster's healthy share is below its
+ *  panic_threshold percent, all its endpoints are (Envoy's panic mode). */
+struct bal_snapshot *bal_epset_snapshot(const struct bal_epset *s, uint64_t generation);
+
+#endif
