@@ -36,12 +36,15 @@ HEALTH_PROTO := /usr/share/grpc-proto/grpc/health/v1/health.proto
 
 CONF_SRCS := conf/conf.c
 BAL_SRCS  := $(wildcard balancer/*.c)
+HC_SRCS   := $(filter-out health/cli.c,$(wildcard health/*.c))
 PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
-CORE_SRCS := $(CONF_SRCS) $(BAL_SRCS) $(PROXY_SRCS)
+CORE_SRCS := $(CONF_SRCS) $(BAL_SRCS) $(HC_SRCS) $(PROXY_SRCS)
 
-CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+HEALTH_PB_OBJ := $(GEN)/grpc/health/v1/health.pb-c.o
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
 CONF_OBJS := $(CONF_SRCS:%.c=$(BUILD)/%.o)
 BAL_OBJS  := $(BAL_SRCS:%.c=$(BUILD)/%.o)
+HC_OBJS   := $(HC_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
 
 # Test peers (gRPC C core): generated echo + health messages, backend, client library.
 PEER_GEN_SRCS := $(GEN)/tests/peers/echo.pb-c.c $(GEN)/grpc/health/v1/health.pb-c.c
@@ -90,6 +93,9 @@ $(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
 
+# Health checker and proxy objects use the generated health messages.
+$(HC_SRCS:%.c=$(BUILD)/%.o) $(PROXY_SRCS:%.c=$(BUILD)/%.o): $(GEN)/grpc/health/v1/health.pb-c.h
+
 # Every peer/support object needs the generated headers first.
 $(PEER_LIB_SRCS:%.c=$(BUILD)/%.o) $(SUPPORT_OBJS) $(BUILD)/tests/peers/backend.o \
 $(BUILD)/tests/peers/client_main.o $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%.o): \
@@ -106,6 +112,7 @@ $(BUILD)/tests/peers/sy-client: $(BUILD)/tests/peers/client_main.o $(PEER_LIB_OB
 # Unit tests link only their own module's objects.
 $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
+$(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(T_LIBS) $(PKG_LIBS) -lpthread

@@ -168,8 +168,8 @@ bool bal_epset_target_resolved(const struct bal_epset *s, uint32_t cl, uint32_t 
     return s->resolved[cl][t];
 }
 
-bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy,
-                           const char *reason, uint64_t now_ms)
+bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy, const char *reason,
+                           uint64_t now_ms)
 {
     (void)s;
     snprintf(ep->reason, sizeof(ep->reason), "%s", reason);

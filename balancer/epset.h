@@ -23,10 +23,10 @@ struct bal_ep {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char addr_str[BAL_ADDRSTRLEN];
-    bool healthy;       /* may take calls, as far as health checking says */
-    char reason[160];   /* why it is in its current state ("initial", "NOT_SERVING", ...) */
-    uint64_t since_ms;  /* CLOCK_MONOTONIC ms of the last transition (0: never changed) */
-    void *hc;           /* the health checker's state for this endpoint; owned by health/ */
+    bool healthy;      /* may take calls, as far as health checking says */
+    char reason[160];  /* why it is in its current state ("initial", "NOT_SERVING", ...) */
+    uint64_t since_ms; /* CLOCK_MONOTONIC ms of the last transition (0: never changed) */
+    void *hc;          /* the health checker's state for this endpoint; owned by health/ */
 };
 
 typedef void (*bal_ep_cb)(struct bal_ep *ep, void *arg);
@@ -60,8 +60,8 @@ bool bal_epset_target_resolved(const struct bal_epset *s, uint32_t cl, uint32_t 
 
 /** Sets the health of |ep|; |reason| is copied. Returns true when the state
  *  changed (then a new snapshot is due). |now_ms| is recorded on a change. */
-bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy,
-                           const char *reason, uint64_t now_ms);
+bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy, const char *reason,
+                           uint64_t now_ms);
 
 /** Iteration, in cluster, then target, then address order. */
 size_t bal_epset_count(const struct bal_epset *s);

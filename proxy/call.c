@@ -105,6 +105,7 @@ void proxy_call_free(struct proxy_call *call)
     struct proxy_worker *w = call->w;
     size_t unsent = evbuffer_get_length(call->req_buf);
 
+    proxy_selfhealth_call_gone(call);
     proxy_call_detach_be(call, call->be_complete ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
     event_del(call->deadline);
     if (call->fe != NULL && unsent > 0)
@@ -259,6 +260,10 @@ void proxy_call_start(struct proxy_call *call)
     /* gRPC PROTOCOL-HTTP2: servers answer other content types with 415. */
     if (call->ctype == NULL || !has_prefix(call->ctype, call->ctypelen, "application/grpc")) {
         respond_http(call, "415");
+        return;
+    }
+    if (proxy_selfhealth_match(call)) {
+        proxy_selfhealth_start(call);
         return;
     }
     cl = w->snap != NULL ? bal_route(w->snap, (const char *)call->path, call->pathlen) : NULL;

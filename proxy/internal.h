@@ -237,6 +237,17 @@ void proxy_pool_free(struct proxy_pool *pool);
 void proxy_be_conn_free(struct proxy_be_conn *bc);
 void proxy_be_conn_after_flush(struct proxy_be_conn *bc);
 
+/* ---- selfhealth.c: switchyard's own grpc.health.v1.Health ---- */
+/** Whether |call| (request headers complete) is for switchyard's own health
+ *  service, which is answered before routing. */
+bool proxy_selfhealth_match(const struct proxy_call *call);
+/** Answers |call| (Check) or keeps it open to stream updates (Watch). */
+void proxy_selfhealth_start(struct proxy_call *call);
+/** The worker's snapshot or draining state changed: Watch streams get the new status. */
+void proxy_selfhealth_update(struct proxy_worker *w);
+/** |call| is being freed: forget it. */
+void proxy_selfhealth_call_gone(struct proxy_call *call);
+
 /* ---- call.c ---- */
 struct proxy_call *proxy_call_new(struct proxy_worker *w, struct proxy_fe_conn *fe, int32_t sid);
 /** Releases |call|: detaches it from the backend (cancelling an open backend

@@ -18,6 +18,8 @@
 #include "balancer/bal.h"
 #include "balancer/epset.h"
 #include "conf/conf.h"
+#include "health/hc.h"
+#include "proxy/dns.h"
 #include "proxy/log.h"
 
 #ifndef SWITCHYARD_VERSION
@@ -96,6 +98,11 @@ void proxy_snapshot_changed(struct runtime *rt)
     event_active(rt->ev_rebuild, EV_READ, 0);
 }
 
+static void on_health_changed(void *arg)
+{
+    proxy_snapshot_changed(arg);
+}
+
 static size_t worker_count(const struct conf *c)
 {
     long n;
@@ -108,7 +115,7 @@ static size_t worker_count(const struct conf *c)
 
 static void log_config(const struct runtime *rt)
 {
-    const struct bal_snapshot *s = rt->snap;
+    struct bal_snapshot *s = bal_epset_snapshot(rt->eps, 0);
 
     for (size_t i = 0; i < s->nclusters; i++) {
         const struct bal_cluster *cl = &s->clusters[i];
@@ -127,11 +134,13 @@ static void log_config(const struct runtime *rt)
                          cl->name, cc->targets[j].spec);
         }
     }
+    bal_snapshot_unref(s);
 }
 
 static int run(struct runtime *rt)
 {
     int rc = 0;
+    char err[256];
 
     rt->base = event_base_new();
     if (rt->base == NULL) {
@@ -140,9 +149,19 @@ static int run(struct runtime *rt)
     }
     rt->reg = bal_registry_new();
     rt->eps = bal_epset_new(rt->conf, rt->reg);
-    rt->snap = bal_epset_snapshot(rt->eps, ++rt->generation);
     rt->ev_rebuild = event_new(rt->base, -1, 0, on_rebuild, rt);
     log_config(rt);
+    rt->hc = hc_new(rt->base, rt->conf, rt->eps, on_health_changed, rt, err, sizeof(err));
+    if (rt->hc == NULL) {
+        log_error("health checker: %s", err);
+        rc = 1;
+        goto out;
+    }
+    if (proxy_dns_start(rt) != 0) {
+        rc = 1;
+        goto out;
+    }
+    rt->snap = bal_epset_snapshot(rt->eps, ++rt->generation);
     rt->nworkers = worker_count(rt->conf);
     if (proxy_workers_init(rt) != 0) {
         rc = 1;
@@ -165,6 +184,8 @@ static int run(struct runtime *rt)
     proxy_workers_stop(rt);
     log_info("stopped");
 out:
+    proxy_dns_stop(rt);
+    hc_free(rt->hc);
     if (rt->ev_sigterm != NULL)
         event_free(rt->ev_sigterm);
     if (rt->ev_sigint != NULL)
@@ -173,7 +194,8 @@ out:
         event_free(rt->ev_done);
     if (rt->drain_timer != NULL)
         event_free(rt->drain_timer);
-    event_free(rt->ev_rebuild);
+    if (rt->ev_rebuild != NULL)
+        event_free(rt->ev_rebuild);
     bal_snapshot_unref(rt->snap);
     bal_epset_free(rt->eps);
     bal_registry_free(rt->reg);

@@ -17,6 +17,8 @@ struct bal_registry;
 struct bal_snapshot;
 struct bal_epset;
 struct proxy_worker;
+struct proxy_dns;
+struct hc;
 
 struct runtime {
     const char *conf_path;
@@ -25,6 +27,8 @@ struct runtime {
     struct bal_registry *reg;  /* owned */
     struct bal_epset *eps;     /* owned: resolved endpoints and their health */
     struct event *ev_rebuild;  /* activated when |eps| changed */
+    struct proxy_dns *dns;     /* owned: c-ares state (dns.c) */
+    struct hc *hc;             /* owned: the health checker (health/) */
     struct bal_snapshot *snap; /* the main thread's reference to the current snapshot */
     uint64_t generation;
     struct proxy_worker *workers;

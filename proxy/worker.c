@@ -182,6 +182,7 @@ static void take_snapshot(struct proxy_worker *w)
     }
     bal_snapshot_unref(w->snap);
     w->snap = s;
+    proxy_selfhealth_update(w);
     /* Endpoints that left every cluster drain: running calls finish, no new ones. */
     for (size_t i = 0; i < w->npools; i++) {
         if (w->pools[i] != NULL && !snapshot_has(s, (uint32_t)i)) {
@@ -261,6 +262,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     }
     TAILQ_FOREACH(fc, &w->fes, link)
     proxy_fe_conn_drain(fc);
+    proxy_selfhealth_update(w);
     proxy_worker_fe_gone(w);
 }
 
