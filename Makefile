@@ -79,12 +79,12 @@ $(BUILD)/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(PKG_CFLAGS) $(if $(findstring tests/,$<),$(T_CFLAGS) $(G_CFLAGS)) -c -o $@ $<
 
 # Generated protobuf-c code: build time only, never committed or formatted.
-$(GEN)/grpc/health/v1/health.pb-c.c $(GEN)/grpc/health/v1/health.pb-c.h: $(HEALTH_PROTO)
+$(GEN)/grpc/health/v1/health.pb-c.c $(GEN)/grpc/health/v1/health.pb-c.h &: $(HEALTH_PROTO)
 	@mkdir -p $(GEN)
 	@echo "  PROTOC  $<"
 	$(Q)protoc-c --c_out=$(GEN) -I/usr/share/grpc-proto $<
 
-$(GEN)/tests/peers/echo.pb-c.c $(GEN)/tests/peers/echo.pb-c.h: tests/peers/echo.proto
+$(GEN)/tests/peers/echo.pb-c.c $(GEN)/tests/peers/echo.pb-c.h &: tests/peers/echo.proto
 	@mkdir -p $(GEN)
 	@echo "  PROTOC  $<"
 	$(Q)protoc-c --c_out=$(GEN) -I. $<

@@ -419,6 +419,7 @@ static const char *const policy_names[] = {"round_robin", "pick_first", NULL};
 static const char *const dns_family_names[] = {"auto", "v4", "v6", NULL};
 static const char *const health_mode_names[] = {"check", "watch", NULL};
 static const char *const health_state_names[] = {"unhealthy", "healthy", NULL};
+static const char *const log_format_names[] = {"text", "json", NULL};
 
 _Static_assert(sizeof(enum conf_log_level) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_policy) == sizeof(int), "enums are stored as int");
@@ -435,12 +436,15 @@ static const struct keyword keywords[] = {
     {SECT_PROXY, "workers", KW_WORKERS, PX(workers), 0, 256, NULL},
     {SECT_PROXY, "log_level", KW_ENUM, PX(log_level), 0, 0, log_level_names},
     {SECT_PROXY, "access_log", KW_ACCESS_LOG, PX(access_log), 0, 0, NULL},
+    {SECT_PROXY, "access_log_format", KW_ENUM_BOOL, PX(access_log_json), 0, 0, log_format_names},
     {SECT_PROXY, "drain_timeout", KW_DURATION, PX(drain_timeout_ms), 0, 0, NULL},
     {SECT_PROXY, "max_concurrent_streams", KW_U32, PX(max_concurrent_streams), 1, INT31, NULL},
     {SECT_PROXY, "idle_timeout", KW_DURATION, PX(idle_timeout_ms), 0, 0, NULL},
     {SECT_PROXY, "dns_servers", KW_DNS_SERVERS, PX(dns_servers), 0, 0, NULL},
 
     {SECT_ADMIN, "listen", KW_LISTEN, offsetof(struct conf_admin, listen), 0, 0, NULL},
+    {SECT_ADMIN, "max_method_labels", KW_U32, offsetof(struct conf_admin, max_method_labels), 1,
+     10000, NULL},
 
     {SECT_CLUSTER, "targets", KW_TARGETS, CL(targets), 0, 0, NULL},
     {SECT_CLUSTER, "policy", KW_ENUM, CL(policy), 0, 0, policy_names},
@@ -533,6 +537,7 @@ static struct conf *conf_new(const char *path)
     c->proxy.max_concurrent_streams = 100;
     c->proxy.idle_timeout_ms = 5 * 60 * 1000;
     set_addr("127.0.0.1:9901", &c->admin.listen, &c->admin.listen_addr, &c->admin.listen_addrlen);
+    c->admin.max_method_labels = 100;
     return c;
 }
 

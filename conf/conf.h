@@ -98,6 +98,8 @@ struct conf_proxy {
 
 struct conf_admin {
     char *listen; /* listen ("127.0.0.1:9901"); "off" disables: NULL */
+    uint32_t max_method_labels; /* max_method_labels (100), 1..10000: distinct `method`
+                                   label values in /metrics; the rest count as "other" */
     struct sockaddr_storage listen_addr;
     socklen_t listen_addrlen;
 };
