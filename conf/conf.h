@@ -88,6 +88,7 @@ struct conf_proxy {
     uint32_t workers;                /* workers = auto|N (auto = 0: number of CPUs) */
     enum conf_log_level log_level;   /* log_level = debug|info|warn|error (info) */
     char *access_log;                /* access_log = -|PATH|off ("off") */
+    bool access_log_json;            /* access_log_format = text|json (text) */
     uint32_t drain_timeout_ms;       /* drain_timeout (30s) */
     uint32_t max_concurrent_streams; /* max_concurrent_streams (100), 1..2^31-1 */
     uint32_t idle_timeout_ms;        /* idle_timeout (5m); 0 = never */
@@ -97,7 +98,7 @@ struct conf_proxy {
 };
 
 struct conf_admin {
-    char *listen; /* listen ("127.0.0.1:9901"); "off" disables: NULL */
+    char *listen;               /* listen ("127.0.0.1:9901"); "off" disables: NULL */
     uint32_t max_method_labels; /* max_method_labels (100), 1..10000: distinct `method`
                                    label values in /metrics; the rest count as "other" */
     struct sockaddr_storage listen_addr;
