@@ -16,7 +16,7 @@ Q :=
 endif
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libnghttp2 libcares libprotobuf-c inih
+PKGS    := libevent libevent_pthreads libnghttp2 libcares libprotobuf-c inih jansson
 TPKGS   := criterion
 GPKGS   := grpc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpedantic
@@ -36,7 +36,7 @@ HEALTH_PROTO := /usr/share/grpc-proto/grpc/health/v1/health.proto
 
 CONF_SRCS := conf/conf.c
 BAL_SRCS  := $(wildcard balancer/*.c)
-HC_SRCS   := $(filter-out health/cli.c,$(wildcard health/*.c))
+HC_SRCS   := $(filter-out health/cli%.c,$(wildcard health/*.c))
 PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
 CORE_SRCS := $(CONF_SRCS) $(BAL_SRCS) $(HC_SRCS) $(PROXY_SRCS)
 
@@ -61,10 +61,18 @@ INTEG_BINS := $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 BIN := $(BUILD)/switchyard
 PEER_BINS := $(BUILD)/tests/peers/sy-backend $(BUILD)/tests/peers/sy-client
 
+# switchyard-health, the operator CLI: gRPC C core + jansson, none of the proxy's objects.
+CLI_PKGS   := jansson libprotobuf-c
+CLI_CFLAGS := $(shell pkg-config --cflags $(CLI_PKGS) 2>/dev/null) $(G_CFLAGS)
+CLI_LIBS   := $(shell pkg-config --libs $(CLI_PKGS) 2>/dev/null) $(G_LIBS)
+CLI_SRCS   := $(wildcard health/cli*.c)
+CLI_OBJS   := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+HEALTH_BIN := $(BUILD)/switchyard-health
+
 .PHONY: all deps test unit integration asan run install clean format format-check
 .SECONDARY:
 
-all: $(BIN)
+all: $(BIN) $(HEALTH_BIN)
 
 deps:
 	$(Q)bash scripts/deps.sh
@@ -109,6 +117,12 @@ $(BUILD)/tests/peers/sy-client: $(BUILD)/tests/peers/client_main.o $(PEER_LIB_OB
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(G_LIBS) $(PKG_LIBS) -lpthread
 
+$(CLI_OBJS): PKG_CFLAGS += $(CLI_CFLAGS)
+$(CLI_OBJS): $(GEN)/grpc/health/v1/health.pb-c.h
+$(HEALTH_BIN): $(CLI_OBJS) $(HEALTH_PB_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(CLI_LIBS) -lm -lpthread
+
 # Unit tests link only their own module's objects.
 $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
@@ -129,9 +143,9 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(SAN_FLAGS)" OPT=-O1 run-tests
 
 # Peers are built without sanitizers: they are the gRPC C core, not our code.
-run-tests: $(BIN) $(UNIT_BINS) $(INTEG_BINS)
+run-tests: $(BIN) $(HEALTH_BIN) $(UNIT_BINS) $(INTEG_BINS)
 	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
-	$(Q)SY_BIN=$(abspath $(BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
+	$(Q)SY_BIN=$(abspath $(BIN)) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
 	    SY_TOP=$(CURDIR) bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
 peers: $(PEER_BINS)
@@ -146,9 +160,10 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(BIN) -c $(CONF)
 
-install: $(BIN)
+install: $(BIN) $(HEALTH_BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
+	install -m 0755 $(HEALTH_BIN) $(DESTDIR)$(PREFIX)/bin/switchyard-health
 
 clean:
 	rm -rf build

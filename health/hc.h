@@ -25,4 +25,16 @@ struct hc *hc_new(struct event_base *base, const struct conf *c, struct bal_epse
 /** Stops every probe and frees |h|. NULL is a no-op. */
 void hc_free(struct hc *h);
 
+/** What the admin endpoint shows of one endpoint's checks. */
+struct hc_ep_info {
+    bool checked;                  /* at least one probe finished */
+    uint64_t last_check_ms;        /* CLOCK_MONOTONIC ms when the last probe finished */
+    double last_latency_ms;        /* its round trip */
+    uint32_t consecutive_failures; /* failed probes in a row */
+    uint64_t passes, failures;     /* probes ever, by result */
+};
+
+/** Fills |out| for |ep| (all zero when |h| is NULL or |ep| is not checked). */
+void hc_ep_info(const struct hc *h, const struct bal_ep *ep, struct hc_ep_info *out);
+
 #endif

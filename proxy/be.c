@@ -70,6 +70,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
 
         /* Trailers are kept past this callback, so they are copied. */
         proxy_call_add_trailer(call, n.base, n.len, v.base, v.len);
+        if (n.len == 11 && memcmp(n.base, "grpc-status", 11) == 0)
+            call->status = proxy_parse_status(v.base, v.len);
     }
     return 0;
 }
@@ -242,6 +244,7 @@ static void be_fail(struct proxy_be_conn *bc, const char *reason)
 
         proxy_call_release_rhdr(call);
         TAILQ_REMOVE(&bc->calls, call, be_link);
+        pool->active_calls--;
         call->be = NULL;
         call->be_open = false;
         if (!open)
@@ -381,6 +384,8 @@ static int be_submit(struct proxy_be_conn *bc, struct proxy_call *call)
     call->be_sid = sid;
     call->be_open = true;
     bc->nstreams++;
+    bc->pool->active_calls++;
+    bc->pool->calls_total++;
     TAILQ_INSERT_TAIL(&bc->calls, call, be_link);
     proxy_conn_schedule(&bc->c);
     return 0;
@@ -461,6 +466,7 @@ void proxy_be_conn_free(struct proxy_be_conn *bc)
 
         proxy_call_release_rhdr(call);
         TAILQ_REMOVE(&bc->calls, call, be_link);
+        pool->active_calls--;
         call->be = NULL;
         call->be_open = false;
         if (open)

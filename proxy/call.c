@@ -41,6 +41,8 @@ struct proxy_call *proxy_call_new(struct proxy_worker *w, struct proxy_fe_conn *
     call->next_free = NULL;
     call->fe = fe;
     call->fe_sid = sid;
+    call->status = -1;
+    call->start_ns = proxy_mono_ns();
     return call;
 }
 
@@ -62,6 +64,7 @@ void proxy_call_detach_be(struct proxy_call *call, uint32_t err)
     }
     if (bc == NULL)
         return;
+    bc->pool->active_calls--;
     proxy_call_release_rhdr(call);
     if (call->be_open) {
         nghttp2_session_set_stream_user_data(bc->c.session, call->be_sid, NULL);
@@ -108,6 +111,9 @@ void proxy_call_free(struct proxy_call *call)
     proxy_selfhealth_call_gone(call);
     proxy_call_detach_be(call, call->be_complete ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
     event_del(call->deadline);
+    if (call->status < 0 && !call->resp_done)
+        call->status = GRPC_CANCELLED; /* the client went away or reset the stream */
+    proxy_stats_call_done(call);
     if (call->fe != NULL && unsent > 0)
         nghttp2_session_consume(call->fe->c.session, call->fe_sid, unsent);
     evbuffer_drain(call->req_buf, evbuffer_get_length(call->req_buf));
@@ -145,6 +151,7 @@ static void respond_http(struct proxy_call *call, const char *status)
     };
 
     call->resp_started = call->resp_done = true;
+    call->status = GRPC_UNKNOWN; /* not a gRPC call */
     nghttp2_submit_response(call->fe->c.session, call->fe_sid, nva, 1, NULL);
     schedule_fe(call);
 }
@@ -184,6 +191,7 @@ void proxy_call_fail(struct proxy_call *call, int code, const char *msg)
     event_del(call->deadline);
     if (call->resp_done || call->fe == NULL)
         return;
+    call->status = code;
     log_debug("call %.*s: %s: %s", (int)call->pathlen, (const char *)call->path,
               grpc_code_name(code), msg);
     snprintf(codebuf, sizeof(codebuf), "%d", code);
@@ -223,6 +231,7 @@ void proxy_call_refuse(struct proxy_call *call)
     if (call->resp_done || call->fe == NULL)
         return;
     call->resp_done = true;
+    call->status = GRPC_UNAVAILABLE; /* what gRPC clients make of REFUSED_STREAM */
     nghttp2_submit_rst_stream(call->fe->c.session, NGHTTP2_FLAG_NONE, call->fe_sid,
                               NGHTTP2_REFUSED_STREAM);
     schedule_fe(call);
@@ -327,7 +336,8 @@ void proxy_call_dispatch(struct proxy_call *call)
         proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
         return;
     }
-    call->tried[call->ntried++] = cl->endpoints[idx].id;
+    call->ep_id = cl->endpoints[idx].id;
+    call->tried[call->ntried++] = call->ep_id;
     if (proxy_pool_submit(proxy_pool_get(w, cl, &cl->endpoints[idx]), call) != 0)
         proxy_call_retry_or_fail(call, "cannot submit the request");
 }
@@ -381,6 +391,14 @@ int proxy_call_submit_response(struct proxy_call *call, bool end_stream)
         return -1;
     call->resp_started = true;
     if (end_stream) {
+        /* Trailers-Only: the status is among these headers. */
+        for (size_t i = 0; i < n; i++) {
+            nghttp2_vec name = nghttp2_rcbuf_get_buf(call->rhdr[2 * i]);
+            nghttp2_vec value = nghttp2_rcbuf_get_buf(call->rhdr[2 * i + 1]);
+
+            if (name.len == 11 && memcmp(name.base, "grpc-status", 11) == 0)
+                call->status = proxy_parse_status(value.base, value.len);
+        }
         call->resp_done = true;
         event_del(call->deadline);
     }
@@ -458,6 +476,7 @@ int proxy_call_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, cons
         return 0;
     if (c->kind == PROXY_CONN_FE) {
         evbuffer_remove_buffer(call->resp_buf, out, length);
+        call->bytes_out += length;
         if (call->be != NULL) {
             nghttp2_session_consume(call->be->c.session, call->be_sid, length);
             proxy_conn_schedule(&call->be->c);

@@ -127,6 +127,7 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
     }
     /* The one copy of request payload: out of the socket buffer into the call. */
     evbuffer_add(call->req_buf, data, len);
+    call->bytes_in += len;
     proxy_call_resume_be(call);
     return 0;
 }

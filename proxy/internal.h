@@ -20,6 +20,7 @@
 
 #include "balancer/bal.h"
 #include "conf/conf.h"
+#include "proxy/grpc.h"
 #include "proxy/proxy.h"
 
 /* Flow-control windows we advertise on both sides. Per stream this is also
@@ -103,9 +104,48 @@ struct proxy_pool {
     uint64_t down_until_ms;         /* soft-skipped by picks until then (connect failures) */
     uint32_t fails;                 /* consecutive connect failures */
     bool removed;                   /* gone from the snapshot: drain */
+    uint64_t active_calls;          /* calls attached to a connection of this pool */
+    uint64_t calls_total;           /* calls ever sent here */
 };
 
 TAILQ_HEAD(proxy_fe_list, proxy_fe_conn);
+
+/* ---- per-worker counters (stats.c) ----
+ * Written only by their worker, on the call path, without atomics; the main
+ * thread never reads them directly but asks for a copy (struct proxy_report). */
+#define PROXY_HIST_NB 14
+extern const double proxy_hist_bounds[PROXY_HIST_NB]; /* seconds, ascending */
+
+struct proxy_mstat {
+    char *name; /* "/pkg.Svc/Method"; "other" for the overflow slot */
+    uint64_t by_code[GRPC_CODE_COUNT];
+    uint64_t bucket[PROXY_HIST_NB + 1]; /* per bucket (not cumulative); last = +Inf */
+    uint64_t count;
+    double sum; /* seconds */
+};
+
+struct proxy_stats {
+    struct proxy_mstat *m; /* [0, nm) named; m[cap] is "other" */
+    size_t nm, cap;
+    uint32_t *tab; /* open addressing over names: index + 1; 0 = empty */
+    size_t tabsize;
+};
+
+struct proxy_ep_report {
+    uint32_t id;
+    uint64_t active_calls, calls_total;
+    uint32_t conns;
+};
+
+/** A worker's counters, copied on the worker and handed to the main thread. */
+struct proxy_report {
+    struct proxy_mstat *m; /* names are copies */
+    size_t nm;
+    struct proxy_ep_report *eps;
+    size_t neps;
+    uint32_t fe_conns;
+    uint32_t be_conns;
+};
 
 struct proxy_worker {
     struct runtime *rt;
@@ -135,6 +175,12 @@ struct proxy_worker {
     struct proxy_call *free_calls;
     nghttp2_nv *nv; /* scratch header array for submits; grows, never shrinks */
     size_t nvcap;
+
+    struct proxy_stats stats;
+    struct evbuffer *alog;   /* access log lines not written yet */
+    uint64_t alog_dropped;   /* lines dropped because the log could not keep up */
+    struct event *ev_report; /* main thread asks for a proxy_report */
+    _Atomic(struct proxy_report *) report;
 
     atomic_bool drain_requested;
     struct event *ev_drain;
@@ -194,6 +240,11 @@ struct proxy_call {
     bool routed;
     uint32_t tried[PROXY_MAX_TRIES];
     uint32_t ntried;
+    uint32_t ep_id;         /* endpoint of the last attempt (valid when ntried > 0) */
+    int status;             /* gRPC status the client got; -1 not known yet */
+    uint64_t start_ns;      /* CLOCK_MONOTONIC at the request headers */
+    uint64_t bytes_in;      /* request payload bytes from the client */
+    uint64_t bytes_out;     /* response payload bytes to the client */
     char why[160];          /* the last reason an attempt failed, for the final message */
     struct event *deadline; /* created once per call object */
 };
@@ -247,6 +298,21 @@ void proxy_selfhealth_start(struct proxy_call *call);
 void proxy_selfhealth_update(struct proxy_worker *w);
 /** |call| is being freed: forget it. */
 void proxy_selfhealth_call_gone(struct proxy_call *call);
+
+/* ---- stats.c ---- */
+void proxy_stats_init(struct proxy_stats *st, size_t cap);
+void proxy_stats_deinit(struct proxy_stats *st);
+/** Counts the finished |call| (metrics, access log line). Call before its
+ *  headers are released. */
+void proxy_stats_call_done(struct proxy_call *call);
+/** Writes buffered access-log lines; once per loop iteration. */
+void proxy_alog_flush(struct proxy_worker *w);
+/** Builds a copy of |w|'s counters (the worker's thread). */
+struct proxy_report *proxy_report_new(struct proxy_worker *w);
+void proxy_report_free(struct proxy_report *r);
+uint64_t proxy_mono_ns(void);
+/** Parses a grpc-status value; -1 when malformed. */
+int proxy_parse_status(const uint8_t *v, size_t len);
 
 /* ---- call.c ---- */
 struct proxy_call *proxy_call_new(struct proxy_worker *w, struct proxy_fe_conn *fe, int32_t sid);

@@ -5,11 +5,14 @@
 #define LOG_MODULE "main"
 #include "proxy/proxy.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -103,6 +106,45 @@ static void on_health_changed(void *arg)
     proxy_snapshot_changed(arg);
 }
 
+/* Opens the access log: "-" is stdout, "off" nothing. Returns the fd, -1 for
+ * off, -2 on error (logged). */
+static int alog_open(const char *spec)
+{
+    int fd;
+
+    if (strcmp(spec, "off") == 0)
+        return -1;
+    if (strcmp(spec, "-") == 0)
+        return dup(STDOUT_FILENO);
+    fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        log_error("access_log %s: %s", spec, strerror(errno));
+        return -2;
+    }
+    return fd;
+}
+
+/* SIGUSR1: reopen the access log after logrotate moved it. dup2() swaps the
+ * file behind the workers' descriptor atomically; they never see a gap. */
+static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+    struct runtime *rt = arg;
+    int fd;
+
+    (void)sig;
+    (void)what;
+    if (rt->alog_fd < 0 || strcmp(rt->conf->proxy.access_log, "-") == 0)
+        return;
+    fd = alog_open(rt->conf->proxy.access_log);
+    if (fd < 0)
+        return;
+    if (dup2(fd, rt->alog_fd) < 0)
+        log_error("access_log: dup2: %s", strerror(errno));
+    else
+        log_info("access log reopened: %s", rt->conf->proxy.access_log);
+    close(fd);
+}
+
 static size_t worker_count(const struct conf *c)
 {
     long n;
@@ -129,9 +171,9 @@ static void log_config(const struct runtime *rt)
                      cl->endpoints[j].origin);
         for (size_t j = 0; j < cc->ntargets; j++) {
             if (!cc->targets[j].is_literal)
-                log_warn("cluster %s: target %s is a DNS name; name resolution is not "
-                         "available in this build, so it has no endpoint",
-                         cl->name, cc->targets[j].spec);
+                log_info("cluster %s: target %s is a DNS name; it has no endpoint until it "
+                         "resolves (dns_refresh %u ms, dns_min_ttl %u ms)",
+                         cl->name, cc->targets[j].spec, cc->dns_refresh_ms, cc->dns_min_ttl_ms);
         }
     }
     bal_snapshot_unref(s);
@@ -163,13 +205,24 @@ static int run(struct runtime *rt)
     }
     rt->snap = bal_epset_snapshot(rt->eps, ++rt->generation);
     rt->nworkers = worker_count(rt->conf);
+    rt->alog_fd = alog_open(rt->conf->proxy.access_log);
+    if (rt->alog_fd == -2) {
+        rc = 1;
+        goto out;
+    }
     if (proxy_workers_init(rt) != 0) {
         rc = 1;
         goto out;
     }
+    if (proxy_admin_start(rt) != 0) {
+        rc = 1;
+        goto stop;
+    }
     proxy_publish(rt, rt->snap);
     rt->ev_sigterm = evsignal_new(rt->base, SIGTERM, on_signal, rt);
     rt->ev_sigint = evsignal_new(rt->base, SIGINT, on_signal, rt);
+    rt->ev_sigusr1 = evsignal_new(rt->base, SIGUSR1, on_sigusr1, rt);
+    event_add(rt->ev_sigusr1, NULL);
     rt->ev_done = event_new(rt->base, -1, 0, on_worker_done, rt);
     rt->drain_timer = evtimer_new(rt->base, on_drain_timeout, rt);
     event_add(rt->ev_sigterm, NULL);
@@ -181,15 +234,21 @@ static int run(struct runtime *rt)
                  rt->conf->proxy.listen, rt->nworkers);
         event_base_loop(rt->base, EVLOOP_NO_EXIT_ON_EMPTY);
     }
+stop:
     proxy_workers_stop(rt);
+    proxy_admin_stop(rt);
     log_info("stopped");
 out:
+    if (rt->alog_fd >= 0)
+        close(rt->alog_fd);
     proxy_dns_stop(rt);
     hc_free(rt->hc);
     if (rt->ev_sigterm != NULL)
         event_free(rt->ev_sigterm);
     if (rt->ev_sigint != NULL)
         event_free(rt->ev_sigint);
+    if (rt->ev_sigusr1 != NULL)
+        event_free(rt->ev_sigusr1);
     if (rt->ev_done != NULL)
         event_free(rt->ev_done);
     if (rt->drain_timer != NULL)
@@ -244,6 +303,13 @@ int main(int argc, char **argv)
         return 0;
     }
     rt.conf_path = path;
+    rt.alog_fd = -1;
+    {
+        struct timeval tv;
+
+        gettimeofday(&tv, NULL);
+        rt.start_time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    }
     log_init((enum log_level)rt.conf->proxy.log_level);
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {

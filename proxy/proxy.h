@@ -18,6 +18,7 @@ struct bal_snapshot;
 struct bal_epset;
 struct proxy_worker;
 struct proxy_dns;
+struct proxy_admin;
 struct hc;
 
 struct runtime {
@@ -33,12 +34,18 @@ struct runtime {
     uint64_t generation;
     struct proxy_worker *workers;
     size_t nworkers;
+    size_t nstarted; /* worker threads running */
     struct event *ev_sigterm;
     struct event *ev_sigint;
     struct event *ev_done;     /* activated by a worker when it finished draining */
     struct event *drain_timer; /* drain_timeout */
     atomic_int workers_active;
     bool draining;
+    double start_time; /* wall clock at start, for uptime */
+    int alog_fd;       /* access log (-1: off); dup2()'d over on SIGUSR1 */
+    struct event *ev_sigusr1;
+    struct event *ev_report_ready; /* a worker posted a proxy_report */
+    struct proxy_admin *admin;     /* owned (admin.c) */
 };
 
 /** Tells the main loop that rt->eps changed: one new snapshot is built and
@@ -58,6 +65,13 @@ void proxy_publish(struct runtime *rt, struct bal_snapshot *s);
 
 /** Asks every worker to stop accepting and drain its connections. */
 void proxy_workers_drain(struct runtime *rt);
+
+/** Starts the admin HTTP listener ([admin] listen; nothing when off). Returns 0
+ *  or -1 (logged). */
+int proxy_admin_start(struct runtime *rt);
+void proxy_admin_stop(struct runtime *rt);
+/** A worker's report arrived (called on the main thread by worker.c). */
+void proxy_admin_report_ready(struct runtime *rt);
 
 /** Stops the worker loops, joins the threads and frees the workers. */
 void proxy_workers_stop(struct runtime *rt);

@@ -107,6 +107,8 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         if (c->dead)
             conn_free(c);
     }
+    if (evbuffer_get_length(w->alog) > 0)
+        proxy_alog_flush(w);
 }
 
 /* ---- pools ---- */
@@ -210,6 +212,18 @@ void proxy_publish(struct runtime *rt, struct bal_snapshot *s)
         bal_snapshot_unref(old);
         event_active(w->ev_snapshot, EV_READ, 0);
     }
+}
+
+/* ---- counters for the admin endpoint ---- */
+
+static void on_report(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    proxy_report_free(atomic_exchange(&w->report, proxy_report_new(w)));
+    event_active(w->rt->ev_report_ready, EV_READ, 0);
 }
 
 /* ---- accept and drain ---- */
@@ -333,6 +347,10 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     w->ev_snapshot = event_new(w->base, -1, 0, on_snapshot, w);
     w->ev_flush = event_new(w->base, -1, 0, on_flush, w);
     w->ev_drain = event_new(w->base, -1, 0, on_drain, w);
+    w->ev_report = event_new(w->base, -1, 0, on_report, w);
+    atomic_init(&w->report, NULL);
+    w->alog = evbuffer_new();
+    proxy_stats_init(&w->stats, rt->conf->admin.max_method_labels);
     fd = bind_listener(&rt->conf->proxy, err, sizeof(err));
     if (fd < 0) {
         log_error("cannot listen on %s", err);
@@ -371,6 +389,15 @@ static void worker_deinit(struct proxy_worker *w)
         event_free(w->ev_flush);
     if (w->ev_drain != NULL)
         event_free(w->ev_drain);
+    if (w->ev_report != NULL)
+        event_free(w->ev_report);
+    proxy_report_free(atomic_exchange(&w->report, NULL));
+    if (w->alog != NULL) {
+        if (w->rt->alog_fd >= 0)
+            proxy_alog_flush(w);
+        evbuffer_free(w->alog);
+    }
+    proxy_stats_deinit(&w->stats);
     if (w->fe_cbs != NULL)
         nghttp2_session_callbacks_del(w->fe_cbs);
     if (w->be_cbs != NULL)
@@ -418,20 +445,20 @@ int proxy_workers_start(struct runtime *rt)
 
         if (rv != 0) {
             log_error("pthread_create: %s", strerror(rv));
-            /* Threads already started are stopped by proxy_workers_stop(). */
-            rt->nworkers = i;
-            return -1;
+            return -1; /* proxy_workers_stop() stops those already running */
         }
+        rt->nstarted++;
     }
     return 0;
 }
 
 void proxy_workers_stop(struct runtime *rt)
 {
-    for (size_t i = 0; i < rt->nworkers; i++)
+    for (size_t i = 0; i < rt->nstarted; i++)
         event_base_loopbreak(rt->workers[i].base);
-    for (size_t i = 0; i < rt->nworkers; i++)
+    for (size_t i = 0; i < rt->nstarted; i++)
         pthread_join(rt->workers[i].thread, NULL);
+    rt->nstarted = 0;
     for (size_t i = 0; i < rt->nworkers; i++)
         worker_deinit(&rt->workers[i]);
     free(rt->workers);

@@ -1,0 +1,512 @@
+/* The admin HTTP listener on the main thread: /status (JSON), /metrics
+ * (Prometheus text format 0.0.4) and /healthz.
+ * Invariant: worker counters are never read across threads; each request for
+ * /status or /metrics asks every worker for a copy and answers once all copies
+ * are in, so a scrape costs the workers one copy and no locks.
+ * SPDX-License-Identifier: MIT */
+#define LOG_MODULE "admin"
+#include "proxy/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "balancer/epset.h"
+#include "health/hc.h"
+#include "proxy/log.h"
+
+#ifndef SWITCHYARD_VERSION
+#define SWITCHYARD_VERSION "0.1.0"
+#endif
+
+enum admin_kind {
+    ADMIN_STATUS = 0,
+    ADMIN_METRICS,
+};
+
+struct pending {
+    struct evhttp_request *req;
+    enum admin_kind kind;
+    struct pending *next;
+};
+
+struct proxy_admin {
+    struct runtime *rt;
+    struct evhttp *http;
+    struct pending *pending; /* requests waiting for the workers' reports */
+    struct proxy_report **reports;
+    size_t nreports; /* arrived in this round */
+    bool collecting;
+};
+
+static double now_wall(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* ---- aggregation over the workers' reports ---- */
+
+static void ep_totals(const struct proxy_admin *a, uint32_t id, uint64_t *active, uint64_t *total,
+                      uint32_t *conns)
+{
+    *active = *total = 0;
+    *conns = 0;
+    for (size_t i = 0; i < a->rt->nworkers; i++) {
+        const struct proxy_report *r = a->reports[i];
+
+        for (size_t j = 0; r != NULL && j < r->neps; j++) {
+            if (r->eps[j].id == id) {
+                *active += r->eps[j].active_calls;
+                *total += r->eps[j].calls_total;
+                *conns += r->eps[j].conns;
+            }
+        }
+    }
+}
+
+static bool ep_in_rotation(const struct runtime *rt, const struct bal_ep *ep)
+{
+    const struct bal_cluster *cl = &rt->snap->clusters[ep->cluster];
+
+    for (size_t i = 0; i < cl->nrotation; i++) {
+        if (cl->endpoints[cl->rotation[i]].id == ep->id)
+            return true;
+    }
+    return false;
+}
+
+/* ---- /status ---- */
+
+static json_t *status_json(struct proxy_admin *a)
+{
+    struct runtime *rt = a->rt;
+    const struct conf *c = rt->conf;
+    uint64_t now_ms = proxy_mono_ns() / 1000000;
+    json_t *root = json_object(), *clusters = json_array();
+
+    json_object_set_new(root, "version", json_string(SWITCHYARD_VERSION));
+    json_object_set_new(root, "uptime_seconds", json_real(now_wall() - rt->start_time));
+    json_object_set_new(root, "config_file", json_string(rt->conf_path));
+    json_object_set_new(root, "workers", json_integer((json_int_t)rt->nworkers));
+    json_object_set_new(root, "draining", json_boolean(rt->draining));
+    for (size_t i = 0; i < c->nclusters; i++) {
+        const struct conf_cluster *cc = &c->clusters[i];
+        const struct bal_cluster *bc = &rt->snap->clusters[i];
+        json_t *cl = json_object(), *routes = json_array(), *targets = json_array();
+        json_t *eps = json_array();
+
+        for (size_t j = 0; j < cc->nroutes; j++)
+            json_array_append_new(routes, json_string(cc->routes[j]));
+        for (size_t j = 0; j < cc->ntargets; j++)
+            json_array_append_new(targets, json_string(cc->targets[j].spec));
+        for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
+            const struct bal_ep *ep = bal_epset_at(rt->eps, j);
+            struct hc_ep_info hi;
+            json_t *e;
+            uint64_t active, total;
+            uint32_t conns;
+
+            if (ep->cluster != i)
+                continue;
+            e = json_object();
+            ep_totals(a, ep->id, &active, &total, &conns);
+            hc_ep_info(rt->hc, ep, &hi);
+            json_object_set_new(e, "address", json_string(ep->addr_str));
+            json_object_set_new(e, "origin", json_string(cc->targets[ep->target].spec));
+            json_object_set_new(e, "healthy", json_boolean(ep->healthy));
+            json_object_set_new(e, "in_rotation", json_boolean(ep_in_rotation(rt, ep)));
+            json_object_set_new(e, "reason", json_string(ep->reason));
+            json_object_set_new(e, "since_seconds",
+                                ep->since_ms > 0
+                                    ? json_real((double)(now_ms - ep->since_ms) / 1000.0)
+                                    : json_null());
+            json_object_set_new(e, "last_check_seconds_ago",
+                                hi.checked ? json_real((double)(now_ms - hi.last_check_ms) / 1000.0)
+                                           : json_null());
+            json_object_set_new(e, "last_check_latency_ms",
+                                hi.checked ? json_real(hi.last_latency_ms) : json_null());
+            json_object_set_new(e, "consecutive_failures",
+                                json_integer((json_int_t)hi.consecutive_failures));
+            json_object_set_new(e, "active_calls", json_integer((json_int_t)active));
+            json_object_set_new(e, "calls_total", json_integer((json_int_t)total));
+            json_object_set_new(e, "backend_connections", json_integer((json_int_t)conns));
+            json_array_append_new(eps, e);
+        }
+        json_object_set_new(cl, "name", json_string(cc->name));
+        json_object_set_new(cl, "policy", json_string(conf_policy_name(cc->policy)));
+        json_object_set_new(cl, "routes", routes);
+        json_object_set_new(cl, "targets", targets);
+        json_object_set_new(cl, "panic", json_boolean(bc->panic));
+        json_object_set_new(cl, "endpoints_total", json_integer((json_int_t)bc->nendpoints));
+        json_object_set_new(cl, "endpoints_in_rotation", json_integer((json_int_t)bc->nrotation));
+        json_object_set_new(cl, "endpoints", eps);
+        json_array_append_new(clusters, cl);
+    }
+    json_object_set_new(root, "clusters", clusters);
+    return root;
+}
+
+/* ---- /metrics ---- */
+
+/* Label values escape backslash, double quote and line feed (exposition format). */
+static void label(struct evbuffer *b, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\\')
+            evbuffer_add(b, "\\\\", 2);
+        else if (*s == '"')
+            evbuffer_add(b, "\\\"", 2);
+        else if (*s == '\n')
+            evbuffer_add(b, "\\n", 2);
+        else
+            evbuffer_add(b, s, 1);
+    }
+}
+
+static void header(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Sums the workers' method counters by name into |out| (|*n| entries). */
+static struct proxy_mstat *merge_methods(const struct proxy_admin *a, size_t *n)
+{
+    size_t cap = 0, k = 0;
+    struct proxy_mstat *out;
+
+    for (size_t i = 0; i < a->rt->nworkers; i++)
+        cap += a->reports[i] != NULL ? a->reports[i]->nm : 0;
+    out = calloc(cap + 1, sizeof(*out));
+    if (out == NULL)
+        abort();
+    for (size_t i = 0; i < a->rt->nworkers; i++) {
+        const struct proxy_report *r = a->reports[i];
+
+        for (size_t j = 0; r != NULL && j < r->nm; j++) {
+            const struct proxy_mstat *m = &r->m[j];
+            struct proxy_mstat *d = NULL;
+
+            for (size_t q = 0; q < k && d == NULL; q++) {
+                if (strcmp(out[q].name, m->name) == 0)
+                    d = &out[q];
+            }
+            if (d == NULL) {
+                d = &out[k++];
+                d->name = m->name; /* borrowed from the report */
+            }
+            for (int s = 0; s < GRPC_CODE_COUNT; s++)
+                d->by_code[s] += m->by_code[s];
+            for (int s = 0; s <= PROXY_HIST_NB; s++)
+                d->bucket[s] += m->bucket[s];
+            d->count += m->count;
+            d->sum += m->sum;
+        }
+    }
+    *n = k;
+    return out;
+}
+
+static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
+{
+    struct runtime *rt = a->rt;
+    size_t nm;
+    struct proxy_mstat *ms = merge_methods(a, &nm);
+    uint64_t fe = 0;
+
+    header(b, "grpc_requests_total", "counter",
+           "gRPC calls handled by switchyard, by method and gRPC status.");
+    for (size_t i = 0; i < nm; i++) {
+        for (int s = 0; s < GRPC_CODE_COUNT; s++) {
+            if (ms[i].by_code[s] == 0)
+                continue;
+            evbuffer_add_printf(b, "grpc_requests_total{method=\"");
+            label(b, ms[i].name);
+            evbuffer_add_printf(b, "\",status=\"%s\"} %llu\n", grpc_code_name(s),
+                                (unsigned long long)ms[i].by_code[s]);
+        }
+    }
+    header(b, "grpc_request_duration_seconds", "histogram",
+           "Time from a call's request headers to its end, by method.");
+    for (size_t i = 0; i < nm; i++) {
+        uint64_t cum = 0;
+
+        if (ms[i].count == 0)
+            continue;
+        for (int s = 0; s <= PROXY_HIST_NB; s++) {
+            cum += ms[i].bucket[s];
+            evbuffer_add_printf(b, "grpc_request_duration_seconds_bucket{method=\"");
+            label(b, ms[i].name);
+            if (s < PROXY_HIST_NB)
+                evbuffer_add_printf(b, "\",le=\"%g\"} %llu\n", proxy_hist_bounds[s],
+                                    (unsigned long long)cum);
+            else
+                evbuffer_add_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        evbuffer_add_printf(b, "grpc_request_duration_seconds_sum{method=\"");
+        label(b, ms[i].name);
+        evbuffer_add_printf(b, "\"} %.9f\n", ms[i].sum);
+        evbuffer_add_printf(b, "grpc_request_duration_seconds_count{method=\"");
+        label(b, ms[i].name);
+        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)ms[i].count);
+    }
+    free(ms);
+    for (size_t i = 0; i < rt->nworkers; i++)
+        fe += a->reports[i] != NULL ? a->reports[i]->fe_conns : 0;
+    header(b, "grpc_active_connections", "gauge", "Open client (frontend) HTTP/2 connections.");
+    evbuffer_add_printf(b, "grpc_active_connections %llu\n", (unsigned long long)fe);
+
+    header(b, "switchyard_endpoint_healthy", "gauge",
+           "1 when the endpoint passes its health checks, else 0.");
+    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
+        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
+
+        evbuffer_add_printf(b, "switchyard_endpoint_healthy{cluster=\"");
+        label(b, rt->conf->clusters[ep->cluster].name);
+        evbuffer_add_printf(b, "\",endpoint=\"%s\"} %d\n", ep->addr_str, ep->healthy ? 1 : 0);
+    }
+    header(b, "switchyard_endpoint_active_calls", "gauge",
+           "Calls in flight to the endpoint, over all workers.");
+    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
+        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
+        uint64_t active, total;
+        uint32_t conns;
+
+        ep_totals(a, ep->id, &active, &total, &conns);
+        evbuffer_add_printf(b, "switchyard_endpoint_active_calls{cluster=\"");
+        label(b, rt->conf->clusters[ep->cluster].name);
+        evbuffer_add_printf(b, "\",endpoint=\"%s\"} %llu\n", ep->addr_str,
+                            (unsigned long long)active);
+    }
+    header(b, "switchyard_backend_connections", "gauge",
+           "Open HTTP/2 connections to the endpoint, over all workers.");
+    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
+        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
+        uint64_t active, total;
+        uint32_t conns;
+
+        ep_totals(a, ep->id, &active, &total, &conns);
+        evbuffer_add_printf(b, "switchyard_backend_connections{cluster=\"");
+        label(b, rt->conf->clusters[ep->cluster].name);
+        evbuffer_add_printf(b, "\",endpoint=\"%s\"} %u\n", ep->addr_str, conns);
+    }
+    header(b, "switchyard_health_checks_total", "counter",
+           "Health checks of the endpoint, by result (pass or fail).");
+    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
+        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
+        struct hc_ep_info hi;
+
+        hc_ep_info(rt->hc, ep, &hi);
+        for (int r = 0; r < 2; r++) {
+            evbuffer_add_printf(b, "switchyard_health_checks_total{cluster=\"");
+            label(b, rt->conf->clusters[ep->cluster].name);
+            evbuffer_add_printf(b, "\",endpoint=\"%s\",result=\"%s\"} %llu\n", ep->addr_str,
+                                r == 0 ? "pass" : "fail",
+                                (unsigned long long)(r == 0 ? hi.passes : hi.failures));
+        }
+    }
+}
+
+/* ---- request handling ---- */
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+                  struct evbuffer *body)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    evhttp_send_reply(req, code, reason, body);
+}
+
+static void answer(struct proxy_admin *a, struct pending *p)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (p->kind == ADMIN_STATUS) {
+        json_t *j = status_json(a);
+        char *s = json_dumps(j, JSON_INDENT(2));
+
+        evbuffer_add(b, s, strlen(s));
+        evbuffer_add(b, "\n", 1);
+        free(s);
+        json_decref(j);
+        reply(p->req, 200, "OK", "application/json", b);
+    } else {
+        metrics_text(a, b);
+        reply(p->req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+    }
+    evbuffer_free(b);
+}
+
+static void collect_start(struct proxy_admin *a)
+{
+    a->collecting = true;
+    a->nreports = 0;
+    for (size_t i = 0; i < a->rt->nworkers; i++)
+        event_active(a->rt->workers[i].ev_report, EV_READ, 0);
+}
+
+void proxy_admin_report_ready(struct runtime *rt)
+{
+    struct proxy_admin *a = rt->admin;
+    struct pending *p;
+
+    if (a == NULL || !a->collecting)
+        return;
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        struct proxy_report *r;
+
+        if (a->reports[i] != NULL)
+            continue;
+        r = atomic_exchange(&rt->workers[i].report, NULL);
+        if (r != NULL) {
+            a->reports[i] = r;
+            a->nreports++;
+        }
+    }
+    if (a->nreports < rt->nworkers)
+        return;
+    while ((p = a->pending) != NULL) {
+        a->pending = p->next;
+        answer(a, p);
+        free(p);
+    }
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        proxy_report_free(a->reports[i]);
+        a->reports[i] = NULL;
+    }
+    a->collecting = false;
+}
+
+static void on_report_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    proxy_admin_report_ready(arg);
+}
+
+static void healthz(struct proxy_admin *a, struct evhttp_request *req)
+{
+    struct runtime *rt = a->rt;
+    struct evbuffer *b = evbuffer_new();
+    int code = 200;
+
+    if (rt->draining) {
+        code = 503;
+        evbuffer_add_printf(b, "draining\n");
+    } else {
+        for (size_t i = 0; i < rt->snap->nclusters; i++) {
+            if (rt->snap->clusters[i].nrotation == 0) {
+                code = 503;
+                evbuffer_add_printf(b, "cluster %s has no endpoint in rotation\n",
+                                    rt->snap->clusters[i].name);
+            }
+        }
+    }
+    if (code == 200)
+        evbuffer_add_printf(b, "ok\n");
+    reply(req, code, code == 200 ? "OK" : "Service Unavailable", "text/plain; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct proxy_admin *a = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    struct pending *p;
+    enum admin_kind kind;
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+        evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evhttp_send_error(req, 405, "only GET");
+        return;
+    }
+    if (path != NULL && strcmp(path, "/healthz") == 0) {
+        healthz(a, req);
+        return;
+    }
+    if (path != NULL && strcmp(path, "/status") == 0) {
+        kind = ADMIN_STATUS;
+    } else if (path != NULL && strcmp(path, "/metrics") == 0) {
+        kind = ADMIN_METRICS;
+    } else {
+        evhttp_send_error(req, 404, "try /status, /metrics or /healthz");
+        return;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        abort();
+    p->req = req;
+    p->kind = kind;
+    p->next = a->pending;
+    a->pending = p;
+    if (!a->collecting)
+        collect_start(a);
+}
+
+int proxy_admin_start(struct runtime *rt)
+{
+    const struct conf_admin *ca = &rt->conf->admin;
+    struct proxy_admin *a;
+    struct evconnlistener *l;
+
+    rt->ev_report_ready = event_new(rt->base, -1, 0, on_report_ready, rt);
+    if (ca->listen == NULL)
+        return 0;
+    a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        abort();
+    a->rt = rt;
+    a->reports = calloc(rt->nworkers, sizeof(*a->reports));
+    a->http = evhttp_new(rt->base);
+    if (a->reports == NULL || a->http == NULL)
+        abort();
+    l = evconnlistener_new_bind(
+        rt->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        128, (const struct sockaddr *)&ca->listen_addr, (int)ca->listen_addrlen);
+    if (l == NULL || evhttp_bind_listener(a->http, l) == NULL) {
+        log_error("admin: cannot listen on %s: %s", ca->listen, strerror(errno));
+        if (l != NULL)
+            evconnlistener_free(l);
+        evhttp_free(a->http);
+        free(a->reports);
+        free(a);
+        return -1;
+    }
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+    evhttp_set_gencb(a->http, on_request, a);
+    rt->admin = a;
+    log_info("admin listening on %s (/status, /metrics, /healthz)", ca->listen);
+    return 0;
+}
+
+void proxy_admin_stop(struct runtime *rt)
+{
+    struct proxy_admin *a = rt->admin;
+    struct pending *p;
+
+    if (rt->ev_report_ready != NULL) {
+        event_free(rt->ev_report_ready);
+        rt->ev_report_ready = NULL;
+    }
+    if (a == NULL)
+        return;
+    /* evhttp_free() frees the requests still waiting for an answer. */
+    while ((p = a->pending) != NULL) {
+        a->pending = p->next;
+        free(p);
+    }
+    evhttp_free(a->http);
+    for (size_t i = 0; i < rt->nworkers; i++)
+        proxy_report_free(a->reports[i]);
+    free(a->reports);
+    free(a);
+    rt->admin = NULL;
+}
