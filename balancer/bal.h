@@ -51,6 +51,8 @@ struct bal_route {
 
 struct bal_snapshot {
     atomic_uint refs;
+    void (*on_free)(void *arg); /* called when the snapshot is freed (e.g. releases its conf) */
+    void *on_free_arg;
     uint64_t generation;
     const struct conf *conf; /* borrowed: must outlive the snapshot */
     struct bal_cluster *clusters;

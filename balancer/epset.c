@@ -163,6 +163,79 @@ int bal_epset_set_addrs(struct bal_epset *s, uint32_t cl, uint32_t t,
     return changes;
 }
 
+static int cluster_by_name(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nclusters; i++) {
+        if (strcmp(c->clusters[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static int target_by_spec(const struct conf_cluster *cc, const char *spec)
+{
+    for (size_t i = 0; i < cc->ntargets; i++) {
+        if (strcmp(cc->targets[i].spec, spec) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+void bal_epset_carry(struct bal_epset *dst, const struct bal_epset *src)
+{
+    const struct conf *oc = src->conf, *nc = dst->conf;
+
+    /* Resolved addresses of name targets that are still there. */
+    for (size_t ci = 0; ci < oc->nclusters; ci++) {
+        const struct conf_cluster *occ = &oc->clusters[ci];
+        int ncl = cluster_by_name(nc, occ->name);
+
+        if (ncl < 0)
+            continue;
+        for (size_t ti = 0; ti < occ->ntargets; ti++) {
+            int nt = target_by_spec(&nc->clusters[ncl], occ->targets[ti].spec);
+            struct sockaddr_storage *addrs;
+            socklen_t *lens;
+            size_t n = 0;
+
+            if (nt < 0 || occ->targets[ti].is_literal || !src->resolved[ci][ti])
+                continue;
+            addrs = xcalloc(src->n, sizeof(*addrs));
+            lens = xcalloc(src->n, sizeof(*lens));
+            for (size_t k = 0; k < src->n; k++) {
+                const struct bal_ep *ep = src->eps[k];
+
+                if (ep->cluster == ci && ep->target == ti) {
+                    memcpy(&addrs[n], &ep->addr, ep->addrlen);
+                    lens[n++] = ep->addrlen;
+                }
+            }
+            bal_epset_set_addrs(dst, (uint32_t)ncl, (uint32_t)nt, addrs, lens, n);
+            free(addrs);
+            free(lens);
+        }
+    }
+    /* Health state of endpoints that stay. */
+    for (size_t k = 0; k < dst->n; k++) {
+        struct bal_ep *ep = dst->eps[k];
+        const struct conf_cluster *ncc = &nc->clusters[ep->cluster];
+        int ocl = cluster_by_name(oc, ncc->name);
+
+        if (ocl < 0 || oc->clusters[ocl].health_check != ncc->health_check)
+            continue;
+        for (size_t j = 0; j < src->n; j++) {
+            const struct bal_ep *o = src->eps[j];
+
+            if (o->cluster == (uint32_t)ocl && same_addr(o, &ep->addr, ep->addrlen)) {
+                ep->healthy = o->healthy;
+                ep->since_ms = o->since_ms;
+                memcpy(ep->reason, o->reason, sizeof(ep->reason));
+                break;
+            }
+        }
+    }
+}
+
 bool bal_epset_target_resolved(const struct bal_epset *s, uint32_t cl, uint32_t t)
 {
     return s->resolved[cl][t];

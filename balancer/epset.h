@@ -55,6 +55,13 @@ void bal_epset_observe(struct bal_epset *s, bal_ep_cb on_add, bal_ep_cb on_del, 
 int bal_epset_set_addrs(struct bal_epset *s, uint32_t cl, uint32_t t,
                         const struct sockaddr_storage *addrs, const socklen_t *lens, size_t n);
 
+/** After a reload: gives |dst| (a new set, for a new conf) what |src| (the
+ *  old one) knew. Name targets whose cluster name and spec are unchanged get
+ *  their last addresses; endpoints of an unchanged cluster name and address
+ *  keep their health state, unless health checking was turned off or on for
+ *  that cluster. Observers of |dst| see the additions. */
+void bal_epset_carry(struct bal_epset *dst, const struct bal_epset *src);
+
 /** Whether target |t| of cluster |cl| ever got addresses (literals: always). */
 bool bal_epset_target_resolved(const struct bal_epset *s, uint32_t cl, uint32_t t);
 

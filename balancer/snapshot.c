@@ -139,6 +139,8 @@ void bal_snapshot_unref(struct bal_snapshot *s)
     }
     free(s->clusters);
     free(s->routes);
+    if (s->on_free != NULL)
+        s->on_free(s->on_free_arg);
     free(s);
 }
 

@@ -528,6 +528,7 @@ static struct conf *conf_new(const char *path)
 {
     struct conf *c = xcalloc(1, sizeof(*c));
 
+    atomic_init(&c->refs, 1);
     c->path = xstrdup(path);
     set_addr("0.0.0.0:50051", &c->proxy.listen, &c->proxy.listen_addr, &c->proxy.listen_addrlen);
     c->proxy.workers = 0;
@@ -554,9 +555,15 @@ static void cluster_deinit(struct conf_cluster *cl)
     free(cl->health_authority);
 }
 
+struct conf *conf_ref(struct conf *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
 void conf_free(struct conf *c)
 {
-    if (c == NULL)
+    if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
     free(c->path);
     free(c->proxy.listen);

@@ -5,6 +5,7 @@
 #ifndef CONF_CONF_H
 #define CONF_CONF_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -106,7 +107,8 @@ struct conf_admin {
 };
 
 struct conf {
-    char *path; /* file name used in messages */
+    atomic_uint refs; /* conf_ref()/conf_free(); a reload leaves the old one to its holders */
+    char *path;       /* file name used in messages */
     struct conf_proxy proxy;
     struct conf_admin admin;
     struct conf_cluster *clusters;
@@ -126,8 +128,12 @@ int conf_load_file(const char *path, struct conf **out, char *err, size_t errlen
 int conf_load_string(const char *text, const char *name, struct conf **out, char *err,
                      size_t errlen);
 
-/** Frees |c| and everything it owns. conf_free(NULL) is a no-op. */
+/** Drops one reference to |c|; the last one frees it and everything it owns.
+ *  conf_free(NULL) is a no-op. Thread-safe. */
 void conf_free(struct conf *c);
+
+/** Takes one more reference to |c|; returns |c|. Thread-safe. */
+struct conf *conf_ref(struct conf *c);
 
 /** Parses a duration: a non-negative integer followed by ms, s, m or h
  *  ("250ms", "5s", "1m"), or a bare "0". Stores milliseconds in |*ms|. Returns

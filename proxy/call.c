@@ -283,6 +283,7 @@ void proxy_call_start(struct proxy_call *call)
         return;
     }
     call->cluster = cl->index;
+    call->gen = w->snap->generation;
     call->routed = true;
     if (call->timeout_ms > 0) {
         struct timeval tv = {.tv_sec = call->timeout_ms / 1000,
@@ -315,9 +316,15 @@ void proxy_call_dispatch(struct proxy_call *call)
     int idx;
     char msg[320];
 
-    if (call->cluster >= w->snap->nclusters) {
-        proxy_call_fail(call, GRPC_UNAVAILABLE, "switchyard: cluster is gone");
-        return;
+    if (call->gen != w->snap->generation) {
+        /* A new snapshot since the last attempt (e.g. a reload): route again. */
+        cl = bal_route(w->snap, (const char *)call->path, call->pathlen);
+        if (cl == NULL) {
+            proxy_call_fail(call, GRPC_UNAVAILABLE, "switchyard: the route went away in a reload");
+            return;
+        }
+        call->cluster = cl->index;
+        call->gen = w->snap->generation;
     }
     cl = &w->snap->clusters[call->cluster];
     idx = bal_pick(cl, &w->lb[call->cluster], skip_endpoint, call);
@@ -352,8 +359,10 @@ void proxy_call_retry_or_fail(struct proxy_call *call, const char *why)
     snprintf(call->why, sizeof(call->why), "%s", why);
     if (call->resp_done)
         return;
-    if (call->cluster < w->snap->nclusters)
+    if (call->gen == w->snap->generation)
         max = w->snap->clusters[call->cluster].conf->max_retries;
+    else
+        max = PROXY_MAX_TRIES; /* re-routed by dispatch; it applies the new cluster's limit */
     if (call->ntried <= max && call->ntried < PROXY_MAX_TRIES) {
         log_debug("call %.*s: retrying: %s", (int)call->pathlen, (const char *)call->path, why);
         proxy_call_dispatch(call);

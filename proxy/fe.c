@@ -151,7 +151,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
 
 static void arm_idle(struct proxy_fe_conn *fc)
 {
-    uint32_t ms = fc->c.w->rt->conf->proxy.idle_timeout_ms;
+    uint32_t ms = fc->c.w->snap->conf->proxy.idle_timeout_ms;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
     if (fc->idle_timer != NULL && ms > 0)
@@ -318,7 +318,7 @@ void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct so
     struct proxy_fe_conn *fc;
     int one = 1;
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, w->rt->conf->proxy.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, w->snap->conf->proxy.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PROXY_STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, PROXY_MAX_HEADER_LIST},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},

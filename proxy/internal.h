@@ -236,7 +236,8 @@ struct proxy_call {
     bool resp_done;    /* END_STREAM submitted to the client */
     bool be_complete;  /* the backend ended its response (END_STREAM) */
 
-    uint32_t cluster; /* index in the worker's snapshot, valid once routed */
+    uint32_t cluster; /* index in the worker's snapshot |gen|, valid once routed */
+    uint64_t gen;     /* generation of the snapshot |cluster| indexes */
     bool routed;
     uint32_t tried[PROXY_MAX_TRIES];
     uint32_t ntried;

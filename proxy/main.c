@@ -84,10 +84,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     proxy_workers_drain(rt);
 }
 
+static void release_conf(void *arg)
+{
+    conf_free(arg); /* may run on a worker thread: the refcount is atomic */
+}
+
+/* A snapshot of rt->eps that keeps the conf it points into alive. */
+static struct bal_snapshot *build_snapshot(struct runtime *rt)
+{
+    struct bal_snapshot *s = bal_epset_snapshot(rt->eps, ++rt->generation);
+
+    s->on_free = release_conf;
+    s->on_free_arg = conf_ref(rt->conf);
+    return s;
+}
+
 static void on_rebuild(evutil_socket_t fd, short what, void *arg)
 {
     struct runtime *rt = arg;
-    struct bal_snapshot *s = bal_epset_snapshot(rt->eps, ++rt->generation);
+    struct bal_snapshot *s = build_snapshot(rt);
 
     (void)fd;
     (void)what;
@@ -145,16 +160,6 @@ static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
     close(fd);
 }
 
-static size_t worker_count(const struct conf *c)
-{
-    long n;
-
-    if (c->proxy.workers > 0)
-        return c->proxy.workers;
-    n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (size_t)n : 1;
-}
-
 static void log_config(const struct runtime *rt)
 {
     struct bal_snapshot *s = bal_epset_snapshot(rt->eps, 0);
@@ -177,6 +182,76 @@ static void log_config(const struct runtime *rt)
         }
     }
     bal_snapshot_unref(s);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* SIGHUP: load the file again. A bad file changes nothing. A good one
+ * replaces clusters, targets, routes, policies and health settings at once:
+ * workers get a snapshot built on the new conf, endpoints that stay keep their
+ * id (so their backend connections) and health state, and running calls go
+ * on. What is bound at start (listeners, worker count, access log on/off)
+ * needs a restart; a change there is logged. */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    struct runtime *rt = arg;
+    struct conf *nc, *oc = rt->conf;
+    struct bal_epset *neps;
+    char err[1024];
+
+    (void)sig;
+    (void)what;
+    if (rt->draining)
+        return;
+    if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0) {
+        log_error("reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    if (!same_str(nc->proxy.listen, oc->proxy.listen) || nc->proxy.workers != oc->proxy.workers ||
+        !same_str(nc->admin.listen, oc->admin.listen) ||
+        (strcmp(nc->proxy.access_log, "off") == 0) != (strcmp(oc->proxy.access_log, "off") == 0) ||
+        nc->admin.max_method_labels != oc->admin.max_method_labels)
+        log_warn("reload: listen, workers, admin listen, max_method_labels and turning the "
+                 "access log on or off take effect at the next restart only");
+    neps = bal_epset_new(nc, rt->reg);
+    bal_epset_carry(neps, rt->eps);
+    proxy_dns_stop(rt);
+    hc_free(rt->hc);
+    rt->hc = NULL;
+    bal_epset_free(rt->eps);
+    rt->eps = neps;
+    rt->conf = nc;
+    if (rt->alog_fd >= 0 && strcmp(nc->proxy.access_log, oc->proxy.access_log) != 0 &&
+        strcmp(nc->proxy.access_log, "-") != 0) {
+        int fd = alog_open(nc->proxy.access_log);
+
+        if (fd >= 0) {
+            dup2(fd, rt->alog_fd);
+            close(fd);
+        }
+    }
+    conf_free(oc); /* snapshots still in use hold their own reference */
+    rt->hc = hc_new(rt->base, rt->conf, rt->eps, on_health_changed, rt, err, sizeof(err));
+    if (rt->hc == NULL)
+        log_error("reload: health checker: %s", err);
+    if (proxy_dns_start(rt) != 0)
+        log_error("reload: DNS resolution could not start");
+    log_config(rt);
+    log_info("configuration reloaded from %s", rt->conf_path);
+    proxy_snapshot_changed(rt);
+}
+
+static size_t worker_count(const struct conf *c)
+{
+    long n;
+
+    if (c->proxy.workers > 0)
+        return c->proxy.workers;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
 }
 
 static int run(struct runtime *rt)
@@ -203,7 +278,7 @@ static int run(struct runtime *rt)
         rc = 1;
         goto out;
     }
-    rt->snap = bal_epset_snapshot(rt->eps, ++rt->generation);
+    rt->snap = build_snapshot(rt);
     rt->nworkers = worker_count(rt->conf);
     rt->alog_fd = alog_open(rt->conf->proxy.access_log);
     if (rt->alog_fd == -2) {
@@ -223,6 +298,8 @@ static int run(struct runtime *rt)
     rt->ev_sigint = evsignal_new(rt->base, SIGINT, on_signal, rt);
     rt->ev_sigusr1 = evsignal_new(rt->base, SIGUSR1, on_sigusr1, rt);
     event_add(rt->ev_sigusr1, NULL);
+    rt->ev_sighup = evsignal_new(rt->base, SIGHUP, on_sighup, rt);
+    event_add(rt->ev_sighup, NULL);
     rt->ev_done = event_new(rt->base, -1, 0, on_worker_done, rt);
     rt->drain_timer = evtimer_new(rt->base, on_drain_timeout, rt);
     event_add(rt->ev_sigterm, NULL);
@@ -249,6 +326,8 @@ out:
         event_free(rt->ev_sigint);
     if (rt->ev_sigusr1 != NULL)
         event_free(rt->ev_sigusr1);
+    if (rt->ev_sighup != NULL)
+        event_free(rt->ev_sighup);
     if (rt->ev_done != NULL)
         event_free(rt->ev_done);
     if (rt->drain_timer != NULL)

@@ -44,6 +44,7 @@ struct runtime {
     double start_time; /* wall clock at start, for uptime */
     int alog_fd;       /* access log (-1: off); dup2()'d over on SIGUSR1 */
     struct event *ev_sigusr1;
+    struct event *ev_sighup;
     struct event *ev_report_ready; /* a worker posted a proxy_report */
     struct proxy_admin *admin;     /* owned (admin.c) */
 };

@@ -147,7 +147,7 @@ static void text_str(struct evbuffer *b, const uint8_t *s, size_t len)
 static void alog_line(struct proxy_call *call, double secs)
 {
     struct proxy_worker *w = call->w;
-    const struct conf *c = w->rt->conf;
+    const struct conf *c = w->snap->conf;
     struct evbuffer *b = w->alog;
     const char *cluster = "-", *ep = "-";
     const char *peer = call->fe != NULL ? call->fe->peer : "-";

@@ -124,7 +124,11 @@ struct proxy_pool *proxy_pool_get(struct proxy_worker *w, const struct bal_clust
     struct proxy_pool *p = proxy_pool_find(w, ep->id);
 
     if (p != NULL) {
+        /* Settings follow the current configuration (reloads). */
         p->removed = false;
+        p->max_conns = cl->conf->max_connections;
+        p->max_streams = cl->conf->max_streams_per_connection;
+        p->connect_timeout_ms = cl->conf->connect_timeout_ms;
         return p;
     }
     if (ep->id >= w->npools) {
