@@ -440,6 +440,30 @@ static void on_lookup_done(void *arg, int status, int timeouts, struct ares_addr
 
 /* ---- start and stop ---- */
 
+/* After a reload, rt->eps already holds the addresses the previous resolver
+ * found for an unchanged target (bal_epset_carry()): start from them, so the
+ * first answer is diffed against them and a failure keeps them. */
+static void seed_from_epset(struct dns_target *tg, const struct bal_epset *eps)
+{
+    size_t n = bal_epset_count(eps);
+
+    if (!bal_epset_target_resolved(eps, tg->cl, tg->t))
+        return;
+    tg->addrs = xcalloc(n, sizeof(*tg->addrs));
+    tg->lens = xcalloc(n, sizeof(*tg->lens));
+    for (size_t i = 0; i < n; i++) {
+        const struct bal_ep *ep = bal_epset_at(eps, i);
+
+        if (ep->cluster == tg->cl && ep->target == tg->t) {
+            memcpy(&tg->addrs[tg->naddrs], &ep->addr, ep->addrlen);
+            tg->lens[tg->naddrs++] = ep->addrlen;
+        }
+    }
+    tg->state = DNS_RESOLVED;
+    log_debug("cluster %s: %s: %zu address(es) kept from before the reload", tg->cc->name,
+              tg->ct->spec, tg->naddrs);
+}
+
 static int set_servers(struct proxy_dns *d, const struct conf_proxy *px)
 {
     size_t len = 1;
@@ -496,6 +520,7 @@ int proxy_dns_start(struct runtime *rt)
             tg->ct = &c->clusters[i].targets[j];
             tg->state = DNS_UNRESOLVED;
             tg->timer = evtimer_new(rt->base, on_refresh_timer, tg);
+            seed_from_epset(tg, rt->eps);
         }
     }
     d->ev_timeout = evtimer_new(rt->base, on_ares_timeout, d);

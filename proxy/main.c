@@ -176,8 +176,8 @@ static void log_config(const struct runtime *rt)
                      cl->endpoints[j].origin);
         for (size_t j = 0; j < cc->ntargets; j++) {
             if (!cc->targets[j].is_literal)
-                log_info("cluster %s: target %s is a DNS name; it has no endpoint until it "
-                         "resolves (dns_refresh %u ms, dns_min_ttl %u ms)",
+                log_info("cluster %s: target %s is a DNS name, resolved with c-ares "
+                         "(dns_refresh %u ms, dns_min_ttl %u ms)",
                          cl->name, cc->targets[j].spec, cc->dns_refresh_ms, cc->dns_min_ttl_ms);
         }
     }
