@@ -126,6 +126,7 @@ $(HEALTH_BIN): $(CLI_OBJS) $(HEALTH_PB_OBJ)
 # Unit tests link only their own module's objects.
 $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
+$(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/proxy/log.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
 	@echo "  LD      $@"
@@ -176,3 +177,25 @@ format-check:
 	clang-format --dry-run --Werror $$(find $(FMT_DIRS) -name '*.[ch]')
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- bench: switchyard against direct calls, nginx and HAProxy (bench/run.sh) ----
+# Installs nginx and HAProxy (deps.sh --bench), builds the optimised switchyard and
+# the bench's own echo backend and client, then runs. BENCH_* variables: bench/run.sh.
+BENCH_BINS := $(BUILD)/bench/sy-echo $(BUILD)/bench/sy-benchclient
+BENCH_PKGS := libevent libevent_pthreads libnghttp2
+
+.PHONY: bench bench-bins
+bench:
+	$(Q)bash scripts/deps.sh --bench
+	$(Q)$(MAKE) --no-print-directory all bench-bins
+	$(Q)BUILD=$(abspath $(BUILD)) bash bench/run.sh
+
+bench-bins: $(BENCH_BINS)
+
+$(BUILD)/bench/sy-echo: bench/echo_server.c
+$(BUILD)/bench/sy-benchclient: bench/bench_client.c
+$(BENCH_BINS):
+	@mkdir -p $(dir $@)
+	@echo "  CCLD    $@"
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(shell pkg-config --cflags $(BENCH_PKGS)) -o $@ $< \
+	    $(shell pkg-config --libs $(BENCH_PKGS)) -lpthread
