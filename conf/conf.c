@@ -441,6 +441,12 @@ static const struct keyword keywords[] = {
     {SECT_PROXY, "max_concurrent_streams", KW_U32, PX(max_concurrent_streams), 1, INT31, NULL},
     {SECT_PROXY, "idle_timeout", KW_DURATION, PX(idle_timeout_ms), 0, 0, NULL},
     {SECT_PROXY, "dns_servers", KW_DNS_SERVERS, PX(dns_servers), 0, 0, NULL},
+    {SECT_PROXY, "keepalive_time", KW_DURATION, PX(keepalive_time_ms), 0, 0, NULL},
+    {SECT_PROXY, "keepalive_timeout", KW_DURATION, PX(keepalive_timeout_ms), 1, 0, NULL},
+    {SECT_PROXY, "max_connections", KW_U32, PX(max_connections), 1, 1000000, NULL},
+    {SECT_PROXY, "max_header_list_size", KW_U32, PX(max_header_list_size), 1024, 1048576, NULL},
+    {SECT_PROXY, "max_message_size", KW_U32, PX(max_message_size), 0, INT31, NULL},
+    {SECT_PROXY, "header_timeout", KW_DURATION, PX(header_timeout_ms), 1, 0, NULL},
 
     {SECT_ADMIN, "listen", KW_LISTEN, offsetof(struct conf_admin, listen), 0, 0, NULL},
     {SECT_ADMIN, "max_method_labels", KW_U32, offsetof(struct conf_admin, max_method_labels), 1,
@@ -537,6 +543,12 @@ static struct conf *conf_new(const char *path)
     c->proxy.drain_timeout_ms = 30 * 1000;
     c->proxy.max_concurrent_streams = 100;
     c->proxy.idle_timeout_ms = 5 * 60 * 1000;
+    c->proxy.keepalive_time_ms = 5 * 60 * 1000;
+    c->proxy.keepalive_timeout_ms = 20 * 1000;
+    c->proxy.max_connections = 10000;
+    c->proxy.max_header_list_size = 16384;
+    c->proxy.max_message_size = 16 * 1024 * 1024;
+    c->proxy.header_timeout_ms = 10 * 1000;
     set_addr("127.0.0.1:9901", &c->admin.listen, &c->admin.listen_addr, &c->admin.listen_addrlen);
     c->admin.max_method_labels = 100;
     return c;

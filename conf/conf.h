@@ -35,6 +35,12 @@ enum conf_health_mode {
     CONF_HEALTH_WATCH,     /* streaming Watch, falling back to Check */
 };
 
+enum conf_auth_mode {
+    CONF_AUTH_OFF = 0, /* every call goes through */
+    CONF_AUTH_JWT,     /* authorization: Bearer <JWT>, signature and claims verified */
+    CONF_AUTH_TOKEN,   /* authorization: Bearer <token>, one of tokens_file's */
+};
+
 /** One `host:port` entry of `targets`. */
 struct conf_target {
     char *spec;      /* the text as written (after ${ENV} expansion), e.g. "[::1]:50051" */
@@ -93,6 +99,19 @@ struct conf_proxy {
     uint32_t drain_timeout_ms;       /* drain_timeout (30s) */
     uint32_t max_concurrent_streams; /* max_concurrent_streams (100), 1..2^31-1 */
     uint32_t idle_timeout_ms;        /* idle_timeout (5m); 0 = never */
+    uint32_t keepalive_time_ms;      /* keepalive_time (5m): PING a connection (client or
+                                        backend) idle this long; 0 = never */
+    uint32_t keepalive_timeout_ms;   /* keepalive_timeout (20s): no PING ACK by then:
+                                        close */
+    uint32_t max_connections;        /* max_connections (10000): client connections, all
+                                        workers together; more are closed at accept */
+    uint32_t max_header_list_size;   /* max_header_list_size (16384): request header bytes
+                                        (name + value + 32 per field) */
+    uint32_t max_message_size;       /* max_message_size (16777216): one gRPC message, each
+                                        direction; 0 = no limit */
+    uint32_t header_timeout_ms;      /* header_timeout (10s): a connection must complete
+                                        request headers this long after it opened or began
+                                        them */
     char **dns_servers;              /* dns_servers = IP[:PORT], ... (none: system);
                                         stored as IP:PORT or [IPv6]:PORT (53 if omitted) */
     size_t ndns_servers;
@@ -106,11 +125,48 @@ struct conf_admin {
     socklen_t listen_addrlen;
 };
 
+/** [auth]: call authentication, checked before routing. The key material is
+ *  read from its files when the conf loads (a reload reads them again), so no
+ *  file is opened on the request path. Secrets never appear in messages;
+ *  conf_free() wipes them. */
+struct conf_auth {
+    enum conf_auth_mode mode; /* mode = off|jwt|token (off); off: the rest is not checked */
+    /* mode = jwt: exactly one of secret, secret_file, public_key_file */
+    char *secret;             /* HS* key: secret, or secret_file's bytes without trailing CR/LF */
+    size_t secret_len;        /* >= 32 (RFC 7518 §3.2) */
+    char *secret_file;        /* secret_file (NULL) */
+    char *public_key_file;    /* public_key_file (NULL): RS* or ES* key, PEM */
+    char *public_key;         /* its text, NUL-terminated */
+    size_t public_key_len;
+    char **algorithms;        /* algorithms (none: every one the key's type allows) */
+    size_t nalgorithms;       /* canonical names: HS256 .. ES512; never "none" */
+    char *issuer;             /* issuer (NULL: not checked): the token's iss must equal it */
+    char **audiences;         /* audience (none: not checked): aud must name one of them */
+    size_t naudiences;
+    uint32_t leeway_ms;       /* leeway (30s): clock skew allowed on exp and nbf */
+    char **forward_claims;    /* forward_claims (none): sent on as x-jwt-<claim> */
+    size_t nforward_claims;
+    /* mode = token */
+    char *tokens_file; /* tokens_file: one token per line, '#' comments */
+    char **tokens;     /* its tokens (>= 1) */
+    size_t ntokens;
+    /* both modes */
+    bool strip_authorization; /* strip_authorization = on|off (off) */
+    char **exempt;            /* exempt (/grpc.health.v1.Health/): :path prefixes without auth; */
+    size_t nexempt;           /* an empty value exempts nothing */
+    /* The verifier its owner builds from this section right after loading and
+     * before sharing the conf (proxy_auth_attach()); conf_free() releases it
+     * with |verifier_free|. NULL when mode = off or nobody built one. */
+    void *verifier;
+    void (*verifier_free)(void *verifier);
+};
+
 struct conf {
     atomic_uint refs; /* conf_ref()/conf_free(); a reload leaves the old one to its holders */
     char *path;       /* file name used in messages */
     struct conf_proxy proxy;
     struct conf_admin admin;
+    struct conf_auth auth;
     struct conf_cluster *clusters;
     size_t nclusters; /* >= 1 */
 };

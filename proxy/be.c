@@ -92,6 +92,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         return 0;
     case NGHTTP2_SETTINGS:
         return 0;
+    case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+            proxy_conn_ping_acked(&bc->c);
+        return 0;
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA:
         break;
@@ -134,6 +138,13 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
     (void)user_data;
     if (call == NULL || call->resp_done || call->resp_eof) {
         nghttp2_session_consume(session, sid, len);
+        return 0;
+    }
+    if (grpc_scan_feed(&call->resp_scan, data, len, call->w->snap->conf->proxy.max_message_size) !=
+        0) {
+        nghttp2_session_consume(session, sid, len);
+        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
+                        "switchyard: response message larger than max_message_size");
         return 0;
     }
     evbuffer_add(call->resp_buf, data, len);
@@ -268,6 +279,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 
     if (bc->c.dead)
         return;
+    bc->c.last_rx_ms = proxy_now_ms(bc->c.w);
     n = evbuffer_peek(in, -1, NULL, vec, 16);
     for (int i = 0; i < n && i < 16; i++) {
         ssize_t rv = nghttp2_session_mem_recv(bc->c.session, vec[i].iov_base, vec[i].iov_len);
@@ -356,6 +368,16 @@ static struct proxy_be_conn *be_conn_new(struct proxy_pool *pool)
     bufferevent_enable(bc->c.bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&pool->conns, bc, link);
     pool->nconns++;
+    {
+        /* gRPC servers answer pings more frequent than every 5 minutes
+         * without calls with GOAWAY(too_many_pings): backends are pinged at
+         * most every 5m10s whatever keepalive_time says. */
+        const struct conf_proxy *pc = &w->snap->conf->proxy;
+        uint32_t ka = pc->keepalive_time_ms;
+
+        proxy_conn_keepalive_start(&bc->c, ka == 0 ? 0 : (ka < 310000 ? 310000 : ka),
+                                   pc->keepalive_timeout_ms);
+    }
     if (bufferevent_socket_connect(bc->c.bev, (struct sockaddr *)&pool->addr, (int)pool->addrlen) !=
         0) {
         /* Socket creation failed outright; report like any connect failure. */
@@ -474,6 +496,7 @@ void proxy_be_conn_free(struct proxy_be_conn *bc)
     }
     TAILQ_REMOVE(&pool->conns, bc, link);
     pool->nconns--;
+    proxy_conn_keepalive_stop(&bc->c);
     nghttp2_session_del(bc->c.session);
     bufferevent_free(bc->c.bev);
     free(bc);

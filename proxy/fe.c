@@ -38,6 +38,17 @@ static void hdr_push(struct proxy_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf
     call->hdr[call->nhdr++] = value;
 }
 
+static void fe_close_soon(struct proxy_fe_conn *fc);
+static void fe_calm_down(struct proxy_fe_conn *fc, const char *why);
+
+static void hdr_timer_arm(struct proxy_fe_conn *fc)
+{
+    uint32_t ms = fc->c.w->snap->conf->proxy.header_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    event_add(fc->hdr_timer, &tv);
+}
+
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct proxy_fe_conn *fc = fe_of(user_data);
@@ -45,9 +56,21 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (fc->nstreams >= fc->max_streams) {
+        /* Over the limit we advertised: refuse this stream alone (RFC 9113
+         * §5.1.2); nghttp2 itself was told a higher limit so that it does not
+         * fail the whole connection. Its header block is still decoded. */
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        if (++fc->refused > 1000 + 10 * fc->max_streams)
+            fe_calm_down(fc, "too many streams over the limit");
+        return 0;
+    }
     call = proxy_call_new(fc->c.w, fc, frame->hd.stream_id);
     TAILQ_INSERT_TAIL(&fc->calls, call, fe_link);
     fc->nstreams++;
+    if (fc->nhdr_pending++ == 0)
+        hdr_timer_arm(fc);
     if (fc->idle_timer != NULL)
         event_del(fc->idle_timer);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
@@ -72,9 +95,15 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
     if (call == NULL || frame->hd.type != NGHTTP2_HEADERS ||
         frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    /* nghttp2 1.52 does not enforce the SETTINGS_MAX_HEADER_LIST_SIZE we
+     * advertise: count name + value + 32 per field (RFC 9113 §6.5.2) and stop
+     * keeping fields past it; HPACK decoding goes on so the connection stays
+     * in sync, and the call is answered RESOURCE_EXHAUSTED. */
     call->hdr_bytes += n.len + v.len + 32;
-    if (call->hdr_bytes > PROXY_MAX_HEADER_LIST)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
+    if (call->hdr_too_big || call->hdr_bytes > call->w->snap->conf->proxy.max_header_list_size) {
+        call->hdr_too_big = true;
+        return 0;
+    }
     hdr_push(call, name, value);
     if (n.len > 0 && n.base[0] == ':') {
         if (name_is(&n, ":path", 5)) {
@@ -96,18 +125,52 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
+    struct proxy_fe_conn *fc = fe_of(user_data);
     struct proxy_call *call;
 
-    (void)user_data;
-    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+    switch (frame->hd.type) {
+    case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !fc->settings_seen) {
+            fc->settings_seen = true;
+            if (fc->nhdr_pending == 0)
+                event_del(fc->hdr_timer);
+        }
         return 0;
+    case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+            proxy_conn_ping_acked(&fc->c);
+        return 0;
+    case NGHTTP2_DATA:
+        /* Empty DATA without END_STREAM does nothing but cost us work
+         * (CVE-2019-9518); nghttp2 1.52 does not count them. */
+        if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            if (++fc->empty_frames > 100)
+                fe_calm_down(fc, "empty DATA frames flood");
+        } else {
+            fc->empty_frames = 0;
+        }
+        break;
+    case NGHTTP2_HEADERS:
+        break;
+    default:
+        return 0;
+    }
     call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (call == NULL)
         return 0;
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
         call->req_eof = true;
-    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
-        proxy_call_start(call);
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        call->hdr_done = true;
+        if (--fc->nhdr_pending == 0 && fc->settings_seen)
+            event_del(fc->hdr_timer);
+        if (call->hdr_too_big)
+            proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
+                            "switchyard: request headers exceed max_header_list_size");
+        else
+            proxy_call_start(call);
+    } else if (call->req_eof && call->self_health)
+        proxy_selfhealth_request_end(call);
     else if (call->req_eof)
         proxy_call_resume_be(call);
     return 0;
@@ -123,6 +186,13 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
     if (call == NULL || call->resp_done) {
         /* Nobody will send these bytes on: give the credit back now. */
         nghttp2_session_consume(session, sid, len);
+        return 0;
+    }
+    if (grpc_scan_feed(&call->req_scan, data, len, call->w->snap->conf->proxy.max_message_size) !=
+        0) {
+        nghttp2_session_consume(session, sid, len);
+        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
+                        "switchyard: request message larger than max_message_size");
         return 0;
     }
     /* The one copy of request payload: out of the socket buffer into the call. */
@@ -170,6 +240,8 @@ static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error
     nghttp2_session_set_stream_user_data(session, sid, NULL);
     TAILQ_REMOVE(&fc->calls, call, fe_link);
     fc->nstreams--;
+    if (!call->hdr_done && --fc->nhdr_pending == 0 && fc->settings_seen)
+        event_del(fc->hdr_timer);
     /* Cancels the backend stream if it is still open (client RST_STREAM). */
     proxy_call_free(call);
     if (fc->nstreams == 0)
@@ -178,13 +250,46 @@ static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error
     return 0;
 }
 
+/* Our first frame is the SETTINGS frame. nghttp2 was given a stream limit
+ * above the one we mean (see proxy_fe_accept); the client is told the real
+ * one here, so nghttp2 never turns one stream too many into a connection
+ * error and on_begin_headers() refuses it alone. */
+static ssize_t fe_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+                          void *user_data)
+{
+    struct proxy_fe_conn *fc = fe_of(user_data);
+    uint8_t buf[9 + 6 * 8];
+    size_t plen;
+    ssize_t rv;
+
+    if (fc->settings_patched)
+        return proxy_conn_send_cb(session, data, length, flags, user_data);
+    plen = (size_t)data[0] << 16 | (size_t)data[1] << 8 | data[2];
+    if (length < 9 || data[3] != NGHTTP2_SETTINGS || (data[4] & NGHTTP2_FLAG_ACK) ||
+        length != 9 + plen || length > sizeof(buf))
+        return proxy_conn_send_cb(session, data, length, flags, user_data);
+    memcpy(buf, data, length);
+    for (size_t off = 9; off + 6 <= length; off += 6) {
+        if ((buf[off] << 8 | buf[off + 1]) == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+            buf[off + 2] = (uint8_t)(fc->max_streams >> 24);
+            buf[off + 3] = (uint8_t)(fc->max_streams >> 16);
+            buf[off + 4] = (uint8_t)(fc->max_streams >> 8);
+            buf[off + 5] = (uint8_t)fc->max_streams;
+        }
+    }
+    rv = proxy_conn_send_cb(session, buf, length, flags, user_data);
+    if (rv > 0)
+        fc->settings_patched = true;
+    return rv;
+}
+
 nghttp2_session_callbacks *proxy_fe_callbacks_new(void)
 {
     nghttp2_session_callbacks *cbs;
 
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         abort();
-    nghttp2_session_callbacks_set_send_callback(cbs, proxy_conn_send_cb);
+    nghttp2_session_callbacks_set_send_callback(cbs, fe_send_cb);
     nghttp2_session_callbacks_set_send_data_callback(cbs, proxy_call_send_data_cb);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback2(cbs, on_header);
@@ -203,6 +308,31 @@ static void fe_close_soon(struct proxy_fe_conn *fc)
     proxy_conn_schedule(&fc->c);
 }
 
+/* A client abusing the protocol: GOAWAY(ENHANCE_YOUR_CALM), then close once it
+ * is written (proxy_fe_conn_after_flush). Its calls end; others are untouched. */
+static void fe_calm_down(struct proxy_fe_conn *fc, const char *why)
+{
+    if (fc->goaway_sent || fc->c.dead)
+        return;
+    log_warn("client %s: %s; closing with ENHANCE_YOUR_CALM", fc->peer, why);
+    fc->goaway_sent = true;
+    nghttp2_session_terminate_session(fc->c.session, NGHTTP2_ENHANCE_YOUR_CALM);
+    proxy_conn_schedule(&fc->c);
+}
+
+static void on_hdr_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_fe_conn *fc = arg;
+
+    (void)fd;
+    (void)what;
+    if (!fc->settings_seen || fc->nhdr_pending > 0) {
+        log_info("client %s: header_timeout (%s)", fc->peer,
+                 fc->settings_seen ? "request headers incomplete" : "no HTTP/2 preface");
+        fe_close_soon(fc);
+    }
+}
+
 /* Feeds every byte read to nghttp2, without copying (evbuffer_peek). */
 static void on_read(struct bufferevent *bev, void *arg)
 {
@@ -214,12 +344,15 @@ static void on_read(struct bufferevent *bev, void *arg)
 
     if (fc->c.dead)
         return;
+    fc->c.last_rx_ms = proxy_now_ms(fc->c.w);
     n = evbuffer_peek(in, -1, NULL, vec, 16);
     for (int i = 0; i < n && i < 16; i++) {
         ssize_t rv = nghttp2_session_mem_recv(fc->c.session, vec[i].iov_base, vec[i].iov_len);
 
         if (rv < 0) {
-            log_debug("client %s: %s; closing", fc->peer, nghttp2_strerror((int)rv));
+            /* Fatal for the connection only: a protocol error, a flood nghttp2
+             * caught (NGHTTP2_ERR_FLOODED), too many CONTINUATIONs, ... */
+            log_info("client %s: %s; closing", fc->peer, nghttp2_strerror((int)rv));
             evbuffer_drain(in, evbuffer_get_length(in));
             fe_close_soon(fc);
             return;
@@ -227,6 +360,19 @@ static void on_read(struct bufferevent *bev, void *arg)
         total += (size_t)rv;
     }
     evbuffer_drain(in, total);
+    /* nghttp2 1.52 does not cap its queue of frames to send (pings, settings
+     * ACKs, RST_STREAMs a client provokes): we do. */
+    if (nghttp2_session_get_outbound_queue_size(fc->c.session) > PROXY_MAX_OUTBOUND_QUEUE) {
+        fe_calm_down(fc, "outbound frame queue flood");
+        return;
+    }
+    /* A client that does not read its responses is not read from either, so
+     * it cannot make us buffer without bound (ping/settings floods, zero
+     * windows): nothing more is parsed until it drains its side. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 4 * PROXY_OUTPUT_HIGH) {
+        bufferevent_disable(bev, EV_READ);
+        fc->read_paused = true;
+    }
     proxy_conn_schedule(&fc->c);
 }
 
@@ -234,7 +380,10 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     struct proxy_fe_conn *fc = arg;
 
-    (void)bev;
+    if (fc->read_paused && !fc->goaway_sent) {
+        fc->read_paused = false;
+        bufferevent_enable(bev, EV_READ);
+    }
     /* Output fell below the low watermark: frames held back can go now. */
     proxy_conn_schedule(&fc->c);
 }
@@ -315,17 +464,30 @@ void proxy_fe_conn_after_flush(struct proxy_fe_conn *fc)
 void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct sockaddr *sa,
                      int socklen)
 {
+    const struct conf_proxy *pc = &w->snap->conf->proxy;
     struct proxy_fe_conn *fc;
     int one = 1;
+    uint32_t limit = pc->max_concurrent_streams;
+    /* What nghttp2 enforces itself: above it, nghttp2 1.52 fails the whole
+     * connection. The client is told |limit| (fe_send_cb). */
+    uint32_t lib_limit = limit > 1073741823u ? 2147483647u : limit + (limit < 100 ? 100 : limit);
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, w->snap->conf->proxy.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lib_limit},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PROXY_STREAM_WINDOW},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, PROXY_MAX_HEADER_LIST},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, pc->max_header_list_size},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
 
     (void)socklen;
     if (w->draining) {
+        evutil_closesocket(fd);
+        return;
+    }
+    /* max_connections is shared evenly by the workers. */
+    if (w->nfes >= (pc->max_connections + w->rt->nworkers - 1) / w->rt->nworkers) {
+        if (w->conn_refused++ % 1000 == 0)
+            log_warn("worker %d: max_connections reached; closing new client connections",
+                     w->index);
         evutil_closesocket(fd);
         return;
     }
@@ -337,6 +499,7 @@ void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct so
     }
     fc->c.kind = PROXY_CONN_FE;
     fc->c.w = w;
+    fc->max_streams = limit;
     TAILQ_INIT(&fc->calls);
     bal_addr_str(sa, fc->peer, sizeof(fc->peer));
     fc->c.bev =
@@ -353,6 +516,9 @@ void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct so
     }
     fc->idle_timer = event_new(w->base, -1, 0, on_idle_timer, fc);
     fc->goaway_timer = event_new(w->base, -1, 0, on_goaway_timer, fc);
+    fc->hdr_timer = event_new(w->base, -1, 0, on_hdr_timer, fc);
+    hdr_timer_arm(fc); /* the preface and SETTINGS must come within header_timeout */
+    proxy_conn_keepalive_start(&fc->c, pc->keepalive_time_ms, pc->keepalive_timeout_ms);
     nghttp2_submit_settings(fc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(fc->c.session, NGHTTP2_FLAG_NONE, 0, PROXY_CONN_WINDOW);
     bufferevent_setcb(fc->c.bev, on_read, on_write, on_event, fc);
@@ -384,6 +550,9 @@ void proxy_fe_conn_free(struct proxy_fe_conn *fc)
         event_free(fc->idle_timer);
     if (fc->goaway_timer != NULL)
         event_free(fc->goaway_timer);
+    if (fc->hdr_timer != NULL)
+        event_free(fc->hdr_timer);
+    proxy_conn_keepalive_stop(&fc->c);
     TAILQ_REMOVE(&w->fes, fc, link);
     w->nfes--;
     free(fc);

@@ -71,6 +71,33 @@ int grpc_timeout_parse(const uint8_t *v, size_t len, uint32_t *ms)
     return 0;
 }
 
+int grpc_scan_feed(struct grpc_scan *s, const uint8_t *p, size_t len, uint32_t max)
+{
+    while (len > 0) {
+        if (s->need > 0) {
+            size_t take = len < s->need ? len : s->need;
+
+            s->need -= (uint32_t)take;
+            p += take;
+            len -= take;
+            continue;
+        }
+        s->hdr[s->hlen++] = *p++;
+        len--;
+        if (s->hlen == 5) {
+            /* Length-Prefixed-Message: Compressed-Flag Message-Length (big endian) */
+            uint32_t n = (uint32_t)s->hdr[1] << 24 | (uint32_t)s->hdr[2] << 16 |
+                         (uint32_t)s->hdr[3] << 8 | (uint32_t)s->hdr[4];
+
+            s->hlen = 0;
+            if (max > 0 && n > max)
+                return -1;
+            s->need = n;
+        }
+    }
+    return 0;
+}
+
 size_t grpc_message_encode(const char *msg, char *out, size_t outlen)
 {
     /* Percent-encode everything outside 0x20-0x7E and '%' itself. */

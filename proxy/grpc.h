@@ -40,4 +40,16 @@ int grpc_timeout_parse(const uint8_t *v, size_t len, uint32_t *ms);
  *  truncated to fit). Returns the length written. */
 size_t grpc_message_encode(const char *msg, char *out, size_t outlen);
 
+/** Follows the gRPC message framing (1-byte compressed flag, 4-byte length,
+ *  then the message) of one direction of a call, across DATA chunks. */
+struct grpc_scan {
+    uint32_t need; /* message bytes still to come */
+    uint8_t hdr[5];
+    uint8_t hlen; /* prefix bytes collected */
+};
+
+/** Feeds |len| bytes. Returns 0, or -1 as soon as a prefix declares a message
+ *  longer than |max| (0: no limit). Zero the struct to start. */
+int grpc_scan_feed(struct grpc_scan *s, const uint8_t *p, size_t len, uint32_t max);
+
 #endif

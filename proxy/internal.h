@@ -30,9 +30,10 @@
 /* Above this much pending output a connection stops producing frames. */
 #define PROXY_OUTPUT_HIGH (256 * 1024)
 #define PROXY_OUTPUT_LOW  (64 * 1024)
-/* Request header list cap (name + value + 32 per field, RFC 9113 §6.5.2). */
-#define PROXY_MAX_HEADER_LIST 65536
-#define PROXY_MAX_TRIES       17
+/* Frames nghttp2 may hold for one connection before it counts as a flood
+ * (Envoy's max_outbound_frames is 10000). */
+#define PROXY_MAX_OUTBOUND_QUEUE 10000
+#define PROXY_MAX_TRIES          17
 
 struct proxy_worker;
 struct proxy_call;
@@ -57,6 +58,12 @@ struct proxy_conn {
     bool dead; /* to be freed by the flush pass; no more I/O */
     bool hold; /* not connected yet: keep frames in nghttp2 (and request bytes in
                   the calls) so a failed connect leaves every call retryable */
+    /* keepalive (worker.c): PING when nothing was read for a while */
+    uint64_t last_rx_ms;
+    struct event *ka_timer;     /* every keepalive interval */
+    struct event *ka_ack_timer; /* keepalive_timeout after our PING */
+    uint32_t ka_interval_ms, ka_timeout_ms;
+    bool ping_out;
 };
 
 struct proxy_fe_conn {
@@ -67,7 +74,15 @@ struct proxy_fe_conn {
     uint32_t nstreams;
     struct event *idle_timer;
     struct event *goaway_timer;
-    bool goaway_sent; /* the final GOAWAY with last-stream-id */
+    struct event *hdr_timer; /* header_timeout */
+    bool goaway_sent;        /* the final GOAWAY with last-stream-id */
+    bool settings_seen;      /* the client's first SETTINGS arrived */
+    bool settings_patched;   /* our SETTINGS went out with the advertised stream limit */
+    bool read_paused;        /* output backlog: not reading until it drains */
+    uint32_t max_streams;    /* the MAX_CONCURRENT_STREAMS the client was told */
+    uint32_t nhdr_pending;   /* streams whose request headers are not complete */
+    uint32_t refused;        /* streams refused over the limit */
+    uint32_t empty_frames;   /* consecutive empty DATA frames without END_STREAM */
 };
 
 enum proxy_be_state {
@@ -173,7 +188,8 @@ struct proxy_worker {
     struct proxy_conn *dirty; /* connections to flush */
     struct event *ev_flush;
     struct proxy_call *free_calls;
-    nghttp2_nv *nv; /* scratch header array for submits; grows, never shrinks */
+    uint64_t conn_refused; /* client connections closed at max_connections */
+    nghttp2_nv *nv;        /* scratch header array for submits; grows, never shrinks */
     size_t nvcap;
 
     struct proxy_stats stats;
@@ -186,6 +202,7 @@ struct proxy_worker {
     struct event *ev_drain;
     bool draining;
     bool done_reported;
+    struct proxy_call_list watchers; /* selfhealth.c: open Health/Watch calls */
 };
 
 /* One proxied call: a frontend stream and, once dispatched, a backend stream.
@@ -216,6 +233,9 @@ struct proxy_call {
     const uint8_t *ctype;
     size_t ctypelen;
     uint32_t timeout_ms; /* from grpc-timeout, 0 = none */
+    bool hdr_done;       /* request headers complete */
+    bool hdr_too_big;    /* over max_header_list_size: answered RESOURCE_EXHAUSTED */
+    struct grpc_scan req_scan, resp_scan; /* message framing, for max_message_size */
     bool bad_timeout;
 
     struct evbuffer *req_buf; /* received from the client, not yet sent to the backend */
@@ -248,6 +268,12 @@ struct proxy_call {
     uint64_t bytes_out;     /* response payload bytes to the client */
     char why[160];          /* the last reason an attempt failed, for the final message */
     struct event *deadline; /* created once per call object */
+
+    /* switchyard's own health service (selfhealth.c) */
+    bool self_health;                   /* answered by selfhealth.c, never routed */
+    bool self_watch;                    /* a Watch, on w->watchers */
+    int self_sent;                      /* the ServingStatus the Watch sent last */
+    TAILQ_ENTRY(proxy_call) watch_link; /* in w->watchers while |self_watch| */
 };
 
 /* ---- worker.c ---- */
@@ -261,6 +287,12 @@ nghttp2_nv *proxy_worker_nv(struct proxy_worker *w, nghttp2_rcbuf **rc, size_t n
 /** Returns the pool of endpoint |ep| of cluster |cl|, creating it. */
 struct proxy_pool *proxy_pool_get(struct proxy_worker *w, const struct bal_cluster *cl,
                                   const struct bal_endpoint *ep);
+/** Starts PINGing |c| when nothing was read for |interval_ms| (0: never);
+ *  no ACK within |timeout_ms| closes it. */
+void proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, uint32_t timeout_ms);
+void proxy_conn_keepalive_stop(struct proxy_conn *c);
+/** A PING ACK arrived on |c|. */
+void proxy_conn_ping_acked(struct proxy_conn *c);
 /** The worker's pool for endpoint |id|, or NULL. */
 struct proxy_pool *proxy_pool_find(struct proxy_worker *w, uint32_t id);
 /** Called when a frontend connection is gone; may finish a drain. */
@@ -295,6 +327,9 @@ void proxy_be_conn_after_flush(struct proxy_be_conn *bc);
 bool proxy_selfhealth_match(const struct proxy_call *call);
 /** Answers |call| (Check) or keeps it open to stream updates (Watch). */
 void proxy_selfhealth_start(struct proxy_call *call);
+/** The request of a call taken by proxy_selfhealth_start() is complete
+ *  (END_STREAM arrived after its headers): answer it now. */
+void proxy_selfhealth_request_end(struct proxy_call *call);
 /** The worker's snapshot or draining state changed: Watch streams get the new status. */
 void proxy_selfhealth_update(struct proxy_worker *w);
 /** |call| is being freed: forget it. */

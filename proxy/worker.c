@@ -72,6 +72,72 @@ void proxy_conn_schedule(struct proxy_conn *c)
     w->dirty = c;
 }
 
+/* ---- keepalive ---- */
+
+static void on_ka_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_conn *c = arg;
+    struct timeval tv;
+
+    (void)fd;
+    (void)what;
+    if (c->dead || c->ping_out)
+        return;
+    if (proxy_now_ms(c->w) - c->last_rx_ms < c->ka_interval_ms)
+        return;
+    if (nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) != 0)
+        return;
+    c->ping_out = true;
+    tv.tv_sec = c->ka_timeout_ms / 1000;
+    tv.tv_usec = (c->ka_timeout_ms % 1000) * 1000;
+    event_add(c->ka_ack_timer, &tv);
+    proxy_conn_schedule(c);
+}
+
+static void on_ka_ack_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!c->ping_out || c->dead)
+        return;
+    log_info("%s connection: no PING ACK within %u ms; closing",
+             c->kind == PROXY_CONN_FE ? "client" : "backend", c->ka_timeout_ms);
+    c->dead = true;
+    proxy_conn_schedule(c);
+}
+
+void proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, uint32_t timeout_ms)
+{
+    struct timeval tv = {.tv_sec = interval_ms / 1000, .tv_usec = (interval_ms % 1000) * 1000};
+
+    c->last_rx_ms = proxy_now_ms(c->w);
+    if (interval_ms == 0)
+        return;
+    c->ka_interval_ms = interval_ms;
+    c->ka_timeout_ms = timeout_ms;
+    c->ka_timer = event_new(c->w->base, -1, EV_PERSIST, on_ka_timer, c);
+    c->ka_ack_timer = event_new(c->w->base, -1, 0, on_ka_ack_timer, c);
+    event_add(c->ka_timer, &tv);
+}
+
+void proxy_conn_keepalive_stop(struct proxy_conn *c)
+{
+    if (c->ka_timer != NULL)
+        event_free(c->ka_timer);
+    if (c->ka_ack_timer != NULL)
+        event_free(c->ka_ack_timer);
+    c->ka_timer = c->ka_ack_timer = NULL;
+}
+
+void proxy_conn_ping_acked(struct proxy_conn *c)
+{
+    c->ping_out = false;
+    if (c->ka_ack_timer != NULL)
+        event_del(c->ka_ack_timer);
+}
+
 static void conn_free(struct proxy_conn *c)
 {
     if (c->kind == PROXY_CONN_FE)
@@ -104,7 +170,10 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
             else
                 proxy_be_conn_after_flush((struct proxy_be_conn *)c);
         }
-        if (c->dead)
+        /* A callback of this send may have scheduled |c| again (a refused
+         * stream detaching its call): then it is still on |w->dirty| and is
+         * freed when this loop reaches it. */
+        if (c->dead && !c->dirty)
             conn_free(c);
     }
     if (evbuffer_get_length(w->alog) > 0)
@@ -336,6 +405,7 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     w->rt = rt;
     w->index = index;
     TAILQ_INIT(&w->fes);
+    TAILQ_INIT(&w->watchers);
     atomic_init(&w->pending, NULL);
     atomic_init(&w->drain_requested, false);
     w->base = event_base_new();
@@ -346,6 +416,12 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     w->fe_cbs = proxy_fe_callbacks_new();
     w->be_cbs = proxy_be_callbacks_new();
     w->fe_opt = option_new();
+    /* Rapid Reset (CVE-2023-44487) and CONTINUATION flood (CVE-2024-28182)
+     * guards of Debian's nghttp2, set explicitly: a client past them gets
+     * GOAWAY and its connection is closed once nghttp2 stops wanting I/O. */
+    nghttp2_option_set_stream_reset_rate_limit(w->fe_opt, 1000, 33);
+    nghttp2_option_set_max_continuations(w->fe_opt, 8);
+    nghttp2_option_set_max_outbound_ack(w->fe_opt, 1000);
     w->be_opt = option_new();
     nghttp2_option_set_peer_max_concurrent_streams(w->be_opt, 100);
     w->ev_snapshot = event_new(w->base, -1, 0, on_snapshot, w);

@@ -2,6 +2,8 @@
 # Installs every Debian package switchyard needs to build, test and run.
 # Idempotent: packages already installed are skipped; apt-get runs only when
 # something is missing. Needs root (or sudo) on Debian 12.
+#   scripts/deps.sh           build, test and run dependencies
+#   scripts/deps.sh --bench   also the benchmark peers, nginx and HAProxy (make bench)
 # SPDX-License-Identifier: MIT
 set -euo pipefail
 
@@ -10,8 +12,18 @@ PKGS=(
     libevent-dev libnghttp2-dev libc-ares-dev libinih-dev libssl-dev libjansson-dev
     libprotobuf-c-dev protobuf-c-compiler grpc-proto
     libgrpc-dev libcriterion-dev
-    nghttp2-client dnsmasq-base python3-yaml
+    nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl
 )
+
+for arg in "$@"; do
+    case "$arg" in
+    --bench) PKGS+=(nginx haproxy) ;; # h2load comes with nghttp2-client above
+    *)
+        echo "deps.sh: unknown option '$arg' (known: --bench)" >&2
+        exit 2
+        ;;
+    esac
+done
 
 missing=()
 for p in "${PKGS[@]}"; do

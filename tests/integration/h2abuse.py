@@ -1,0 +1,297 @@
+#!/usr/bin/python3
+"""Misbehaving HTTP/2 clients for switchyard's limit tests (python3-h2).
+
+Usage: h2abuse.py MODE PORT [ARG]. Prints one result line and exits 0 when
+switchyard behaved as expected, 1 otherwise. Every loop is bounded in count
+and time; only 127.0.0.1 is contacted.
+SPDX-License-Identifier: MIT
+"""
+import socket
+import struct
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+import hpack
+
+PATH = "/sy.test.Echo/ServerStream"
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def echo_request(response_size=0, response_count=1, payload=b""):
+    """EchoRequest{payload=1, response_size=2, response_count=3}, gRPC-framed."""
+    msg = b""
+    if payload:
+        msg += b"\x0a" + varint(len(payload)) + payload
+    if response_size:
+        msg += b"\x10" + varint(response_size)
+    if response_count:
+        msg += b"\x18" + varint(response_count)
+    return b"\x00" + struct.pack(">I", len(msg)) + msg
+
+
+def headers(port, path=PATH, extra=()):
+    return [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "127.0.0.1:%d" % port),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] + list(extra)
+
+
+def connect(port, settings=None, rcvbuf=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(5)
+    c = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    )
+    c.initiate_connection()
+    if settings:
+        c.update_settings(settings)
+    s.sendall(c.data_to_send())
+    return s, c
+
+
+def pump(s, c, until, timeout=5.0):
+    """Reads and handles events until until(event) is true; returns the event
+    or None on timeout or EOF."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        s.settimeout(max(0.05, deadline - time.time()))
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            return None
+        except ConnectionResetError:
+            return "reset"
+        if not data:
+            return "eof"
+        try:
+            events = c.receive_data(data)
+        except h2.exceptions.ProtocolError:
+            return "protocol-error"
+        out = c.data_to_send()
+        if out:
+            try:
+                s.sendall(out)
+            except OSError:
+                pass
+        for ev in events:
+            if until(ev):
+                return ev
+    return None
+
+
+def wait_settings(s, c):
+    return pump(s, c, lambda e: isinstance(e, h2.events.RemoteSettingsChanged))
+
+
+def mode_refuse(port, limit):
+    """Opens limit+5 streams after the limit was acknowledged: exactly 5 are
+    refused with REFUSED_STREAM and the connection stays up."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    announced = c.remote_settings.max_concurrent_streams
+    if announced != limit:
+        print("announced MAX_CONCURRENT_STREAMS %s, expected %d" % (announced, limit))
+        return 1
+    # Pretend the peer allowed more, to be the misbehaving client.
+    c.remote_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = 100000
+    c.remote_settings.acknowledge()
+    for _ in range(limit + 5):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, headers(port))  # no END_STREAM: the stream stays open
+    s.sendall(c.data_to_send())
+    refused = []
+    closed = None
+    deadline = time.time() + 5
+    while len(refused) < 5 and closed is None and time.time() < deadline:
+        s.settimeout(max(0.05, deadline - time.time()))
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            break
+        if not data:
+            closed = "eof"
+            break
+        for ev in c.receive_data(data):
+            if isinstance(ev, h2.events.StreamReset):
+                refused.append((ev.stream_id, ev.error_code))
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                closed = ev
+        out = c.data_to_send()
+        if out:
+            s.sendall(out)
+    if closed is not None:
+        print("connection closed instead of refusing streams: %s" % closed)
+        return 1
+    c.ping(b"12345678")
+    s.sendall(c.data_to_send())
+    ack = pump(s, c, lambda e: isinstance(e, h2.events.PingAckReceived), 5)
+    ok = (len(refused) == 5 and all(code == h2.errors.ErrorCodes.REFUSED_STREAM
+                                   for _, code in refused) and ack is not None
+          and not isinstance(ack, str))
+    print("refused=%s ping_ack=%s" % (refused, ack is not None))
+    return 0 if ok else 1
+
+
+def mode_rapid_reset(port, _):
+    """HEADERS + RST_STREAM in a loop: switchyard must answer GOAWAY."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    s.setblocking(False)
+    sent = 0
+    deadline = time.time() + 20
+    while sent < 20000 and time.time() < deadline:
+        try:
+            sid = c.get_next_available_stream_id()
+            c.send_headers(sid, headers(port), end_stream=True)
+            c.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            s.sendall(c.data_to_send())
+            sent += 1
+        except (BlockingIOError, h2.exceptions.ProtocolError):
+            time.sleep(0.001)
+        except OSError:
+            break
+        if sent % 100 == 0:
+            try:
+                data = s.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            try:
+                for ev in c.receive_data(data):
+                    if isinstance(ev, h2.events.ConnectionTerminated):
+                        print("goaway after %d resets: %s" % (sent, ev.error_code))
+                        return 0
+            except h2.exceptions.ProtocolError:
+                pass
+    s.setblocking(True)
+    ev = pump(s, c, lambda e: isinstance(e, h2.events.ConnectionTerminated), 5)
+    if isinstance(ev, h2.events.ConnectionTerminated) or ev in ("eof", "reset"):
+        print("closed after %d resets: %s" % (sent, ev))
+        return 0
+    print("no GOAWAY after %d HEADERS+RST_STREAM" % sent)
+    return 1
+
+
+def mode_ping_flood(port, _):
+    """PINGs without reading: switchyard stops reading us or closes us."""
+    s, c = connect(port, rcvbuf=4096)
+    wait_settings(s, c)
+    ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"abcdefgh"
+    s.settimeout(3)
+    sent = 0
+    deadline = time.time() + 30
+    while sent < 2000000 and time.time() < deadline:
+        try:
+            s.sendall(ping * 64)
+            sent += 64
+        except socket.timeout:
+            print("switchyard stopped reading after %d pings" % sent)
+            return 0
+        except OSError as e:
+            print("switchyard closed the connection after %d pings: %s" % (sent, e))
+            return 0
+    print("switchyard kept reading %d pings it could not answer" % sent)
+    return 1
+
+
+def mode_zero_window(port, streams):
+    """Opens |streams| server-streaming calls with every window at zero and
+    holds them for a while (the C test watches memory and other clients)."""
+    s, c = connect(port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    wait_settings(s, c)
+    for _ in range(streams):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, headers(port))
+        c.send_data(sid, echo_request(response_size=65536, response_count=1000),
+                    end_stream=True)
+    s.sendall(c.data_to_send())
+    time.sleep(float(sys.argv[4]) if len(sys.argv) > 4 else 3)
+    print("held %d zero-window streams" % streams)
+    return 0
+
+
+def mode_dribble(port, _):
+    """Starts a header block and never finishes it: switchyard closes us."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    block = hpack.Encoder().encode(headers(port))
+    # HEADERS on stream 1 without END_HEADERS, and no CONTINUATION ever.
+    s.sendall(struct.pack(">I", len(block))[1:] + b"\x01\x00" + struct.pack(">I", 1) + block)
+    t0 = time.time()
+    ev = pump(s, c, lambda e: isinstance(e, h2.events.ConnectionTerminated), 30)
+    if ev is None:
+        print("still open after 30s")
+        return 1
+    print("closed after %.1fs (%s)" % (time.time() - t0, ev))
+    return 0
+
+
+def mode_idle(port, _):
+    """An idle connection: switchyard closes it (GOAWAY, then EOF)."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    t0 = time.time()
+    ev = pump(s, c, lambda e: isinstance(e, h2.events.ConnectionTerminated), 30)
+    if ev is None:
+        print("still open after 30s")
+        return 1
+    print("closed after %.1fs (%s)" % (time.time() - t0, ev))
+    return 0
+
+
+def mode_big_headers(port, size):
+    """One call with |size| bytes of metadata: trailers-only RESOURCE_EXHAUSTED."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, headers(port, extra=[("x-big", "a" * size)]))
+    c.send_data(sid, echo_request(), end_stream=True)
+    s.sendall(c.data_to_send())
+    ev = pump(s, c, lambda e: isinstance(e, (h2.events.ResponseReceived,
+                                             h2.events.TrailersReceived)), 5)
+    if not isinstance(ev, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+        print("no response: %s" % ev)
+        return 1
+    status = dict(ev.headers).get("grpc-status")
+    print("grpc-status %s" % status)
+    return 0 if status == "8" else 1
+
+
+MODES = {
+    "refuse": mode_refuse,
+    "rapid-reset": mode_rapid_reset,
+    "ping-flood": mode_ping_flood,
+    "zero-window": mode_zero_window,
+    "dribble": mode_dribble,
+    "idle": mode_idle,
+    "big-headers": mode_big_headers,
+}
+
+if __name__ == "__main__":
+    arg = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    sys.exit(MODES[sys.argv[1]](int(sys.argv[2]), arg))
