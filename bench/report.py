@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""bench/report.py: the number crunching behind bench/run.sh.
+
+  report.py h2load OUT.txt LOG     one h2load run -> "key value" lines on stdout
+  report.py rusage FILE CMD...     runs CMD, writes its CPU seconds (user+sys) to FILE
+  report.py report RAW VERSIONS MD JSON
+                                   every run (RAW: round, target, metric, value
+                                   per line) -> the tables in MD and JSON
+
+Rounds are summarised as the median, with min-max when there are several.
+SPDX-License-Identifier: MIT
+"""
+import json
+import re
+import resource
+import statistics
+import subprocess
+import sys
+
+TARGETS = ["direct", "switchyard-w1", "switchyard-w2", "nginx", "haproxy"]
+SY = "switchyard-w1"
+
+
+def h2load(txt_path, log_path):
+    txt = open(txt_path).read()
+    m = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", txt)
+    r = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+        r"(\d+) failed, (\d+) errored, (\d+) timeout",
+        txt,
+    )
+    s = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", txt)
+    if not (m and r and s):
+        sys.exit("cannot parse h2load output")
+    done, succeeded, failed, errored, timeout = (int(r.group(i)) for i in range(3, 8))
+    ok2xx, not2xx = int(s.group(1)), sum(int(s.group(i)) for i in (2, 3, 4))
+    # Streams still open when the duration ends may have had their :status only.
+    if failed or errored or timeout or not2xx or ok2xx < succeeded or succeeded == 0:
+        sys.exit(
+            f"h2load: {succeeded} succeeded, {failed} failed, {errored} errored, "
+            f"{timeout} timeout, {ok2xx} 2xx, {not2xx} other statuses"
+        )
+    lat = []
+    with open(log_path) as f:
+        for line in f:
+            cols = line.split("\t")
+            if len(cols) >= 3:
+                if cols[1] != "200":
+                    sys.exit(f"h2load log: a response with status {cols[1]}")
+                lat.append(int(cols[2]))
+    lat.sort()
+
+    def pct(p):
+        return lat[min(len(lat) - 1, int(p / 100.0 * len(lat)))]
+
+    print("rps", m.group(1))
+    print("done", done)
+    print("succeeded", succeeded)
+    print("mean_us", round(statistics.fmean(lat), 1))
+    print("p50_us", pct(50))
+    print("p90_us", pct(90))
+    print("p99_us", pct(99))
+    print("p999_us", pct(99.9))
+    print("max_us", lat[-1])
+
+
+def load_raw(path):
+    runs = {}  # target -> round -> metric -> value
+    for line in open(path):
+        rnd, target, metric, value = line.rstrip("\n").split("\t")
+        runs.setdefault(target, {}).setdefault(rnd, {})[metric] = float(value)
+    return runs
+
+
+def derive(m, direct_c1):
+    """Per-round figures of one target from its raw metrics."""
+    d = {}
+
+    def put(key, fn):
+        try:
+            d[key] = fn()
+        except (KeyError, ZeroDivisionError):
+            pass
+
+    put("calls_per_s", lambda: m["sat.rps"])
+    put("sat_p50_ms", lambda: m["sat.p50_us"] / 1000)
+    put("sat_p99_ms", lambda: m["sat.p99_us"] / 1000)
+    put("rate_p50_ms", lambda: m["rate.p50_us"] / 1000)
+    put("rate_p99_ms", lambda: m["rate.p99_us"] / 1000)
+    put("c1_mean_us", lambda: m["c1.mean_us"])
+    if direct_c1 is not None:
+        put("c1_added_us", lambda: m["c1.mean_us"] - direct_c1)
+    put("cpu_us_per_call", lambda: m["sat.cpu_s"] / m["sat.backend_ok"] * 1e6)
+    put("backend_cpu_us_per_call", lambda: m["sat.backend_cpu_s"] / m["sat.backend_ok"] * 1e6)
+    put("backend_cpu_pct", lambda: m["sat.backend_cpu_s"] / m["sat.wall_s"] * 100)
+    put("proxy_cpu_pct", lambda: m["sat.cpu_s"] / m["sat.wall_s"] * 100)
+    put("loadgen_cpu_pct", lambda: m["sat.loadgen_cpu_s"] / m["sat.wall_s"] * 100)
+    put("stream_mb_per_s", lambda: m["stream.mbps"])
+    put("cpu_us_per_msg", lambda: m["stream.cpu_s"] / m["stream.messages"] * 1e6)
+    put("peak_rss_mib", lambda: m["peak_rss_kb"] / 1024)
+    put(
+        "idle_kib_per_conn",
+        lambda: (m["idle.rss_after_kb"] - m["idle.rss_before_kb"]) / m["idle.conns"],
+    )
+    put("checked_ok", lambda: m["check.ok"])
+    put("checked", lambda: m["check.calls"])
+    return d
+
+
+def summarise(values):
+    values = sorted(values)
+    return {
+        "median": statistics.median(values),
+        "min": values[0],
+        "max": values[-1],
+        "n": len(values),
+    }
+
+
+def fmt(s, digits):
+    if s is None:
+        return "—"
+    text = f"{s['median']:.{digits}f}"
+    if s["n"] > 1 and s["min"] != s["max"]:
+        text += f" ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+    return text
+
+
+def report(raw_path, versions_path, md_path, json_path):
+    runs = load_raw(raw_path)
+    meta = {}
+    for line in open(versions_path):
+        k, _, v = line.rstrip("\n").partition(" ")
+        meta[k] = v
+    rounds_direct = runs.get("direct", {})
+    figures = {}
+    for target in [t for t in TARGETS if t in runs]:
+        per_round = []
+        for rnd, m in runs[target].items():
+            dc1 = rounds_direct.get(rnd, {}).get("c1.mean_us")
+            per_round.append(derive(m, dc1))
+        keys = sorted({k for r in per_round for k in r})
+        figures[target] = {k: summarise([r[k] for r in per_round if k in r]) for k in keys}
+
+    def g(target, key):
+        return figures.get(target, {}).get(key)
+
+    proxies = [t for t in figures if t != "direct"]
+    out = []
+    out.append(f"## switchyard benchmark, {meta.get('date', '')}")
+    out.append("")
+    out.append(
+        f"{meta.get('cpu', '')}; Linux {meta.get('kernel', '')}; switchyard {meta.get('switchyard', '')}, "
+        f"nginx {meta.get('nginx', '')}, HAProxy {meta.get('haproxy', '')}, h2load {meta.get('h2load', '')}."
+    )
+    out.append(f"Parameters: {meta.get('params', '')}.")
+    out.append("")
+    out.append(
+        "Unary calls. *sat*: h2load at saturation; *rate*: fixed moderate rate; *c1*: one "
+        "call at a time (mean latency, and what the proxy adds over direct). CPU µs/call is the "
+        "proxy's own utime+stime per call (for direct, the backend's); the CPU % columns are "
+        "shares of one core during the saturation run, for the proxy, the echo backend and h2load."
+    )
+    out.append("")
+    out.append(
+        "| target | calls/s (sat) | p50 / p99 ms (sat) | p50 / p99 ms (rate) | c1 mean µs | "
+        "c1 added µs | CPU µs/call | proxy CPU % | backend CPU % | h2load CPU % | gRPC check |"
+    )
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t in figures:
+        direct = t == "direct"
+        cpu = g(t, "backend_cpu_us_per_call") if direct else g(t, "cpu_us_per_call")
+        chk = g(t, "checked_ok")
+        chk_total = g(t, "checked")
+        out.append(
+            f"| {t} | {fmt(g(t, 'calls_per_s'), 0)} | {fmt(g(t, 'sat_p50_ms'), 2)} / "
+            f"{fmt(g(t, 'sat_p99_ms'), 2)} | {fmt(g(t, 'rate_p50_ms'), 3)} / "
+            f"{fmt(g(t, 'rate_p99_ms'), 3)} | {fmt(g(t, 'c1_mean_us'), 0)} | "
+            f"{'—' if direct else fmt(g(t, 'c1_added_us'), 0)} | {fmt(cpu, 1)} | "
+            f"{'—' if direct else fmt(g(t, 'proxy_cpu_pct'), 0)} | {fmt(g(t, 'backend_cpu_pct'), 0)} | "
+            f"{fmt(g(t, 'loadgen_cpu_pct'), 0)} | "
+            f"{'—' if chk is None else '%d/%d OK' % (chk['min'], chk_total['median'])} |"
+        )
+    out.append("")
+    out.append(
+        "Streaming (one bidi stream, echoed messages; MB/s in one direction), memory "
+        "(peak RSS after the load cases; RSS growth per idle HTTP/2 connection)."
+    )
+    out.append("")
+    out.append("| target | stream MB/s | CPU µs/msg | peak RSS MiB | RSS KiB/idle conn |")
+    out.append("|---|---:|---:|---:|---:|")
+    for t in figures:
+        direct = t == "direct"
+        out.append(
+            f"| {t} | {fmt(g(t, 'stream_mb_per_s'), 1)} | "
+            f"{'—' if direct else fmt(g(t, 'cpu_us_per_msg'), 2)} | "
+            f"{'—' if direct else fmt(g(t, 'peak_rss_mib'), 1)} | "
+            f"{'—' if direct else fmt(g(t, 'idle_kib_per_conn'), 2)} |"
+        )
+    ratio_keys = [
+        ("calls/s (sat), higher is better", "calls_per_s"),
+        ("p50 latency (sat)", "sat_p50_ms"),
+        ("p99 latency (sat)", "sat_p99_ms"),
+        ("p50 latency (rate)", "rate_p50_ms"),
+        ("p99 latency (rate)", "rate_p99_ms"),
+        ("latency added at c1", "c1_added_us"),
+        ("CPU per call", "cpu_us_per_call"),
+        ("CPU per streamed message", "cpu_us_per_msg"),
+        ("stream MB/s, higher is better", "stream_mb_per_s"),
+        ("peak RSS", "peak_rss_mib"),
+        ("RSS per idle connection", "idle_kib_per_conn"),
+    ]
+    ratios = {}
+    peers = [p for p in ("nginx", "haproxy") if p in figures]
+    if SY in figures and peers:
+        out.append("")
+        out.append(
+            "Ratios, switchyard (1 worker) / peer, medians; below 1 means switchyard "
+            "uses less (or is faster), except where higher is better."
+        )
+        out.append("")
+        out.append("| figure | " + " | ".join(f"switchyard / {p}" for p in peers) + " |")
+        out.append("|---|" + "---:|" * len(peers))
+        for label, key in ratio_keys:
+            row = []
+            for p in peers:
+                a, b = g(SY, key), g(p, key)
+                if a is None or b is None or b["median"] <= 0:
+                    row.append("—")
+                    continue
+                r = a["median"] / b["median"]
+                ratios.setdefault(p, {})[key] = round(r, 3)
+                row.append(f"{r:.2f}")
+            out.append(f"| {label} | " + " | ".join(row) + " |")
+    out.append("")
+    out.append(
+        "Loopback on a shared VM: absolute figures are noisy; compare ratios within one run."
+    )
+    md = "\n".join(out) + "\n"
+    open(md_path, "w").write(md)
+    doc = {
+        "meta": meta,
+        "targets": {
+            t: {k: {kk: round(vv, 3) for kk, vv in v.items()} for k, v in f.items()}
+            for t, f in figures.items()
+        },
+        "ratios_switchyard_w1_over": ratios,
+    }
+    with open(json_path, "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def rusage(path, cmd):
+    rc = subprocess.call(cmd)
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(path, "w") as f:
+        f.write(f"{ru.ru_utime + ru.ru_stime:.3f}\n")
+    sys.exit(rc)
+
+
+def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "rusage":
+        rusage(sys.argv[2], sys.argv[3:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "h2load":
+        h2load(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 6 and sys.argv[1] == "report":
+        report(*sys.argv[2:])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
