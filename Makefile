@@ -16,7 +16,8 @@ Q :=
 endif
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libnghttp2 libcares libprotobuf-c inih jansson
+PKGS    := libevent libevent_pthreads libnghttp2 libcares libprotobuf-c inih jansson libjwt libcrypto \
+           libevent_openssl libssl
 TPKGS   := criterion
 GPKGS   := grpc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpedantic
@@ -127,7 +128,9 @@ $(HEALTH_BIN): $(CLI_OBJS) $(HEALTH_PB_OBJ)
 $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
 $(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/proxy/log.o $(BAL_OBJS) $(CONF_OBJS)
-$(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS)
+$(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
+$(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
+    $(BUILD)/proxy/tls.o
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(T_LIBS) $(PKG_LIBS) -lpthread
@@ -199,3 +202,13 @@ $(BENCH_BINS):
 	@echo "  CCLD    $@"
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(shell pkg-config --cflags $(BENCH_PKGS)) -o $@ $< \
 	    $(shell pkg-config --libs $(BENCH_PKGS)) -lpthread
+
+# ---- demo: three echo backends behind switchyard, one turning NOT_SERVING and back ----
+# Installs deps, builds switchyard and the test peers, runs scripts/demo.sh (about
+# 15 s; DEMO_KEEP=1 keeps it running until Ctrl-C).
+.PHONY: demo
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
+	$(Q)SY_BIN=$(BIN) SY_HEALTH_BIN=$(HEALTH_BIN) SY_BACKEND=build/peers/tests/peers/sy-backend \
+	    SY_CLIENT=build/peers/tests/peers/sy-client bash scripts/demo.sh

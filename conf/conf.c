@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -387,6 +389,7 @@ enum section {
     SECT_PROXY,
     SECT_ADMIN,
     SECT_CLUSTER,
+    SECT_AUTH,
 };
 
 enum kw_type {
@@ -403,6 +406,13 @@ enum kw_type {
     KW_TARGETS,     /* list */
     KW_ROUTES,      /* list */
     KW_DNS_SERVERS, /* list */
+    KW_OPTIONAL,    /* char *, NULL when empty; no spaces */
+    KW_SECRET,      /* char *, never echoed in messages */
+    KW_FILE,        /* char *, a file name read at the end of the section */
+    KW_ALGORITHMS,  /* list of JWS algorithm names */
+    KW_AUDIENCE,    /* list */
+    KW_CLAIMS,      /* list of claim names */
+    KW_EXEMPT,      /* list of :path prefixes; the key replaces the default */
 };
 
 struct keyword {
@@ -420,14 +430,19 @@ static const char *const dns_family_names[] = {"auto", "v4", "v6", NULL};
 static const char *const health_mode_names[] = {"check", "watch", NULL};
 static const char *const health_state_names[] = {"unhealthy", "healthy", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
+static const char *const auth_mode_names[] = {"off", "jwt", "token", NULL};
+static const char *const tls_version_names[] = {"1.2", "1.3", NULL};
 
 _Static_assert(sizeof(enum conf_log_level) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_policy) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_dns_family) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_health_mode) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum conf_auth_mode) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum conf_tls_version) == sizeof(int), "enums are stored as int");
 
 #define PX(f) offsetof(struct conf_proxy, f)
 #define CL(f) offsetof(struct conf_cluster, f)
+#define AU(f) offsetof(struct conf_auth, f)
 #define INT31 2147483647u
 
 /* Order here is the order of "expected one of" lists in messages. */
@@ -447,6 +462,11 @@ static const struct keyword keywords[] = {
     {SECT_PROXY, "max_header_list_size", KW_U32, PX(max_header_list_size), 1024, 1048576, NULL},
     {SECT_PROXY, "max_message_size", KW_U32, PX(max_message_size), 0, INT31, NULL},
     {SECT_PROXY, "header_timeout", KW_DURATION, PX(header_timeout_ms), 1, 0, NULL},
+    {SECT_PROXY, "listen_tls", KW_LISTEN, PX(listen_tls), 0, 0, NULL},
+    {SECT_PROXY, "tls_cert", KW_FILE, PX(tls_cert), 0, 0, NULL},
+    {SECT_PROXY, "tls_key", KW_FILE, PX(tls_key), 0, 0, NULL},
+    {SECT_PROXY, "tls_client_ca", KW_FILE, PX(tls_client_ca), 0, 0, NULL},
+    {SECT_PROXY, "tls_min_version", KW_ENUM, PX(tls_min_version), 0, 0, tls_version_names},
 
     {SECT_ADMIN, "listen", KW_LISTEN, offsetof(struct conf_admin, listen), 0, 0, NULL},
     {SECT_ADMIN, "max_method_labels", KW_U32, offsetof(struct conf_admin, max_method_labels), 1,
@@ -476,6 +496,25 @@ static const struct keyword keywords[] = {
     {SECT_CLUSTER, "health_unimplemented", KW_ENUM_BOOL, CL(health_unimplemented_healthy), 0, 0,
      health_state_names},
     {SECT_CLUSTER, "panic_threshold", KW_U32, CL(panic_threshold), 0, 100, NULL},
+    {SECT_CLUSTER, "tls", KW_BOOL, CL(tls), 0, 0, NULL},
+    {SECT_CLUSTER, "tls_ca", KW_FILE, CL(tls_ca), 0, 0, NULL},
+    {SECT_CLUSTER, "tls_server_name", KW_OPTIONAL, CL(tls_server_name), 0, 0, NULL},
+    {SECT_CLUSTER, "tls_cert", KW_FILE, CL(tls_cert), 0, 0, NULL},
+    {SECT_CLUSTER, "tls_key", KW_FILE, CL(tls_key), 0, 0, NULL},
+    {SECT_CLUSTER, "tls_verify", KW_BOOL, CL(tls_verify), 0, 0, NULL},
+
+    {SECT_AUTH, "mode", KW_ENUM, AU(mode), 0, 0, auth_mode_names},
+    {SECT_AUTH, "secret", KW_SECRET, AU(secret), 0, 0, NULL},
+    {SECT_AUTH, "secret_file", KW_FILE, AU(secret_file), 0, 0, NULL},
+    {SECT_AUTH, "public_key_file", KW_FILE, AU(public_key_file), 0, 0, NULL},
+    {SECT_AUTH, "algorithms", KW_ALGORITHMS, AU(algorithms), 0, 0, NULL},
+    {SECT_AUTH, "issuer", KW_OPTIONAL, AU(issuer), 0, 0, NULL},
+    {SECT_AUTH, "audience", KW_AUDIENCE, AU(audiences), 0, 0, NULL},
+    {SECT_AUTH, "leeway", KW_DURATION, AU(leeway_ms), 0, 0, NULL},
+    {SECT_AUTH, "forward_claims", KW_CLAIMS, AU(forward_claims), 0, 0, NULL},
+    {SECT_AUTH, "strip_authorization", KW_BOOL, AU(strip_authorization), 0, 0, NULL},
+    {SECT_AUTH, "tokens_file", KW_FILE, AU(tokens_file), 0, 0, NULL},
+    {SECT_AUTH, "exempt", KW_EXEMPT, AU(exempt), 0, 0, NULL},
 };
 
 #define NKEYWORDS (sizeof(keywords) / sizeof(keywords[0]))
@@ -490,7 +529,9 @@ static size_t keyword_index(enum section sect, const char *name)
 
 static bool is_list(const struct keyword *kw)
 {
-    return kw->type == KW_TARGETS || kw->type == KW_ROUTES || kw->type == KW_DNS_SERVERS;
+    return kw->type == KW_TARGETS || kw->type == KW_ROUTES || kw->type == KW_DNS_SERVERS ||
+           kw->type == KW_ALGORITHMS || kw->type == KW_AUDIENCE || kw->type == KW_CLAIMS ||
+           kw->type == KW_EXEMPT;
 }
 
 static void cluster_defaults(struct conf_cluster *cl)
@@ -514,6 +555,7 @@ static void cluster_defaults(struct conf_cluster *cl)
     cl->health_initial_healthy = false;
     cl->health_unimplemented_healthy = false;
     cl->panic_threshold = 0;
+    cl->tls_verify = true;
 }
 
 static void set_addr(const char *spec, char **listen, struct sockaddr_storage *ss, socklen_t *len)
@@ -551,6 +593,10 @@ static struct conf *conf_new(const char *path)
     c->proxy.header_timeout_ms = 10 * 1000;
     set_addr("127.0.0.1:9901", &c->admin.listen, &c->admin.listen_addr, &c->admin.listen_addrlen);
     c->admin.max_method_labels = 100;
+    c->auth.mode = CONF_AUTH_OFF;
+    c->auth.leeway_ms = 30 * 1000;
+    c->auth.exempt = xcalloc(1, sizeof(char *));
+    c->auth.exempt[c->auth.nexempt++] = xstrdup("/grpc.health.v1.Health/");
     return c;
 }
 
@@ -565,6 +611,46 @@ static void cluster_deinit(struct conf_cluster *cl)
     free(cl->routes);
     free(cl->health_service);
     free(cl->health_authority);
+    free(cl->tls_ca);
+    free(cl->tls_server_name);
+    free(cl->tls_cert);
+    free(cl->tls_key);
+}
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Key material is wiped, not only freed: a core dump or a later allocation
+ * should not show it. */
+static void free_secret(char *s, size_t len)
+{
+    if (s == NULL)
+        return;
+    explicit_bzero(s, len);
+    free(s);
+}
+
+static void auth_deinit(struct conf_auth *a)
+{
+    if (a->verifier_free != NULL)
+        a->verifier_free(a->verifier);
+    free_secret(a->secret, a->secret_len);
+    free(a->secret_file);
+    free(a->public_key_file);
+    free(a->public_key);
+    free_list(a->algorithms, a->nalgorithms);
+    free(a->issuer);
+    free_list(a->audiences, a->naudiences);
+    free_list(a->forward_claims, a->nforward_claims);
+    free(a->tokens_file);
+    for (size_t i = 0; i < a->ntokens; i++)
+        free_secret(a->tokens[i], strlen(a->tokens[i]));
+    free(a->tokens);
+    free_list(a->exempt, a->nexempt);
 }
 
 struct conf *conf_ref(struct conf *c)
@@ -577,13 +663,20 @@ void conf_free(struct conf *c)
 {
     if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (c->tls_free != NULL)
+        c->tls_free(c->tls);
     free(c->path);
     free(c->proxy.listen);
+    free(c->proxy.listen_tls);
+    free(c->proxy.tls_cert);
+    free(c->proxy.tls_key);
+    free(c->proxy.tls_client_ca);
     free(c->proxy.access_log);
     for (size_t i = 0; i < c->proxy.ndns_servers; i++)
         free(c->proxy.dns_servers[i]);
     free(c->proxy.dns_servers);
     free(c->admin.listen);
+    auth_deinit(&c->auth);
     for (size_t i = 0; i < c->nclusters; i++)
         cluster_deinit(&c->clusters[i]);
     free(c->clusters);
@@ -602,8 +695,9 @@ struct parse {
     enum section sect;
     char *section; /* text between [ ] of the current header */
     int section_line;
-    int proxy_line, admin_line;               /* header lines; 0: not seen */
+    int proxy_line, admin_line, auth_line;    /* header lines; 0: not seen */
     int proxy_listen_line, admin_listen_line; /* 0: default */
+    int proxy_tls_line;                       /* [proxy] listen_tls */
     int key_line[NKEYWORDS];                  /* in the current section; 0: unset */
     char key_text[NKEYWORDS][KEY_TEXT_SIZE];  /* expanded values, for later messages */
 
@@ -704,6 +798,8 @@ static void *section_base(struct parse *p)
         return &p->c->admin;
     case SECT_CLUSTER:
         return &p->c->clusters[p->c->nclusters - 1];
+    case SECT_AUTH:
+        return &p->c->auth;
     case SECT_NONE:
         break;
     }
@@ -820,6 +916,25 @@ static void set_string(struct parse *p, const struct keyword *kw, const char *v,
         *field = *v == '\0' ? NULL : xstrdup(v); /* empty: the target's host */
         return;
     }
+    if (kw->type == KW_OPTIONAL) {
+        if (has_ctl_or_space(v)) {
+            fail_key(p, p->lineno, kw->name, "expected a value without spaces, got '%s'", v);
+            return;
+        }
+        free(*field);
+        *field = *v == '\0' ? NULL : xstrdup(v);
+        return;
+    }
+    if (kw->type == KW_SECRET || kw->type == KW_FILE) {
+        if (*v == '\0') {
+            fail_key(p, p->lineno, kw->name, "expected %s, got ''",
+                     kw->type == KW_SECRET ? "a secret" : "a file name");
+            return;
+        }
+        free(*field);
+        *field = xstrdup(v);
+        return;
+    }
     if (kw->type == KW_ACCESS_LOG) {
         if (*v == '\0') {
             fail_key(p, p->lineno, kw->name, "expected -, off or a file path, got '%s'", v);
@@ -857,7 +972,12 @@ static void set_listen(struct parse *p, const struct keyword *kw, const char *v)
     struct sockaddr_storage *ss;
     socklen_t *len;
 
-    if (p->sect == SECT_PROXY) {
+    if (p->sect == SECT_PROXY && kw->off == PX(listen_tls)) {
+        listen = &p->c->proxy.listen_tls;
+        ss = &p->c->proxy.listen_tls_addr;
+        len = &p->c->proxy.listen_tls_addrlen;
+        p->proxy_tls_line = p->lineno;
+    } else if (p->sect == SECT_PROXY) {
         listen = &p->c->proxy.listen;
         ss = &p->c->proxy.listen_addr;
         len = &p->c->proxy.listen_addrlen;
@@ -867,13 +987,14 @@ static void set_listen(struct parse *p, const struct keyword *kw, const char *v)
         ss = &p->c->admin.listen_addr;
         len = &p->c->admin.listen_addrlen;
         p->admin_listen_line = p->lineno;
-        if (strcasecmp(v, "off") == 0) {
-            free(*listen);
-            *listen = NULL;
-            memset(ss, 0, sizeof(*ss));
-            *len = 0;
-            return;
-        }
+    }
+    /* off: no such listener ([proxy] listen = off when only listen_tls serves) */
+    if (strcasecmp(v, "off") == 0) {
+        free(*listen);
+        *listen = NULL;
+        memset(ss, 0, sizeof(*ss));
+        *len = 0;
+        return;
     }
     if (conf_parse_target(v, &t, msg, sizeof(msg)) != 0 && strchr(v, ':') != NULL) {
         fail_key(p, p->lineno, kw->name, "%s", msg);
@@ -881,9 +1002,9 @@ static void set_listen(struct parse *p, const struct keyword *kw, const char *v)
     }
     if (!t.is_literal) { /* a name, or no ':PORT' at all */
         fail_key(p, p->lineno, kw->name,
-                 "expected an IP address and port such as 0.0.0.0:50051 or [::]:50051%s, "
+                 "expected an IP address and port such as 0.0.0.0:50051 or [::]:50051, or off, "
                  "got '%s'",
-                 p->sect == SECT_ADMIN ? ", or off" : "", v);
+                 v);
         conf_target_deinit(&t);
         return;
     }
@@ -979,6 +1100,352 @@ static void add_dns_server(struct parse *p, const struct keyword *kw, const char
     px->dns_servers[px->ndns_servers++] = xstrdup(norm);
 }
 
+/* ---- [auth] ---- */
+
+/* JWS algorithms libjwt 1.10 verifies (RFC 7518 §3.1); "none" is never one. */
+static const char *const jws_algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                       "RS512", "ES256", "ES384", "ES512", NULL};
+
+static bool has_item(char *const *v, size_t n, const char *item, bool nocase)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((nocase ? strcasecmp(v[i], item) : strcmp(v[i], item)) == 0)
+            return true;
+    return false;
+}
+
+static void push_item(char ***v, size_t *n, const char *item)
+{
+    *v = xreallocarray(*v, *n + 1, sizeof(**v));
+    (*v)[(*n)++] = xstrdup(item);
+}
+
+static bool is_claim_name(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 64)
+        return false;
+    for (; *s != '\0'; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+            return false;
+    return true;
+}
+
+static void add_auth_item(struct parse *p, const struct keyword *kw, const char *item)
+{
+    struct conf_auth *a = &p->c->auth;
+    int i;
+
+    switch (kw->type) {
+    case KW_ALGORITHMS:
+        i = match_name(jws_algs, item);
+        if (i < 0) {
+            fail_key(p, p->lineno, kw->name,
+                     "expected HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384 or ES512%s, "
+                     "got '%s'",
+                     strcasecmp(item, "none") == 0 ? " ('none' would accept unsigned tokens)" : "",
+                     item);
+            return;
+        }
+        if (has_item(a->algorithms, a->nalgorithms, jws_algs[i], false)) {
+            fail_key(p, p->lineno, kw->name, "expected each algorithm once, got '%s' twice", item);
+            return;
+        }
+        push_item(&a->algorithms, &a->nalgorithms, jws_algs[i]);
+        return;
+    case KW_AUDIENCE:
+        if (has_ctl_or_space(item)) {
+            fail_key(p, p->lineno, kw->name, "expected an audience without spaces, got '%s'", item);
+            return;
+        }
+        if (!has_item(a->audiences, a->naudiences, item, false))
+            push_item(&a->audiences, &a->naudiences, item);
+        return;
+    case KW_CLAIMS:
+        if (!is_claim_name(item)) {
+            fail_key(p, p->lineno, kw->name,
+                     "expected a claim name of at most 64 letters, digits, '_', '-' or '.' (it "
+                     "becomes the header x-jwt-<claim>), got '%s'",
+                     item);
+            return;
+        }
+        if (a->nforward_claims == CONF_AUTH_MAX_CLAIMS) {
+            fail_key(p, p->lineno, kw->name, "expected at most %d claims, got more",
+                     CONF_AUTH_MAX_CLAIMS);
+            return;
+        }
+        /* header names are lower case (RFC 9113 §8.2.1): Sub and sub would collide */
+        if (has_item(a->forward_claims, a->nforward_claims, item, true)) {
+            fail_key(p, p->lineno, kw->name, "expected each claim once, got '%s' twice", item);
+            return;
+        }
+        push_item(&a->forward_claims, &a->nforward_claims, item);
+        return;
+    case KW_EXEMPT:
+        if (item[0] != '/' || has_ctl_or_space(item)) {
+            fail_key(p, p->lineno, kw->name,
+                     "expected a :path prefix starting with '/' such as /grpc.health.v1.Health/, "
+                     "got '%s'",
+                     item);
+            return;
+        }
+        if (has_item(a->exempt, a->nexempt, item, false)) {
+            fail_key(p, p->lineno, kw->name, "expected each prefix once, got '%s' twice", item);
+            return;
+        }
+        push_item(&a->exempt, &a->nexempt, item);
+        return;
+    default:
+        abort(); /* add_list() only hands us the types above */
+    }
+}
+
+/* Reads all of |path| (at most |max| bytes) into a new NUL-terminated buffer.
+ * Returns 0, or -1 with a message in |msg|. The content never goes into the
+ * message: these files hold secrets. */
+static int read_key_file(const char *path, size_t max, char **out, size_t *outlen, char *msg,
+                         size_t msglen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf;
+    size_t len = 0;
+    ssize_t n = 0;
+
+    if (fd < 0) {
+        seterr(msg, msglen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    buf = xcalloc(1, max + 2);
+    do {
+        n = read(fd, buf + len, max + 1 - len);
+        if (n > 0)
+            len += (size_t)n;
+    } while ((n > 0 && len <= max) || (n < 0 && errno == EINTR));
+    if (n < 0)
+        seterr(msg, msglen, "cannot read %s: %s", path, strerror(errno));
+    else if (len > max)
+        seterr(msg, msglen, "expected %s to hold at most %zu bytes", path, max);
+    close(fd);
+    if (n < 0 || len > max) {
+        explicit_bzero(buf, max + 2);
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
+
+static bool is_token68(const char *s, size_t len)
+{
+    size_t i = 0;
+
+    /* RFC 9110 §11.2: token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
+    while (i < len && (isalnum((unsigned char)s[i]) || strchr("-._~+/", s[i]) != NULL))
+        i++;
+    if (i == 0)
+        return false;
+    while (i < len && s[i] == '=')
+        i++;
+    return i == len;
+}
+
+static void load_tokens(struct parse *p, int line)
+{
+    struct conf_auth *a = &p->c->auth;
+    char msg[512] = "";
+    char *buf, *s;
+    size_t len;
+    int lineno = 0;
+
+    if (read_key_file(a->tokens_file, MAX_FILE_SIZE, &buf, &len, msg, sizeof(msg)) != 0) {
+        fail_key(p, line, "tokens_file", "%s", msg);
+        return;
+    }
+    for (s = buf; s < buf + len && !p->failed;) {
+        char *nl = memchr(s, '\n', (size_t)(buf + len - s));
+        char *e = nl != NULL ? nl : buf + len;
+        char *b = s;
+
+        lineno++;
+        s = e + 1;
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        if (b == e || *b == '#')
+            continue;
+        if (memchr(b, '\0', (size_t)(e - b)) != NULL || !is_token68(b, (size_t)(e - b))) {
+            fail_key(p, line, "tokens_file",
+                     "%s:%d: expected one token per line, made of letters, digits and -._~+/ "
+                     "with optional trailing '=' (the line is not shown)",
+                     a->tokens_file, lineno);
+            break;
+        }
+        a->tokens = xreallocarray(a->tokens, a->ntokens + 1, sizeof(*a->tokens));
+        a->tokens[a->ntokens++] = xstrndup(b, (size_t)(e - b));
+    }
+    explicit_bzero(buf, len);
+    free(buf);
+    if (!p->failed && a->ntokens == 0)
+        fail_key(p, line, "tokens_file", "expected at least one token in %s, got none",
+                 a->tokens_file);
+}
+
+static int key_line_of(struct parse *p, const char *name)
+{
+    return p->key_line[keyword_index(SECT_AUTH, name)];
+}
+
+/* The HS* secret: RFC 7518 §3.2 asks for a key at least as long as the hash. */
+static void check_secret(struct parse *p, const char *key, int line)
+{
+    struct conf_auth *a = &p->c->auth;
+    static const size_t need[] = {32, 48, 64}; /* HS256, HS384, HS512 */
+
+    if (a->secret_len < 32) {
+        fail_key(p, line, key,
+                 "expected a secret of at least 32 bytes for HS256 (RFC 7518 §3.2), got %zu "
+                 "bytes",
+                 a->secret_len);
+        return;
+    }
+    for (size_t i = 0; i < a->nalgorithms; i++) {
+        int alg = match_name(jws_algs, a->algorithms[i]);
+
+        if (alg > 2) {
+            fail_key(p, key_line_of(p, "algorithms"), "algorithms",
+                     "expected HS256, HS384 or HS512 with %s (a shared secret), got '%s'", key,
+                     a->algorithms[i]);
+            return;
+        }
+        if (a->secret_len < need[alg]) {
+            fail_key(p, key_line_of(p, "algorithms"), "algorithms",
+                     "%s needs a secret of at least %zu bytes (RFC 7518 §3.2); %s has %zu",
+                     a->algorithms[i], need[alg], key, a->secret_len);
+            return;
+        }
+    }
+}
+
+/* Everything that depends on several keys, checked once the section is
+ * complete; the key files are read here. mode = off checks nothing more, so
+ * turning auth off never fails on a missing file. */
+static void finish_auth(struct parse *p)
+{
+    static const char *const jwt_only[] = {"secret",     "secret_file",    "public_key_file",
+                                           "algorithms", "issuer",         "audience",
+                                           "leeway",     "forward_claims", NULL};
+    static const char *const keys[] = {"secret", "secret_file", "public_key_file"};
+    struct conf_auth *a = &p->c->auth;
+    char msg[512] = "";
+    int first = 0, nset = 0;
+
+    if (key_line_of(p, "mode") == 0) {
+        for (size_t i = 0; i < NKEYWORDS; i++) {
+            if (keywords[i].sect == SECT_AUTH && p->key_line[i] != 0) {
+                /* an [auth] that looks configured but checks nothing */
+                fail_sect(p, p->section_line,
+                          "missing key 'mode' (off, jwt or token); without it %s would do "
+                          "nothing",
+                          keywords[i].name);
+                return;
+            }
+        }
+    }
+    if (a->mode == CONF_AUTH_OFF)
+        return;
+    if (a->mode == CONF_AUTH_TOKEN) {
+        for (size_t i = 0; jwt_only[i] != NULL; i++) {
+            if (key_line_of(p, jwt_only[i]) != 0) {
+                fail_key(p, key_line_of(p, jwt_only[i]), jwt_only[i],
+                         "applies to mode = jwt only; this section has mode = token");
+                return;
+            }
+        }
+        if (key_line_of(p, "tokens_file") == 0) {
+            fail_sect(p, p->section_line,
+                      "mode = token needs tokens_file (a file with one token per line)");
+            return;
+        }
+        load_tokens(p, key_line_of(p, "tokens_file"));
+        return;
+    }
+    if (key_line_of(p, "tokens_file") != 0) {
+        fail_key(p, key_line_of(p, "tokens_file"), "tokens_file",
+                 "applies to mode = token only; this section has mode = jwt");
+        return;
+    }
+    for (int i = 0; i < 3; i++) {
+        int line = key_line_of(p, keys[i]);
+
+        if (line == 0)
+            continue;
+        if (nset++ == 0) {
+            first = i;
+            continue;
+        }
+        /* report the key that comes later in the file */
+        if (line > key_line_of(p, keys[first]))
+            fail_key(p, line, keys[i],
+                     "expected only one of secret, secret_file and public_key_file; %s is set "
+                     "on line %d",
+                     keys[first], key_line_of(p, keys[first]));
+        else
+            fail_key(p, key_line_of(p, keys[first]), keys[first],
+                     "expected only one of secret, secret_file and public_key_file; %s is set "
+                     "on line %d",
+                     keys[i], line);
+        return;
+    }
+    if (nset == 0) {
+        fail_sect(p, p->section_line,
+                  "mode = jwt needs one of secret, secret_file (HS256) or public_key_file "
+                  "(RS256, ES256)");
+        return;
+    }
+    if (first == 0) {
+        a->secret_len = strlen(a->secret);
+        check_secret(p, "secret", key_line_of(p, "secret"));
+    } else if (first == 1) {
+        int line = key_line_of(p, "secret_file");
+
+        if (read_key_file(a->secret_file, 64 * 1024, &a->secret, &a->secret_len, msg,
+                          sizeof(msg)) != 0) {
+            fail_key(p, line, "secret_file", "%s", msg);
+            return;
+        }
+        /* `echo KEY > file` leaves a newline that is not part of the key */
+        while (a->secret_len > 0 &&
+               (a->secret[a->secret_len - 1] == '\n' || a->secret[a->secret_len - 1] == '\r'))
+            a->secret[--a->secret_len] = '\0';
+        check_secret(p, "secret_file", line);
+    } else {
+        int line = key_line_of(p, "public_key_file");
+
+        if (read_key_file(a->public_key_file, 64 * 1024, &a->public_key, &a->public_key_len, msg,
+                          sizeof(msg)) != 0) {
+            fail_key(p, line, "public_key_file", "%s", msg);
+            return;
+        }
+        if (strstr(a->public_key, "-----BEGIN ") == NULL) {
+            fail_key(p, line, "public_key_file",
+                     "expected a PEM public key (-----BEGIN PUBLIC KEY-----) in %s",
+                     a->public_key_file);
+            return;
+        }
+        for (size_t i = 0; i < a->nalgorithms; i++) {
+            if (a->algorithms[i][0] == 'H') {
+                fail_key(p, key_line_of(p, "algorithms"), "algorithms",
+                         "expected RS256, RS384, RS512, ES256, ES384 or ES512 with "
+                         "public_key_file (an HS algorithm keyed with a public key accepts forged "
+                         "tokens), got '%s'",
+                         a->algorithms[i]);
+                return;
+            }
+        }
+    }
+}
+
 static void set_pending(struct parse *p, const struct keyword *kw, const char *v)
 {
     p->pend_kw = kw;
@@ -997,6 +1464,9 @@ static void flush_pending(struct parse *p)
     if (p->pend_text[0] == '\0') {
         if (kw->type == KW_DNS_SERVERS)
             return; /* empty: the system's resolvers */
+        if (kw->type == KW_ALGORITHMS || kw->type == KW_AUDIENCE || kw->type == KW_CLAIMS ||
+            kw->type == KW_EXEMPT)
+            return; /* empty: none (algorithms: the key's default) */
         fail_key(p, p->pend_line, kw->name, "expected at least one item, got ''");
         return;
     }
@@ -1043,8 +1513,10 @@ static void add_list(struct parse *p, const struct keyword *kw, const char *v, b
             add_target(p, kw, item);
         else if (kw->type == KW_ROUTES)
             add_route(p, kw, item);
-        else
+        else if (kw->type == KW_DNS_SERVERS)
             add_dns_server(p, kw, item);
+        else
+            add_auth_item(p, kw, item);
         free(item);
         if (p->failed || comma == NULL)
             return;
@@ -1074,6 +1546,9 @@ static void set_value(struct parse *p, const struct keyword *kw, const char *v, 
     case KW_STRING:
     case KW_AUTHORITY:
     case KW_ACCESS_LOG:
+    case KW_OPTIONAL:
+    case KW_SECRET:
+    case KW_FILE:
         set_string(p, kw, v, field);
         break;
     case KW_WORKERS:
@@ -1082,9 +1557,20 @@ static void set_value(struct parse *p, const struct keyword *kw, const char *v, 
     case KW_LISTEN:
         set_listen(p, kw, v);
         break;
+    case KW_EXEMPT:
+        if (!cont) { /* the key's own line: its items replace the default */
+            free_list(p->c->auth.exempt, p->c->auth.nexempt);
+            p->c->auth.exempt = NULL;
+            p->c->auth.nexempt = 0;
+        }
+        add_list(p, kw, v, cont);
+        break;
     case KW_TARGETS:
     case KW_ROUTES:
     case KW_DNS_SERVERS:
+    case KW_ALGORITHMS:
+    case KW_AUDIENCE:
+    case KW_CLAIMS:
         add_list(p, kw, v, cont);
         break;
     }
@@ -1095,7 +1581,11 @@ static char *expand(struct parse *p, const struct keyword *kw, const char *v)
     char msg[512];
     char *out = conf_expand_env(v, msg, sizeof(msg));
 
-    if (out == NULL)
+    if (out == NULL && kw->type == KW_SECRET && strstr(msg, v) != NULL)
+        fail_key(p, p->lineno, kw->name,
+                 "expected ${NAME} or ${NAME:-default} closed by '}' (the value is a secret and "
+                 "is not shown)");
+    else if (out == NULL)
         fail_key(p, p->lineno, kw->name, "%s", msg);
     return out;
 }
@@ -1126,7 +1616,8 @@ static void on_key(struct parse *p, const char *name, const char *value)
 
     if (p->sect == SECT_NONE) {
         fail_line(p, p->lineno,
-                  "%s: expected a [proxy], [admin] or [cluster.NAME] header before the first key",
+                  "%s: expected a [proxy], [admin], [auth] or [cluster.NAME] header before the "
+                  "first key",
                   name);
         return;
     }
@@ -1160,9 +1651,9 @@ static void on_continuation(struct parse *p, const char *value)
     }
     if (!is_list(kw)) {
         fail_key(p, p->lineno, kw->name,
-                 "expected the value on one line (only targets, routes and dns_servers continue "
-                 "on indented lines; do not indent keys), got '%s'",
-                 value);
+                 "expected the value on one line (only lists such as targets, routes and "
+                 "dns_servers continue on indented lines; do not indent keys), got '%s'",
+                 kw->type == KW_SECRET ? "(a secret: not shown)" : value);
         return;
     }
     if (value[0] == '[' || strchr(value, '=') != NULL) {
@@ -1195,6 +1686,81 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
     return !p->failed;
 }
 
+/* ---- TLS keys ([proxy] and [cluster.NAME]) ---- */
+
+static int tls_key_line(struct parse *p, const char *name)
+{
+    return p->key_line[keyword_index(p->sect, name)];
+}
+
+/* Certificates and keys are read when the conf is turned into TLS contexts
+ * (proxy_tls_attach()); here only that they can be opened, so that a typo
+ * names its file, line and key. */
+static void check_readable(struct parse *p, const char *key, const char *path)
+{
+    int fd;
+
+    if (path == NULL || p->failed)
+        return;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fail_key(p, tls_key_line(p, key), key, "expected a readable PEM file, got '%s': %s", path,
+                 strerror(errno));
+        return;
+    }
+    close(fd);
+}
+
+/* tls_cert and tls_key come together. */
+static void check_pair(struct parse *p, const char *cert, const char *key)
+{
+    if ((cert == NULL) == (key == NULL))
+        return;
+    if (cert == NULL)
+        fail_key(p, tls_key_line(p, "tls_key"), "tls_key", "expected tls_cert as well");
+    else
+        fail_key(p, tls_key_line(p, "tls_cert"), "tls_cert", "expected tls_key as well");
+}
+
+static void finish_proxy(struct parse *p)
+{
+    struct conf_proxy *pc = &p->c->proxy;
+    static const char *const keys[] = {"tls_cert", "tls_key", "tls_client_ca", "tls_min_version"};
+
+    if (pc->listen_tls != NULL && pc->tls_cert == NULL) {
+        fail_key(p, tls_key_line(p, "listen_tls"), "listen_tls",
+                 "expected tls_cert and tls_key for the TLS listener");
+        return;
+    }
+    check_pair(p, pc->tls_cert, pc->tls_key);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && !p->failed; i++) {
+        if (pc->listen_tls == NULL && tls_key_line(p, keys[i]) != 0)
+            fail_key(p, tls_key_line(p, keys[i]), keys[i],
+                     "expected listen_tls as well (TLS keys apply to the TLS listener)");
+    }
+    check_readable(p, "tls_cert", pc->tls_cert);
+    check_readable(p, "tls_key", pc->tls_key);
+    check_readable(p, "tls_client_ca", pc->tls_client_ca);
+}
+
+static void finish_cluster_tls(struct parse *p, struct conf_cluster *cl)
+{
+    static const char *const keys[] = {"tls_ca", "tls_server_name", "tls_cert", "tls_key",
+                                       "tls_verify"};
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && !cl->tls; i++) {
+        if (tls_key_line(p, keys[i]) != 0) {
+            fail_key(p, tls_key_line(p, keys[i]), keys[i],
+                     "expected tls = on as well (TLS keys apply to TLS backends)");
+            return;
+        }
+    }
+    check_pair(p, cl->tls_cert, cl->tls_key);
+    check_readable(p, "tls_ca", cl->tls_ca);
+    check_readable(p, "tls_cert", cl->tls_cert);
+    check_readable(p, "tls_key", cl->tls_key);
+}
+
 static const char *route_owner(const struct conf *c, size_t upto, const char *route, int *line)
 {
     for (size_t i = 0; i < upto; i++) {
@@ -1220,6 +1786,9 @@ static void finish_cluster(struct parse *p)
         fail_sect(p, cl->line, "missing required key 'targets' (a list of HOST:PORT)");
         return;
     }
+    finish_cluster_tls(p, cl);
+    if (p->failed)
+        return;
     if (cl->nroutes == 0) {
         cl->routes = xcalloc(1, sizeof(*cl->routes));
         cl->routes[cl->nroutes++] = xstrdup("/");
@@ -1263,8 +1832,12 @@ static void finish_cluster(struct parse *p)
 
 static void end_section(struct parse *p)
 {
-    if (p->sect == SECT_CLUSTER)
+    if (p->sect == SECT_PROXY)
+        finish_proxy(p);
+    else if (p->sect == SECT_CLUSTER)
         finish_cluster(p);
+    else if (p->sect == SECT_AUTH)
+        finish_auth(p);
     p->sect = SECT_NONE;
 }
 
@@ -1301,6 +1874,13 @@ static void begin_section(struct parse *p, const char *name, size_t len)
         }
         p->admin_line = p->lineno;
         p->sect = SECT_ADMIN;
+    } else if (strcmp(p->section, "auth") == 0) {
+        if (p->auth_line != 0) {
+            fail_sect(p, p->lineno, "duplicate section; first on line %d", p->auth_line);
+            return;
+        }
+        p->auth_line = p->lineno;
+        p->sect = SECT_AUTH;
     } else if (strncmp(p->section, "cluster.", 8) == 0) {
         const char *cname = p->section + 8;
         struct conf *c = p->c;
@@ -1327,7 +1907,8 @@ static void begin_section(struct parse *p, const char *name, size_t len)
         cluster_defaults(cl);
         p->sect = SECT_CLUSTER;
     } else {
-        fail_sect(p, p->lineno, "unknown section; expected [proxy], [admin] or [cluster.NAME]");
+        fail_sect(p, p->lineno,
+                  "unknown section; expected [proxy], [admin], [auth] or [cluster.NAME]");
     }
 }
 
@@ -1488,7 +2069,27 @@ static void finish_file(struct parse *p)
         fail_file(p, "expected at least one [cluster.NAME] section, got none");
         return;
     }
-    if (c->admin.listen != NULL && listen_conflict(&c->proxy.listen_addr, &c->admin.listen_addr)) {
+    if (c->proxy.listen == NULL && c->proxy.listen_tls == NULL) {
+        free(p->section);
+        p->section = xstrdup("proxy");
+        fail_key(p, p->proxy_listen_line, "listen",
+                 "expected an address when listen_tls is not set, got 'off'");
+        return;
+    }
+    if (c->proxy.listen_tls != NULL &&
+        ((c->proxy.listen != NULL &&
+          listen_conflict(&c->proxy.listen_addr, &c->proxy.listen_tls_addr)) ||
+         (c->admin.listen != NULL &&
+          listen_conflict(&c->admin.listen_addr, &c->proxy.listen_tls_addr)))) {
+        free(p->section);
+        p->section = xstrdup("proxy");
+        fail_key(p, p->proxy_tls_line, "listen_tls",
+                 "expected an address other than [proxy] listen and [admin] listen, got '%s'",
+                 c->proxy.listen_tls);
+        return;
+    }
+    if (c->proxy.listen != NULL && c->admin.listen != NULL &&
+        listen_conflict(&c->proxy.listen_addr, &c->admin.listen_addr)) {
         free(p->section);
         if (p->admin_listen_line != 0 || p->proxy_listen_line == 0) {
             p->section = xstrdup("admin");

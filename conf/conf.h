@@ -35,6 +35,13 @@ enum conf_health_mode {
     CONF_HEALTH_WATCH,     /* streaming Watch, falling back to Check */
 };
 
+enum conf_tls_version {
+    CONF_TLS_1_2 = 0, /* tls_min_version = 1.2 */
+    CONF_TLS_1_3,     /* tls_min_version = 1.3 */
+};
+
+#define CONF_AUTH_MAX_CLAIMS 32 /* forward_claims entries */
+
 enum conf_auth_mode {
     CONF_AUTH_OFF = 0, /* every call goes through */
     CONF_AUTH_JWT,     /* authorization: Bearer <JWT>, signature and claims verified */
@@ -86,12 +93,29 @@ struct conf_cluster {
     bool health_initial_healthy;       /* health_initial = unhealthy|healthy (unhealthy) */
     bool health_unimplemented_healthy; /* health_unimplemented = unhealthy|healthy (unhealthy) */
     uint32_t panic_threshold;          /* panic_threshold (0), percent 0..100 */
+
+    /* TLS to the backends (calls and health checks); files readable at load */
+    bool tls;              /* tls = on|off (off) */
+    char *tls_ca;          /* tls_ca (NULL: the system's trust store) */
+    char *tls_server_name; /* tls_server_name (NULL: the target's host): SNI and the name
+                              verified; an IP literal host is verified as an IP, no SNI */
+    char *tls_cert;        /* tls_cert (NULL): client certificate (chain), PEM; with tls_key */
+    char *tls_key;         /* tls_key (NULL) */
+    bool tls_verify;       /* tls_verify = on|off (on): chain and name */
 };
 
 struct conf_proxy {
-    char *listen;                        /* listen ("0.0.0.0:50051") */
+    char *listen;                        /* listen ("0.0.0.0:50051"); "off": NULL */
     struct sockaddr_storage listen_addr; /* parsed |listen|; IP literal only */
     socklen_t listen_addrlen;
+    char *listen_tls; /* listen_tls (NULL: none): TLS listener, IP:PORT; needs tls_cert */
+    struct sockaddr_storage listen_tls_addr;
+    socklen_t listen_tls_addrlen;
+    char *tls_cert;                       /* tls_cert: certificate chain, PEM */
+    char *tls_key;                        /* tls_key: its private key, PEM */
+    char *tls_client_ca;                  /* tls_client_ca (NULL): require client certificates
+                                             signed by these CAs */
+    enum conf_tls_version tls_min_version; /* tls_min_version = 1.2|1.3 (1.2) */
     uint32_t workers;                /* workers = auto|N (auto = 0: number of CPUs) */
     enum conf_log_level log_level;   /* log_level = debug|info|warn|error (info) */
     char *access_log;                /* access_log = -|PATH|off ("off") */
@@ -132,19 +156,19 @@ struct conf_admin {
 struct conf_auth {
     enum conf_auth_mode mode; /* mode = off|jwt|token (off); off: the rest is not checked */
     /* mode = jwt: exactly one of secret, secret_file, public_key_file */
-    char *secret;             /* HS* key: secret, or secret_file's bytes without trailing CR/LF */
-    size_t secret_len;        /* >= 32 (RFC 7518 §3.2) */
-    char *secret_file;        /* secret_file (NULL) */
-    char *public_key_file;    /* public_key_file (NULL): RS* or ES* key, PEM */
-    char *public_key;         /* its text, NUL-terminated */
+    char *secret;          /* HS* key: secret, or secret_file's bytes without trailing CR/LF */
+    size_t secret_len;     /* >= 32 (RFC 7518 §3.2) */
+    char *secret_file;     /* secret_file (NULL) */
+    char *public_key_file; /* public_key_file (NULL): RS* or ES* key, PEM */
+    char *public_key;      /* its text, NUL-terminated */
     size_t public_key_len;
-    char **algorithms;        /* algorithms (none: every one the key's type allows) */
-    size_t nalgorithms;       /* canonical names: HS256 .. ES512; never "none" */
-    char *issuer;             /* issuer (NULL: not checked): the token's iss must equal it */
-    char **audiences;         /* audience (none: not checked): aud must name one of them */
+    char **algorithms;  /* algorithms (none: every one the key's type allows) */
+    size_t nalgorithms; /* canonical names: HS256 .. ES512; never "none" */
+    char *issuer;       /* issuer (NULL: not checked): the token's iss must equal it */
+    char **audiences;   /* audience (none: not checked): aud must name one of them */
     size_t naudiences;
-    uint32_t leeway_ms;       /* leeway (30s): clock skew allowed on exp and nbf */
-    char **forward_claims;    /* forward_claims (none): sent on as x-jwt-<claim> */
+    uint32_t leeway_ms;    /* leeway (30s): clock skew allowed on exp and nbf */
+    char **forward_claims; /* forward_claims (none): sent on as x-jwt-<claim> */
     size_t nforward_claims;
     /* mode = token */
     char *tokens_file; /* tokens_file: one token per line, '#' comments */
@@ -169,6 +193,11 @@ struct conf {
     struct conf_auth auth;
     struct conf_cluster *clusters;
     size_t nclusters; /* >= 1 */
+    /* The TLS contexts its owner builds from the TLS keys right after loading
+     * and before sharing the conf (proxy_tls_attach()); conf_free() releases
+     * them with |tls_free|. NULL when no TLS is configured. */
+    void *tls;
+    void (*tls_free)(void *tls);
 };
 
 /** Loads and validates the INI file at |path|. On success stores a new

@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/bufferevent_ssl.h>
+
 #include "proxy/grpc.h"
 #include "proxy/log.h"
+#include "proxy/tls.h"
 
 static const char *const be_state_names[PROXY_BE_STATE_COUNT] = {"connecting", "ready", "goaway"};
 
@@ -306,7 +309,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct proxy_be_conn *bc = arg;
     int one = 1;
 
+    if ((what & BEV_EVENT_CONNECTED) && bc->pool->tls != NULL &&
+        !proxy_tls_is_h2(bufferevent_openssl_get_ssl(bev))) {
+        be_fail(bc, "TLS: the backend did not negotiate h2 by ALPN");
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
+        if (bc->pool->tls != NULL) /* gRPC servers may close without close_notify */
+            bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         bufferevent_set_timeouts(bev, NULL, NULL);
         bc->state = PROXY_BE_READY;
@@ -321,6 +331,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         be_fail(bc, "timed out");
     } else if (what & BEV_EVENT_EOF) {
         be_fail(bc, "closed by peer");
+    } else if ((what & BEV_EVENT_ERROR) && bc->pool->tls != NULL) {
+        char why[128];
+
+        /* A failed handshake counts like a failed connect (state CONNECTING). */
+        be_fail(bc, proxy_tls_error(bev, why, sizeof(why)));
     } else if (what & BEV_EVENT_ERROR) {
         int err = EVUTIL_SOCKET_ERROR();
 
@@ -350,8 +365,20 @@ static struct proxy_be_conn *be_conn_new(struct proxy_pool *pool)
     bc->state = PROXY_BE_CONNECTING;
     bc->c.hold = true;
     TAILQ_INIT(&bc->calls);
-    bc->c.bev =
-        bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (pool->tls != NULL) {
+        /* ALPN h2, SNI and the name to verify are set on the SSL object;
+         * BEV_EVENT_CONNECTED comes once the handshake is done. */
+        SSL *ssl = proxy_tls_be_ssl_new(pool->tls, pool->tls_host);
+
+        bc->c.bev =
+            ssl == NULL
+                ? NULL
+                : bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    } else {
+        bc->c.bev =
+            bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    }
     if (bc->c.bev == NULL ||
         nghttp2_session_client_new2(&bc->c.session, w->be_cbs, bc, w->be_opt) != 0) {
         if (bc->c.bev != NULL)
@@ -362,6 +389,8 @@ static struct proxy_be_conn *be_conn_new(struct proxy_pool *pool)
     nghttp2_submit_settings(bc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(bc->c.session, NGHTTP2_FLAG_NONE, 0, PROXY_CONN_WINDOW);
     bufferevent_setcb(bc->c.bev, on_read, on_write, on_event, bc);
+    bufferevent_set_max_single_read(bc->c.bev, PROXY_IO_CHUNK);
+    bufferevent_set_max_single_write(bc->c.bev, PROXY_IO_CHUNK);
     bufferevent_setwatermark(bc->c.bev, EV_WRITE, PROXY_OUTPUT_LOW, 0);
     /* While connecting, the write timeout is the connect timeout. */
     bufferevent_set_timeouts(bc->c.bev, NULL, &tv);
@@ -396,8 +425,11 @@ static int be_submit(struct proxy_be_conn *bc, struct proxy_call *call)
 
     /* Forwarded as received: nghttp2 already enforced RFC 9113 §8.2-8.3
      * (pseudo-headers first, no connection-specific fields, te: trailers). */
-    sid = nghttp2_submit_request(bc->c.session, NULL, proxy_worker_nv(call->w, call->hdr, n), n,
-                                 &prd, call);
+    if (call->fwd_nv != NULL) /* [auth] stripped or added fields (call.c) */
+        sid = nghttp2_submit_request(bc->c.session, NULL, call->fwd_nv, call->nfwd_nv, &prd, call);
+    else
+        sid = nghttp2_submit_request(bc->c.session, NULL, proxy_worker_nv(call->w, call->hdr, n), n,
+                                     &prd, call);
     if (sid < 0) {
         log_warn("backend %s: submit: %s", bc->pool->addr_str, nghttp2_strerror(sid));
         return -1;
@@ -532,5 +564,6 @@ void proxy_pool_free(struct proxy_pool *pool)
     /* At worker exit: the calls are gone already, the wait list is empty. */
     while (!TAILQ_EMPTY(&pool->conns))
         proxy_be_conn_free(TAILQ_FIRST(&pool->conns));
+    proxy_tls_be_unref(pool->tls);
     free(pool);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/auth.h"
 #include "proxy/grpc.h"
 #include "proxy/log.h"
 
@@ -120,6 +121,7 @@ void proxy_call_free(struct proxy_call *call)
     evbuffer_drain(call->resp_buf, evbuffer_get_length(call->resp_buf));
     for (size_t i = 0; i < call->nhdr; i++)
         nghttp2_rcbuf_decref(call->hdr[i]);
+    free(call->fwd_nv);
     call_reset(call);
     call->next_free = w->free_calls;
     w->free_calls = call;
@@ -256,6 +258,26 @@ static bool has_prefix(const uint8_t *s, size_t len, const char *prefix)
     return len >= plen && memcmp(s, prefix, plen) == 0;
 }
 
+/* [auth]: the verifier hangs on the conf of the worker's snapshot
+ * (proxy_auth_attach()); a conf without one refuses rather than letting calls
+ * through. Returns false when the call was answered UNAUTHENTICATED. */
+static bool authenticate(struct proxy_call *call)
+{
+    struct proxy_worker *w = call->w;
+    size_t n = call->nhdr / 2;
+    char msg[128];
+    int rc;
+
+    rc = proxy_auth_request(w->snap->conf->auth.verifier, call->path, call->pathlen,
+                            proxy_worker_nv(w, call->hdr, n), n, proxy_now_ms(w) / 1000.0,
+                            &call->fwd_nv, &call->nfwd_nv);
+    if (rc == PROXY_AUTH_OK)
+        return true;
+    snprintf(msg, sizeof(msg), "switchyard: %s", proxy_auth_reason(rc));
+    proxy_call_fail(call, GRPC_UNAUTHENTICATED, msg);
+    return false;
+}
+
 void proxy_call_start(struct proxy_call *call)
 {
     struct proxy_worker *w = call->w;
@@ -271,6 +293,9 @@ void proxy_call_start(struct proxy_call *call)
         respond_http(call, "415");
         return;
     }
+    /* Before anything answers or routes the call; one branch when off. */
+    if (w->snap != NULL && w->snap->conf->auth.mode != CONF_AUTH_OFF && !authenticate(call))
+        return;
     if (proxy_selfhealth_match(call)) {
         proxy_selfhealth_start(call);
         return;

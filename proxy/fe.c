@@ -11,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/bufferevent_ssl.h>
+
 #include "proxy/grpc.h"
 #include "proxy/log.h"
+#include "proxy/tls.h"
 
 static struct proxy_fe_conn *fe_of(void *user_data)
 {
@@ -388,11 +391,36 @@ static void on_write(struct bufferevent *bev, void *arg)
     proxy_conn_schedule(&fc->c);
 }
 
+/* TLS only: the handshake is done (CONNECTED) or failed. */
+static void on_tls_event(struct proxy_fe_conn *fc, struct bufferevent *bev, short what)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    char why[256];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        /* The ClientHello and ALPN callbacks (tls.c) refuse clients without
+         * h2; this is the last line of defence before nghttp2 sees bytes. */
+        if (!proxy_tls_is_h2(ssl)) {
+            log_warn("client %s: TLS refused: h2 was not negotiated by ALPN", fc->peer);
+            fe_close_soon(fc);
+            return;
+        }
+        /* gRPC clients often close without close_notify: that is EOF, not an error. */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        log_debug("client %s: TLS %s established", fc->peer, SSL_get_version(ssl));
+        return;
+    }
+    if (!SSL_is_init_finished(ssl) && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        log_info("client %s: TLS handshake failed: %s", fc->peer,
+                 proxy_tls_error(bev, why, sizeof(why)));
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct proxy_fe_conn *fc = arg;
 
-    (void)bev;
+    if (fc->tls)
+        on_tls_event(fc, bev, what);
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         log_debug("client %s: connection closed (%s)", fc->peer,
                   (what & BEV_EVENT_EOF) ? "eof" : "error");
@@ -461,8 +489,26 @@ void proxy_fe_conn_after_flush(struct proxy_fe_conn *fc)
     bufferevent_setwatermark(fc->c.bev, EV_WRITE, 0, 0);
 }
 
+/* The TLS bufferevent of a client on the TLS listener, or NULL. */
+static struct bufferevent *tls_bev_new(struct proxy_fe_conn *fc, evutil_socket_t fd)
+{
+    struct proxy_worker *w = fc->c.w;
+    SSL_CTX *ctx = proxy_tls_fe_ctx(w->snap->conf);
+    SSL *ssl;
+
+    if (ctx == NULL) { /* a reload dropped listen_tls; the listener stays until restart */
+        log_warn("client %s: TLS listener without tls_cert in the running configuration", fc->peer);
+        return NULL;
+    }
+    ssl = proxy_tls_fe_ssl_new(ctx, fc->peer);
+    if (ssl == NULL)
+        return NULL;
+    return bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+}
+
 void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct sockaddr *sa,
-                     int socklen)
+                     int socklen, bool tls)
 {
     const struct conf_proxy *pc = &w->snap->conf->proxy;
     struct proxy_fe_conn *fc;
@@ -502,8 +548,12 @@ void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct so
     fc->max_streams = limit;
     TAILQ_INIT(&fc->calls);
     bal_addr_str(sa, fc->peer, sizeof(fc->peer));
-    fc->c.bev =
-        bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    fc->tls = tls;
+    if (tls)
+        fc->c.bev = tls_bev_new(fc, fd);
+    else
+        fc->c.bev =
+            bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (fc->c.bev == NULL ||
         nghttp2_session_server_new2(&fc->c.session, w->fe_cbs, fc, w->fe_opt) != 0) {
         log_error("client %s: cannot set up the connection", fc->peer);
@@ -522,6 +572,10 @@ void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct so
     nghttp2_submit_settings(fc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(fc->c.session, NGHTTP2_FLAG_NONE, 0, PROXY_CONN_WINDOW);
     bufferevent_setcb(fc->c.bev, on_read, on_write, on_event, fc);
+    /* libevent reads and writes at most 16 KiB per call by default: a 64 KiB
+     * message would take 4 syscalls each way. */
+    bufferevent_set_max_single_read(fc->c.bev, PROXY_IO_CHUNK);
+    bufferevent_set_max_single_write(fc->c.bev, PROXY_IO_CHUNK);
     bufferevent_setwatermark(fc->c.bev, EV_WRITE, PROXY_OUTPUT_LOW, 0);
     bufferevent_enable(fc->c.bev, EV_READ | EV_WRITE);
     TAILQ_INSERT_TAIL(&w->fes, fc, link);

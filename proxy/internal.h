@@ -22,6 +22,7 @@
 #include "conf/conf.h"
 #include "proxy/grpc.h"
 #include "proxy/proxy.h"
+#include "proxy/tls.h"
 
 /* Flow-control windows we advertise on both sides. Per stream this is also
  * the most a stream can have buffered in each direction (RFC 9113 §5.2). */
@@ -30,6 +31,8 @@
 /* Above this much pending output a connection stops producing frames. */
 #define PROXY_OUTPUT_HIGH (256 * 1024)
 #define PROXY_OUTPUT_LOW  (64 * 1024)
+/* Largest single read or write on a socket. */
+#define PROXY_IO_CHUNK (256 * 1024)
 /* Frames nghttp2 may hold for one connection before it counts as a flood
  * (Envoy's max_outbound_frames is 10000). */
 #define PROXY_MAX_OUTBOUND_QUEUE 10000
@@ -83,6 +86,7 @@ struct proxy_fe_conn {
     uint32_t nhdr_pending;   /* streams whose request headers are not complete */
     uint32_t refused;        /* streams refused over the limit */
     uint32_t empty_frames;   /* consecutive empty DATA frames without END_STREAM */
+    bool tls;                /* accepted on listen_tls (c.bev is a TLS bufferevent) */
 };
 
 enum proxy_be_state {
@@ -121,6 +125,8 @@ struct proxy_pool {
     bool removed;                   /* gone from the snapshot: drain */
     uint64_t active_calls;          /* calls attached to a connection of this pool */
     uint64_t calls_total;           /* calls ever sent here */
+    struct proxy_tls_be *tls;       /* owned reference: new connections speak TLS; NULL: h2c */
+    char tls_host[256];             /* the target's host, the default name to verify */
 };
 
 TAILQ_HEAD(proxy_fe_list, proxy_fe_conn);
@@ -167,7 +173,8 @@ struct proxy_worker {
     int index;
     pthread_t thread;
     struct event_base *base;
-    struct evconnlistener *listener;
+    struct evconnlistener *listener;     /* listen; NULL when off */
+    struct evconnlistener *listener_tls; /* listen_tls, or NULL */
     nghttp2_session_callbacks *fe_cbs;
     nghttp2_session_callbacks *be_cbs;
     nghttp2_option *fe_opt;
@@ -274,6 +281,13 @@ struct proxy_call {
     bool self_watch;                    /* a Watch, on w->watchers */
     int self_sent;                      /* the ServingStatus the Watch sent last */
     TAILQ_ENTRY(proxy_call) watch_link; /* in w->watchers while |self_watch| */
+
+    /* [auth] (auth.c): the request fields to forward instead of |hdr| when
+     * authentication changed them (authorization stripped, x-jwt-* claims
+     * added); one malloc'd block pointing into |hdr|'s rcbufs and itself.
+     * NULL for every call [auth] leaves as it is. */
+    nghttp2_nv *fwd_nv;
+    size_t nfwd_nv;
 };
 
 /* ---- worker.c ---- */
@@ -300,8 +314,10 @@ void proxy_worker_fe_gone(struct proxy_worker *w);
 
 /* ---- fe.c ---- */
 nghttp2_session_callbacks *proxy_fe_callbacks_new(void);
+/** Takes the accepted |fd|; |tls|: it came from listen_tls, so it speaks TLS
+ *  with the worker's current snapshot's context. */
 void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct sockaddr *sa,
-                     int socklen);
+                     int socklen, bool tls);
 void proxy_fe_conn_free(struct proxy_fe_conn *fc);
 /** Starts the graceful shutdown of |fc|: GOAWAY(2^31-1) now, the final GOAWAY later. */
 void proxy_fe_conn_drain(struct proxy_fe_conn *fc);

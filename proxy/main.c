@@ -22,8 +22,10 @@
 #include "balancer/epset.h"
 #include "conf/conf.h"
 #include "health/hc.h"
+#include "proxy/auth.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
+#include "proxy/tls.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"
@@ -206,15 +208,21 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (rt->draining)
         return;
-    if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0) {
+    /* TLS contexts are built anew: new certificates and keys serve new
+     * handshakes once workers take the snapshot; open connections keep theirs. */
+    if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0 ||
+        proxy_auth_attach(nc, err, sizeof(err)) != 0 || proxy_tls_attach(nc, err, sizeof(err)) != 0) {
         log_error("reload failed, keeping the running configuration: %s", err);
+        conf_free(nc);
         return;
     }
-    if (!same_str(nc->proxy.listen, oc->proxy.listen) || nc->proxy.workers != oc->proxy.workers ||
+    if (!same_str(nc->proxy.listen, oc->proxy.listen) ||
+        !same_str(nc->proxy.listen_tls, oc->proxy.listen_tls) ||
+        nc->proxy.workers != oc->proxy.workers ||
         !same_str(nc->admin.listen, oc->admin.listen) ||
         (strcmp(nc->proxy.access_log, "off") == 0) != (strcmp(oc->proxy.access_log, "off") == 0) ||
         nc->admin.max_method_labels != oc->admin.max_method_labels)
-        log_warn("reload: listen, workers, admin listen, max_method_labels and turning the "
+        log_warn("reload: listen, listen_tls, workers, admin listen, max_method_labels and turning the "
                  "access log on or off take effect at the next restart only");
     neps = bal_epset_new(nc, rt->reg);
     bal_epset_carry(neps, rt->eps);
@@ -307,8 +315,11 @@ static int run(struct runtime *rt)
     if (proxy_workers_start(rt) != 0) {
         rc = 1;
     } else {
-        log_info("switchyard %s listening on %s with %zu worker(s)", SWITCHYARD_VERSION,
-                 rt->conf->proxy.listen, rt->nworkers);
+        log_info("switchyard %s listening on %s%s%s with %zu worker(s)", SWITCHYARD_VERSION,
+                 rt->conf->proxy.listen != NULL ? rt->conf->proxy.listen : "(no h2c)",
+                 rt->conf->proxy.listen_tls != NULL ? ", TLS on " : "",
+                 rt->conf->proxy.listen_tls != NULL ? rt->conf->proxy.listen_tls : "",
+                 rt->nworkers);
         event_base_loop(rt->base, EVLOOP_NO_EXIT_ON_EMPTY);
     }
 stop:
@@ -372,8 +383,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (conf_load_file(path, &rt.conf, err, sizeof(err)) != 0) {
+    if (conf_load_file(path, &rt.conf, err, sizeof(err)) != 0 ||
+        proxy_auth_attach(rt.conf, err, sizeof(err)) != 0 ||
+        proxy_tls_attach(rt.conf, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchyard: %s\n", err);
+        conf_free(rt.conf);
         return 1;
     }
     if (test_only) {

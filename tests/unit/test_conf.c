@@ -1189,3 +1189,293 @@ Test(conf, free_null_and_policy_names)
     cr_assert_str_eq(conf_policy_name(CONF_POLICY_PICK_FIRST), "pick_first");
     cr_assert_str_eq(conf_policy_name(CONF_POLICY_COUNT), "unknown");
 }
+
+/* ---- [auth] ---- */
+
+#define AUTH_SECRET "0123456789abcdef0123456789abcdef" /* 32 bytes: the HS256 minimum */
+
+static const char pem_text[] = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+
+/* Expects |text| to fail with a message that does not contain |secret|. */
+static void expect_err_hides(const char *text, const char *secret, const char *prefix)
+{
+    char err[1024] = "";
+    struct conf *c = NULL;
+
+    cr_assert_eq(conf_load_string(text, "t.ini", &c, err, sizeof(err)), -1);
+    cr_assert_eq(strncmp(err, prefix, strlen(prefix)), 0, "'%s' does not start with '%s'", err,
+                 prefix);
+    cr_assert_null(strstr(err, secret), "the secret leaked into '%s'", err);
+}
+
+Test(conf, auth_defaults)
+{
+    struct conf *c = load_ok(MINIMAL);
+    const struct conf_auth *a = &c->auth;
+
+    cr_assert_eq(a->mode, CONF_AUTH_OFF);
+    cr_assert_null(a->secret);
+    cr_assert_null(a->secret_file);
+    cr_assert_null(a->public_key_file);
+    cr_assert_eq(a->nalgorithms, 0);
+    cr_assert_null(a->issuer);
+    cr_assert_eq(a->naudiences, 0);
+    cr_assert_eq(a->leeway_ms, 30000);
+    cr_assert_eq(a->nforward_claims, 0);
+    cr_assert_not(a->strip_authorization);
+    cr_assert_null(a->tokens_file);
+    cr_assert_eq(a->nexempt, 1);
+    cr_assert_str_eq(a->exempt[0], "/grpc.health.v1.Health/");
+    cr_assert_null(a->verifier);
+    conf_free(c);
+}
+
+Test(conf, auth_empty_section_is_off)
+{
+    struct conf *c = load_ok(MINIMAL "[auth]\n");
+
+    cr_assert_eq(c->auth.mode, CONF_AUTH_OFF);
+    cr_assert_eq(c->auth.nexempt, 1);
+    conf_free(c);
+}
+
+Test(conf, auth_jwt_every_key)
+{
+    struct conf *c = load_ok(MINIMAL "[auth]\n"
+                                     "mode = jwt\n"
+                                     "secret = " AUTH_SECRET AUTH_SECRET "\n"
+                                     "algorithms = hs256, HS512\n"
+                                     "issuer = https://idp.example/\n"
+                                     "audience = users-api, orders-api\n"
+                                     "leeway = 5s\n"
+                                     "forward_claims = sub, Email,\n"
+                                     "  tenant.id\n"
+                                     "strip_authorization = on\n"
+                                     "exempt = /grpc.health.v1.Health/, /pub.v1.\n");
+    const struct conf_auth *a = &c->auth;
+
+    cr_assert_eq(a->mode, CONF_AUTH_JWT);
+    cr_assert_eq(a->secret_len, 64);
+    cr_assert_str_eq(a->secret, AUTH_SECRET AUTH_SECRET);
+    cr_assert_eq(a->nalgorithms, 2);
+    cr_assert_str_eq(a->algorithms[0], "HS256"); /* canonical spelling */
+    cr_assert_str_eq(a->algorithms[1], "HS512");
+    cr_assert_str_eq(a->issuer, "https://idp.example/");
+    cr_assert_eq(a->naudiences, 2);
+    cr_assert_str_eq(a->audiences[1], "orders-api");
+    cr_assert_eq(a->leeway_ms, 5000);
+    cr_assert_eq(a->nforward_claims, 3);
+    cr_assert_str_eq(a->forward_claims[1], "Email");
+    cr_assert_str_eq(a->forward_claims[2], "tenant.id");
+    cr_assert(a->strip_authorization);
+    cr_assert_eq(a->nexempt, 2);
+    cr_assert_str_eq(a->exempt[1], "/pub.v1.");
+    cr_assert_null(a->verifier, "conf never builds the verifier");
+    conf_free(c);
+}
+
+Test(conf, auth_secret_file_and_public_key_file_are_read)
+{
+    char *sf = write_temp(AUTH_SECRET "\r\n", strlen(AUTH_SECRET) + 2);
+    char *pf = write_temp(pem_text, strlen(pem_text));
+    char text[1024];
+    struct conf *c;
+
+    snprintf(text, sizeof(text), MINIMAL "[auth]\nmode = jwt\nsecret_file = %s\n", sf);
+    c = load_ok(text);
+    cr_assert_str_eq(c->auth.secret_file, sf);
+    cr_assert_eq(c->auth.secret_len, 32, "the trailing CR/LF is not part of the key");
+    cr_assert_eq(memcmp(c->auth.secret, AUTH_SECRET, 32), 0);
+    conf_free(c);
+
+    snprintf(text, sizeof(text),
+             MINIMAL "[auth]\nmode = jwt\npublic_key_file = %s\nalgorithms = RS256, ES256\n", pf);
+    c = load_ok(text);
+    cr_assert_str_eq(c->auth.public_key, pem_text);
+    cr_assert_eq(c->auth.public_key_len, strlen(pem_text));
+    conf_free(c);
+    unlink(sf);
+    unlink(pf);
+    free(sf);
+    free(pf);
+}
+
+Test(conf, auth_token_mode_reads_tokens)
+{
+    static const char toks[] = "# CI\n\n  abc-DEF_123  \n# old: zzz\nxyz+/==\n";
+    char *tf = write_temp(toks, strlen(toks));
+    char text[1024];
+    struct conf *c;
+
+    snprintf(text, sizeof(text),
+             MINIMAL "[auth]\nmode = token\ntokens_file = %s\nstrip_authorization = yes\n"
+                     "exempt =\n",
+             tf);
+    c = load_ok(text);
+    cr_assert_eq(c->auth.mode, CONF_AUTH_TOKEN);
+    cr_assert_eq(c->auth.ntokens, 2);
+    cr_assert_str_eq(c->auth.tokens[0], "abc-DEF_123");
+    cr_assert_str_eq(c->auth.tokens[1], "xyz+/==");
+    cr_assert(c->auth.strip_authorization);
+    cr_assert_eq(c->auth.nexempt, 0, "an empty exempt exempts nothing");
+    conf_free(c);
+    unlink(tf);
+    free(tf);
+}
+
+Test(conf, auth_off_checks_no_file)
+{
+    struct conf *c = load_ok(MINIMAL "[auth]\nmode = off\nsecret_file = /nonexistent/s\n"
+                                     "tokens_file = /nonexistent/t\n");
+
+    cr_assert_eq(c->auth.mode, CONF_AUTH_OFF);
+    conf_free(c);
+}
+
+Test(conf, auth_secret_from_env)
+{
+    struct conf *c;
+
+    setenv("SY_TEST_JWT_SECRET", AUTH_SECRET, 1);
+    c = load_ok(MINIMAL "[auth]\nmode = jwt\nsecret = ${SY_TEST_JWT_SECRET}\n");
+    cr_assert_str_eq(c->auth.secret, AUTH_SECRET);
+    conf_free(c);
+}
+
+Test(conf, error_auth_mode_and_structure)
+{
+    expect_err(MINIMAL "[auth]\nmode = oauth\n", "t.ini:4: [auth] mode: expected off, jwt or token",
+               NULL);
+    expect_err(MINIMAL "[auth]\nmode = jwt\n", "t.ini:3: [auth]: mode = jwt needs one of secret",
+               NULL);
+    expect_err(MINIMAL "[auth]\nmode = token\n", "t.ini:3: [auth]: mode = token needs tokens_file",
+               NULL);
+    expect_err(MINIMAL "[auth]\nsecret = " AUTH_SECRET "\n",
+               "t.ini:3: [auth]: missing key 'mode' (off, jwt or token); without it secret would "
+               "do nothing",
+               NULL);
+    expect_err(MINIMAL "[auth]\nmode = off\n[auth]\n",
+               "t.ini:5: [auth]: duplicate section; first on line 3", NULL);
+    expect_err(MINIMAL "[auth]\nsecrett = x\n", "t.ini:4: [auth] secrett: unknown key",
+               "secret, secret_file", NULL);
+    expect_err(MINIMAL "[auth]\nleeway = soon\n", "t.ini:4: [auth] leeway: expected a duration",
+               NULL);
+    expect_err(MINIMAL "[auth]\nstrip_authorization = maybe\n",
+               "t.ini:4: [auth] strip_authorization: expected on or off", NULL);
+    expect_err(MINIMAL "[auth]\nissuer = a b\n",
+               "t.ini:4: [auth] issuer: expected a value without spaces", NULL);
+    expect_err(MINIMAL "[auth]\nsecret_file =\n", "t.ini:4: [auth] secret_file: expected a file",
+               NULL);
+    expect_err(MINIMAL "[auth]\nsecret =\n", "t.ini:4: [auth] secret: expected a secret", NULL);
+}
+
+Test(conf, error_auth_keys_of_the_other_mode)
+{
+    expect_err(MINIMAL "[auth]\nmode = token\ntokens_file = /x\nissuer = me\n",
+               "t.ini:6: [auth] issuer: applies to mode = jwt only", NULL);
+    expect_err(MINIMAL "[auth]\nforward_claims = sub\nmode = token\ntokens_file = /x\n",
+               "t.ini:4: [auth] forward_claims: applies to mode = jwt only", NULL);
+    expect_err(MINIMAL "[auth]\nmode = jwt\nsecret = " AUTH_SECRET "\ntokens_file = /x\n",
+               "t.ini:6: [auth] tokens_file: applies to mode = token only", NULL);
+}
+
+Test(conf, error_auth_more_than_one_key)
+{
+    expect_err(MINIMAL "[auth]\nmode = jwt\nsecret = " AUTH_SECRET "\npublic_key_file = /k.pem\n",
+               "t.ini:6: [auth] public_key_file: expected only one of secret, secret_file and "
+               "public_key_file; secret is set on line 5",
+               NULL);
+    expect_err(MINIMAL "[auth]\npublic_key_file = /k.pem\nsecret_file = /s\nmode = jwt\n",
+               "t.ini:5: [auth] secret_file: expected only one of",
+               "public_key_file is set on line 4", NULL);
+}
+
+Test(conf, error_auth_short_secret_is_not_shown)
+{
+    char *sf = write_temp("tooshort-secret\n", 16);
+    char text[1024];
+
+    expect_err_hides(MINIMAL "[auth]\nmode = jwt\nsecret = tooshort-secret\n", "tooshort",
+                     "t.ini:5: [auth] secret: expected a secret of at least 32 bytes for HS256");
+    snprintf(text, sizeof(text), MINIMAL "[auth]\nmode = jwt\nsecret_file = %s\n", sf);
+    expect_err_hides(text, "tooshort",
+                     "t.ini:5: [auth] secret_file: expected a secret of at least 32 bytes");
+    expect_err_hides(MINIMAL "[auth]\nmode = jwt\nsecret = " AUTH_SECRET "\nalgorithms = HS512\n",
+                     AUTH_SECRET,
+                     "t.ini:6: [auth] algorithms: HS512 needs a secret of at least 64");
+    expect_err_hides(MINIMAL "[auth]\nsecret = " AUTH_SECRET "\n  more-s3cr3t\n", "s3cr3t",
+                     "t.ini:5: [auth] secret: expected the value on one line");
+    /* a broken ${ in a secret does not echo it either */
+    expect_err_hides(MINIMAL "[auth]\nmode = jwt\nsecret = s3cr3t-value${\n", "s3cr3t",
+                     "t.ini:5: [auth] secret: expected ${NAME}");
+    unlink(sf);
+    free(sf);
+}
+
+Test(conf, error_auth_files_name_the_file)
+{
+    char *empty = write_temp("", 0);
+    char *notpem = write_temp("ssh-rsa AAAA\n", 13);
+    char *badtok = write_temp("good\nhas space-secret\n", 22);
+    char text[1024];
+
+    expect_err(MINIMAL "[auth]\nmode = jwt\nsecret_file = /nonexistent/key\n",
+               "t.ini:5: [auth] secret_file: cannot open /nonexistent/key: No such file", NULL);
+    expect_err(MINIMAL "[auth]\nmode = jwt\npublic_key_file = /nonexistent/k.pem\n",
+               "t.ini:5: [auth] public_key_file: cannot open /nonexistent/k.pem", NULL);
+    expect_err(MINIMAL "[auth]\nmode = token\ntokens_file = /nonexistent/t\n",
+               "t.ini:5: [auth] tokens_file: cannot open /nonexistent/t", NULL);
+    expect_err(MINIMAL "[auth]\nmode = jwt\npublic_key_file = /\n",
+               "t.ini:5: [auth] public_key_file: cannot read /: Is a directory", NULL);
+    snprintf(text, sizeof(text), MINIMAL "[auth]\nmode = jwt\npublic_key_file = %s\n", notpem);
+    expect_err(text, "t.ini:5: [auth] public_key_file: expected a PEM public key", notpem, NULL);
+    snprintf(text, sizeof(text), MINIMAL "[auth]\nmode = token\ntokens_file = %s\n", empty);
+    expect_err(text, "t.ini:5: [auth] tokens_file: expected at least one token", empty, NULL);
+    snprintf(text, sizeof(text), MINIMAL "[auth]\nmode = token\ntokens_file = %s\n", badtok);
+    expect_err(text, "t.ini:5: [auth] tokens_file: ", ":2: expected one token per line", NULL);
+    expect_err_hides(text, "space-secret", "t.ini:5: [auth] tokens_file: ");
+    unlink(empty);
+    unlink(notpem);
+    unlink(badtok);
+    free(empty);
+    free(notpem);
+    free(badtok);
+}
+
+Test(conf, error_auth_algorithms)
+{
+    char *pf = write_temp(pem_text, strlen(pem_text));
+    char text[1024];
+
+    expect_err(MINIMAL "[auth]\nalgorithms = none\n", "t.ini:4: [auth] algorithms: expected HS256",
+               "'none' would accept unsigned tokens", NULL);
+    expect_err(MINIMAL "[auth]\nalgorithms = PS256\n", "t.ini:4: [auth] algorithms: expected",
+               "got 'PS256'", NULL);
+    expect_err(MINIMAL "[auth]\nalgorithms = RS256, rs256\n",
+               "t.ini:4: [auth] algorithms: expected each algorithm once", NULL);
+    expect_err(MINIMAL "[auth]\nmode = jwt\nsecret = " AUTH_SECRET "\nalgorithms = RS256\n",
+               "t.ini:6: [auth] algorithms: expected HS256, HS384 or HS512 with secret", NULL);
+    snprintf(text, sizeof(text),
+             MINIMAL "[auth]\nmode = jwt\npublic_key_file = %s\nalgorithms = ES256, HS256\n", pf);
+    expect_err(text, "t.ini:6: [auth] algorithms: expected RS256", "accepts forged tokens",
+               "got 'HS256'", NULL);
+    unlink(pf);
+    free(pf);
+}
+
+Test(conf, error_auth_lists)
+{
+    expect_err(MINIMAL "[auth]\nforward_claims = sub, a b\n",
+               "t.ini:4: [auth] forward_claims: expected a claim name", "got 'a b'", NULL);
+    expect_err(MINIMAL "[auth]\nforward_claims = sub, Sub\n",
+               "t.ini:4: [auth] forward_claims: expected each claim once", NULL);
+    expect_err(MINIMAL "[auth]\nforward_claims = a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p,\n"
+                       "  q, r, s, t, u, v, w, x, y, z, aa, bb, cc, dd, ee, ff, gg\n",
+               "t.ini:5: [auth] forward_claims: expected at most 32 claims", NULL);
+    expect_err(MINIMAL "[auth]\nexempt = grpc.health.v1.Health/\n",
+               "t.ini:4: [auth] exempt: expected a :path prefix starting with '/'", NULL);
+    expect_err(MINIMAL "[auth]\nexempt = /a/, /a/\n",
+               "t.ini:4: [auth] exempt: expected each prefix once", NULL);
+    expect_err(MINIMAL "[auth]\naudience = a,,b\n",
+               "t.ini:4: [auth] audience: expected a non-empty item", NULL);
+}
