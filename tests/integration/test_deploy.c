@@ -1,0 +1,338 @@
+/* Keeps the deployment files honest without a Docker engine or a cluster:
+ * scripts/check-deploy.py checks that docker/Dockerfile, docker/compose.yaml,
+ * the manifests in docker/k8s and the INI files parse and agree (ports, config path,
+ * target names, runtime libraries of the built binaries), and every INI that
+ * ships (the ConfigMap's, docker/switchyard.ini, conf/demo.ini) passes
+ * `switchyard -t`. It also checks that the checker catches drift, and runs
+ * scripts/demo.sh (what `make demo` runs) from start to end.
+ * Invariant: every process runs through tests/support (stopped by PID); the
+ * drift tests edit copies in the per-test temp dir, never the repository.
+ * SPDX-License-Identifier: MIT */
+#include <criterion/criterion.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/support/support.h"
+
+#define PYTHON    "/usr/bin/python3" /* Debian's, which has python3-yaml */
+#define CHECK_T   60000              /* ms for one checker run */
+#define SY_T_T    30000              /* ms for one `switchyard -t` (ASan) */
+#define DEMO_T    90000              /* ms for scripts/demo.sh (about 15 s normally) */
+#define MAX_LINES 64
+
+static void stop_all(void)
+{
+    sup_stop_all();
+}
+
+TestSuite(deploy, .fini = stop_all, .timeout = 240);
+
+/* The repository: $SY_TOP (make test sets it), else the current directory. */
+static const char *top(void)
+{
+    const char *s = getenv("SY_TOP");
+
+    return s && *s ? s : ".";
+}
+
+static void top_path(char *buf, size_t len, const char *rel)
+{
+    snprintf(buf, len, "%s/%s", top(), rel);
+}
+
+/* Runs |argv| to completion; returns its status and prints its output on failure
+ * when |want| differs. |*out| gets stdout + stderr (caller frees) if not NULL. */
+static int run(const char *name, const char *const *argv, int timeout_ms, int want, char **out)
+{
+    struct sup_proc *p = NULL;
+    int st = sup_run(name, argv, timeout_ms, &p);
+    char *o, *e;
+
+    cr_assert_not_null(p, "could not start %s", argv[0]);
+    o = sup_read_file(p->out_path);
+    e = sup_read_file(p->err_path);
+    if (st != want) {
+        fprintf(stderr, "---- %s exited with %d (expected %d); stdout:\n%s---- stderr:\n%s----\n",
+                name, st, want, o ? o : "", e ? e : "");
+    }
+    if (out) {
+        size_t lo = o ? strlen(o) : 0, le = e ? strlen(e) : 0;
+
+        *out = malloc(lo + le + 1);
+        cr_assert_not_null(*out);
+        memcpy(*out, o ? o : "", lo);
+        memcpy(*out + lo, e ? e : "", le + 1);
+    }
+    free(o);
+    free(e);
+    return st;
+}
+
+/* `switchyard -t -c |conf|` must say the file is ok. */
+static void assert_conf_ok(const char *conf)
+{
+    const char *argv[] = {sup_proxy_bin(), "-t", "-c", conf, NULL};
+    char *out = NULL;
+    int st;
+
+    cr_assert(access(argv[0], X_OK) == 0, "%s is not executable (set SY_BIN)", argv[0]);
+    st = run("switchyard-t", argv, SY_T_T, 0, &out);
+    cr_expect_eq(st, 0, "switchyard -t -c %s exited with %d:\n%s", conf, st, out);
+    cr_expect(strstr(out, "configuration ok") != NULL, "switchyard -t -c %s said:\n%s", conf, out);
+    free(out);
+}
+
+/* Runs the checker on the repository at |root| with |extra| arguments
+ * (NULL-terminated); returns its status, |*out| its output. */
+static int run_checker(const char *root, const char *const *extra, int want, char **out)
+{
+    char script[1024];
+    const char *argv[24];
+    int n = 0;
+
+    top_path(script, sizeof(script), "scripts/check-deploy.py");
+    argv[n++] = PYTHON;
+    argv[n++] = script;
+    argv[n++] = "--root";
+    argv[n++] = root;
+    while (extra && *extra && n < 23)
+        argv[n++] = *extra++;
+    argv[n] = NULL;
+    return run("check-deploy", argv, CHECK_T, want, out);
+}
+
+/* ---- the files agree ---- */
+
+Test(deploy, files_agree_and_runtime_libraries_are_installed)
+{
+    const char *bins[] = {sup_proxy_bin(), getenv("SY_HEALTH_BIN"), sup_backend_bin()};
+    const char *extra[16];
+    char *out = NULL;
+    int n = 0, st;
+
+    for (size_t i = 0; i < sizeof(bins) / sizeof(bins[0]); i++) {
+        if (bins[i] && *bins[i] && access(bins[i], X_OK) == 0) {
+            extra[n++] = "--binary";
+            extra[n++] = bins[i];
+        }
+    }
+    extra[n] = NULL;
+    st = run_checker(top(), extra, 0, &out);
+    cr_expect_eq(st, 0, "scripts/check-deploy.py found problems (exit %d):\n%s", st, out);
+    free(out);
+}
+
+/* ---- every shipped INI passes switchyard -t ---- */
+
+Test(deploy, configmap_ini_passes_switchyard_t)
+{
+    const char *extra[] = {"--extract", sup_tmpdir(), NULL};
+    char ini[600], envf[600];
+    char *env, *line, *save = NULL;
+    int nvars = 0;
+
+    cr_assert_eq(run_checker(top(), extra, 0, NULL), 0, "check-deploy failed; see above");
+    snprintf(ini, sizeof(ini), "%s/configmap.ini", sup_tmpdir());
+    snprintf(envf, sizeof(envf), "%s/configmap.env", sup_tmpdir());
+    env = sup_read_file(envf);
+    cr_assert_not_null(env, "check-deploy wrote no %s", envf);
+    /* The Deployment's environment, as the pod would have it (GRPC_PORT, ...). */
+    for (line = strtok_r(env, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+
+        cr_assert_not_null(eq, "bad line in %s: %s", envf, line);
+        *eq = '\0';
+        cr_assert_eq(setenv(line, eq + 1, 1), 0);
+        nvars++;
+    }
+    cr_expect(nvars > 0, "the Deployment sets no environment for the ConfigMap's ${...}");
+    cr_expect_not_null(getenv("GRPC_PORT"), "the Deployment does not set GRPC_PORT");
+    free(env);
+    assert_conf_ok(ini);
+}
+
+Test(deploy, docker_ini_passes_switchyard_t)
+{
+    char ini[1024];
+
+    top_path(ini, sizeof(ini), "docker/switchyard.ini");
+    unsetenv("SY_TARGETS");
+    assert_conf_ok(ini); /* compose: backend:50051 */
+    setenv("SY_TARGETS", "10.0.0.5:50051, 10.0.0.6:50051", 1);
+    assert_conf_ok(ini); /* docker run -e SY_TARGETS=... */
+}
+
+Test(deploy, demo_ini_passes_switchyard_t)
+{
+    char ini[1024];
+
+    top_path(ini, sizeof(ini), "conf/demo.ini");
+    unsetenv("DEMO_PORT");
+    unsetenv("DEMO_ADMIN_PORT");
+    assert_conf_ok(ini);
+}
+
+/* ---- the checker catches drift ---- */
+
+/* Copies what the checker reads into <tmpdir>/repo, applies the sed script
+ * |sed| to |file| there, and expects the checker (given |extra| arguments,
+ * NULL-terminated, or NULL) to fail with a line that names |file| and
+ * contains |needle|. */
+static void expect_drift_args(const char *file, const char *sed, const char *needle,
+                              const char *const *extra)
+{
+    char repo[600], dst[700], src[1024], target[800];
+    const char *mk[] = {"/bin/mkdir", "-p", dst, NULL};
+    char *out = NULL, *orig, *edited;
+    static const char *const copy[] = {"README.md",      "Makefile",      ".dockerignore",
+                                       "docker",         "conf/demo.ini", "conf/switchyard.ini",
+                                       "scripts/deps.sh"};
+
+    snprintf(repo, sizeof(repo), "%s/repo", sup_tmpdir());
+    for (size_t i = 0; i < sizeof(copy) / sizeof(copy[0]); i++) {
+        char rel[256];
+        const char *cp[] = {"/bin/cp", "-R", src, dst, NULL};
+
+        snprintf(rel, sizeof(rel), "%s", copy[i]);
+        snprintf(dst, sizeof(dst), "%s/%s", repo, dirname(rel));
+        cr_assert_eq(run("mkdir", mk, 10000, 0, NULL), 0);
+        top_path(src, sizeof(src), copy[i]);
+        cr_assert_eq(run("cp", cp, 10000, 0, NULL), 0);
+    }
+    snprintf(target, sizeof(target), "%s/%s", repo, file);
+    orig = sup_read_file(target);
+    {
+        const char *sed_argv[] = {"/bin/sed", "-i", "-e", sed, target, NULL};
+
+        cr_assert_eq(run("sed", sed_argv, 10000, 0, NULL), 0);
+    }
+    edited = sup_read_file(target);
+    cr_assert(orig && edited && strcmp(orig, edited) != 0, "sed '%s' changed nothing in %s", sed,
+              file);
+    free(orig);
+    free(edited);
+
+    cr_assert_eq(run_checker(repo, extra, 1, &out), 1, "the checker missed: %s in %s", sed, file);
+    {
+        char want[256];
+        bool found = false;
+
+        snprintf(want, sizeof(want), "check-deploy: %s", file);
+        for (char *l = strstr(out, want); l; l = strstr(l + 1, want)) {
+            char *end = strchr(l, '\n');
+
+            if (end)
+                *end = '\0';
+            found = found || strstr(l, needle) != NULL;
+            if (end)
+                *end = '\n';
+        }
+        cr_expect(found, "no line names %s with '%s'; the checker said:\n%s", file, needle, out);
+    }
+    free(out);
+}
+
+static void expect_drift(const char *file, const char *sed, const char *needle)
+{
+    expect_drift_args(file, sed, needle, NULL);
+}
+
+Test(deploy, checker_catches_a_compose_port_that_differs)
+{
+    expect_drift("docker/compose.yaml", "s/\"50051:50051\"/\"50051:50052\"/", "50052");
+}
+
+Test(deploy, checker_catches_a_renamed_headless_service)
+{
+    expect_drift("docker/k8s/configmap.yaml",
+                 "s/targets = echo-backend\\./targets = echo-backends./", "not a headless Service");
+}
+
+Test(deploy, checker_catches_a_probe_on_the_wrong_port)
+{
+    expect_drift("docker/k8s/deployment.yaml", "/grpc:/{n;s/port: 50051/port: 50052/}",
+                 "grpc.port 50052");
+}
+
+Test(deploy, checker_catches_a_build_without_deps_sh)
+{
+    expect_drift("docker/Dockerfile", "s|RUN bash scripts/deps.sh|RUN apt-get install -y gcc|",
+                 "scripts/deps.sh");
+}
+
+Test(deploy, checker_catches_a_config_path_that_differs)
+{
+    expect_drift("docker/Dockerfile", "s|\"/etc/switchyard/switchyard.ini\"]|\"/etc/sy.ini\"]|",
+                 "/etc/switchyard/switchyard.ini");
+}
+
+Test(deploy, checker_catches_yaml_that_does_not_parse)
+{
+    expect_drift("docker/k8s/pdb.yaml", "$a\\  broken: [", "does not parse as YAML");
+}
+
+Test(deploy, checker_catches_an_env_var_the_deployment_does_not_set)
+{
+    expect_drift("docker/k8s/configmap.yaml", "s/\\${ADMIN_PORT}/${ADMIN_PORT_TYPO}/",
+                 "ADMIN_PORT_TYPO");
+}
+
+Test(deploy, checker_catches_a_runtime_library_the_image_lacks)
+{
+    const char *extra[] = {"--binary", sup_proxy_bin(), NULL};
+
+    cr_assert(access(extra[1], X_OK) == 0, "%s is not executable (set SY_BIN)", extra[1]);
+    expect_drift_args("docker/Dockerfile", "s/ libjansson4 / /", "libjansson.so.4", extra);
+}
+
+/* ---- make demo's script, from start to end ---- */
+
+TestSuite(demo, .fini = stop_all, .timeout = 240);
+
+Test(demo, runs_and_shows_a_backend_leave_and_rejoin)
+{
+    char script[1024], client[1024], backend[1024];
+    const char *argv[] = {"/bin/bash", script, NULL};
+    const char *need[] = {"ok: every backend answered",
+                          "ok: b2 out of rotation",
+                          "ok: b2 back in rotation",
+                          "ok: no call failed",
+                          "is unhealthy, out of rotation",
+                          "back in rotation",
+                          "Done in"};
+    struct sup_proc *p;
+    char *out;
+    int st;
+
+    top_path(script, sizeof(script), "scripts/demo.sh");
+    snprintf(backend, sizeof(backend), "%s", sup_backend_bin());
+    snprintf(client, sizeof(client), "%s/sy-client", dirname(backend));
+    snprintf(backend, sizeof(backend), "%s", sup_backend_bin());
+    cr_assert(access(client, X_OK) == 0, "%s is not executable", client);
+    setenv("SY_CLIENT", client, 1);
+    setenv("SY_BACKEND", backend, 1);
+    setenv("SY_BIN", sup_proxy_bin(), 1);
+    if (!getenv("SY_HEALTH_BIN"))
+        setenv("SY_HEALTH_BIN", "build/switchyard-health", 1);
+    unsetenv("DEMO_KEEP");
+    unsetenv("DEMO_PORT");
+    unsetenv("DEMO_ADMIN_PORT");
+    setenv("NO_COLOR", "1", 1);
+
+    p = sup_spawn("demo", argv);
+    cr_assert_not_null(p);
+    st = sup_wait_exit(p, DEMO_T);
+    if (st == -2) /* SIGTERM first: its trap stops the processes it started */
+        st = sup_stop(p, 15000);
+    out = sup_read_file(p->out_path);
+    cr_assert_not_null(out);
+    if (st != 0)
+        sup_dump_log(p, MAX_LINES);
+    cr_expect_eq(st, 0, "scripts/demo.sh exited with %d", st);
+    for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+        cr_expect(strstr(out, need[i]) != NULL, "demo output lacks '%s':\n%s", need[i], out);
+    free(out);
+}
