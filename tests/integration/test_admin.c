@@ -648,3 +648,63 @@ Test(admin, reload_under_load_drops_nothing)
               "the broken reload was not reported");
     stop_proxy_clean();
 }
+
+struct ep_wait {
+    const char *addr;
+    bool healthy;
+    char reason[160];
+};
+
+/* True when /status shows endpoint |addr| with the wanted health and rotation. */
+static bool status_shows(void *arg)
+{
+    struct ep_wait *w = arg;
+    json_t *j = get_status();
+    json_t *eps = json_object_get(json_array_get(json_object_get(j, "clusters"), 0), "endpoints");
+    bool ok = false;
+
+    for (size_t i = 0; i < json_array_size(eps); i++) {
+        json_t *e = json_array_get(eps, i);
+
+        if (strcmp(json_string_value(json_object_get(e, "address")), w->addr) != 0)
+            continue;
+        ok = json_is_true(json_object_get(e, "healthy")) == w->healthy &&
+             json_is_true(json_object_get(e, "in_rotation")) == w->healthy &&
+             json_object_get(e, "last_check_latency_ms") != NULL &&
+             json_is_real(json_object_get(e, "last_check_latency_ms"));
+        snprintf(w->reason, sizeof(w->reason), "%s",
+                 json_string_value(json_object_get(e, "reason")));
+    }
+    json_decref(j);
+    return ok;
+}
+
+Test(admin, status_follows_a_health_flip)
+{
+    char text[2048];
+    struct ep_wait w = {.addr = be[1].addr, .healthy = false};
+    json_t *j, *cl;
+
+    px.port = sup_free_port();
+    admin_port = sup_free_port();
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 2\n"
+             "[admin]\nlisten = 127.0.0.1:%d\n"
+             "[cluster.echo]\ntargets = %s, %s, %s\nroutes = /sy.test.\n"
+             "health_interval = 200ms\nhealth_timeout = 150ms\n",
+             px.port, admin_port, be[0].addr, be[1].addr, be[2].addr);
+    start_proxy_with(text);
+    cr_assert_eq(gc_set_health(be[1].addr, "", 2 /* NOT_SERVING */), 0);
+    cr_assert(sup_poll(status_shows, &w, 10000), "/status never showed %s out (reason '%s')",
+              be[1].addr, w.reason);
+    cr_assert_not_null(strstr(w.reason, "NOT_SERVING"), "reason '%s'", w.reason);
+    j = get_status();
+    cl = json_array_get(json_object_get(j, "clusters"), 0);
+    cr_assert_eq(json_integer_value(json_object_get(cl, "endpoints_in_rotation")), 2);
+    json_decref(j);
+    cr_assert_eq(gc_set_health(be[1].addr, "", 1 /* SERVING */), 0);
+    w.healthy = true;
+    cr_assert(sup_poll(status_shows, &w, 10000), "/status never showed %s back (reason '%s')",
+              be[1].addr, w.reason);
+    stop_proxy_clean();
+}
