@@ -24,11 +24,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
 #include "health/internal.h"
 #include "proxy/log.h"
+#include "proxy/tls.h"
 
 #define CHECK_PATH "/grpc.health.v1.Health/Check"
 #define WATCH_PATH "/grpc.health.v1.Health/Watch"
@@ -393,6 +395,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
     char why[160];
 
+    if ((what & BEV_EVENT_CONNECTED) && bufferevent_openssl_get_ssl(bev) != NULL) {
+        /* tls = on: the cluster's TLS settings, as for calls (proxy/tls.c) */
+        if (!proxy_tls_is_h2(bufferevent_openssl_get_ssl(bev))) {
+            conn_lost(e, HC_RES_FAIL, "TLS: the endpoint did not negotiate h2 by ALPN");
+            return;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    }
     if (what & BEV_EVENT_CONNECTED) {
         int one = 1;
 
@@ -426,7 +436,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                                           : "connection reset while connecting");
             return;
         }
-        snprintf(why, sizeof(why), "connect failed: %s", evutil_socket_error_to_string(err));
+        if (bufferevent_openssl_get_ssl(bev) != NULL) {
+            char tls[128];
+
+            snprintf(why, sizeof(why), "connect failed: %s",
+                     proxy_tls_error(bev, tls, sizeof(tls)));
+        } else {
+            snprintf(why, sizeof(why), "connect failed: %s", evutil_socket_error_to_string(err));
+        }
         conn_lost(e, HC_RES_FAIL, why);
         return;
     }
@@ -440,11 +457,24 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static int conn_open(struct hc_ep *e)
 {
     struct hc *h = e->h;
+    struct proxy_tls_be *tb = proxy_tls_be_get(h->conf, e->ep->cluster);
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
     };
 
-    e->bev = bufferevent_socket_new(h->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (tb != NULL) {
+        /* ALPN h2, SNI and verification as for calls; CONNECTED after the handshake */
+        SSL *ssl = proxy_tls_be_ssl_new(tb, e->cc->targets[e->ep->target].host);
+
+        e->bev =
+            ssl == NULL
+                ? NULL
+                : bufferevent_openssl_socket_new(h->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    } else {
+        e->bev =
+            bufferevent_socket_new(h->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    }
     if (e->bev == NULL)
         return -1;
     if (nghttp2_session_client_new(&e->session, h->cbs, e) != 0) {

@@ -211,19 +211,20 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     /* TLS contexts are built anew: new certificates and keys serve new
      * handshakes once workers take the snapshot; open connections keep theirs. */
     if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0 ||
-        proxy_auth_attach(nc, err, sizeof(err)) != 0 || proxy_tls_attach(nc, err, sizeof(err)) != 0) {
+        proxy_auth_attach(nc, err, sizeof(err)) != 0 ||
+        proxy_tls_attach(nc, err, sizeof(err)) != 0) {
         log_error("reload failed, keeping the running configuration: %s", err);
         conf_free(nc);
         return;
     }
     if (!same_str(nc->proxy.listen, oc->proxy.listen) ||
         !same_str(nc->proxy.listen_tls, oc->proxy.listen_tls) ||
-        nc->proxy.workers != oc->proxy.workers ||
-        !same_str(nc->admin.listen, oc->admin.listen) ||
+        nc->proxy.workers != oc->proxy.workers || !same_str(nc->admin.listen, oc->admin.listen) ||
         (strcmp(nc->proxy.access_log, "off") == 0) != (strcmp(oc->proxy.access_log, "off") == 0) ||
         nc->admin.max_method_labels != oc->admin.max_method_labels)
-        log_warn("reload: listen, listen_tls, workers, admin listen, max_method_labels and turning the "
-                 "access log on or off take effect at the next restart only");
+        log_warn(
+            "reload: listen, listen_tls, workers, admin listen, max_method_labels and turning the "
+            "access log on or off take effect at the next restart only");
     neps = bal_epset_new(nc, rt->reg);
     bal_epset_carry(neps, rt->eps);
     proxy_dns_stop(rt);

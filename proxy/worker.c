@@ -187,6 +187,32 @@ struct proxy_pool *proxy_pool_find(struct proxy_worker *w, uint32_t id)
     return id < w->npools ? w->pools[id] : NULL;
 }
 
+/* TLS settings follow the current configuration too: a reload's new context
+ * serves the pool's new connections; open ones keep theirs. */
+static void pool_set_tls(struct proxy_pool *p, struct proxy_worker *w, const struct bal_cluster *cl,
+                         const struct bal_endpoint *ep)
+{
+    struct proxy_tls_be *tb = proxy_tls_be_get(w->snap->conf, cl->index);
+    const char *o = ep->origin, *end;
+
+    if (tb == p->tls)
+        return;
+    proxy_tls_be_unref(p->tls);
+    p->tls = proxy_tls_be_ref(tb);
+    if (tb == NULL || o == NULL)
+        return;
+    /* "host:port" or "[v6]:port" -> host */
+    if (*o == '[') {
+        o++;
+        end = strchr(o, ']');
+    } else {
+        end = strrchr(o, ':');
+    }
+    if (end == NULL)
+        end = o + strlen(o);
+    snprintf(p->tls_host, sizeof(p->tls_host), "%.*s", (int)(end - o), o);
+}
+
 struct proxy_pool *proxy_pool_get(struct proxy_worker *w, const struct bal_cluster *cl,
                                   const struct bal_endpoint *ep)
 {
@@ -198,6 +224,7 @@ struct proxy_pool *proxy_pool_get(struct proxy_worker *w, const struct bal_clust
         p->max_conns = cl->conf->max_connections;
         p->max_streams = cl->conf->max_streams_per_connection;
         p->connect_timeout_ms = cl->conf->connect_timeout_ms;
+        pool_set_tls(p, w, cl, ep);
         return p;
     }
     if (ep->id >= w->npools) {
@@ -221,6 +248,7 @@ struct proxy_pool *proxy_pool_get(struct proxy_worker *w, const struct bal_clust
     p->max_conns = cl->conf->max_connections;
     p->max_streams = cl->conf->max_streams_per_connection;
     p->connect_timeout_ms = cl->conf->connect_timeout_ms;
+    pool_set_tls(p, w, cl, ep);
     TAILQ_INIT(&p->conns);
     TAILQ_INIT(&p->waiting);
     w->pools[ep->id] = p;
@@ -305,7 +333,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       int socklen, void *arg)
 {
     (void)l;
-    proxy_fe_accept(arg, fd, sa, socklen);
+    proxy_fe_accept(arg, fd, sa, socklen, false);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int socklen, void *arg)
+{
+    (void)l;
+    proxy_fe_accept(arg, fd, sa, socklen, true);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -347,6 +382,10 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
         evconnlistener_free(w->listener);
         w->listener = NULL;
     }
+    if (w->listener_tls != NULL) {
+        evconnlistener_free(w->listener_tls);
+        w->listener_tls = NULL;
+    }
     TAILQ_FOREACH(fc, &w->fes, link)
     proxy_fe_conn_drain(fc);
     proxy_selfhealth_update(w);
@@ -361,9 +400,10 @@ void proxy_workers_drain(struct runtime *rt)
 
 /* ---- lifecycle ---- */
 
-static evutil_socket_t bind_listener(const struct conf_proxy *pc, char *err, size_t errlen)
+static evutil_socket_t bind_listener(const char *name, const struct sockaddr_storage *ss,
+                                     socklen_t sslen, char *err, size_t errlen)
 {
-    const struct sockaddr *sa = (const struct sockaddr *)&pc->listen_addr;
+    const struct sockaddr *sa = (const struct sockaddr *)ss;
     evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
 
@@ -375,8 +415,8 @@ static evutil_socket_t bind_listener(const struct conf_proxy *pc, char *err, siz
      * connections between them. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, sa, pc->listen_addrlen) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, errlen, "%s: %s", pc->listen, strerror(errno));
+        bind(fd, sa, sslen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "%s: %s", name, strerror(errno));
         close(fd);
         return -1;
     }
@@ -397,10 +437,30 @@ static nghttp2_option *option_new(void)
     return opt;
 }
 
-static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
+/* One SO_REUSEPORT listener of worker |w| on |name|, stored in |*out|. */
+static int listener_new(struct proxy_worker *w, const char *name, const struct sockaddr_storage *ss,
+                        socklen_t sslen, evconnlistener_cb cb, struct evconnlistener **out)
 {
     char err[256];
-    evutil_socket_t fd;
+    evutil_socket_t fd = bind_listener(name, ss, sslen, err, sizeof(err));
+
+    if (fd < 0) {
+        log_error("cannot listen on %s", err);
+        return -1;
+    }
+    *out = evconnlistener_new(w->base, cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (*out == NULL) {
+        close(fd);
+        log_error("worker %d: evconnlistener_new failed", w->index);
+        return -1;
+    }
+    evconnlistener_set_error_cb(*out, on_accept_error);
+    return 0;
+}
+
+static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
+{
+    const struct conf_proxy *pc = &rt->conf->proxy;
 
     w->rt = rt;
     w->index = index;
@@ -431,18 +491,13 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     atomic_init(&w->report, NULL);
     w->alog = evbuffer_new();
     proxy_stats_init(&w->stats, rt->conf->admin.max_method_labels);
-    fd = bind_listener(&rt->conf->proxy, err, sizeof(err));
-    if (fd < 0) {
-        log_error("cannot listen on %s", err);
+    if (pc->listen != NULL && listener_new(w, pc->listen, &pc->listen_addr, pc->listen_addrlen,
+                                           on_accept, &w->listener) != 0)
         return -1;
-    }
-    w->listener = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-    if (w->listener == NULL) {
-        close(fd);
-        log_error("worker %d: evconnlistener_new failed", index);
+    if (pc->listen_tls != NULL &&
+        listener_new(w, pc->listen_tls, &pc->listen_tls_addr, pc->listen_tls_addrlen, on_accept_tls,
+                     &w->listener_tls) != 0)
         return -1;
-    }
-    evconnlistener_set_error_cb(w->listener, on_accept_error);
     return 0;
 }
 
@@ -463,6 +518,8 @@ static void worker_deinit(struct proxy_worker *w)
     }
     if (w->listener != NULL)
         evconnlistener_free(w->listener);
+    if (w->listener_tls != NULL)
+        evconnlistener_free(w->listener_tls);
     if (w->ev_snapshot != NULL)
         event_free(w->ev_snapshot);
     if (w->ev_flush != NULL)

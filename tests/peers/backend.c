@@ -773,9 +773,38 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: sy-backend --listen HOST:PORT [--id NAME] [--health SERVING|NOT_SERVING]\n"
                "                  [--grace MS] [--quiet]\n"
-               "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure).\n"
+               "                  [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
+               "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure,\n"
+               "or TLS with --tls-cert; --tls-client-ca requires client certificates).\n"
                "SIGUSR1: service \"\" NOT_SERVING; SIGUSR2: SERVING; SIGTERM/SIGINT: exit 0\n"
                "after running calls finish or --grace MS (default 0) passes.\n");
+}
+
+/* TLS mode: the PEM files' contents (they stay allocated for the process). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        die("cannot read %s", path);
+    buf = calloc(1, (size_t)n + 1);
+    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
+        die("cannot read %s", path);
+    fclose(f);
+    return buf;
+}
+
+static grpc_server_credentials *tls_creds(const char *cert, const char *key, const char *ca)
+{
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = slurp(key), .cert_chain = slurp(cert)};
+
+    return grpc_ssl_server_credentials_create_ex(
+        ca != NULL ? slurp(ca) : NULL, &pair, 1,
+        ca != NULL ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
 }
 
 static void handle_signals(long *grace_ms, gpr_timespec *cancel_at)
@@ -809,8 +838,12 @@ int main(int argc, char **argv)
                                              {"grace", required_argument, NULL, 'g'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
+                                             {"tls-cert", required_argument, NULL, 'C'},
+                                             {"tls-key", required_argument, NULL, 'K'},
+                                             {"tls-client-ca", required_argument, NULL, 'A'},
                                              {NULL, 0, NULL, 0}};
     const char *listen = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     int health = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     long grace_ms = 0;
     gpr_timespec cancel_at = gpr_inf_future(GPR_CLOCK_MONOTONIC);
@@ -821,7 +854,7 @@ int main(int argc, char **argv)
     int opt;
 
     g.id = "backend";
-    while ((opt = getopt_long(argc, argv, "l:i:H:g:qh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:i:H:g:qhC:K:A:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen = optarg;
@@ -841,6 +874,15 @@ int main(int argc, char **argv)
         case 'q':
             g.quiet = true;
             break;
+        case 'C':
+            tls_cert = optarg;
+            break;
+        case 'K':
+            tls_key = optarg;
+            break;
+        case 'A':
+            tls_ca = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -849,7 +891,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!listen || optind != argc) {
+    if (!listen || optind != argc || (tls_cert == NULL) != (tls_key == NULL) ||
+        (tls_ca != NULL && tls_cert == NULL)) {
         usage(stderr);
         return 2;
     }
@@ -884,7 +927,8 @@ int main(int argc, char **argv)
     g.cq = grpc_completion_queue_create_for_next(NULL);
     g.server = grpc_server_create(&cargs, NULL);
     grpc_server_register_completion_queue(g.server, g.cq, NULL);
-    creds = grpc_insecure_server_credentials_create();
+    creds = tls_cert != NULL ? tls_creds(tls_cert, tls_key, tls_ca)
+                             : grpc_insecure_server_credentials_create();
     if (grpc_server_add_http2_port(g.server, listen, creds) == 0)
         die("cannot listen on %s", listen);
     grpc_server_credentials_release(creds);

@@ -6,6 +6,7 @@
  * in flight.
  * SPDX-License-Identifier: MIT */
 #include "tests/peers/gclient.h"
+#include "tests/peers/gclient_tls.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -111,6 +112,11 @@ const char *gc_kind_name(enum gc_kind kind)
 
 struct gc_chan *gc_chan_new(const char *target)
 {
+    return gc_chan_new_creds(target, NULL, NULL);
+}
+
+struct gc_chan *gc_chan_new_creds(const char *target, gc_creds_cb make, void *arg)
+{
     struct gc_chan *ch = xcalloc(1, sizeof(*ch));
     grpc_arg args[7];
     grpc_channel_args cargs = {sizeof(args) / sizeof(args[0]), args};
@@ -139,7 +145,7 @@ struct gc_chan *gc_chan_new(const char *target)
     ch->target = strdup(target);
     if (!ch->target)
         abort();
-    creds = grpc_insecure_credentials_create();
+    creds = make != NULL ? make(arg) : grpc_insecure_credentials_create();
     ch->ch = grpc_channel_create(target, creds, &cargs);
     grpc_channel_credentials_release(creds);
     return ch;

@@ -1479,3 +1479,140 @@ Test(conf, error_auth_lists)
     expect_err(MINIMAL "[auth]\naudience = a,,b\n",
                "t.ini:4: [auth] audience: expected a non-empty item", NULL);
 }
+
+/* ---- TLS keys ---- */
+
+/* A readable file for the TLS keys (conf only checks that it can be opened). */
+static char *tls_tmpfile(void)
+{
+    char *p = strdup("/tmp/sy-conf-tls-XXXXXX");
+    int fd = mkstemp(p);
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    return p;
+}
+
+Test(conf, tls_defaults)
+{
+    struct conf *c = load_ok(MINIMAL);
+
+    cr_assert_null(c->proxy.listen_tls);
+    cr_assert_null(c->proxy.tls_cert);
+    cr_assert_null(c->proxy.tls_key);
+    cr_assert_null(c->proxy.tls_client_ca);
+    cr_assert_eq(c->proxy.tls_min_version, CONF_TLS_1_2);
+    cr_assert_not(c->clusters[0].tls);
+    cr_assert(c->clusters[0].tls_verify);
+    cr_assert_null(c->clusters[0].tls_ca);
+    cr_assert_null(c->clusters[0].tls_server_name);
+    cr_assert_null(c->clusters[0].tls_cert);
+    cr_assert_null(c->clusters[0].tls_key);
+    cr_assert_null(c->tls);
+    conf_free(c);
+}
+
+Test(conf, tls_every_key)
+{
+    char *f = tls_tmpfile();
+    char text[2048];
+    struct conf *c;
+
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = off\nlisten_tls = 127.0.0.1:50443\ntls_cert = %s\ntls_key = %s\n"
+             "tls_client_ca = %s\ntls_min_version = 1.3\n"
+             "[cluster.a]\ntargets = 127.0.0.1:50061\ntls = on\ntls_ca = %s\n"
+             "tls_server_name = a.internal\ntls_cert = %s\ntls_key = %s\ntls_verify = off\n",
+             f, f, f, f, f, f);
+    c = load_ok(text);
+    cr_assert_null(c->proxy.listen);
+    cr_assert_str_eq(c->proxy.listen_tls, "127.0.0.1:50443");
+    cr_assert_eq(ntohs(sin4(&c->proxy.listen_tls_addr)->sin_port), 50443);
+    cr_assert_str_eq(c->proxy.tls_cert, f);
+    cr_assert_str_eq(c->proxy.tls_key, f);
+    cr_assert_str_eq(c->proxy.tls_client_ca, f);
+    cr_assert_eq(c->proxy.tls_min_version, CONF_TLS_1_3);
+    cr_assert(c->clusters[0].tls);
+    cr_assert_str_eq(c->clusters[0].tls_ca, f);
+    cr_assert_str_eq(c->clusters[0].tls_server_name, "a.internal");
+    cr_assert_str_eq(c->clusters[0].tls_cert, f);
+    cr_assert_str_eq(c->clusters[0].tls_key, f);
+    cr_assert_not(c->clusters[0].tls_verify);
+    conf_free(c);
+    /* both listeners together */
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:50051\nlisten_tls = 127.0.0.1:50443\ntls_cert = %s\n"
+             "tls_key = %s\n" MINIMAL,
+             f, f);
+    c = load_ok(text);
+    cr_assert_str_eq(c->proxy.listen, "127.0.0.1:50051");
+    cr_assert_str_eq(c->proxy.listen_tls, "127.0.0.1:50443");
+    conf_free(c);
+    unlink(f);
+    free(f);
+}
+
+Test(conf, error_tls_proxy)
+{
+    char *f = tls_tmpfile();
+    char text[2048];
+
+    expect_err("[proxy]\nlisten = off\n" MINIMAL,
+               "t.ini:2: [proxy] listen: expected an address when listen_tls is not set", NULL);
+    expect_err("[proxy]\nlisten_tls = 127.0.0.1:50443\n" MINIMAL,
+               "t.ini:2: [proxy] listen_tls: expected tls_cert and tls_key", NULL);
+    expect_err("[proxy]\nlisten_tls = users:50443\n" MINIMAL,
+               "t.ini:2: [proxy] listen_tls: expected an IP address and port", NULL);
+    snprintf(text, sizeof(text), "[proxy]\nlisten_tls = 127.0.0.1:50443\ntls_cert = %s\n" MINIMAL,
+             f);
+    expect_err(text, "t.ini:3: [proxy] tls_cert: expected tls_key as well", NULL);
+    snprintf(text, sizeof(text), "[proxy]\ntls_cert = %s\ntls_key = %s\n" MINIMAL, f, f);
+    expect_err(text, "t.ini:2: [proxy] tls_cert: expected listen_tls as well", NULL);
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten_tls = 127.0.0.1:50443\ntls_cert = /nonexistent/c.pem\n"
+             "tls_key = %s\n" MINIMAL,
+             f);
+    expect_err(text, "t.ini:3: [proxy] tls_cert: expected a readable PEM file",
+               "got '/nonexistent/c.pem'", "No such file", NULL);
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten_tls = 127.0.0.1:50443\ntls_cert = %s\ntls_key = %s\n"
+             "tls_client_ca = /nonexistent/ca.pem\n" MINIMAL,
+             f, f);
+    expect_err(text, "t.ini:5: [proxy] tls_client_ca: expected a readable PEM file", NULL);
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten_tls = 127.0.0.1:50443\ntls_cert = %s\ntls_key = %s\n"
+             "tls_min_version = 1.1\n" MINIMAL,
+             f, f);
+    expect_err(text, "t.ini:5: [proxy] tls_min_version: expected", "1.2", "1.3", "got '1.1'", NULL);
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:50051\nlisten_tls = 127.0.0.1:50051\ntls_cert = %s\n"
+             "tls_key = %s\n" MINIMAL,
+             f, f);
+    expect_err(text, "t.ini:3: [proxy] listen_tls: expected an address other than", NULL);
+    expect_err("[proxy]\ntls_cert =\n" MINIMAL, "t.ini:2: [proxy] tls_cert: expected a file name",
+               NULL);
+    unlink(f);
+    free(f);
+}
+
+Test(conf, error_tls_cluster)
+{
+    char *f = tls_tmpfile();
+    char text[2048];
+
+    snprintf(text, sizeof(text), MINIMAL "tls_ca = %s\n", f);
+    expect_err(text, "t.ini:3: [cluster.a] tls_ca: expected tls = on as well", NULL);
+    expect_err(MINIMAL "tls_verify = off\n",
+               "t.ini:3: [cluster.a] tls_verify: expected tls = on as well", NULL);
+    expect_err(MINIMAL "tls = maybe\n", "t.ini:3: [cluster.a] tls: expected on or off", NULL);
+    expect_err(MINIMAL "tls = on\ntls_ca = /nonexistent/ca.pem\n",
+               "t.ini:4: [cluster.a] tls_ca: expected a readable PEM file", NULL);
+    snprintf(text, sizeof(text), MINIMAL "tls = on\ntls_key = %s\n", f);
+    expect_err(text, "t.ini:4: [cluster.a] tls_key: expected tls_cert as well", NULL);
+    snprintf(text, sizeof(text), MINIMAL "tls = on\ntls_cert = %s\ntls_key = /nonexistent/k\n", f);
+    expect_err(text, "t.ini:5: [cluster.a] tls_key: expected a readable PEM file", NULL);
+    expect_err(MINIMAL "tls = on\ntls_server_name = a b\n",
+               "t.ini:4: [cluster.a] tls_server_name: expected a value without spaces", NULL);
+    unlink(f);
+    free(f);
+}

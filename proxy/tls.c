@@ -1,0 +1,387 @@
+/* TLS contexts for the frontend listener and the TLS clusters (see tls.h).
+ * Invariant: contexts are built once per conf on the main thread and are
+ * read-only afterwards; SSL objects made from them hold their own reference
+ * to the context (SSL_new), so a conf freed after a reload never pulls a
+ * context from under a live connection.
+ * SPDX-License-Identifier: MIT */
+#define LOG_MODULE "tls"
+#include "proxy/tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "conf/conf.h"
+#include "proxy/log.h"
+
+/* ALPN protocol list, wire format (RFC 7301 §3.1): gRPC is HTTP/2 only. */
+static const unsigned char alpn_h2[] = {2, 'h', '2'};
+
+/* TLS 1.2 suites RFC 9113 §9.2.2 allows: ephemeral key exchange, AEAD only.
+ * TLS 1.3 suites are all fine and keep OpenSSL's defaults. */
+static const char tls12_ciphers[] = "ECDHE+AESGCM:ECDHE+CHACHA20";
+
+struct proxy_tls_be {
+    atomic_uint refs;
+    SSL_CTX *ctx;
+    char *server_name; /* tls_server_name, or NULL: the target's host */
+    bool verify;
+};
+
+struct proxy_tls {
+    SSL_CTX *fe;              /* NULL without listen_tls */
+    struct proxy_tls_be **be; /* per cluster; NULL entries for plaintext clusters */
+    size_t nbe;
+};
+
+static void openssl_reason(char *buf, size_t len)
+{
+    /* The first queued error is the most specific one ("no start line"
+     * before "PEM lib"). */
+    unsigned long e = ERR_get_error();
+
+    if (e == 0)
+        snprintf(buf, len, "unknown error");
+    else
+        ERR_error_string_n(e, buf, len);
+    ERR_clear_error();
+}
+
+static int fail(char *err, size_t errlen, const struct conf *c, const char *sect, const char *key,
+                const char *what, const char *file)
+{
+    char why[256];
+
+    openssl_reason(why, sizeof(why));
+    snprintf(err, errlen, "%s: [%s] %s: cannot load %s %s: %s", c->path, sect, key, what, file,
+             why);
+    return -1;
+}
+
+static void tls_free(void *arg)
+{
+    struct proxy_tls *t = arg;
+
+    if (t == NULL)
+        return;
+    SSL_CTX_free(t->fe);
+    for (size_t i = 0; i < t->nbe; i++)
+        proxy_tls_be_unref(t->be[i]);
+    free(t->be);
+    free(t);
+}
+
+/* ---- frontend ---- */
+
+/* Refuses a ClientHello without ALPN at all: the ALPN callback below is not
+ * called then, and gRPC over TLS requires h2 negotiated by ALPN (gRPC
+ * PROTOCOL-HTTP2, "Protocol negotiation"). */
+static int on_client_hello(SSL *ssl, int *al, void *arg)
+{
+    const unsigned char *ext;
+    size_t extlen;
+    const char *peer = SSL_get_app_data(ssl);
+
+    (void)arg;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
+                                  &extlen) == 1)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    log_warn("client %s: TLS refused: no ALPN in the ClientHello; h2 is required (alert "
+             "no_application_protocol)",
+             peer != NULL ? peer : "?");
+    *al = SSL_AD_NO_APPLICATION_PROTOCOL;
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
+static void alpn_list(const unsigned char *in, unsigned inlen, char *buf, size_t len)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (unsigned i = 0; i < inlen && o + 1 < len;) {
+        unsigned n = in[i++];
+
+        if (n > inlen - i)
+            break;
+        o += (size_t)snprintf(buf + o, len - o, "%s%.*s", o > 0 ? "," : "", (int)n,
+                              (const char *)in + i);
+        if (o >= len)
+            break;
+        i += n;
+    }
+}
+
+static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    const char *peer = SSL_get_app_data(ssl);
+    char offered[128];
+
+    (void)arg;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, alpn_h2, sizeof(alpn_h2), in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_OK;
+    alpn_list(in, inlen, offered, sizeof(offered));
+    log_warn("client %s: TLS refused: ALPN offers '%s', not h2 (alert no_application_protocol)",
+             peer != NULL ? peer : "?", offered);
+    /* OpenSSL answers this with the no_application_protocol alert (RFC 7301 §3.2). */
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+static int fe_ctx_new(const struct conf *c, SSL_CTX **out, char *err, size_t errlen)
+{
+    const struct conf_proxy *pc = &c->proxy;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    *out = NULL;
+    if (ctx == NULL)
+        return fail(err, errlen, c, "proxy", "listen_tls", "a", "TLS context");
+    SSL_CTX_set_min_proto_version(ctx, pc->tls_min_version == CONF_TLS_1_3 ? TLS1_3_VERSION
+                                                                           : TLS1_2_VERSION);
+    /* RFC 9113 §9.2.1: no compression, no renegotiation. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
+        SSL_CTX_free(ctx);
+        return fail(err, errlen, c, "proxy", "listen_tls", "the", "TLS 1.2 cipher list");
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, pc->tls_cert) != 1) {
+        SSL_CTX_free(ctx);
+        return fail(err, errlen, c, "proxy", "tls_cert", "certificate chain", pc->tls_cert);
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, pc->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        SSL_CTX_free(ctx);
+        return fail(err, errlen, c, "proxy", "tls_key",
+                    "private key (or it does not match tls_cert)", pc->tls_key);
+    }
+    if (pc->tls_client_ca != NULL) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(pc->tls_client_ca);
+
+        if (names == NULL || SSL_CTX_load_verify_locations(ctx, pc->tls_client_ca, NULL) != 1) {
+            sk_X509_NAME_pop_free(names, X509_NAME_free);
+            SSL_CTX_free(ctx);
+            return fail(err, errlen, c, "proxy", "tls_client_ca", "CA certificates",
+                        pc->tls_client_ca);
+        }
+        SSL_CTX_set_client_CA_list(ctx, names); /* takes |names| */
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        /* Resumed sessions skip certificate verification; OpenSSL refuses
+         * them without a session id context when clients are verified. */
+        SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"switchyard", 10);
+    }
+    /* ALPN on this and every context a reload builds (grpc-go #7709). */
+    SSL_CTX_set_client_hello_cb(ctx, on_client_hello, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
+    *out = ctx;
+    return 0;
+}
+
+/* ---- backend ---- */
+
+static int be_new(const struct conf *c, const struct conf_cluster *cl, struct proxy_tls_be **out,
+                  char *err, size_t errlen)
+{
+    char sect[300];
+    struct proxy_tls_be *tb;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    *out = NULL;
+    snprintf(sect, sizeof(sect), "cluster.%s", cl->name);
+    if (ctx == NULL)
+        return fail(err, errlen, c, sect, "tls", "a", "TLS context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 ||
+        SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0) { /* 0 is success */
+        SSL_CTX_free(ctx);
+        return fail(err, errlen, c, sect, "tls", "the", "cipher list or ALPN");
+    }
+    if (cl->tls_ca != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, cl->tls_ca, NULL) != 1) {
+            SSL_CTX_free(ctx);
+            return fail(err, errlen, c, sect, "tls_ca", "CA certificates", cl->tls_ca);
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        SSL_CTX_free(ctx);
+        return fail(err, errlen, c, sect, "tls_ca", "the system's", "trust store");
+    }
+    if (cl->tls_cert != NULL) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, cl->tls_cert) != 1) {
+            SSL_CTX_free(ctx);
+            return fail(err, errlen, c, sect, "tls_cert", "certificate chain", cl->tls_cert);
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, cl->tls_key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            SSL_CTX_free(ctx);
+            return fail(err, errlen, c, sect, "tls_key",
+                        "private key (or it does not match tls_cert)", cl->tls_key);
+        }
+    }
+    SSL_CTX_set_verify(ctx, cl->tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    tb = calloc(1, sizeof(*tb));
+    if (tb == NULL) {
+        log_error("out of memory");
+        abort();
+    }
+    atomic_init(&tb->refs, 1);
+    tb->ctx = ctx;
+    tb->verify = cl->tls_verify;
+    if (cl->tls_server_name != NULL) {
+        tb->server_name = strdup(cl->tls_server_name);
+        if (tb->server_name == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+    }
+    *out = tb;
+    return 0;
+}
+
+struct proxy_tls_be *proxy_tls_be_ref(struct proxy_tls_be *tb)
+{
+    if (tb != NULL)
+        atomic_fetch_add_explicit(&tb->refs, 1, memory_order_relaxed);
+    return tb;
+}
+
+void proxy_tls_be_unref(struct proxy_tls_be *tb)
+{
+    if (tb == NULL || atomic_fetch_sub_explicit(&tb->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    SSL_CTX_free(tb->ctx);
+    free(tb->server_name);
+    free(tb);
+}
+
+static bool is_ip(const char *s)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+SSL *proxy_tls_be_ssl_new(struct proxy_tls_be *tb, const char *host)
+{
+    const char *name = tb->server_name != NULL ? tb->server_name : host;
+    SSL *ssl = SSL_new(tb->ctx);
+    X509_VERIFY_PARAM *param;
+    int ok = 1;
+
+    if (ssl == NULL)
+        return NULL;
+    param = SSL_get0_param(ssl);
+    if (is_ip(name)) {
+        if (tb->verify)
+            ok = X509_VERIFY_PARAM_set1_ip_asc(param, name);
+    } else {
+        /* SNI is the name we verify (RFC 6066 §3). */
+        ok = SSL_set_tlsext_host_name(ssl, name);
+        if (ok == 1 && tb->verify) {
+            X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            ok = X509_VERIFY_PARAM_set1_host(param, name, 0);
+        }
+    }
+    if (ok != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
+/* ---- shared ---- */
+
+int proxy_tls_attach(struct conf *c, char *err, size_t errlen)
+{
+    struct proxy_tls *t;
+    bool any = c->proxy.listen_tls != NULL;
+
+    for (size_t i = 0; i < c->nclusters; i++)
+        any = any || c->clusters[i].tls;
+    if (!any)
+        return 0;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL || (t->be = calloc(c->nclusters, sizeof(*t->be))) == NULL) {
+        log_error("out of memory");
+        abort();
+    }
+    t->nbe = c->nclusters;
+    ERR_clear_error();
+    if (c->proxy.listen_tls != NULL && fe_ctx_new(c, &t->fe, err, errlen) != 0) {
+        tls_free(t);
+        return -1;
+    }
+    for (size_t i = 0; i < c->nclusters; i++) {
+        if (c->clusters[i].tls && be_new(c, &c->clusters[i], &t->be[i], err, errlen) != 0) {
+            tls_free(t);
+            return -1;
+        }
+    }
+    c->tls = t;
+    c->tls_free = tls_free;
+    return 0;
+}
+
+SSL_CTX *proxy_tls_fe_ctx(const struct conf *c)
+{
+    const struct proxy_tls *t = c->tls;
+
+    return t != NULL ? t->fe : NULL;
+}
+
+struct proxy_tls_be *proxy_tls_be_get(const struct conf *c, size_t index)
+{
+    const struct proxy_tls *t = c->tls;
+
+    return t != NULL && index < t->nbe ? t->be[index] : NULL;
+}
+
+SSL *proxy_tls_fe_ssl_new(SSL_CTX *ctx, const char *peer)
+{
+    SSL *ssl = SSL_new(ctx);
+
+    if (ssl != NULL)
+        SSL_set_app_data(ssl, (void *)peer);
+    return ssl;
+}
+
+bool proxy_tls_is_h2(const SSL *ssl)
+{
+    const unsigned char *p = NULL;
+    unsigned int len = 0;
+
+    SSL_get0_alpn_selected(ssl, &p, &len);
+    return len == 2 && memcmp(p, "h2", 2) == 0;
+}
+
+const char *proxy_tls_error(struct bufferevent *bev, char *buf, size_t len)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    unsigned long e, last = 0;
+    int serr = EVUTIL_SOCKET_ERROR();
+
+    while ((e = bufferevent_get_openssl_error(bev)) != 0)
+        last = e;
+    if (ssl != NULL && SSL_get_verify_result(ssl) != X509_V_OK) {
+        snprintf(buf, len, "TLS: certificate verify failed: %s",
+                 X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
+    } else if (last != 0) {
+        char why[200];
+
+        ERR_error_string_n(last, why, sizeof(why));
+        snprintf(buf, len, "TLS: %s", why);
+    } else if (serr != 0) {
+        snprintf(buf, len, "%s", evutil_socket_error_to_string(serr));
+    } else {
+        snprintf(buf, len, "TLS: connection closed during the handshake");
+    }
+    return buf;
+}
