@@ -282,7 +282,45 @@ def mode_big_headers(port, size):
     return 0 if status == "8" else 1
 
 
+def mode_no_ping_ack(port, _):
+    """Reads raw bytes but never answers them (no PING ACK): keepalive closes us."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    t0 = time.time()
+    s.settimeout(1)
+    while time.time() - t0 < 30:
+        try:
+            if not s.recv(65536):  # never fed to h2: no ACK goes out
+                print("closed after %.1fs" % (time.time() - t0))
+                return 0
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            print("closed after %.1fs (reset)" % (time.time() - t0))
+            return 0
+    print("still open after 30s")
+    return 1
+
+
+def mode_max_conns(port, limit):
+    """Opens limit+3 connections: exactly |limit| get SETTINGS, the rest EOF."""
+    served = closed = 0
+    socks = []
+    for _ in range(limit + 3):
+        s, c = connect(port)
+        socks.append(s)
+        ev = wait_settings(s, c)
+        if isinstance(ev, h2.events.RemoteSettingsChanged):
+            served += 1
+        elif ev in ("eof", "reset"):
+            closed += 1
+    print("served=%d closed=%d" % (served, closed))
+    return 0 if served == limit and closed == 3 else 1
+
+
 MODES = {
+    "no-ping-ack": mode_no_ping_ack,
+    "max-conns": mode_max_conns,
     "refuse": mode_refuse,
     "rapid-reset": mode_rapid_reset,
     "ping-flood": mode_ping_flood,

@@ -224,3 +224,29 @@ Test(limits, zero_windows_neither_grow_memory_nor_slow_others)
     abuse_alongside_good_client("zero-window", 150, "3");
     stop_proxy_clean();
 }
+
+Test(limits, unanswered_ping_closes_the_connection)
+{
+    char line[512];
+
+    start_proxy("keepalive_time = 1s\nkeepalive_timeout = 1s\nidle_timeout = 1m");
+    cr_assert_eq(abuse("no-ping-ack", 0, NULL, line, sizeof(line), 40000), 0, "%s", line);
+    cr_assert(closed_after(line) >= 1 && closed_after(line) < 8, "%s", line);
+    stop_proxy_clean();
+}
+
+Test(limits, connections_over_max_connections_are_closed)
+{
+    char line[512], text[2048];
+    int port = sup_free_port();
+
+    /* one worker, so the whole limit is its share */
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 1\nmax_connections = 3\n"
+             "[admin]\nlisten = off\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
+             port, be[0].addr);
+    cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0);
+    cr_assert_eq(abuse("max-conns", 3, NULL, line, sizeof(line), 40000), 0, "%s", line);
+    stop_proxy_clean();
+}
