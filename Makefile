@@ -33,6 +33,10 @@ T_LIBS       := $(shell pkg-config --libs $(TPKGS) 2>/dev/null)
 G_CFLAGS     := $(shell pkg-config --cflags $(GPKGS) 2>/dev/null)
 G_LIBS       := $(shell pkg-config --libs $(GPKGS) 2>/dev/null)
 
+# The shipped binaries record only the libraries they really use, so the
+# runtime image (docker/Dockerfile) needs only those packages.
+SHIP_LDFLAGS := -Wl,--as-needed
+
 HEALTH_PROTO := /usr/share/grpc-proto/grpc/health/v1/health.proto
 
 CONF_SRCS := conf/conf.c
@@ -80,7 +84,7 @@ deps:
 
 $(BIN): $(BUILD)/proxy/main.o $(CORE_OBJS)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+	$(Q)$(CC) $(CFLAGS_ALL) $(SHIP_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -122,7 +126,7 @@ $(CLI_OBJS): PKG_CFLAGS += $(CLI_CFLAGS)
 $(CLI_OBJS): $(GEN)/grpc/health/v1/health.pb-c.h
 $(HEALTH_BIN): $(CLI_OBJS) $(HEALTH_PB_OBJ)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(CLI_LIBS) -lm -lpthread
+	$(Q)$(CC) $(CFLAGS_ALL) $(SHIP_LDFLAGS) -o $@ $^ $(CLI_LIBS) -lm -lpthread
 
 # Unit tests link only their own module's objects.
 $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
