@@ -37,25 +37,6 @@ static bool has_capacity(const struct proxy_be_conn *bc)
 
 /* ---- nghttp2 client callbacks ---- */
 
-static void rhdr_push(struct proxy_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
-{
-    if (call->nrhdr + 2 > call->rhdrcap) {
-        size_t cap = call->rhdrcap == 0 ? 16 : call->rhdrcap * 2;
-        nghttp2_rcbuf **n = reallocarray(call->rhdr, cap, sizeof(*n));
-
-        if (n == NULL) {
-            log_error("out of memory");
-            abort();
-        }
-        call->rhdr = n;
-        call->rhdrcap = cap;
-    }
-    nghttp2_rcbuf_incref(name);
-    nghttp2_rcbuf_incref(value);
-    call->rhdr[call->nrhdr++] = name;
-    call->rhdr[call->nrhdr++] = value;
-}
-
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                      nghttp2_rcbuf *value, uint8_t flags, void *user_data)
 {
@@ -66,7 +47,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
     if (call == NULL || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-        rhdr_push(call, name, value);
+        proxy_rcbuf_push(&call->rhdr, &call->nrhdr, &call->rhdrcap, name, value);
     } else {
         nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
         nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
@@ -275,26 +256,15 @@ static void be_fail(struct proxy_be_conn *bc, const char *reason)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct proxy_be_conn *bc = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    struct evbuffer_iovec vec[16];
-    size_t total = 0;
-    int n;
+    int rv;
 
     if (bc->c.dead)
         return;
-    bc->c.last_rx_ms = proxy_now_ms(bc->c.w);
-    n = evbuffer_peek(in, -1, NULL, vec, 16);
-    for (int i = 0; i < n && i < 16; i++) {
-        ssize_t rv = nghttp2_session_mem_recv(bc->c.session, vec[i].iov_base, vec[i].iov_len);
-
-        if (rv < 0) {
-            evbuffer_drain(in, evbuffer_get_length(in));
-            be_fail(bc, nghttp2_strerror((int)rv));
-            return;
-        }
-        total += (size_t)rv;
+    rv = proxy_conn_feed(&bc->c, bufferevent_get_input(bev));
+    if (rv != 0) {
+        be_fail(bc, nghttp2_strerror(rv));
+        return;
     }
-    evbuffer_drain(in, total);
     proxy_conn_schedule(&bc->c);
 }
 

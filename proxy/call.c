@@ -47,6 +47,27 @@ struct proxy_call *proxy_call_new(struct proxy_worker *w, struct proxy_fe_conn *
     return call;
 }
 
+void proxy_rcbuf_push(nghttp2_rcbuf ***arr, size_t *n, size_t *cap, nghttp2_rcbuf *name,
+                      nghttp2_rcbuf *value)
+{
+    if (*n + 2 > *cap) {
+        size_t ncap = *cap == 0 ? 32 : *cap * 2;
+        nghttp2_rcbuf **a = reallocarray(*arr, ncap, sizeof(*a));
+
+        if (a == NULL) {
+            log_error("out of memory");
+            abort();
+        }
+        *arr = a;
+        *cap = ncap;
+    }
+    /* Held, not copied: nghttp2 keeps the bytes alive until the decref. */
+    nghttp2_rcbuf_incref(name);
+    nghttp2_rcbuf_incref(value);
+    (*arr)[(*n)++] = name;
+    (*arr)[(*n)++] = value;
+}
+
 void proxy_call_release_rhdr(struct proxy_call *call)
 {
     for (size_t i = 0; i < call->nrhdr; i++)

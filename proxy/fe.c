@@ -22,25 +22,6 @@ static struct proxy_fe_conn *fe_of(void *user_data)
     return user_data;
 }
 
-static void hdr_push(struct proxy_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
-{
-    if (call->nhdr + 2 > call->hdrcap) {
-        size_t cap = call->hdrcap == 0 ? 32 : call->hdrcap * 2;
-        nghttp2_rcbuf **n = reallocarray(call->hdr, cap, sizeof(*n));
-
-        if (n == NULL) {
-            log_error("out of memory");
-            abort();
-        }
-        call->hdr = n;
-        call->hdrcap = cap;
-    }
-    nghttp2_rcbuf_incref(name);
-    nghttp2_rcbuf_incref(value);
-    call->hdr[call->nhdr++] = name;
-    call->hdr[call->nhdr++] = value;
-}
-
 static void fe_close_soon(struct proxy_fe_conn *fc);
 static void fe_calm_down(struct proxy_fe_conn *fc, const char *why);
 
@@ -107,7 +88,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
         call->hdr_too_big = true;
         return 0;
     }
-    hdr_push(call, name, value);
+    proxy_rcbuf_push(&call->hdr, &call->nhdr, &call->hdrcap, name, value);
     if (n.len > 0 && n.base[0] == ':') {
         if (name_is(&n, ":path", 5)) {
             call->path = v.base;
@@ -340,29 +321,18 @@ static void on_hdr_timer(evutil_socket_t fd, short what, void *arg)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct proxy_fe_conn *fc = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    struct evbuffer_iovec vec[16];
-    size_t total = 0;
-    int n;
+    int rv;
 
     if (fc->c.dead)
         return;
-    fc->c.last_rx_ms = proxy_now_ms(fc->c.w);
-    n = evbuffer_peek(in, -1, NULL, vec, 16);
-    for (int i = 0; i < n && i < 16; i++) {
-        ssize_t rv = nghttp2_session_mem_recv(fc->c.session, vec[i].iov_base, vec[i].iov_len);
-
-        if (rv < 0) {
-            /* Fatal for the connection only: a protocol error, a flood nghttp2
-             * caught (NGHTTP2_ERR_FLOODED), too many CONTINUATIONs, ... */
-            log_info("client %s: %s; closing", fc->peer, nghttp2_strerror((int)rv));
-            evbuffer_drain(in, evbuffer_get_length(in));
-            fe_close_soon(fc);
-            return;
-        }
-        total += (size_t)rv;
+    rv = proxy_conn_feed(&fc->c, bufferevent_get_input(bev));
+    if (rv != 0) {
+        /* Fatal for the connection only: a protocol error, a flood nghttp2
+         * caught (NGHTTP2_ERR_FLOODED), too many CONTINUATIONs, ... */
+        log_info("client %s: %s; closing", fc->peer, nghttp2_strerror(rv));
+        fe_close_soon(fc);
+        return;
     }
-    evbuffer_drain(in, total);
     /* nghttp2 1.52 does not cap its queue of frames to send (pings, settings
      * ACKs, RST_STREAMs a client provokes): we do. */
     if (nghttp2_session_get_outbound_queue_size(fc->c.session) > PROXY_MAX_OUTBOUND_QUEUE) {

@@ -301,6 +301,9 @@ nghttp2_nv *proxy_worker_nv(struct proxy_worker *w, nghttp2_rcbuf **rc, size_t n
 /** Returns the pool of endpoint |ep| of cluster |cl|, creating it. */
 struct proxy_pool *proxy_pool_get(struct proxy_worker *w, const struct bal_cluster *cl,
                                   const struct bal_endpoint *ep);
+/** Feeds everything in |in| to |c|'s session and drains it. Returns 0 or the
+ *  fatal nghttp2 error (then |in| is emptied). */
+int proxy_conn_feed(struct proxy_conn *c, struct evbuffer *in);
 /** Starts PINGing |c| when nothing was read for |interval_ms| (0: never);
  *  no ACK within |timeout_ms| closes it. */
 void proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, uint32_t timeout_ms);
@@ -397,6 +400,10 @@ void proxy_call_resume_be(struct proxy_call *call);
 /** Submits the response HEADERS held in call->rhdr to the client. */
 int proxy_call_submit_response(struct proxy_call *call, bool end_stream);
 void proxy_call_release_rhdr(struct proxy_call *call);
+/** Appends one header field (a name and a value rcbuf, both increfed) to the
+ *  growable array |*arr| of |*n| entries and capacity |*cap|. */
+void proxy_rcbuf_push(nghttp2_rcbuf ***arr, size_t *n, size_t *cap, nghttp2_rcbuf *name,
+                      nghttp2_rcbuf *value);
 /** Appends one trailer field. */
 void proxy_call_add_trailer(struct proxy_call *call, const uint8_t *name, size_t nlen,
                             const uint8_t *value, size_t vlen);

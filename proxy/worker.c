@@ -72,6 +72,30 @@ void proxy_conn_schedule(struct proxy_conn *c)
     w->dirty = c;
 }
 
+int proxy_conn_feed(struct proxy_conn *c, struct evbuffer *in)
+{
+    c->last_rx_ms = proxy_now_ms(c->w);
+    /* Straight from libevent's chains: no pullup, no copy. Loop until empty,
+     * as the read callback does not fire again for bytes already read. */
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec vec[16];
+        int n = evbuffer_peek(in, -1, NULL, vec, 16);
+        size_t total = 0;
+
+        for (int i = 0; i < n && i < 16; i++) {
+            ssize_t rv = nghttp2_session_mem_recv(c->session, vec[i].iov_base, vec[i].iov_len);
+
+            if (rv < 0) {
+                evbuffer_drain(in, evbuffer_get_length(in));
+                return (int)rv;
+            }
+            total += (size_t)rv;
+        }
+        evbuffer_drain(in, total);
+    }
+    return 0;
+}
+
 /* ---- keepalive ---- */
 
 static void on_ka_timer(evutil_socket_t fd, short what, void *arg)
