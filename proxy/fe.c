@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent_ssl.h>
 
@@ -330,6 +331,20 @@ static void on_read(struct bufferevent *bev, void *arg)
         /* Fatal for the connection only: a protocol error, a flood nghttp2
          * caught (NGHTTP2_ERR_FLOODED), too many CONTINUATIONs, ... */
         log_info("client %s: %s; closing", fc->peer, nghttp2_strerror(rv));
+        if (rv == NGHTTP2_ERR_FLOODED && !fc->tls &&
+            evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+            /* Say why before closing (GOAWAY ENHANCE_YOUR_CALM), best effort:
+             * one write straight to the socket. Only when nothing is pending
+             * there, so it cannot land inside a half-written frame; a client
+             * that floods without reading gets the close alone. */
+            static const uint8_t goaway[17] = {
+                0, 0, 8, NGHTTP2_GOAWAY,           0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0, 0, NGHTTP2_ENHANCE_YOUR_CALM};
+
+            if (send(bufferevent_getfd(bev), goaway, sizeof(goaway), MSG_DONTWAIT | MSG_NOSIGNAL) <
+                0)
+                log_debug("client %s: GOAWAY not sent", fc->peer);
+        }
         fe_close_soon(fc);
         return;
     }

@@ -492,7 +492,17 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     TAILQ_INIT(&w->watchers);
     atomic_init(&w->pending, NULL);
     atomic_init(&w->drain_requested, false);
-    w->base = event_base_new();
+    {
+        /* epoll changelist: the EV_WRITE add/remove libevent does around
+         * each socket write collapses when the next write follows within
+         * the same loop turn, instead of costing two epoll_ctl calls per
+         * writev (make bench's strace). Our fds are never dup()ed. */
+        struct event_config *cfg = event_config_new();
+
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        w->base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
     if (w->base == NULL) {
         log_error("worker %d: event_base_new failed", index);
         return -1;
