@@ -131,6 +131,11 @@ struct proxy_pool {
 
 TAILQ_HEAD(proxy_fe_list, proxy_fe_conn);
 
+struct proxy_rebind {
+    bool plain, tls;            /* which listener changes */
+    evutil_socket_t fd, fd_tls; /* the new sockets; -1 when that listener is now off */
+};
+
 /* ---- per-worker counters (stats.c) ----
  * Written only by their worker, on the call path, without atomics; the main
  * thread never reads them directly but asks for a copy (struct proxy_report). */
@@ -175,6 +180,9 @@ struct proxy_worker {
     struct event_base *base;
     struct evconnlistener *listener;     /* listen; NULL when off */
     struct evconnlistener *listener_tls; /* listen_tls, or NULL */
+    /* new listening sockets after a reload changed listen/listen_tls: the main
+     * thread binds them, the worker swaps them in with the next snapshot */
+    _Atomic(struct proxy_rebind *) rebind;
     nghttp2_session_callbacks *fe_cbs;
     nghttp2_session_callbacks *be_cbs;
     nghttp2_option *fe_opt;

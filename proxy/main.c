@@ -217,14 +217,23 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         conf_free(nc);
         return;
     }
-    if (!same_str(nc->proxy.listen, oc->proxy.listen) ||
-        !same_str(nc->proxy.listen_tls, oc->proxy.listen_tls) ||
-        nc->proxy.workers != oc->proxy.workers || !same_str(nc->admin.listen, oc->admin.listen) ||
+    /* New listen addresses are bound before anything else changes. */
+    if (proxy_workers_rebind(rt, oc, nc, err, sizeof(err)) != 0) {
+        log_error("reload failed, keeping the running configuration: cannot listen on %s", err);
+        conf_free(nc);
+        return;
+    }
+    if (nc->proxy.workers != oc->proxy.workers || !same_str(nc->admin.listen, oc->admin.listen) ||
         (strcmp(nc->proxy.access_log, "off") == 0) != (strcmp(oc->proxy.access_log, "off") == 0) ||
         nc->admin.max_method_labels != oc->admin.max_method_labels)
-        log_warn(
-            "reload: listen, listen_tls, workers, admin listen, max_method_labels and turning the "
-            "access log on or off take effect at the next restart only");
+        log_warn("reload: workers, admin listen, max_method_labels and turning the access log "
+                 "on or off take effect at the next restart only");
+    if (!same_str(nc->proxy.listen, oc->proxy.listen) ||
+        !same_str(nc->proxy.listen_tls, oc->proxy.listen_tls))
+        log_info("reload: now listening on %s%s%s (connections already open stay)",
+                 nc->proxy.listen != NULL ? nc->proxy.listen : "-",
+                 nc->proxy.listen_tls != NULL ? " and TLS on " : "",
+                 nc->proxy.listen_tls != NULL ? nc->proxy.listen_tls : "");
     neps = bal_epset_new(nc, rt->reg);
     bal_epset_carry(neps, rt->eps);
     proxy_dns_stop(rt);

@@ -74,6 +74,14 @@ void proxy_admin_stop(struct runtime *rt);
 /** A worker's report arrived (called on the main thread by worker.c). */
 void proxy_admin_report_ready(struct runtime *rt);
 
+/** Binds new listening sockets for every worker when |nc| moves listen or
+ *  listen_tls away from |oc|; the workers swap them in with their next
+ *  snapshot, and connections already open stay. Returns 0 (also when nothing
+ *  changed), or -1 with |err| when a socket cannot be bound (nothing changed
+ *  then). Main thread. */
+int proxy_workers_rebind(struct runtime *rt, const struct conf *oc, const struct conf *nc,
+                         char *err, size_t errlen);
+
 /** Stops the worker loops, joins the threads and frees the workers. */
 void proxy_workers_stop(struct runtime *rt);
 

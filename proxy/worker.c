@@ -292,6 +292,57 @@ static bool snapshot_has(const struct bal_snapshot *s, uint32_t id)
 
 /* ---- snapshot mailbox ---- */
 
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg);
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int socklen, void *arg);
+static void on_accept_error(struct evconnlistener *l, void *arg);
+
+static void swap_listener(struct proxy_worker *w, struct evconnlistener **l, evutil_socket_t fd,
+                          evconnlistener_cb cb)
+{
+    if (*l != NULL)
+        evconnlistener_free(*l); /* closes the old socket; its connections stay */
+    *l = NULL;
+    if (fd < 0)
+        return;
+    if (w->draining) {
+        close(fd);
+        return;
+    }
+    *l = evconnlistener_new(w->base, cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (*l == NULL) {
+        log_error("worker %d: evconnlistener_new failed after a reload", w->index);
+        close(fd);
+        return;
+    }
+    evconnlistener_set_error_cb(*l, on_accept_error);
+}
+
+static void apply_rebind(struct proxy_worker *w)
+{
+    struct proxy_rebind *rb = atomic_exchange(&w->rebind, NULL);
+
+    if (rb == NULL)
+        return;
+    if (rb->plain)
+        swap_listener(w, &w->listener, rb->fd, on_accept);
+    if (rb->tls)
+        swap_listener(w, &w->listener_tls, rb->fd_tls, on_accept_tls);
+    free(rb);
+}
+
+static void rebind_free(struct proxy_rebind *rb)
+{
+    if (rb == NULL)
+        return;
+    if (rb->fd >= 0)
+        close(rb->fd);
+    if (rb->fd_tls >= 0)
+        close(rb->fd_tls);
+    free(rb);
+}
+
 static void take_snapshot(struct proxy_worker *w)
 {
     struct bal_snapshot *s = atomic_exchange(&w->pending, NULL);
@@ -309,6 +360,7 @@ static void take_snapshot(struct proxy_worker *w)
     }
     bal_snapshot_unref(w->snap);
     w->snap = s;
+    apply_rebind(w);
     proxy_selfhealth_update(w);
     /* Endpoints that left every cluster drain: running calls finish, no new ones. */
     for (size_t i = 0; i < w->npools; i++) {
@@ -461,6 +513,52 @@ static nghttp2_option *option_new(void)
     return opt;
 }
 
+static bool same_listen(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int proxy_workers_rebind(struct runtime *rt, const struct conf *oc, const struct conf *nc,
+                         char *err, size_t errlen)
+{
+    const struct conf_proxy *np = &nc->proxy;
+    bool plain = !same_listen(oc->proxy.listen, np->listen);
+    bool tls = !same_listen(oc->proxy.listen_tls, np->listen_tls);
+    struct proxy_rebind **rbs;
+
+    if (!plain && !tls)
+        return 0;
+    rbs = calloc(rt->nworkers, sizeof(*rbs));
+    if (rbs == NULL)
+        abort();
+    /* Bind everything first: a reload that cannot bind changes nothing. */
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        struct proxy_rebind *rb = calloc(1, sizeof(*rb));
+
+        if (rb == NULL)
+            abort();
+        rb->plain = plain;
+        rb->tls = tls;
+        rb->fd = rb->fd_tls = -1;
+        rbs[i] = rb;
+        if ((plain && np->listen != NULL &&
+             (rb->fd = bind_listener(np->listen, &np->listen_addr, np->listen_addrlen, err,
+                                     errlen)) < 0) ||
+            (tls && np->listen_tls != NULL &&
+             (rb->fd_tls = bind_listener(np->listen_tls, &np->listen_tls_addr,
+                                         np->listen_tls_addrlen, err, errlen)) < 0)) {
+            for (size_t j = 0; j <= i; j++)
+                rebind_free(rbs[j]);
+            free(rbs);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < rt->nworkers; i++)
+        rebind_free(atomic_exchange(&rt->workers[i].rebind, rbs[i]));
+    free(rbs);
+    return 0;
+}
+
 /* One SO_REUSEPORT listener of worker |w| on |name|, stored in |*out|. */
 static int listener_new(struct proxy_worker *w, const char *name, const struct sockaddr_storage *ss,
                         socklen_t sslen, evconnlistener_cb cb, struct evconnlistener **out)
@@ -491,6 +589,7 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     TAILQ_INIT(&w->fes);
     TAILQ_INIT(&w->watchers);
     atomic_init(&w->pending, NULL);
+    atomic_init(&w->rebind, NULL);
     atomic_init(&w->drain_requested, false);
     {
         /* epoll changelist: the EV_WRITE add/remove libevent does around
@@ -554,6 +653,7 @@ static void worker_deinit(struct proxy_worker *w)
         evconnlistener_free(w->listener);
     if (w->listener_tls != NULL)
         evconnlistener_free(w->listener_tls);
+    rebind_free(atomic_exchange(&w->rebind, NULL));
     if (w->ev_snapshot != NULL)
         event_free(w->ev_snapshot);
     if (w->ev_flush != NULL)

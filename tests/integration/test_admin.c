@@ -708,3 +708,44 @@ Test(admin, status_follows_a_health_flip)
               be[1].addr, w.reason);
     stop_proxy_clean();
 }
+
+Test(admin, reload_moves_the_listener_and_keeps_open_connections)
+{
+    char text[2048];
+    int old_port, new_port = sup_free_port();
+    struct gc_chan *old_ch;
+    struct gc_opts o;
+    struct gc_result r;
+
+    start_proxy(0, 2, NULL, NULL);
+    old_port = px.port;
+    old_ch = gc_chan_new(px.addr);
+    gc_opts_init(&o, GC_UNARY);
+    cr_assert_eq(gc_chan_call(old_ch, &o, &r), 0);
+    cr_assert_eq(r.status, 0, "%s", r.message);
+    conf_text(text, sizeof(text), new_port, 0, 2, NULL, NULL);
+    {
+        FILE *f = fopen(px.conf, "w");
+
+        cr_assert_not_null(f);
+        fputs(text, f);
+        fclose(f);
+    }
+    sup_signal(px.proc, SIGHUP);
+    cr_assert_eq(sup_wait_port(px.proc, new_port, 10000), 0, "the new port never listened");
+    snprintf(px.addr, sizeof(px.addr), "127.0.0.1:%d", new_port);
+    cr_assert_eq(unary(NULL, 5, NULL), 0, "calls on the new port failed");
+    /* the connection opened before the reload goes on working */
+    cr_assert_eq(gc_chan_call(old_ch, &o, &r), 0);
+    cr_assert_eq(r.status, 0, "old connection: %s", r.message);
+    gc_chan_free(old_ch);
+    /* and the old port takes no new connections */
+    {
+        struct http_resp hr;
+
+        cr_assert_neq(http_get(old_port, "/", &hr), 0, "the old port still accepts");
+    }
+    cr_assert(sup_file_contains(px.proc->err_path, "now listening on"));
+    px.port = new_port;
+    stop_proxy_clean();
+}
