@@ -111,33 +111,33 @@ struct conf_proxy {
     char *listen_tls; /* listen_tls (NULL: none): TLS listener, IP:PORT; needs tls_cert */
     struct sockaddr_storage listen_tls_addr;
     socklen_t listen_tls_addrlen;
-    char *tls_cert;                       /* tls_cert: certificate chain, PEM */
-    char *tls_key;                        /* tls_key: its private key, PEM */
-    char *tls_client_ca;                  /* tls_client_ca (NULL): require client certificates
-                                             signed by these CAs */
+    char *tls_cert;                        /* tls_cert: certificate chain, PEM */
+    char *tls_key;                         /* tls_key: its private key, PEM */
+    char *tls_client_ca;                   /* tls_client_ca (NULL): require client certificates
+                                              signed by these CAs */
     enum conf_tls_version tls_min_version; /* tls_min_version = 1.2|1.3 (1.2) */
-    uint32_t workers;                /* workers = auto|N (auto = 0: number of CPUs) */
-    enum conf_log_level log_level;   /* log_level = debug|info|warn|error (info) */
-    char *access_log;                /* access_log = -|PATH|off ("off") */
-    bool access_log_json;            /* access_log_format = text|json (text) */
-    uint32_t drain_timeout_ms;       /* drain_timeout (30s) */
-    uint32_t max_concurrent_streams; /* max_concurrent_streams (100), 1..2^31-1 */
-    uint32_t idle_timeout_ms;        /* idle_timeout (5m); 0 = never */
-    uint32_t keepalive_time_ms;      /* keepalive_time (5m): PING a connection (client or
-                                        backend) idle this long; 0 = never */
-    uint32_t keepalive_timeout_ms;   /* keepalive_timeout (20s): no PING ACK by then:
-                                        close */
-    uint32_t max_connections;        /* max_connections (10000): client connections, all
-                                        workers together; more are closed at accept */
-    uint32_t max_header_list_size;   /* max_header_list_size (16384): request header bytes
-                                        (name + value + 32 per field) */
-    uint32_t max_message_size;       /* max_message_size (16777216): one gRPC message, each
-                                        direction; 0 = no limit */
-    uint32_t header_timeout_ms;      /* header_timeout (10s): a connection must complete
-                                        request headers this long after it opened or began
-                                        them */
-    char **dns_servers;              /* dns_servers = IP[:PORT], ... (none: system);
-                                        stored as IP:PORT or [IPv6]:PORT (53 if omitted) */
+    uint32_t workers;                      /* workers = auto|N (auto = 0: number of CPUs) */
+    enum conf_log_level log_level;         /* log_level = debug|info|warn|error (info) */
+    char *access_log;                      /* access_log = -|PATH|off ("off") */
+    bool access_log_json;                  /* access_log_format = text|json (text) */
+    uint32_t drain_timeout_ms;             /* drain_timeout (30s) */
+    uint32_t max_concurrent_streams;       /* max_concurrent_streams (100), 1..2^31-1 */
+    uint32_t idle_timeout_ms;              /* idle_timeout (5m); 0 = never */
+    uint32_t keepalive_time_ms;            /* keepalive_time (5m): PING a connection (client or
+                                              backend) idle this long; 0 = never */
+    uint32_t keepalive_timeout_ms;         /* keepalive_timeout (20s): no PING ACK by then:
+                                              close */
+    uint32_t max_connections;              /* max_connections (10000): client connections, all
+                                              workers together; more are closed at accept */
+    uint32_t max_header_list_size;         /* max_header_list_size (16384): request header bytes
+                                              (name + value + 32 per field) */
+    uint32_t max_message_size;             /* max_message_size (16777216): one gRPC message, each
+                                              direction; 0 = no limit */
+    uint32_t header_timeout_ms;            /* header_timeout (10s): a connection must complete
+                                              request headers this long after it opened or began
+                                              them */
+    char **dns_servers;                    /* dns_servers = IP[:PORT], ... (none: system);
+                                              stored as IP:PORT or [IPv6]:PORT (53 if omitted) */
     size_t ndns_servers;
 };
 
