@@ -134,7 +134,7 @@ $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJ
 $(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/proxy/log.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
-    $(BUILD)/proxy/tls.o
+    $(BUILD)/proxy/tls.o $(BUILD)/proxy/grpc.o
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(T_LIBS) $(PKG_LIBS) -lpthread

@@ -9,33 +9,7 @@
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
-
-static const char *const grpc_code_names[] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-
-const char *hc_grpc_code_name(int code)
-{
-    if (code < 0 || (size_t)code >= sizeof(grpc_code_names) / sizeof(grpc_code_names[0]))
-        return "UNKNOWN";
-    return grpc_code_names[code];
-}
+#include "proxy/grpc.h"
 
 const char *hc_serving_name(int status)
 {
@@ -142,10 +116,9 @@ static void why_status(const struct hc_answer *a, char *why, size_t whylen)
 {
     if (a->grpc_message != NULL && a->grpc_message[0] != '\0')
         snprintf(why, whylen, "grpc-status %d %s: %s", a->grpc_status,
-                 hc_grpc_code_name(a->grpc_status), a->grpc_message);
+                 grpc_code_name(a->grpc_status), a->grpc_message);
     else
-        snprintf(why, whylen, "grpc-status %d %s", a->grpc_status,
-                 hc_grpc_code_name(a->grpc_status));
+        snprintf(why, whylen, "grpc-status %d %s", a->grpc_status, grpc_code_name(a->grpc_status));
 }
 
 enum hc_result hc_classify(const struct hc_answer *a, char *why, size_t whylen)

@@ -29,6 +29,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "health/internal.h"
+#include "proxy/grpc.h"
 #include "proxy/log.h"
 #include "proxy/tls.h"
 
@@ -695,7 +696,7 @@ static void watch_done(struct hc_ep *e)
         snprintf(why, sizeof(why), "Watch ended without grpc-status");
     else
         snprintf(why, sizeof(why), "Watch ended: grpc-status %d %s%s%s", e->grpc_status,
-                 hc_grpc_code_name(e->grpc_status), e->gmsg[0] ? ": " : "", e->gmsg);
+                 grpc_code_name(e->grpc_status), e->gmsg[0] ? ": " : "", e->gmsg);
     if (e->http_status == 200 && e->grpc_status == HC_GRPC_NOT_FOUND)
         r = HC_RES_DOWN;
     report(e, r, why);

@@ -17,6 +17,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "health/hc.h"
 #include "health/internal.h"
+#include "proxy/grpc.h"
 #include "proxy/log.h"
 
 /* hc.c logs through proxy/log.h; the proxy's logger is not linked here. */
@@ -429,8 +430,8 @@ Test(hc_classify, serving_results)
     cr_assert_eq(hc_result_of_serving(42), HC_RES_FAIL);
     cr_assert_str_eq(hc_serving_name(HC_SERVING_NOT_SERVING), "NOT_SERVING");
     cr_assert_str_eq(hc_serving_name(42), "?");
-    cr_assert_str_eq(hc_grpc_code_name(5), "NOT_FOUND");
-    cr_assert_str_eq(hc_grpc_code_name(99), "UNKNOWN");
+    cr_assert_str_eq(grpc_code_name(5), "NOT_FOUND");
+    cr_assert_str_eq(grpc_code_name(99), "UNKNOWN");
 }
 
 /* ---- panic threshold, driven by health results through the endpoint set ---- */
