@@ -120,19 +120,7 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
 
     (void)flags;
     (void)user_data;
-    if (call == NULL || call->resp_done || call->resp_eof) {
-        nghttp2_session_consume(session, sid, len);
-        return 0;
-    }
-    if (grpc_scan_feed(&call->resp_scan, data, len, call->w->snap->conf->proxy.max_message_size) !=
-        0) {
-        nghttp2_session_consume(session, sid, len);
-        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
-                        "switchyard: response message larger than max_message_size");
-        return 0;
-    }
-    evbuffer_add(call->resp_buf, data, len);
-    proxy_call_resume_fe(call);
+    proxy_call_data_in(call, session, sid, data, len, false);
     return 0;
 }
 

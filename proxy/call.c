@@ -464,6 +464,34 @@ int proxy_call_submit_response(struct proxy_call *call, bool end_stream)
     return rv;
 }
 
+void proxy_call_data_in(struct proxy_call *call, nghttp2_session *session, int32_t sid,
+                        const uint8_t *data, size_t len, bool request)
+{
+    bool drop = call == NULL || call->resp_done || (!request && call->resp_eof);
+
+    if (!drop && grpc_scan_feed(request ? &call->req_scan : &call->resp_scan, data, len,
+                                call->w->snap->conf->proxy.max_message_size) != 0) {
+        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
+                        request ? "switchyard: request message larger than max_message_size"
+                                : "switchyard: response message larger than max_message_size");
+        drop = true;
+    }
+    if (drop) {
+        /* Nobody will send these bytes on: give the credit back now. */
+        nghttp2_session_consume(session, sid, len);
+        return;
+    }
+    /* The one copy of payload: out of the socket buffer into the call. */
+    if (request) {
+        evbuffer_add(call->req_buf, data, len);
+        call->bytes_in += len;
+        proxy_call_resume_be(call);
+    } else {
+        evbuffer_add(call->resp_buf, data, len);
+        proxy_call_resume_fe(call);
+    }
+}
+
 /* Data sources of both sessions. The frontend session reads the response, the
  * backend session the request; neither copies here (NGHTTP2_DATA_FLAG_NO_COPY):
  * the bytes move from the call's evbuffer to the socket's in send_data. */

@@ -168,22 +168,7 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
 
     (void)flags;
     (void)user_data;
-    if (call == NULL || call->resp_done) {
-        /* Nobody will send these bytes on: give the credit back now. */
-        nghttp2_session_consume(session, sid, len);
-        return 0;
-    }
-    if (grpc_scan_feed(&call->req_scan, data, len, call->w->snap->conf->proxy.max_message_size) !=
-        0) {
-        nghttp2_session_consume(session, sid, len);
-        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
-                        "switchyard: request message larger than max_message_size");
-        return 0;
-    }
-    /* The one copy of request payload: out of the socket buffer into the call. */
-    evbuffer_add(call->req_buf, data, len);
-    call->bytes_in += len;
-    proxy_call_resume_be(call);
+    proxy_call_data_in(call, session, sid, data, len, true);
     return 0;
 }
 

@@ -401,6 +401,13 @@ void proxy_call_retry_or_fail(struct proxy_call *call, const char *why);
 /** Resets the frontend stream with REFUSED_STREAM (nothing was answered yet),
  *  which gRPC clients retry. */
 void proxy_call_refuse(struct proxy_call *call);
+/** A DATA chunk of |call| (NULL: detached) arrived on |session|: the request
+ *  from the client when |request|, else the response from the backend.
+ *  Buffers it and lets the other side send, or, for a finished call or a
+ *  message over max_message_size (answered RESOURCE_EXHAUSTED), gives the
+ *  flow-control credit back at once. Called from on_data_chunk_recv. */
+void proxy_call_data_in(struct proxy_call *call, nghttp2_session *session, int32_t sid,
+                        const uint8_t *data, size_t len, bool request);
 /** More response bytes or the response end arrived: let the frontend send. */
 void proxy_call_resume_fe(struct proxy_call *call);
 /** More request bytes or the request end arrived: let the backend send. */
