@@ -39,14 +39,15 @@ SHIP_LDFLAGS := -Wl,--as-needed
 
 HEALTH_PROTO := /usr/share/grpc-proto/grpc/health/v1/health.proto
 
+CORE_SRCS := $(wildcard core/*.c)
 CONF_SRCS := conf/conf.c
 BAL_SRCS  := $(wildcard balancer/*.c)
 HC_SRCS   := $(filter-out health/cli%.c,$(wildcard health/*.c))
 PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
-CORE_SRCS := $(CONF_SRCS) $(BAL_SRCS) $(HC_SRCS) $(PROXY_SRCS)
+LIB_SRCS  := $(CORE_SRCS) $(CONF_SRCS) $(BAL_SRCS) $(HC_SRCS) $(PROXY_SRCS)
 
 HEALTH_PB_OBJ := $(GEN)/grpc/health/v1/health.pb-c.o
-CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
 CONF_OBJS := $(CONF_SRCS:%.c=$(BUILD)/%.o)
 BAL_OBJS  := $(BAL_SRCS:%.c=$(BUILD)/%.o)
 HC_OBJS   := $(HC_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
@@ -82,7 +83,7 @@ all: $(BIN) $(HEALTH_BIN)
 deps:
 	$(Q)bash scripts/deps.sh
 
-$(BIN): $(BUILD)/proxy/main.o $(CORE_OBJS)
+$(BIN): $(BUILD)/proxy/main.o $(LIB_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) $(SHIP_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
 
@@ -131,10 +132,10 @@ $(HEALTH_BIN): $(CLI_OBJS) $(HEALTH_PB_OBJ)
 # Unit tests link only their own module's objects.
 $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
-$(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/proxy/log.o $(BAL_OBJS) $(CONF_OBJS)
+$(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/core/log.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
-    $(BUILD)/proxy/tls.o $(BUILD)/proxy/grpc.o
+    $(BUILD)/core/tls.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(T_LIBS) $(PKG_LIBS) -lpthread
@@ -176,7 +177,7 @@ install: $(BIN) $(HEALTH_BIN)
 clean:
 	rm -rf build
 
-FMT_DIRS := proxy balancer health conf tests
+FMT_DIRS := core proxy balancer health conf tests
 format:
 	clang-format -i $$(find $(FMT_DIRS) -name '*.[ch]')
 

@@ -697,7 +697,7 @@ struct parse {
     int section_line;
     int proxy_line, admin_line, auth_line;    /* header lines; 0: not seen */
     int proxy_listen_line, admin_listen_line; /* 0: default */
-    int proxy_tls_line;                       /* [proxy] listen_tls */
+    int tls_line;                       /* [proxy] listen_tls */
     int key_line[NKEYWORDS];                  /* in the current section; 0: unset */
     char key_text[NKEYWORDS][KEY_TEXT_SIZE];  /* expanded values, for later messages */
 
@@ -976,7 +976,7 @@ static void set_listen(struct parse *p, const struct keyword *kw, const char *v)
         listen = &p->c->proxy.listen_tls;
         ss = &p->c->proxy.listen_tls_addr;
         len = &p->c->proxy.listen_tls_addrlen;
-        p->proxy_tls_line = p->lineno;
+        p->tls_line = p->lineno;
     } else if (p->sect == SECT_PROXY) {
         listen = &p->c->proxy.listen;
         ss = &p->c->proxy.listen_addr;
@@ -1694,7 +1694,7 @@ static int tls_key_line(struct parse *p, const char *name)
 }
 
 /* Certificates and keys are read when the conf is turned into TLS contexts
- * (proxy_tls_attach()); here only that they can be opened, so that a typo
+ * (tls_attach()); here only that they can be opened, so that a typo
  * names its file, line and key. */
 static void check_readable(struct parse *p, const char *key, const char *path)
 {
@@ -2083,7 +2083,7 @@ static void finish_file(struct parse *p)
           listen_conflict(&c->admin.listen_addr, &c->proxy.listen_tls_addr)))) {
         free(p->section);
         p->section = xstrdup("proxy");
-        fail_key(p, p->proxy_tls_line, "listen_tls",
+        fail_key(p, p->tls_line, "listen_tls",
                  "expected an address other than [proxy] listen and [admin] listen, got '%s'",
                  c->proxy.listen_tls);
         return;

@@ -194,7 +194,7 @@ struct conf {
     struct conf_cluster *clusters;
     size_t nclusters; /* >= 1 */
     /* The TLS contexts its owner builds from the TLS keys right after loading
-     * and before sharing the conf (proxy_tls_attach()); conf_free() releases
+     * and before sharing the conf (tls_attach()); conf_free() releases
      * them with |tls_free|. NULL when no TLS is configured. */
     void *tls;
     void (*tls_free)(void *tls);

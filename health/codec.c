@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
-#include "proxy/grpc.h"
+#include "core/grpc.h"
 
 const char *hc_serving_name(int status)
 {

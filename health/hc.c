@@ -29,9 +29,9 @@
 #include <nghttp2/nghttp2.h>
 
 #include "health/internal.h"
-#include "proxy/grpc.h"
-#include "proxy/log.h"
-#include "proxy/tls.h"
+#include "core/grpc.h"
+#include "core/log.h"
+#include "core/tls.h"
 
 #define CHECK_PATH "/grpc.health.v1.Health/Check"
 #define WATCH_PATH "/grpc.health.v1.Health/Watch"
@@ -398,7 +398,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
     if ((what & BEV_EVENT_CONNECTED) && bufferevent_openssl_get_ssl(bev) != NULL) {
         /* tls = on: the cluster's TLS settings, as for calls (proxy/tls.c) */
-        if (!proxy_tls_is_h2(bufferevent_openssl_get_ssl(bev))) {
+        if (!tls_is_h2(bufferevent_openssl_get_ssl(bev))) {
             conn_lost(e, HC_RES_FAIL, "TLS: the endpoint did not negotiate h2 by ALPN");
             return;
         }
@@ -441,7 +441,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             char tls[128];
 
             snprintf(why, sizeof(why), "connect failed: %s",
-                     proxy_tls_error(bev, tls, sizeof(tls)));
+                     tls_error(bev, tls, sizeof(tls)));
         } else {
             snprintf(why, sizeof(why), "connect failed: %s", evutil_socket_error_to_string(err));
         }
@@ -458,14 +458,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 static int conn_open(struct hc_ep *e)
 {
     struct hc *h = e->h;
-    struct proxy_tls_be *tb = proxy_tls_be_get(h->conf, e->ep->cluster);
+    struct tls_be *tb = tls_be_get(h->conf, e->ep->cluster);
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
     };
 
     if (tb != NULL) {
         /* ALPN h2, SNI and verification as for calls; CONNECTED after the handshake */
-        SSL *ssl = proxy_tls_be_ssl_new(tb, e->cc->targets[e->ep->target].host);
+        SSL *ssl = tls_be_ssl_new(tb, e->cc->targets[e->ep->target].host);
 
         e->bev =
             ssl == NULL

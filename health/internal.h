@@ -122,7 +122,7 @@ const char *hc_frame_rc_name(enum hc_frame_rc rc);
  *  values go to seconds or more, rounded up) into |buf|. Returns |buf|. */
 char *hc_codec_timeout(uint32_t ms, char *buf, size_t len);
 
-/* gRPC status names: grpc_code_name() of proxy/grpc.h, shared with the proxy. */
+/* gRPC status names: grpc_code_name() of core/grpc.h, shared with the proxy. */
 
 /** "SERVING", "NOT_SERVING", "UNKNOWN", "SERVICE_UNKNOWN", or "?". */
 const char *hc_serving_name(int status);

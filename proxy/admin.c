@@ -18,7 +18,7 @@
 
 #include "balancer/epset.h"
 #include "health/hc.h"
-#include "proxy/log.h"
+#include "core/log.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"

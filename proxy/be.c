@@ -15,9 +15,9 @@
 
 #include <event2/bufferevent_ssl.h>
 
-#include "proxy/grpc.h"
-#include "proxy/log.h"
-#include "proxy/tls.h"
+#include "core/grpc.h"
+#include "core/log.h"
+#include "core/tls.h"
 
 static const char *const be_state_names[PROXY_BE_STATE_COUNT] = {"connecting", "ready", "goaway"};
 
@@ -268,7 +268,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     int one = 1;
 
     if ((what & BEV_EVENT_CONNECTED) && bc->pool->tls != NULL &&
-        !proxy_tls_is_h2(bufferevent_openssl_get_ssl(bev))) {
+        !tls_is_h2(bufferevent_openssl_get_ssl(bev))) {
         be_fail(bc, "TLS: the backend did not negotiate h2 by ALPN");
         return;
     }
@@ -293,7 +293,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         char why[128];
 
         /* A failed handshake counts like a failed connect (state CONNECTING). */
-        be_fail(bc, proxy_tls_error(bev, why, sizeof(why)));
+        be_fail(bc, tls_error(bev, why, sizeof(why)));
     } else if (what & BEV_EVENT_ERROR) {
         int err = EVUTIL_SOCKET_ERROR();
 
@@ -326,7 +326,7 @@ static struct proxy_be_conn *be_conn_new(struct proxy_pool *pool)
     if (pool->tls != NULL) {
         /* ALPN h2, SNI and the name to verify are set on the SSL object;
          * BEV_EVENT_CONNECTED comes once the handshake is done. */
-        SSL *ssl = proxy_tls_be_ssl_new(pool->tls, pool->tls_host);
+        SSL *ssl = tls_be_ssl_new(pool->tls, pool->tls_host);
 
         bc->c.bev =
             ssl == NULL
@@ -522,6 +522,6 @@ void proxy_pool_free(struct proxy_pool *pool)
     /* At worker exit: the calls are gone already, the wait list is empty. */
     while (!TAILQ_EMPTY(&pool->conns))
         proxy_be_conn_free(TAILQ_FIRST(&pool->conns));
-    proxy_tls_be_unref(pool->tls);
+    tls_be_unref(pool->tls);
     free(pool);
 }

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "proxy/auth.h"
-#include "proxy/grpc.h"
-#include "proxy/log.h"
+#include "core/grpc.h"
+#include "core/log.h"
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
 

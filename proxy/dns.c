@@ -21,7 +21,7 @@
 
 #include "balancer/epset.h"
 #include "conf/conf.h"
-#include "proxy/log.h"
+#include "core/log.h"
 #include "proxy/proxy.h"
 
 /* First retry after a failed lookup; it doubles up to the refresh interval. */

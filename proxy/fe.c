@@ -14,9 +14,9 @@
 
 #include <event2/bufferevent_ssl.h>
 
-#include "proxy/grpc.h"
-#include "proxy/log.h"
-#include "proxy/tls.h"
+#include "core/grpc.h"
+#include "core/log.h"
+#include "core/tls.h"
 
 static struct proxy_fe_conn *fe_of(void *user_data)
 {
@@ -370,7 +370,7 @@ static void on_tls_event(struct proxy_fe_conn *fc, struct bufferevent *bev, shor
     if (what & BEV_EVENT_CONNECTED) {
         /* The ClientHello and ALPN callbacks (tls.c) refuse clients without
          * h2; this is the last line of defence before nghttp2 sees bytes. */
-        if (!proxy_tls_is_h2(ssl)) {
+        if (!tls_is_h2(ssl)) {
             log_warn("client %s: TLS refused: h2 was not negotiated by ALPN", fc->peer);
             fe_close_soon(fc);
             return;
@@ -382,7 +382,7 @@ static void on_tls_event(struct proxy_fe_conn *fc, struct bufferevent *bev, shor
     }
     if (!SSL_is_init_finished(ssl) && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
         log_info("client %s: TLS handshake failed: %s", fc->peer,
-                 proxy_tls_error(bev, why, sizeof(why)));
+                 tls_error(bev, why, sizeof(why)));
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -463,14 +463,14 @@ void proxy_fe_conn_after_flush(struct proxy_fe_conn *fc)
 static struct bufferevent *tls_bev_new(struct proxy_fe_conn *fc, evutil_socket_t fd)
 {
     struct proxy_worker *w = fc->c.w;
-    SSL_CTX *ctx = proxy_tls_fe_ctx(w->snap->conf);
+    SSL_CTX *ctx = tls_fe_ctx(w->snap->conf);
     SSL *ssl;
 
     if (ctx == NULL) { /* a reload dropped listen_tls; the listener stays until restart */
         log_warn("client %s: TLS listener without tls_cert in the running configuration", fc->peer);
         return NULL;
     }
-    ssl = proxy_tls_fe_ssl_new(ctx, fc->peer);
+    ssl = tls_fe_ssl_new(ctx, fc->peer);
     if (ssl == NULL)
         return NULL;
     return bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,

@@ -24,8 +24,8 @@
 #include "health/hc.h"
 #include "proxy/auth.h"
 #include "proxy/dns.h"
-#include "proxy/log.h"
-#include "proxy/tls.h"
+#include "core/log.h"
+#include "core/tls.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"
@@ -212,7 +212,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
      * handshakes once workers take the snapshot; open connections keep theirs. */
     if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0 ||
         proxy_auth_attach(nc, err, sizeof(err)) != 0 ||
-        proxy_tls_attach(nc, err, sizeof(err)) != 0) {
+        tls_attach(nc, err, sizeof(err)) != 0) {
         log_error("reload failed, keeping the running configuration: %s", err);
         conf_free(nc);
         return;
@@ -395,7 +395,7 @@ int main(int argc, char **argv)
     }
     if (conf_load_file(path, &rt.conf, err, sizeof(err)) != 0 ||
         proxy_auth_attach(rt.conf, err, sizeof(err)) != 0 ||
-        proxy_tls_attach(rt.conf, err, sizeof(err)) != 0) {
+        tls_attach(rt.conf, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchyard: %s\n", err);
         conf_free(rt.conf);
         return 1;

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
-#include "proxy/log.h"
+#include "core/log.h"
 
 #define CHECK_PATH "/grpc.health.v1.Health/Check"
 #define WATCH_PATH "/grpc.health.v1.Health/Watch"

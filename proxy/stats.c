@@ -12,7 +12,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "proxy/log.h"
+#include "core/log.h"
 
 const double proxy_hist_bounds[PROXY_HIST_NB] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};

@@ -17,10 +17,10 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "health/hc.h"
 #include "health/internal.h"
-#include "proxy/grpc.h"
-#include "proxy/log.h"
+#include "core/grpc.h"
+#include "core/log.h"
 
-/* hc.c logs through proxy/log.h; the proxy's logger is not linked here. */
+/* hc.c logs through core/log.h; the proxy's logger is not linked here. */
 enum log_level log_min_level = LOG_LVL_ERROR;
 
 void log_emit(enum log_level lvl, const char *mod, const char *fmt, ...)

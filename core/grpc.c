@@ -1,6 +1,6 @@
 /* gRPC protocol helpers, per grpc/doc/PROTOCOL-HTTP2.md.
  * SPDX-License-Identifier: MIT */
-#include "proxy/grpc.h"
+#include "core/grpc.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* Logging to stderr, one write(2) per line so lines from threads never mix.
  * SPDX-License-Identifier: MIT */
 #define LOG_MODULE "log"
-#include "proxy/log.h"
+#include "core/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * Invariant: the only process-wide mutable state besides struct runtime;
  * log_min_level is written only by log_init() before threads start.
  * SPDX-License-Identifier: MIT */
-#ifndef PROXY_LOG_H
-#define PROXY_LOG_H
+#ifndef CORE_LOG_H
+#define CORE_LOG_H
 
 enum log_level {
     LOG_LVL_DEBUG = 0,

@@ -5,7 +5,7 @@
  * context from under a live connection.
  * SPDX-License-Identifier: MIT */
 #define LOG_MODULE "tls"
-#include "proxy/tls.h"
+#include "core/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,7 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "conf/conf.h"
-#include "proxy/log.h"
+#include "core/log.h"
 
 /* ALPN protocol list, wire format (RFC 7301 §3.1): gRPC is HTTP/2 only. */
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
@@ -29,7 +29,7 @@ static const unsigned char alpn_h2[] = {2, 'h', '2'};
  * TLS 1.3 suites are all fine and keep OpenSSL's defaults. */
 static const char tls12_ciphers[] = "ECDHE+AESGCM:ECDHE+CHACHA20";
 
-struct proxy_tls_be {
+struct tls_be {
     atomic_uint refs;
     SSL_CTX *ctx;
     char *server_name; /* tls_server_name, or NULL: the target's host */
@@ -38,7 +38,7 @@ struct proxy_tls_be {
 
 struct proxy_tls {
     SSL_CTX *fe;              /* NULL without listen_tls */
-    struct proxy_tls_be **be; /* per cluster; NULL entries for plaintext clusters */
+    struct tls_be **be; /* per cluster; NULL entries for plaintext clusters */
     size_t nbe;
 };
 
@@ -74,7 +74,7 @@ static void tls_free(void *arg)
         return;
     SSL_CTX_free(t->fe);
     for (size_t i = 0; i < t->nbe; i++)
-        proxy_tls_be_unref(t->be[i]);
+        tls_be_unref(t->be[i]);
     free(t->be);
     free(t);
 }
@@ -187,11 +187,11 @@ static int fe_ctx_new(const struct conf *c, SSL_CTX **out, char *err, size_t err
 
 /* ---- backend ---- */
 
-static int be_new(const struct conf *c, const struct conf_cluster *cl, struct proxy_tls_be **out,
+static int be_new(const struct conf *c, const struct conf_cluster *cl, struct tls_be **out,
                   char *err, size_t errlen)
 {
     char sect[300];
-    struct proxy_tls_be *tb;
+    struct tls_be *tb;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
     *out = NULL;
@@ -246,14 +246,14 @@ static int be_new(const struct conf *c, const struct conf_cluster *cl, struct pr
     return 0;
 }
 
-struct proxy_tls_be *proxy_tls_be_ref(struct proxy_tls_be *tb)
+struct tls_be *tls_be_ref(struct tls_be *tb)
 {
     if (tb != NULL)
         atomic_fetch_add_explicit(&tb->refs, 1, memory_order_relaxed);
     return tb;
 }
 
-void proxy_tls_be_unref(struct proxy_tls_be *tb)
+void tls_be_unref(struct tls_be *tb)
 {
     if (tb == NULL || atomic_fetch_sub_explicit(&tb->refs, 1, memory_order_acq_rel) != 1)
         return;
@@ -269,7 +269,7 @@ static bool is_ip(const char *s)
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-SSL *proxy_tls_be_ssl_new(struct proxy_tls_be *tb, const char *host)
+SSL *tls_be_ssl_new(struct tls_be *tb, const char *host)
 {
     const char *name = tb->server_name != NULL ? tb->server_name : host;
     SSL *ssl = SSL_new(tb->ctx);
@@ -299,7 +299,7 @@ SSL *proxy_tls_be_ssl_new(struct proxy_tls_be *tb, const char *host)
 
 /* ---- shared ---- */
 
-int proxy_tls_attach(struct conf *c, char *err, size_t errlen)
+int tls_attach(struct conf *c, char *err, size_t errlen)
 {
     struct proxy_tls *t;
     bool any = c->proxy.listen_tls != NULL;
@@ -330,21 +330,21 @@ int proxy_tls_attach(struct conf *c, char *err, size_t errlen)
     return 0;
 }
 
-SSL_CTX *proxy_tls_fe_ctx(const struct conf *c)
+SSL_CTX *tls_fe_ctx(const struct conf *c)
 {
     const struct proxy_tls *t = c->tls;
 
     return t != NULL ? t->fe : NULL;
 }
 
-struct proxy_tls_be *proxy_tls_be_get(const struct conf *c, size_t index)
+struct tls_be *tls_be_get(const struct conf *c, size_t index)
 {
     const struct proxy_tls *t = c->tls;
 
     return t != NULL && index < t->nbe ? t->be[index] : NULL;
 }
 
-SSL *proxy_tls_fe_ssl_new(SSL_CTX *ctx, const char *peer)
+SSL *tls_fe_ssl_new(SSL_CTX *ctx, const char *peer)
 {
     SSL *ssl = SSL_new(ctx);
 
@@ -353,7 +353,7 @@ SSL *proxy_tls_fe_ssl_new(SSL_CTX *ctx, const char *peer)
     return ssl;
 }
 
-bool proxy_tls_is_h2(const SSL *ssl)
+bool tls_is_h2(const SSL *ssl)
 {
     const unsigned char *p = NULL;
     unsigned int len = 0;
@@ -362,7 +362,7 @@ bool proxy_tls_is_h2(const SSL *ssl)
     return len == 2 && memcmp(p, "h2", 2) == 0;
 }
 
-const char *proxy_tls_error(struct bufferevent *bev, char *buf, size_t len)
+const char *tls_error(struct bufferevent *bev, char *buf, size_t len)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
     unsigned long e, last = 0;

@@ -1,8 +1,8 @@
 /* gRPC-over-HTTP/2 protocol helpers (PROTOCOL-HTTP2.md): status codes,
  * grpc-timeout, grpc-message encoding. I/O-free.
  * SPDX-License-Identifier: MIT */
-#ifndef PROXY_GRPC_H
-#define PROXY_GRPC_H
+#ifndef CORE_GRPC_H
+#define CORE_GRPC_H
 
 #include <stddef.h>
 #include <stdint.h>
