@@ -20,9 +20,9 @@
 
 #include "balancer/bal.h"
 #include "conf/conf.h"
-#include "proxy/grpc.h"
+#include "core/grpc.h"
 #include "proxy/proxy.h"
-#include "proxy/tls.h"
+#include "core/tls.h"
 
 /* Flow-control windows we advertise on both sides. Per stream this is also
  * the most a stream can have buffered in each direction (RFC 9113 §5.2). */
@@ -125,7 +125,7 @@ struct proxy_pool {
     bool removed;                   /* gone from the snapshot: drain */
     uint64_t active_calls;          /* calls attached to a connection of this pool */
     uint64_t calls_total;           /* calls ever sent here */
-    struct proxy_tls_be *tls;       /* owned reference: new connections speak TLS; NULL: h2c */
+    struct tls_be *tls;       /* owned reference: new connections speak TLS; NULL: h2c */
     char tls_host[256];             /* the target's host, the default name to verify */
 };
 
@@ -322,6 +322,14 @@ void proxy_conn_ping_acked(struct proxy_conn *c);
 struct proxy_pool *proxy_pool_find(struct proxy_worker *w, uint32_t id);
 /** Called when a frontend connection is gone; may finish a drain. */
 void proxy_worker_fe_gone(struct proxy_worker *w);
+
+/* ---- listen.c ---- */
+/** Binds |w|'s listeners for |pc| (SO_REUSEPORT). Returns 0 or -1 (logged). */
+int proxy_listen_start(struct proxy_worker *w, const struct conf_proxy *pc);
+/** Closes |w|'s listeners (drain, exit); open connections stay. */
+void proxy_listen_stop(struct proxy_worker *w);
+/** Swaps in the sockets a reload bound for |w| (proxy_workers_rebind()). */
+void proxy_listen_apply_rebind(struct proxy_worker *w);
 
 /* ---- fe.c ---- */
 nghttp2_session_callbacks *proxy_fe_callbacks_new(void);

@@ -16,7 +16,7 @@
 
 #include <event2/thread.h>
 
-#include "proxy/log.h"
+#include "core/log.h"
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -216,13 +216,13 @@ struct proxy_pool *proxy_pool_find(struct proxy_worker *w, uint32_t id)
 static void pool_set_tls(struct proxy_pool *p, struct proxy_worker *w, const struct bal_cluster *cl,
                          const struct bal_endpoint *ep)
 {
-    struct proxy_tls_be *tb = proxy_tls_be_get(w->snap->conf, cl->index);
+    struct tls_be *tb = tls_be_get(w->snap->conf, cl->index);
     const char *o = ep->origin, *end;
 
     if (tb == p->tls)
         return;
-    proxy_tls_be_unref(p->tls);
-    p->tls = proxy_tls_be_ref(tb);
+    tls_be_unref(p->tls);
+    p->tls = tls_be_ref(tb);
     if (tb == NULL || o == NULL)
         return;
     /* "host:port" or "[v6]:port" -> host */
@@ -292,57 +292,6 @@ static bool snapshot_has(const struct bal_snapshot *s, uint32_t id)
 
 /* ---- snapshot mailbox ---- */
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int socklen, void *arg);
-static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                          int socklen, void *arg);
-static void on_accept_error(struct evconnlistener *l, void *arg);
-
-static void swap_listener(struct proxy_worker *w, struct evconnlistener **l, evutil_socket_t fd,
-                          evconnlistener_cb cb)
-{
-    if (*l != NULL)
-        evconnlistener_free(*l); /* closes the old socket; its connections stay */
-    *l = NULL;
-    if (fd < 0)
-        return;
-    if (w->draining) {
-        close(fd);
-        return;
-    }
-    *l = evconnlistener_new(w->base, cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-    if (*l == NULL) {
-        log_error("worker %d: evconnlistener_new failed after a reload", w->index);
-        close(fd);
-        return;
-    }
-    evconnlistener_set_error_cb(*l, on_accept_error);
-}
-
-static void apply_rebind(struct proxy_worker *w)
-{
-    struct proxy_rebind *rb = atomic_exchange(&w->rebind, NULL);
-
-    if (rb == NULL)
-        return;
-    if (rb->plain)
-        swap_listener(w, &w->listener, rb->fd, on_accept);
-    if (rb->tls)
-        swap_listener(w, &w->listener_tls, rb->fd_tls, on_accept_tls);
-    free(rb);
-}
-
-static void rebind_free(struct proxy_rebind *rb)
-{
-    if (rb == NULL)
-        return;
-    if (rb->fd >= 0)
-        close(rb->fd);
-    if (rb->fd_tls >= 0)
-        close(rb->fd_tls);
-    free(rb);
-}
-
 static void take_snapshot(struct proxy_worker *w)
 {
     struct bal_snapshot *s = atomic_exchange(&w->pending, NULL);
@@ -360,7 +309,7 @@ static void take_snapshot(struct proxy_worker *w)
     }
     bal_snapshot_unref(w->snap);
     w->snap = s;
-    apply_rebind(w);
+    proxy_listen_apply_rebind(w);
     proxy_selfhealth_update(w);
     /* Endpoints that left every cluster drain: running calls finish, no new ones. */
     for (size_t i = 0; i < w->npools; i++) {
@@ -403,31 +352,7 @@ static void on_report(evutil_socket_t fd, short what, void *arg)
     event_active(w->rt->ev_report_ready, EV_READ, 0);
 }
 
-/* ---- accept and drain ---- */
-
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int socklen, void *arg)
-{
-    (void)l;
-    proxy_fe_accept(arg, fd, sa, socklen, false);
-}
-
-static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                          int socklen, void *arg)
-{
-    (void)l;
-    proxy_fe_accept(arg, fd, sa, socklen, true);
-}
-
-static void on_accept_error(struct evconnlistener *l, void *arg)
-{
-    struct proxy_worker *w = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-
-    (void)l;
-    /* EMFILE and friends: keep the listener; libevent retries on the next event. */
-    log_warn("worker %d: accept: %s", w->index, evutil_socket_error_to_string(err));
-}
+/* ---- drain ---- */
 
 static void report_done(struct proxy_worker *w)
 {
@@ -454,14 +379,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     if (w->draining)
         return;
     w->draining = true;
-    if (w->listener != NULL) {
-        evconnlistener_free(w->listener);
-        w->listener = NULL;
-    }
-    if (w->listener_tls != NULL) {
-        evconnlistener_free(w->listener_tls);
-        w->listener_tls = NULL;
-    }
+    proxy_listen_stop(w);
     TAILQ_FOREACH(fc, &w->fes, link)
     proxy_fe_conn_drain(fc);
     proxy_selfhealth_update(w);
@@ -475,29 +393,6 @@ void proxy_workers_drain(struct runtime *rt)
 }
 
 /* ---- lifecycle ---- */
-
-static evutil_socket_t bind_listener(const char *name, const struct sockaddr_storage *ss,
-                                     socklen_t sslen, char *err, size_t errlen)
-{
-    const struct sockaddr *sa = (const struct sockaddr *)ss;
-    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    /* SO_REUSEPORT: every worker has its own accept queue; the kernel spreads
-     * connections between them. */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, sa, sslen) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, errlen, "%s: %s", name, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 static nghttp2_option *option_new(void)
 {
@@ -513,73 +408,6 @@ static nghttp2_option *option_new(void)
     return opt;
 }
 
-static bool same_listen(const char *a, const char *b)
-{
-    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-int proxy_workers_rebind(struct runtime *rt, const struct conf *oc, const struct conf *nc,
-                         char *err, size_t errlen)
-{
-    const struct conf_proxy *np = &nc->proxy;
-    bool plain = !same_listen(oc->proxy.listen, np->listen);
-    bool tls = !same_listen(oc->proxy.listen_tls, np->listen_tls);
-    struct proxy_rebind **rbs;
-
-    if (!plain && !tls)
-        return 0;
-    rbs = calloc(rt->nworkers, sizeof(*rbs));
-    if (rbs == NULL)
-        abort();
-    /* Bind everything first: a reload that cannot bind changes nothing. */
-    for (size_t i = 0; i < rt->nworkers; i++) {
-        struct proxy_rebind *rb = calloc(1, sizeof(*rb));
-
-        if (rb == NULL)
-            abort();
-        rb->plain = plain;
-        rb->tls = tls;
-        rb->fd = rb->fd_tls = -1;
-        rbs[i] = rb;
-        if ((plain && np->listen != NULL &&
-             (rb->fd = bind_listener(np->listen, &np->listen_addr, np->listen_addrlen, err,
-                                     errlen)) < 0) ||
-            (tls && np->listen_tls != NULL &&
-             (rb->fd_tls = bind_listener(np->listen_tls, &np->listen_tls_addr,
-                                         np->listen_tls_addrlen, err, errlen)) < 0)) {
-            for (size_t j = 0; j <= i; j++)
-                rebind_free(rbs[j]);
-            free(rbs);
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < rt->nworkers; i++)
-        rebind_free(atomic_exchange(&rt->workers[i].rebind, rbs[i]));
-    free(rbs);
-    return 0;
-}
-
-/* One SO_REUSEPORT listener of worker |w| on |name|, stored in |*out|. */
-static int listener_new(struct proxy_worker *w, const char *name, const struct sockaddr_storage *ss,
-                        socklen_t sslen, evconnlistener_cb cb, struct evconnlistener **out)
-{
-    char err[256];
-    evutil_socket_t fd = bind_listener(name, ss, sslen, err, sizeof(err));
-
-    if (fd < 0) {
-        log_error("cannot listen on %s", err);
-        return -1;
-    }
-    *out = evconnlistener_new(w->base, cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-    if (*out == NULL) {
-        close(fd);
-        log_error("worker %d: evconnlistener_new failed", w->index);
-        return -1;
-    }
-    evconnlistener_set_error_cb(*out, on_accept_error);
-    return 0;
-}
-
 static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
 {
     const struct conf_proxy *pc = &rt->conf->proxy;
@@ -589,7 +417,6 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     TAILQ_INIT(&w->fes);
     TAILQ_INIT(&w->watchers);
     atomic_init(&w->pending, NULL);
-    atomic_init(&w->rebind, NULL);
     atomic_init(&w->drain_requested, false);
     {
         /* epoll changelist: the EV_WRITE add/remove libevent does around
@@ -624,14 +451,7 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     atomic_init(&w->report, NULL);
     w->alog = evbuffer_new();
     proxy_stats_init(&w->stats, rt->conf->admin.max_method_labels);
-    if (pc->listen != NULL && listener_new(w, pc->listen, &pc->listen_addr, pc->listen_addrlen,
-                                           on_accept, &w->listener) != 0)
-        return -1;
-    if (pc->listen_tls != NULL &&
-        listener_new(w, pc->listen_tls, &pc->listen_tls_addr, pc->listen_tls_addrlen, on_accept_tls,
-                     &w->listener_tls) != 0)
-        return -1;
-    return 0;
+    return proxy_listen_start(w, pc);
 }
 
 static void worker_deinit(struct proxy_worker *w)
@@ -649,11 +469,7 @@ static void worker_deinit(struct proxy_worker *w)
         w->free_calls = call->next_free;
         proxy_call_destroy(call);
     }
-    if (w->listener != NULL)
-        evconnlistener_free(w->listener);
-    if (w->listener_tls != NULL)
-        evconnlistener_free(w->listener_tls);
-    rebind_free(atomic_exchange(&w->rebind, NULL));
+    proxy_listen_stop(w);
     if (w->ev_snapshot != NULL)
         event_free(w->ev_snapshot);
     if (w->ev_flush != NULL)

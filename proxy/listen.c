@@ -1,0 +1,199 @@
+/* Listeners: each worker's own SO_REUSEPORT sockets for listen and
+ * listen_tls, their accept callbacks, and the rebinding a reload asks for.
+ * Invariant: a worker's listeners are touched only by its thread; the main
+ * thread only binds new sockets and hands them over through w->rebind.
+ * SPDX-License-Identifier: MIT */
+#define LOG_MODULE "listen"
+#include "proxy/internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    (void)l;
+    proxy_fe_accept(arg, fd, sa, socklen, false);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int socklen, void *arg)
+{
+    (void)l;
+    proxy_fe_accept(arg, fd, sa, socklen, true);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct proxy_worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+
+    (void)l;
+    /* EMFILE and friends: keep the listener; libevent retries on the next event. */
+    log_warn("worker %d: accept: %s", w->index, evutil_socket_error_to_string(err));
+}
+
+static evutil_socket_t bind_listener(const char *name, const struct sockaddr_storage *ss,
+                                     socklen_t sslen, char *err, size_t errlen)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)ss;
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* SO_REUSEPORT: every worker has its own accept queue; the kernel spreads
+     * connections between them. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, sa, sslen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "%s: %s", name, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void swap_listener(struct proxy_worker *w, struct evconnlistener **l, evutil_socket_t fd,
+                          evconnlistener_cb cb)
+{
+    if (*l != NULL)
+        evconnlistener_free(*l); /* closes the old socket; its connections stay */
+    *l = NULL;
+    if (fd < 0)
+        return;
+    if (w->draining) {
+        close(fd);
+        return;
+    }
+    *l = evconnlistener_new(w->base, cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (*l == NULL) {
+        log_error("worker %d: evconnlistener_new failed after a reload", w->index);
+        close(fd);
+        return;
+    }
+    evconnlistener_set_error_cb(*l, on_accept_error);
+}
+
+static void rebind_free(struct proxy_rebind *rb)
+{
+    if (rb == NULL)
+        return;
+    if (rb->fd >= 0)
+        close(rb->fd);
+    if (rb->fd_tls >= 0)
+        close(rb->fd_tls);
+    free(rb);
+}
+
+void proxy_listen_apply_rebind(struct proxy_worker *w)
+{
+    struct proxy_rebind *rb = atomic_exchange(&w->rebind, NULL);
+
+    if (rb == NULL)
+        return;
+    if (rb->plain)
+        swap_listener(w, &w->listener, rb->fd, on_accept);
+    if (rb->tls)
+        swap_listener(w, &w->listener_tls, rb->fd_tls, on_accept_tls);
+    free(rb);
+}
+
+static bool same_listen(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int proxy_workers_rebind(struct runtime *rt, const struct conf *oc, const struct conf *nc,
+                         char *err, size_t errlen)
+{
+    const struct conf_proxy *np = &nc->proxy;
+    bool plain = !same_listen(oc->proxy.listen, np->listen);
+    bool tls = !same_listen(oc->proxy.listen_tls, np->listen_tls);
+    struct proxy_rebind **rbs;
+
+    if (!plain && !tls)
+        return 0;
+    rbs = calloc(rt->nworkers, sizeof(*rbs));
+    if (rbs == NULL)
+        abort();
+    /* Bind everything first: a reload that cannot bind changes nothing. */
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        struct proxy_rebind *rb = calloc(1, sizeof(*rb));
+
+        if (rb == NULL)
+            abort();
+        rb->plain = plain;
+        rb->tls = tls;
+        rb->fd = rb->fd_tls = -1;
+        rbs[i] = rb;
+        if ((plain && np->listen != NULL &&
+             (rb->fd = bind_listener(np->listen, &np->listen_addr, np->listen_addrlen, err,
+                                     errlen)) < 0) ||
+            (tls && np->listen_tls != NULL &&
+             (rb->fd_tls = bind_listener(np->listen_tls, &np->listen_tls_addr,
+                                         np->listen_tls_addrlen, err, errlen)) < 0)) {
+            for (size_t j = 0; j <= i; j++)
+                rebind_free(rbs[j]);
+            free(rbs);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < rt->nworkers; i++)
+        rebind_free(atomic_exchange(&rt->workers[i].rebind, rbs[i]));
+    free(rbs);
+    return 0;
+}
+
+/* One SO_REUSEPORT listener of worker |w| on |name|, stored in |*out|. */
+static int listener_new(struct proxy_worker *w, const char *name, const struct sockaddr_storage *ss,
+                        socklen_t sslen, evconnlistener_cb cb, struct evconnlistener **out)
+{
+    char err[256];
+    evutil_socket_t fd = bind_listener(name, ss, sslen, err, sizeof(err));
+
+    if (fd < 0) {
+        log_error("cannot listen on %s", err);
+        return -1;
+    }
+    *out = evconnlistener_new(w->base, cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (*out == NULL) {
+        close(fd);
+        log_error("worker %d: evconnlistener_new failed", w->index);
+        return -1;
+    }
+    evconnlistener_set_error_cb(*out, on_accept_error);
+    return 0;
+}
+
+int proxy_listen_start(struct proxy_worker *w, const struct conf_proxy *pc)
+{
+    atomic_init(&w->rebind, NULL);
+    if (pc->listen != NULL && listener_new(w, pc->listen, &pc->listen_addr, pc->listen_addrlen,
+                                           on_accept, &w->listener) != 0)
+        return -1;
+    if (pc->listen_tls != NULL &&
+        listener_new(w, pc->listen_tls, &pc->listen_tls_addr, pc->listen_tls_addrlen, on_accept_tls,
+                     &w->listener_tls) != 0)
+        return -1;
+    return 0;
+}
+
+void proxy_listen_stop(struct proxy_worker *w)
+{
+    if (w->listener != NULL)
+        evconnlistener_free(w->listener);
+    if (w->listener_tls != NULL)
+        evconnlistener_free(w->listener_tls);
+    w->listener = w->listener_tls = NULL;
+    rebind_free(atomic_exchange(&w->rebind, NULL));
+}
