@@ -37,7 +37,7 @@ struct tls_be {
 };
 
 struct proxy_tls {
-    SSL_CTX *fe;              /* NULL without listen_tls */
+    SSL_CTX *fe;        /* NULL without listen_tls */
     struct tls_be **be; /* per cluster; NULL entries for plaintext clusters */
     size_t nbe;
 };

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "grpc/health/v1/health.pb-c.h"
 #include "core/grpc.h"
+#include "grpc/health/v1/health.pb-c.h"
 
 const char *hc_serving_name(int status)
 {

@@ -28,10 +28,10 @@
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
-#include "health/internal.h"
 #include "core/grpc.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "health/internal.h"
 
 #define CHECK_PATH "/grpc.health.v1.Health/Check"
 #define WATCH_PATH "/grpc.health.v1.Health/Watch"
@@ -440,8 +440,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         if (bufferevent_openssl_get_ssl(bev) != NULL) {
             char tls[128];
 
-            snprintf(why, sizeof(why), "connect failed: %s",
-                     tls_error(bev, tls, sizeof(tls)));
+            snprintf(why, sizeof(why), "connect failed: %s", tls_error(bev, tls, sizeof(tls)));
         } else {
             snprintf(why, sizeof(why), "connect failed: %s", evutil_socket_error_to_string(err));
         }

@@ -21,11 +21,11 @@
 #include "balancer/bal.h"
 #include "balancer/epset.h"
 #include "conf/conf.h"
+#include "core/log.h"
+#include "core/tls.h"
 #include "health/hc.h"
 #include "proxy/auth.h"
 #include "proxy/dns.h"
-#include "core/log.h"
-#include "core/tls.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"
@@ -211,8 +211,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     /* TLS contexts are built anew: new certificates and keys serve new
      * handshakes once workers take the snapshot; open connections keep theirs. */
     if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0 ||
-        proxy_auth_attach(nc, err, sizeof(err)) != 0 ||
-        tls_attach(nc, err, sizeof(err)) != 0) {
+        proxy_auth_attach(nc, err, sizeof(err)) != 0 || tls_attach(nc, err, sizeof(err)) != 0) {
         log_error("reload failed, keeping the running configuration: %s", err);
         conf_free(nc);
         return;

@@ -14,11 +14,11 @@
 #include "balancer/bal.h"
 #include "balancer/epset.h"
 #include "conf/conf.h"
+#include "core/grpc.h"
+#include "core/log.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "health/hc.h"
 #include "health/internal.h"
-#include "core/grpc.h"
-#include "core/log.h"
 
 /* hc.c logs through core/log.h; the proxy's logger is not linked here. */
 enum log_level log_min_level = LOG_LVL_ERROR;
