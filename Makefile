@@ -43,7 +43,7 @@ CORE_SRCS := $(wildcard core/*.c)
 CONF_SRCS := conf/conf.c
 BAL_SRCS  := $(wildcard balancer/*.c)
 HC_SRCS   := $(filter-out health/cli%.c,$(wildcard health/*.c))
-PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/filters/*.c))
 LIB_SRCS  := $(CORE_SRCS) $(CONF_SRCS) $(BAL_SRCS) $(HC_SRCS) $(PROXY_SRCS)
 
 HEALTH_PB_OBJ := $(GEN)/grpc/health/v1/health.pb-c.o

@@ -460,6 +460,8 @@ static const struct keyword keywords[] = {
     {SECT_PROXY, "keepalive_timeout", KW_DURATION, PX(keepalive_timeout_ms), 1, 0, NULL},
     {SECT_PROXY, "max_connections", KW_U32, PX(max_connections), 1, 1000000, NULL},
     {SECT_PROXY, "max_header_list_size", KW_U32, PX(max_header_list_size), 1024, 1048576, NULL},
+    {SECT_PROXY, "stream_buffer", KW_U32, PX(stream_buffer), 16384, 67108864, NULL},
+    {SECT_PROXY, "stream_idle_timeout", KW_DURATION, PX(stream_idle_timeout_ms), 0, 0, NULL},
     {SECT_PROXY, "max_message_size", KW_U32, PX(max_message_size), 0, INT31, NULL},
     {SECT_PROXY, "header_timeout", KW_DURATION, PX(header_timeout_ms), 1, 0, NULL},
     {SECT_PROXY, "listen_tls", KW_LISTEN, PX(listen_tls), 0, 0, NULL},
@@ -588,7 +590,9 @@ static struct conf *conf_new(const char *path)
     c->proxy.keepalive_time_ms = 5 * 60 * 1000;
     c->proxy.keepalive_timeout_ms = 20 * 1000;
     c->proxy.max_connections = 10000;
-    c->proxy.max_header_list_size = 16384;
+    c->proxy.max_header_list_size = 65536;
+    c->proxy.stream_buffer = 256 * 1024;
+    c->proxy.stream_idle_timeout_ms = 5 * 60 * 1000;
     c->proxy.max_message_size = 16 * 1024 * 1024;
     c->proxy.header_timeout_ms = 10 * 1000;
     set_addr("127.0.0.1:9901", &c->admin.listen, &c->admin.listen_addr, &c->admin.listen_addrlen);
@@ -697,7 +701,7 @@ struct parse {
     int section_line;
     int proxy_line, admin_line, auth_line;    /* header lines; 0: not seen */
     int proxy_listen_line, admin_listen_line; /* 0: default */
-    int tls_line;                       /* [proxy] listen_tls */
+    int tls_line;                             /* [proxy] listen_tls */
     int key_line[NKEYWORDS];                  /* in the current section; 0: unset */
     char key_text[NKEYWORDS][KEY_TEXT_SIZE];  /* expanded values, for later messages */
 

@@ -129,8 +129,14 @@ struct conf_proxy {
                                               close */
     uint32_t max_connections;              /* max_connections (10000): client connections, all
                                               workers together; more are closed at accept */
-    uint32_t max_header_list_size;         /* max_header_list_size (16384): request header bytes
-                                              (name + value + 32 per field) */
+    uint32_t max_header_list_size;         /* max_header_list_size (65536): request header bytes
+                                              (name + value + 32 per field); also the bound on
+                                              response trailers */
+    uint32_t stream_buffer;                /* stream_buffer (262144), 16 KiB..64 MiB: the
+                                              HTTP/2 stream window advertised on both sides, so
+                                              the most one stream buffers per direction */
+    uint32_t stream_idle_timeout_ms;       /* stream_idle_timeout (5m); 0 = off: a stream that
+                                              moves no byte either way that long is reset */
     uint32_t max_message_size;             /* max_message_size (16777216): one gRPC message, each
                                               direction; 0 = no limit */
     uint32_t header_timeout_ms;            /* header_timeout (10s): a connection must complete

@@ -32,7 +32,7 @@ const char *grpc_code_name(int code)
     return code_names[code];
 }
 
-int grpc_timeout_parse(const uint8_t *v, size_t len, uint32_t *ms)
+int grpc_timeout_parse(const uint8_t *v, size_t len, uint64_t *ms)
 {
     /* Timeout → "grpc-timeout" TimeoutValue TimeoutUnit; TimeoutValue is at most
      * 8 ASCII digits. */
@@ -67,8 +67,46 @@ int grpc_timeout_parse(const uint8_t *v, size_t len, uint32_t *ms)
     default:
         return -1;
     }
-    *ms = out > UINT32_MAX ? UINT32_MAX : (uint32_t)out;
+    *ms = out;
     return 0;
+}
+
+int grpc_status_parse(const uint8_t *v, size_t len)
+{
+    int n = 0;
+
+    if (len == 0 || len > 3)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
+}
+
+bool grpc_path_is_canonical(const uint8_t *path, size_t len)
+{
+    size_t seg = 0, start = 1;
+
+    if (len < 4 || path[0] != '/')
+        return false;
+    for (size_t i = 1; i <= len; i++) {
+        if (i == len || path[i] == '/') {
+            size_t slen = i - start;
+
+            if (slen == 0 || (slen == 1 && path[start] == '.') ||
+                (slen == 2 && path[start] == '.' && path[start + 1] == '.'))
+                return false;
+            seg++;
+            start = i + 1;
+            continue;
+        }
+        if (path[i] <= 0x20 || path[i] >= 0x7f || path[i] == '%' || path[i] == '?' ||
+            path[i] == '#')
+            return false;
+    }
+    return seg == 2;
 }
 
 int grpc_scan_feed(struct grpc_scan *s, const uint8_t *p, size_t len, uint32_t max)

@@ -4,6 +4,7 @@
 #ifndef CORE_GRPC_H
 #define CORE_GRPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,10 +32,20 @@ enum grpc_code {
 /** "OK", "CANCELLED", ...; "UNKNOWN" for values out of range. */
 const char *grpc_code_name(int code);
 
-/** Parses a grpc-timeout value ("1S", "250m", "100u": at most 8 digits and one
- *  of H M S m u n). Stores milliseconds, rounded up, capped at UINT32_MAX.
- *  Returns 0, or -1 when the value is malformed. */
-int grpc_timeout_parse(const uint8_t *v, size_t len, uint32_t *ms);
+/** Parses a grpc-timeout value ("1S", "250m", "100u": 1 to 8 digits and one
+ *  of H M S m u n). Stores milliseconds, rounded up (so only a zero value
+ *  gives 0: a deadline that has passed already). The largest value,
+ *  99999999H, fits. Returns 0, or -1 when the value is malformed. */
+int grpc_timeout_parse(const uint8_t *v, size_t len, uint64_t *ms);
+
+/** Parses a grpc-status value (1 to 3 ASCII digits). Returns it, or -1. */
+int grpc_status_parse(const uint8_t *v, size_t len);
+
+/** Whether |path| is a canonical gRPC method path, "/" Service "/" Method
+ *  (PROTOCOL-HTTP2.md: Path → ":path" "/" Service-Name "/" {method name}):
+ *  no empty, "." or ".." segment, no percent-encoding, query or fragment, only
+ *  printable ASCII. */
+bool grpc_path_is_canonical(const uint8_t *path, size_t len);
 
 /** Percent-encodes |msg| for grpc-message into |out| (NUL-terminated,
  *  truncated to fit). Returns the length written. */

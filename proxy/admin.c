@@ -13,12 +13,13 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include <event2/buffer.h>
 #include <event2/http.h>
 #include <jansson.h>
 
 #include "balancer/epset.h"
-#include "health/hc.h"
 #include "core/log.h"
+#include "health/hc.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"

@@ -1,38 +1,103 @@
-/* Backend: per-endpoint pools of HTTP/2 client connections to the replicas.
- * Invariant: a pool never has more than max_connections connections nor more
- * streams on one than min(max_streams_per_connection, the peer's
- * SETTINGS_MAX_CONCURRENT_STREAMS); calls beyond wait on the pool, not in
- * nghttp2's unbounded queue.
+/* Backend codec: HTTP/2 client connections to the endpoints (be.h).
+ * Invariant: a connection never carries more streams than min(our
+ * max_streams, the peer's SETTINGS_MAX_CONCURRENT_STREAMS); a stream's
+ * storage belongs to its opener and is linked here only while it is open.
  * SPDX-License-Identifier: MIT */
 #define LOG_MODULE "be"
-#include "proxy/internal.h"
+#include "proxy/be.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 
-#include "core/grpc.h"
+#include "core/alloc.h"
 #include "core/log.h"
 #include "core/tls.h"
 
-static const char *const be_state_names[PROXY_BE_STATE_COUNT] = {"connecting", "ready", "goaway"};
+/* Our connection window. Connection-level credit is returned as soon as
+ * bytes are buffered (flow.h), so this only needs to cover a bandwidth-delay
+ * product; the per-stream window bounds what one stream can hold. */
+#define BE_CONN_WINDOW (4 * 1024 * 1024)
 
-static uint32_t stream_limit(const struct proxy_be_conn *bc)
+enum be_state {
+    BE_CONNECTING = 0, /* TCP connect (and TLS handshake) in progress */
+    BE_READY,          /* may take new streams */
+    BE_GOAWAY,         /* peer sent GOAWAY: no new streams, close when idle */
+    BE_STATE_COUNT
+};
+
+static const char *const be_state_names[BE_STATE_COUNT] = {"connecting", "ready", "goaway"};
+
+static const char *const end_names[PROXY_BE_END_COUNT] = {"complete", "not sent", "refused",
+                                                          "reset", "lost"};
+
+struct proxy_be_conn {
+    struct proxy_conn c; /* first: a proxy_conn * of a backend is a proxy_be_conn * */
+    struct proxy_be_env *env;
+    const struct proxy_be_owner_ops *ops;
+    void *owner;
+    enum be_state state;
+    uint32_t max_streams;
+    uint32_t nstreams;
+    struct proxy_be_stream *streams; /* open streams we report to */
+    bool close_idle;                 /* close once no stream is open */
+    bool capacity;                   /* a stream ended: tell the owner after the flush */
+    bool failed;                     /* be_fail() ran */
+    char addr[64];
+};
+
+const char *proxy_be_end_name(enum proxy_be_end end)
 {
-    uint32_t peer =
-        nghttp2_session_get_remote_settings(bc->c.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-
-    return peer < bc->pool->max_streams ? peer : bc->pool->max_streams;
+    return end < PROXY_BE_END_COUNT ? end_names[end] : "?";
 }
 
-static bool has_capacity(const struct proxy_be_conn *bc)
+/* ---- stream list ---- */
+
+static void link_stream(struct proxy_be_conn *bc, struct proxy_be_stream *st)
 {
-    return !bc->c.dead && bc->state != PROXY_BE_GOAWAY && bc->nstreams < stream_limit(bc) &&
-           nghttp2_session_check_request_allowed(bc->c.session);
+    st->prev = NULL;
+    st->next = bc->streams;
+    if (bc->streams != NULL)
+        bc->streams->prev = st;
+    bc->streams = st;
+    bc->nstreams++;
+}
+
+static void unlink_stream(struct proxy_be_conn *bc, struct proxy_be_stream *st)
+{
+    if (st->prev != NULL)
+        st->prev->next = st->next;
+    else
+        bc->streams = st->next;
+    if (st->next != NULL)
+        st->next->prev = st->prev;
+    st->next = st->prev = NULL;
+    st->bc = NULL;
+    bc->nstreams--;
+    bc->capacity = true;
+    proxy_conn_schedule(&bc->c);
+}
+
+/* Detaches |st| and tells its opener how it ended: the last thing it hears. */
+static void stream_end(struct proxy_be_conn *bc, struct proxy_be_stream *st, enum proxy_be_end end,
+                       uint32_t h2err, const char *why)
+{
+    const struct proxy_be_stream_ops *ops = st->ops;
+    void *ctx = st->ctx;
+
+    if (st->sid > 0 && !bc->failed)
+        nghttp2_session_set_stream_user_data(bc->c.session, st->sid, NULL);
+    proxy_head_clear(&st->rhead); /* rcbufs of this session */
+    unlink_stream(bc, st);
+    ops->on_close(ctx, end, h2err, why);
+}
+
+static struct proxy_be_stream *stream_of(nghttp2_session *session, int32_t sid)
+{
+    return nghttp2_session_get_stream_user_data(session, sid);
 }
 
 /* ---- nghttp2 client callbacks ---- */
@@ -40,45 +105,38 @@ static bool has_capacity(const struct proxy_be_conn *bc)
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                      nghttp2_rcbuf *value, uint8_t flags, void *user_data)
 {
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct proxy_be_stream *st = stream_of(session, frame->hd.stream_id);
 
     (void)flags;
     (void)user_data;
-    if (call == NULL || frame->hd.type != NGHTTP2_HEADERS)
+    if (st == NULL || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
-    if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-        proxy_rcbuf_push(&call->rhdr, &call->nrhdr, &call->rhdrcap, name, value);
-    } else {
-        nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
-        nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
-
-        /* Trailers are kept past this callback, so they are copied. */
-        proxy_call_add_trailer(call, n.base, n.len, v.base, v.len);
-        if (n.len == 11 && memcmp(n.base, "grpc-status", 11) == 0)
-            call->status = proxy_parse_status(v.base, v.len);
-    }
+    /* Held, not copied; passed up when the block is complete (on_frame_recv). */
+    proxy_head_add_rc(&st->rhead, name, value);
     return 0;
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct proxy_be_conn *bc = user_data;
-    struct proxy_call *call;
+    struct proxy_be_stream *st;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
 
     switch (frame->hd.type) {
     case NGHTTP2_GOAWAY:
         /* No new streams here; those above last-stream-id are closed with
-         * REFUSED_STREAM by nghttp2 and retried elsewhere. */
-        log_info("backend %s sent GOAWAY (%s, last stream %d)", bc->pool->addr_str,
+         * REFUSED_STREAM by nghttp2 and reported as refused. */
+        log_info("backend %s sent GOAWAY (%s, last stream %d)", bc->addr,
                  nghttp2_http2_strerror(frame->goaway.error_code), frame->goaway.last_stream_id);
-        bc->state = PROXY_BE_GOAWAY;
-        return 0;
-    case NGHTTP2_SETTINGS:
+        bc->state = BE_GOAWAY;
         return 0;
     case NGHTTP2_PING:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK)
             proxy_conn_ping_acked(&bc->c);
+        return 0;
+    case NGHTTP2_SETTINGS:
+        /* A larger MAX_CONCURRENT_STREAMS may let waiting calls in. */
+        bc->capacity = true;
         return 0;
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA:
@@ -86,41 +144,65 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     default:
         return 0;
     }
-    call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (call == NULL)
+    st = stream_of(session, frame->hd.stream_id);
+    if (st == NULL)
         return 0;
-    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-        /* 1xx responses are not used by gRPC; drop them. */
-        if (call->nrhdr >= 2) {
-            nghttp2_vec st = nghttp2_rcbuf_get_buf(call->rhdr[1]);
+    if (frame->hd.type == NGHTTP2_HEADERS) {
+        if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE ||
+            (frame->headers.cat == NGHTTP2_HCAT_HEADERS && !st->got_head)) {
+            /* 1xx responses are not used by gRPC; drop them (RFC 9113 §8.1). */
+            const nghttp2_nv *status = proxy_head_get(&st->rhead, ":status", 7);
 
-            if (st.len == 3 && st.base[0] == '1' && !end) {
-                proxy_call_release_rhdr(call);
+            if (status != NULL && status->valuelen == 3 && status->value[0] == '1' && !end) {
+                proxy_head_clear(&st->rhead);
                 return 0;
             }
+            st->got_head = true;
+            if (end)
+                st->complete = true;
+            st->ops->on_head(st->ctx, &st->rhead, end);
+        } else {
+            st->complete = true;
+            st->ops->on_trailers(st->ctx, &st->rhead);
         }
-        if (end)
-            call->be_complete = true;
-        proxy_call_submit_response(call, end);
-        proxy_call_release_rhdr(call);
+        /* The opener may have reset the stream from the callback. */
+        if (stream_of(session, frame->hd.stream_id) == st)
+            proxy_head_clear(&st->rhead);
         return 0;
     }
-    if (end) {
-        call->be_complete = true;
-        call->resp_eof = true;
-        proxy_call_resume_fe(call);
-    }
+    if (end)
+        st->complete = true;
     return 0;
 }
 
 static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t sid,
                               const uint8_t *data, size_t len, void *user_data)
 {
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
+    struct proxy_be_stream *st = stream_of(session, sid);
 
     (void)flags;
     (void)user_data;
-    proxy_call_data_in(call, session, sid, data, len, false);
+    if (st == NULL) {
+        /* Nobody takes these bytes: the credit goes back at once. */
+        nghttp2_session_consume(session, sid, len);
+        return 0;
+    }
+    st->ops->on_data(st->ctx, data, len);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    struct proxy_be_stream *st;
+
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    st = stream_of(session, frame->hd.stream_id);
+    if (st != NULL && !st->sent) {
+        st->sent = true;
+        st->ops->on_sent(st->ctx);
+    }
     return 0;
 }
 
@@ -128,400 +210,389 @@ static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *fram
                              void *user_data)
 {
     struct proxy_be_conn *bc = user_data;
-    struct proxy_call *call;
+    struct proxy_be_stream *st;
 
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
-    log_debug("backend %s: request not sent: %s", bc->pool->addr_str, nghttp2_strerror(lib_error));
-    call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (call != NULL)
-        call->be_not_sent = true;
-    /* nghttp2 closes the stream next; it never reached the backend and is
-     * treated as refused there. */
+    log_debug("backend %s: request not sent: %s", bc->addr, nghttp2_strerror(lib_error));
+    st = stream_of(session, frame->hd.stream_id);
+    if (st != NULL)
+        st->not_sent = true; /* nghttp2 closes the stream next */
     return 0;
 }
-
-static void pool_wake(struct proxy_pool *pool);
 
 static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_code,
                            void *user_data)
 {
     struct proxy_be_conn *bc = user_data;
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
-    char why[128];
+    struct proxy_be_stream *st = stream_of(session, sid);
+    enum proxy_be_end end;
+    char why[160];
 
-    if (call == NULL)
+    if (st == NULL)
         return 0;
-    nghttp2_session_set_stream_user_data(session, sid, NULL);
-    call->be_open = false;
-    bc->nstreams--;
-    if (call->be_complete)
-        return 0; /* a complete response is never discarded, whatever the reset says */
-    if ((error_code == NGHTTP2_REFUSED_STREAM || call->be_not_sent) && call->req_sent == 0 &&
-        !call->resp_started) {
-        /* REFUSED_STREAM (e.g. above a GOAWAY's last-stream-id) or a stream
-         * that never got a byte of the request out: it never reached the
-         * backend, so another endpoint may take it. */
-        snprintf(why, sizeof(why), "%s refused the stream (%s)", bc->pool->addr_str,
+    if (st->complete) {
+        /* A complete response is never discarded, whatever a reset after it says. */
+        end = PROXY_BE_END_COMPLETE;
+        snprintf(why, sizeof(why), "response complete");
+    } else if (st->not_sent || !st->sent) {
+        end = PROXY_BE_END_NOT_SENT;
+        snprintf(why, sizeof(why), "%s did not take the request (%s)", bc->addr,
                  nghttp2_http2_strerror(error_code));
-        proxy_call_retry_or_fail(call, why);
-        return 0;
+    } else if (error_code == NGHTTP2_REFUSED_STREAM) {
+        /* RFC 9113 §8.7: REFUSED_STREAM (also what nghttp2 reports for streams
+         * above a GOAWAY's last-stream-id) means not processed at all. */
+        end = PROXY_BE_END_REFUSED;
+        snprintf(why, sizeof(why), "%s refused the stream", bc->addr);
+    } else {
+        end = PROXY_BE_END_RESET;
+        snprintf(why, sizeof(why), "backend %s reset the stream (%s)", bc->addr,
+                 nghttp2_http2_strerror(error_code));
     }
-    snprintf(why, sizeof(why), "backend %s reset the stream (%s)", bc->pool->addr_str,
-             nghttp2_http2_strerror(error_code));
-    if (error_code == NGHTTP2_REFUSED_STREAM && !call->resp_started) {
-        /* Refused after request bytes left (we keep no replay copy): pass the
-         * refusal on, which gRPC clients retry transparently. */
-        proxy_call_refuse(call);
-        return 0;
-    }
-    proxy_call_fail(call, GRPC_UNAVAILABLE, why);
+    stream_end(bc, st, end, error_code, why);
+    /* Never NGHTTP2_ERR_CALLBACK_FAILURE here (CVE-2023-35945). */
     return 0;
 }
 
-nghttp2_session_callbacks *proxy_be_callbacks_new(void)
+/* Request body source: nothing is copied here (NGHTTP2_DATA_FLAG_NO_COPY); the
+ * bytes move from the opener's buffer to the socket's in send_data. */
+static ssize_t read_cb(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
+                       uint32_t *flags, nghttp2_data_source *source, void *user_data)
+{
+    struct proxy_be_stream *st = stream_of(session, sid);
+    bool eof = false;
+    size_t avail, n;
+
+    (void)buf;
+    (void)source;
+    (void)user_data;
+    if (st == NULL)
+        return NGHTTP2_ERR_DEFERRED; /* forgotten; our RST_STREAM closes it */
+    avail = st->ops->req_avail(st->ctx, &eof);
+    n = avail < length ? avail : length;
+    if (n == 0 && !eof)
+        return NGHTTP2_ERR_DEFERRED;
+    if (n > 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == avail && eof)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *source, void *user_data)
+{
+    struct proxy_be_conn *bc = user_data;
+    struct proxy_be_stream *st = stream_of(session, frame->hd.stream_id);
+    struct evbuffer *out = proxy_conn_output(&bc->c);
+
+    (void)source;
+    if (proxy_conn_output_full(&bc->c))
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (st == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* forgotten meanwhile: reset it */
+    evbuffer_add(out, framehd, 9);
+    if (length > 0)
+        st->ops->req_write(st->ctx, out, length);
+    return 0;
+}
+
+void proxy_be_env_init(struct proxy_be_env *env, struct event_base *base, struct proxy_flusher *fl)
 {
     nghttp2_session_callbacks *cbs;
 
-    if (nghttp2_session_callbacks_new(&cbs) != 0)
-        abort();
+    env->base = base;
+    env->fl = fl;
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&env->opt) != 0)
+        core_oom();
     nghttp2_session_callbacks_set_send_callback(cbs, proxy_conn_send_cb);
-    nghttp2_session_callbacks_set_send_data_callback(cbs, proxy_call_send_data_cb);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data_cb);
     nghttp2_session_callbacks_set_on_header_callback2(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    return cbs;
+    env->cbs = cbs;
+    /* Flow control is ours (flow.h): nothing is credited until we say so. */
+    nghttp2_option_set_no_auto_window_update(env->opt, 1);
+    nghttp2_option_set_peer_max_concurrent_streams(env->opt, 100);
+    /* Request heads up to max_header_list_size (1 MiB at most) must fit. */
+    nghttp2_option_set_max_send_header_block_length(env->opt, 2 * 1024 * 1024);
 }
 
-/* ---- connection I/O ---- */
+void proxy_be_env_deinit(struct proxy_be_env *env)
+{
+    if (env->cbs != NULL)
+        nghttp2_session_callbacks_del(env->cbs);
+    nghttp2_option_del(env->opt);
+    env->cbs = NULL;
+    env->opt = NULL;
+}
 
-/* The connection failed: every call that never got a byte out is retried on
- * another endpoint, the others end with UNAVAILABLE. */
+/* ---- connection ---- */
+
+/* The connection is over: every open stream is told (not sent, or lost; or
+ * complete), the owner hears of a failed connect first, so that a call retried
+ * from a stream's report already avoids this endpoint, and the connection is
+ * freed by the flush pass. */
 static void be_fail(struct proxy_be_conn *bc, const char *reason)
 {
-    struct proxy_pool *pool = bc->pool;
-    struct proxy_call *call;
-    char why[160];
+    bool connecting = bc->state == BE_CONNECTING;
+    char why[192];
 
-    if (bc->c.dead)
+    if (bc->failed)
         return;
-    bc->c.dead = true;
-    if (bc->state == PROXY_BE_CONNECTING) {
-        uint64_t backoff = 100ull << (pool->fails < 6 ? pool->fails : 6);
-
-        pool->fails++;
-        pool->down_until_ms = proxy_now_ms(pool->w) + backoff;
-        if (pool->fails == 1)
-            log_warn("backend %s: connect failed: %s", pool->addr_str, reason);
-        snprintf(why, sizeof(why), "connect to %s failed: %s", pool->addr_str, reason);
-    } else {
-        log_info("backend %s: connection lost (%s) with %u streams open", pool->addr_str, reason,
+    if (connecting)
+        snprintf(why, sizeof(why), "connect to %s failed: %s", bc->addr, reason);
+    else
+        snprintf(why, sizeof(why), "connection to backend %s lost: %s", bc->addr, reason);
+    if (!connecting && bc->nstreams > 0)
+        log_info("backend %s: connection lost (%s) with %u streams open", bc->addr, reason,
                  bc->nstreams);
-        snprintf(why, sizeof(why), "connection to backend %s lost: %s", pool->addr_str, reason);
+    /* Detach every stream from the session first: nghttp2 must not call back
+     * into storage its openers may reuse once told. */
+    for (struct proxy_be_stream *st = bc->streams; st != NULL; st = st->next) {
+        if (st->sid > 0)
+            nghttp2_session_set_stream_user_data(bc->c.session, st->sid, NULL);
     }
-    while ((call = TAILQ_FIRST(&bc->calls)) != NULL) {
-        bool open = call->be_open && !call->be_complete;
-        bool untouched = call->req_sent == 0 && !call->resp_started;
+    bc->failed = true;
+    if (connecting && bc->ops->on_connect_failed != NULL)
+        bc->ops->on_connect_failed(bc->owner, bc, reason);
+    while (bc->streams != NULL) {
+        struct proxy_be_stream *st = bc->streams;
+        enum proxy_be_end end = st->complete                  ? PROXY_BE_END_COMPLETE
+                                : (!st->sent || st->not_sent) ? PROXY_BE_END_NOT_SENT
+                                                              : PROXY_BE_END_LOST;
 
-        proxy_call_release_rhdr(call);
-        TAILQ_REMOVE(&bc->calls, call, be_link);
-        pool->active_calls--;
-        call->be = NULL;
-        call->be_open = false;
-        if (!open)
-            continue;
-        if (untouched)
-            proxy_call_retry_or_fail(call, why);
-        else
-            proxy_call_fail(call, GRPC_UNAVAILABLE, why);
+        stream_end(bc, st, end, NGHTTP2_INTERNAL_ERROR, why);
     }
-    bc->nstreams = 0;
-    proxy_conn_schedule(&bc->c);
+    proxy_conn_close_soon(&bc->c);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read_error(struct proxy_conn *c, int rv)
 {
-    struct proxy_be_conn *bc = arg;
-    int rv;
-
-    if (bc->c.dead)
-        return;
-    rv = proxy_conn_feed(&bc->c, bufferevent_get_input(bev));
-    if (rv != 0) {
-        be_fail(bc, nghttp2_strerror(rv));
-        return;
-    }
-    proxy_conn_schedule(&bc->c);
+    be_fail((struct proxy_be_conn *)c, nghttp2_strerror(rv));
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_connected(struct proxy_conn *c)
 {
-    (void)bev;
-    proxy_conn_schedule(&((struct proxy_be_conn *)arg)->c);
-}
+    struct proxy_be_conn *bc = (struct proxy_be_conn *)c;
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct proxy_be_conn *bc = arg;
-    int one = 1;
-
-    if ((what & BEV_EVENT_CONNECTED) && bc->pool->tls != NULL &&
-        !tls_is_h2(bufferevent_openssl_get_ssl(bev))) {
+    if (c->tls && !tls_is_h2(bufferevent_openssl_get_ssl(c->bev))) {
         be_fail(bc, "TLS: the backend did not negotiate h2 by ALPN");
         return;
     }
-    if (what & BEV_EVENT_CONNECTED) {
-        if (bc->pool->tls != NULL) /* gRPC servers may close without close_notify */
-            bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        bufferevent_set_timeouts(bev, NULL, NULL);
-        bc->state = PROXY_BE_READY;
-        bc->c.hold = false;
-        bc->pool->fails = 0;
-        bc->pool->down_until_ms = 0;
-        log_debug("backend %s: connected", bc->pool->addr_str);
-        proxy_conn_schedule(&bc->c);
-        return;
-    }
+    bc->state = BE_READY;
+    c->hold = false;
+    log_debug("backend %s: connected", bc->addr);
+    bc->capacity = true;
+    proxy_conn_schedule(c);
+}
+
+static void on_io_error(struct proxy_conn *c, short what)
+{
+    struct proxy_be_conn *bc = (struct proxy_be_conn *)c;
+
     if (what & BEV_EVENT_TIMEOUT) {
         be_fail(bc, "timed out");
     } else if (what & BEV_EVENT_EOF) {
         be_fail(bc, "closed by peer");
-    } else if ((what & BEV_EVENT_ERROR) && bc->pool->tls != NULL) {
+    } else if ((what & BEV_EVENT_ERROR) && c->tls) {
         char why[128];
 
         /* A failed handshake counts like a failed connect (state CONNECTING). */
-        be_fail(bc, tls_error(bev, why, sizeof(why)));
+        be_fail(bc, tls_error(c->bev, why, sizeof(why)));
     } else if (what & BEV_EVENT_ERROR) {
-        int err = EVUTIL_SOCKET_ERROR();
-
-        be_fail(bc, evutil_socket_error_to_string(err));
+        be_fail(bc, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     }
 }
 
-static struct proxy_be_conn *be_conn_new(struct proxy_pool *pool)
+static void after_flush(struct proxy_conn *c)
 {
-    struct proxy_worker *w = pool->w;
-    struct proxy_be_conn *bc = calloc(1, sizeof(*bc));
-    struct timeval tv = {.tv_sec = pool->connect_timeout_ms / 1000,
-                         .tv_usec = (pool->connect_timeout_ms % 1000) * 1000};
+    struct proxy_be_conn *bc = (struct proxy_be_conn *)c;
+
+    if ((!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) ||
+        ((bc->state == BE_GOAWAY || (bc->close_idle && bc->state == BE_READY)) &&
+         bc->nstreams == 0)) {
+        log_debug("backend %s: closing connection (%s)", bc->addr, be_state_names[bc->state]);
+        be_fail(bc, "closed by switchyard");
+        return;
+    }
+    if (bc->capacity && bc->state == BE_READY) {
+        bc->capacity = false;
+        if (proxy_be_has_capacity(bc))
+            bc->ops->on_capacity(bc->owner, bc);
+    }
+}
+
+static void destroy(struct proxy_conn *c)
+{
+    struct proxy_be_conn *bc = (struct proxy_be_conn *)c;
+
+    be_fail(bc, "closed"); /* no-op unless streams are left (worker exit) */
+    bc->ops->on_gone(bc->owner, bc);
+    proxy_conn_deinit(c);
+    free(bc);
+}
+
+static const struct proxy_conn_ops be_conn_ops = {
+    .on_read_error = on_read_error,
+    .on_connected = on_connected,
+    .on_io_error = on_io_error,
+    .after_flush = after_flush,
+    .destroy = destroy,
+};
+
+struct proxy_be_conn *proxy_be_conn_new(struct proxy_be_env *env, const struct proxy_be_settings *s,
+                                        const struct proxy_be_owner_ops *ops, void *owner)
+{
+    struct proxy_be_conn *bc = xcalloc(1, sizeof(*bc));
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PROXY_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, s->stream_window},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
+    SSL *ssl = NULL;
+    uint32_t ka = s->keepalive_ms;
 
-    if (bc == NULL) {
-        log_error("out of memory");
-        abort();
-    }
-    bc->c.kind = PROXY_CONN_BE;
-    bc->c.w = w;
-    bc->pool = pool;
-    bc->state = PROXY_BE_CONNECTING;
-    bc->c.hold = true;
-    TAILQ_INIT(&bc->calls);
-    if (pool->tls != NULL) {
+    bc->env = env;
+    bc->ops = ops;
+    bc->owner = owner;
+    bc->state = BE_CONNECTING;
+    bc->max_streams = s->max_streams;
+    snprintf(bc->addr, sizeof(bc->addr), "%s", s->addr_str);
+    if (s->tls != NULL) {
         /* ALPN h2, SNI and the name to verify are set on the SSL object;
          * BEV_EVENT_CONNECTED comes once the handshake is done. */
-        SSL *ssl = tls_be_ssl_new(pool->tls, pool->tls_host);
-
-        bc->c.bev =
-            ssl == NULL
-                ? NULL
-                : bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    } else {
-        bc->c.bev =
-            bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        ssl = tls_be_ssl_new(s->tls, s->tls_host);
+        if (ssl == NULL) {
+            log_warn("backend %s: cannot set up TLS", bc->addr);
+            free(bc);
+            return NULL;
+        }
     }
-    if (bc->c.bev == NULL ||
-        nghttp2_session_client_new2(&bc->c.session, w->be_cbs, bc, w->be_opt) != 0) {
-        if (bc->c.bev != NULL)
-            bufferevent_free(bc->c.bev);
+    if (proxy_conn_init(&bc->c, &be_conn_ops, env->fl, env->base, -1, ssl, false, "backend",
+                        bc->addr) != 0 ||
+        nghttp2_session_client_new2(&bc->c.session, env->cbs, bc, env->opt) != 0) {
+        log_warn("backend %s: cannot set up a connection", bc->addr);
+        proxy_conn_deinit(&bc->c);
         free(bc);
         return NULL;
     }
     nghttp2_submit_settings(bc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
-    nghttp2_session_set_local_window_size(bc->c.session, NGHTTP2_FLAG_NONE, 0, PROXY_CONN_WINDOW);
-    bufferevent_setcb(bc->c.bev, on_read, on_write, on_event, bc);
-    bufferevent_set_max_single_read(bc->c.bev, PROXY_IO_CHUNK);
-    bufferevent_set_max_single_write(bc->c.bev, PROXY_IO_CHUNK);
-    bufferevent_setwatermark(bc->c.bev, EV_WRITE, PROXY_OUTPUT_LOW, 0);
-    /* While connecting, the write timeout is the connect timeout. */
-    bufferevent_set_timeouts(bc->c.bev, NULL, &tv);
-    bufferevent_enable(bc->c.bev, EV_READ | EV_WRITE);
-    TAILQ_INSERT_TAIL(&pool->conns, bc, link);
-    pool->nconns++;
-    {
-        /* gRPC servers answer pings more frequent than every 5 minutes
-         * without calls with GOAWAY(too_many_pings): backends are pinged at
-         * most every 5m10s whatever keepalive_time says. */
-        const struct conf_proxy *pc = &w->snap->conf->proxy;
-        uint32_t ka = pc->keepalive_time_ms;
-
-        proxy_conn_keepalive_start(&bc->c, ka == 0 ? 0 : (ka < 310000 ? 310000 : ka),
-                                   pc->keepalive_timeout_ms);
+    nghttp2_session_set_local_window_size(bc->c.session, NGHTTP2_FLAG_NONE, 0, BE_CONN_WINDOW);
+    /* gRPC servers answer pings more frequent than every 5 minutes without
+     * calls with GOAWAY(too_many_pings): backends are pinged at most every
+     * 5m10s whatever keepalive_time says. */
+    proxy_conn_keepalive_start(&bc->c, ka == 0 ? 0 : (ka < 310000 ? 310000 : ka),
+                               s->keepalive_timeout_ms);
+    if (proxy_conn_connect(&bc->c, (const struct sockaddr *)&s->addr, (int)s->addrlen,
+                           s->connect_timeout_ms) != 0) {
+        /* Socket creation failed outright: report like any connect failure,
+         * from the flush pass (the caller has not linked anything yet). */
+        bc->failed = true;
+        log_warn("backend %s: cannot create a socket", bc->addr);
+        proxy_conn_deinit(&bc->c);
+        free(bc);
+        return NULL;
     }
-    if (bufferevent_socket_connect(bc->c.bev, (struct sockaddr *)&pool->addr, (int)pool->addrlen) !=
-        0) {
-        /* Socket creation failed outright; report like any connect failure. */
-        be_fail(bc, "cannot create socket");
-        return bc;
-    }
-    log_debug("backend %s: connecting (%u/%u)", pool->addr_str, pool->nconns, pool->max_conns);
+    log_debug("backend %s: connecting", bc->addr);
     return bc;
 }
 
-static int be_submit(struct proxy_be_conn *bc, struct proxy_call *call)
+static uint32_t stream_limit(const struct proxy_be_conn *bc)
 {
-    size_t n = call->nhdr / 2;
-    nghttp2_data_provider prd = {.source.ptr = NULL, .read_callback = proxy_call_read_cb};
+    uint32_t peer =
+        nghttp2_session_get_remote_settings(bc->c.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+
+    return peer < bc->max_streams ? peer : bc->max_streams;
+}
+
+bool proxy_be_has_capacity(const struct proxy_be_conn *bc)
+{
+    return !bc->c.dead && !bc->failed && !bc->close_idle && bc->state != BE_GOAWAY &&
+           bc->nstreams < stream_limit(bc) && nghttp2_session_check_request_allowed(bc->c.session);
+}
+
+uint32_t proxy_be_nstreams(const struct proxy_be_conn *bc)
+{
+    return bc->nstreams;
+}
+
+bool proxy_be_connecting(const struct proxy_be_conn *bc)
+{
+    return bc->state == BE_CONNECTING && !bc->failed;
+}
+
+int proxy_be_open(struct proxy_be_conn *bc, struct proxy_be_stream *st, const struct proxy_head *h,
+                  const struct proxy_be_stream_ops *ops, void *ctx)
+{
+    nghttp2_data_provider prd = {.source.ptr = NULL, .read_callback = read_cb};
     int32_t sid;
 
-    /* Forwarded as received: nghttp2 already enforced RFC 9113 §8.2-8.3
-     * (pseudo-headers first, no connection-specific fields, te: trailers). */
-    if (call->fwd_nv != NULL) /* [auth] stripped or added fields (call.c) */
-        sid = nghttp2_submit_request(bc->c.session, NULL, call->fwd_nv, call->nfwd_nv, &prd, call);
-    else
-        sid = nghttp2_submit_request(bc->c.session, NULL, proxy_worker_nv(call->w, call->hdr, n), n,
-                                     &prd, call);
+    st->ops = ops;
+    st->ctx = ctx;
+    st->sent = st->not_sent = st->got_head = st->complete = false;
+    /* Forwarded as the call holds it: nghttp2 already enforced RFC 9113
+     * §8.2-8.3 on the way in (pseudo-headers first, no connection-specific
+     * fields, te: trailers); nghttp2 copies the fields here. */
+    sid = nghttp2_submit_request(bc->c.session, NULL, h->nv, h->n, &prd, st);
     if (sid < 0) {
-        log_warn("backend %s: submit: %s", bc->pool->addr_str, nghttp2_strerror(sid));
+        log_warn("backend %s: submit: %s", bc->addr, nghttp2_strerror(sid));
         return -1;
     }
-    call->be = bc;
-    call->be_sid = sid;
-    call->be_open = true;
-    bc->nstreams++;
-    bc->pool->active_calls++;
-    bc->pool->calls_total++;
-    TAILQ_INSERT_TAIL(&bc->calls, call, be_link);
+    st->bc = bc;
+    st->sid = sid;
+    link_stream(bc, st);
     proxy_conn_schedule(&bc->c);
     return 0;
 }
 
-int proxy_pool_submit(struct proxy_pool *pool, struct proxy_call *call)
+void proxy_be_resume(struct proxy_be_stream *st)
 {
-    struct proxy_be_conn *bc;
+    struct proxy_be_conn *bc = st->bc;
 
-    TAILQ_FOREACH(bc, &pool->conns, link)
-    {
-        if (has_capacity(bc))
-            return be_submit(bc, call);
-    }
-    if (pool->nconns < pool->max_conns) {
-        bc = be_conn_new(pool);
-        if (bc == NULL || bc->c.dead)
-            return -1;
-        return be_submit(bc, call);
-    }
-    /* Every connection is full: wait here for a stream to close. */
-    TAILQ_INSERT_TAIL(&pool->waiting, call, be_link);
-    call->waiting = pool;
-    return 0;
-}
-
-static void pool_wake(struct proxy_pool *pool)
-{
-    struct proxy_call *call;
-
-    while ((call = TAILQ_FIRST(&pool->waiting)) != NULL) {
-        struct proxy_be_conn *bc;
-        bool placed = false;
-
-        TAILQ_FOREACH(bc, &pool->conns, link)
-        {
-            if (has_capacity(bc)) {
-                TAILQ_REMOVE(&pool->waiting, call, be_link);
-                call->waiting = NULL;
-                if (be_submit(bc, call) != 0)
-                    proxy_call_retry_or_fail(call, "cannot submit the request");
-                placed = true;
-                break;
-            }
-        }
-        if (placed)
-            continue;
-        if (pool->nconns >= pool->max_conns)
-            return;
-        TAILQ_REMOVE(&pool->waiting, call, be_link);
-        call->waiting = NULL;
-        if (proxy_pool_submit(pool, call) != 0)
-            proxy_call_retry_or_fail(call, "cannot open a backend connection");
-    }
-}
-
-void proxy_be_conn_after_flush(struct proxy_be_conn *bc)
-{
-    struct proxy_pool *pool = bc->pool;
-
-    if ((!nghttp2_session_want_read(bc->c.session) && !nghttp2_session_want_write(bc->c.session)) ||
-        ((bc->state == PROXY_BE_GOAWAY || pool->removed) && bc->nstreams == 0)) {
-        log_debug("backend %s: closing connection (%s)", pool->addr_str, be_state_names[bc->state]);
-        bc->c.dead = true;
+    if (bc == NULL)
         return;
+    nghttp2_session_resume_data(bc->c.session, st->sid);
+    proxy_conn_schedule(&bc->c);
+}
+
+void proxy_be_credit(struct proxy_be_stream *st, size_t n, bool stream)
+{
+    struct proxy_be_conn *bc = st->bc;
+
+    if (bc == NULL || n == 0 || bc->failed)
+        return;
+    if (stream)
+        nghttp2_session_consume_stream(bc->c.session, st->sid, n);
+    else
+        nghttp2_session_consume_connection(bc->c.session, n);
+    proxy_conn_schedule(&bc->c);
+}
+
+void proxy_be_reset(struct proxy_be_stream *st, uint32_t h2err)
+{
+    struct proxy_be_conn *bc = st->bc;
+
+    if (bc == NULL)
+        return;
+    if (!bc->failed) {
+        nghttp2_session_set_stream_user_data(bc->c.session, st->sid, NULL);
+        nghttp2_submit_rst_stream(bc->c.session, NGHTTP2_FLAG_NONE, st->sid, h2err);
     }
-    if (!TAILQ_EMPTY(&pool->waiting))
-        pool_wake(pool);
+    proxy_head_clear(&st->rhead);
+    unlink_stream(bc, st);
+}
+
+void proxy_be_close_idle(struct proxy_be_conn *bc)
+{
+    bc->close_idle = true;
+    proxy_conn_schedule(&bc->c);
 }
 
 void proxy_be_conn_free(struct proxy_be_conn *bc)
 {
-    struct proxy_pool *pool = bc->pool;
-    struct proxy_call *call;
-
-    while ((call = TAILQ_FIRST(&bc->calls)) != NULL) {
-        bool open = call->be_open && !call->be_complete;
-
-        proxy_call_release_rhdr(call);
-        TAILQ_REMOVE(&bc->calls, call, be_link);
-        pool->active_calls--;
-        call->be = NULL;
-        call->be_open = false;
-        if (open)
-            proxy_call_fail(call, GRPC_UNAVAILABLE, "backend connection closed");
-    }
-    TAILQ_REMOVE(&pool->conns, bc, link);
-    pool->nconns--;
-    proxy_conn_keepalive_stop(&bc->c);
-    nghttp2_session_del(bc->c.session);
-    bufferevent_free(bc->c.bev);
-    free(bc);
-    /* Calls that waited for this pool's capacity may open a new connection. */
-    if (!TAILQ_EMPTY(&pool->waiting))
-        pool_wake(pool);
-}
-
-bool proxy_pool_reap(struct proxy_pool *pool)
-{
-    struct proxy_be_conn *bc;
-
-    TAILQ_FOREACH(bc, &pool->conns, link)
-    {
-        if (bc->nstreams == 0 && !bc->c.dead) {
-            bc->c.dead = true;
-            proxy_conn_schedule(&bc->c);
-        }
-    }
-    return false;
-}
-
-void proxy_pool_free(struct proxy_pool *pool)
-{
-    struct proxy_call *call;
-
-    if (pool == NULL)
-        return;
-    while ((call = TAILQ_FIRST(&pool->waiting)) != NULL) {
-        TAILQ_REMOVE(&pool->waiting, call, be_link);
-        call->waiting = NULL;
-    }
-    /* At worker exit: the calls are gone already, the wait list is empty. */
-    while (!TAILQ_EMPTY(&pool->conns))
-        proxy_be_conn_free(TAILQ_FIRST(&pool->conns));
-    tls_be_unref(pool->tls);
-    free(pool);
+    destroy(&bc->c);
 }

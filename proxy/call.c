@@ -1,327 +1,742 @@
-/* Calls: the link between a frontend stream and a backend stream, routing,
- * retries, deadlines, gRPC error answers and the coupled flow control.
- * Invariant: request bytes are credited back to the client (consume) only once
- * written towards the backend, and response bytes to the backend only once
- * written towards the client, so each stream buffers at most one window per
- * direction.
+/* Calls (call.h): routing, attempts and what their ends mean, deadlines and
+ * idle timeouts, switchyard's own answers, and the two body flows.
+ * Invariant: the request flow's source is the client, the response flow's the
+ * committed attempt; each credits its source per flow.h, so one stalled
+ * stream holds at most its own window of bytes.
  * SPDX-License-Identifier: MIT */
 #define LOG_MODULE "call"
-#include "proxy/internal.h"
+#include "proxy/call.h"
 
+#include <stdalign.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "proxy/auth.h"
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "core/alloc.h"
 #include "core/grpc.h"
 #include "core/log.h"
+#include "proxy/conn.h"
+#include "proxy/flow.h"
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg);
+struct proxy_call {
+    struct proxy_call *next_free;
+    struct proxy_call_env *env;
+    enum proxy_call_state state;
+    const struct proxy_call_side_ops *side_ops;
+    struct proxy_call_side side;
+    const char *peer;
 
-struct proxy_call *proxy_call_new(struct proxy_worker *w, struct proxy_fe_conn *fe, int32_t sid)
+    /* request */
+    struct proxy_head req;
+    const uint8_t *path; /* into an rcbuf of |req|: stable while the call lives */
+    size_t pathlen;
+    const uint8_t *method;
+    size_t methodlen;
+    const uint8_t *ctype;
+    size_t ctypelen;
+    uint64_t timeout_ms; /* from grpc-timeout when |has_timeout| */
+    bool has_timeout;
+    bool hdr_too_big;
+    struct proxy_flow req_body;
+    struct grpc_scan req_scan;
+
+    /* timers */
+    struct event *deadline_ev;
+    struct event *idle_ev;
+    uint64_t last_active_ms;
+    bool no_idle;
+
+    /* routing and attempts */
+    bool routed;
+    bool local;       /* answered by switchyard itself */
+    uint32_t cluster; /* index in the snapshot of generation |gen| */
+    uint64_t gen;
+    char cluster_name[128];
+    char endpoint[BAL_ADDRSTRLEN];  /* the last attempt's */
+    struct proxy_attempt *attempts; /* running */
+    struct proxy_attempt *committed;
+    uint32_t ntries;
+    uint32_t tried[PROXY_MAX_TRIES];
+    char why[192]; /* why the last attempt failed, for the final message */
+
+    /* response */
+    struct proxy_flow resp_body;
+    struct grpc_scan resp_scan;
+    bool resp_boundary;      /* the body added so far ends on a message boundary */
+    struct proxy_head rhead; /* switchyard's own response heads */
+    struct proxy_head trailers;
+
+    int status; /* gRPC status the client got; -1 not known yet */
+    uint64_t start_ns;
+    alignas(max_align_t) unsigned char fstate[]; /* the filters' per-call state */
+};
+
+static const char *const state_names[PROXY_CALL_STATE_COUNT] = {
+    "head", "filtering", "routed", "streaming", "final", "done",
+};
+
+const char *proxy_call_state_name(enum proxy_call_state s)
 {
-    struct proxy_call *call = w->free_calls;
+    return s < PROXY_CALL_STATE_COUNT ? state_names[s] : "?";
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void set_state(struct proxy_call *call, enum proxy_call_state s)
+{
+    if (s > call->state)
+        call->state = s;
+}
+
+static void *fstate(struct proxy_call *call, size_t i)
+{
+    return call->fstate + call->env->fstate_off[i];
+}
+
+static void touch(struct proxy_call *call)
+{
+    call->last_active_ms = proxy_loop_ms(call->env->base);
+}
+
+/* ---- the decision ---- */
+
+enum proxy_verdict proxy_call_verdict(const struct proxy_verdict_in *in)
+{
+    const struct proxy_attempt_result *r = &in->r;
+
+    if (r->outcome == PROXY_ATTEMPT_COMPLETE)
+        return PROXY_VERDICT_DONE;
+    if (in->committed || r->reached)
+        return PROXY_VERDICT_FAIL;
+    /* The backend never saw it: another endpoint may take it, as long as the
+     * request bytes the attempt sent are still here to send again. */
+    if (!in->replayable)
+        return PROXY_VERDICT_REFUSE; /* gRPC clients retry a refused stream themselves */
+    if (in->tries < in->max_tries)
+        return PROXY_VERDICT_RETRY;
+    return PROXY_VERDICT_FAIL;
+}
+
+/* ---- flow sources ---- */
+
+static void credit_client(void *src, size_t n, bool stream)
+{
+    struct proxy_call *call = src;
+
+    call->side_ops->credit(&call->side, n, stream);
+}
+
+static const struct proxy_flow_src_ops client_src = {.credit = credit_client};
+
+static void credit_attempt(void *src, size_t n, bool stream)
+{
+    proxy_attempt_credit(src, n, stream);
+}
+
+static const struct proxy_flow_src_ops attempt_src = {.credit = credit_attempt};
+
+/* ---- timers ---- */
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    /* The backend gets RST_STREAM(CANCEL), the client DEADLINE_EXCEEDED. */
+    proxy_call_fail(arg, GRPC_DEADLINE_EXCEEDED, "switchyard: deadline exceeded");
+}
+
+static uint32_t idle_timeout_ms(const struct proxy_call *call)
+{
+    return call->env->snap->conf->proxy.stream_idle_timeout_ms;
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_call *call = arg;
+    uint64_t now = proxy_loop_ms(call->env->base);
+    uint32_t limit = idle_timeout_ms(call);
+    char msg[96];
+
+    (void)fd;
+    (void)what;
+    if (limit == 0 || call->no_idle)
+        return;
+    if (now - call->last_active_ms < limit) {
+        /* Bytes moved meanwhile: wait for what is left of the timeout. */
+        uint64_t left = limit - (now - call->last_active_ms);
+        struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+
+        event_add(call->idle_ev, &tv);
+        return;
+    }
+    log_info("call %.*s from %s: no byte moved for %u ms; resetting", (int)call->pathlen,
+             (const char *)call->path, call->peer, limit);
+    if (proxy_flow_pending(&call->resp_body) > 0 || call->state >= PROXY_CALL_FINAL) {
+        /* The client is not taking what it has: trailers would wait behind it. */
+        for (struct proxy_attempt *a = call->attempts; a != NULL; a = a->next)
+            proxy_attempt_cancel(a, NGHTTP2_CANCEL);
+        if (call->status < 0)
+            call->status = GRPC_CANCELLED;
+        set_state(call, PROXY_CALL_FINAL);
+        proxy_flow_release(&call->resp_body);
+        call->side_ops->reset(&call->side, NGHTTP2_CANCEL);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "switchyard: stream idle for %u ms (stream_idle_timeout)", limit);
+    proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
+}
+
+static void idle_arm(struct proxy_call *call)
+{
+    uint32_t limit = idle_timeout_ms(call);
+
+    if (limit == 0 || call->no_idle)
+        return;
+    touch(call);
+    /* Common timeout (same duration for every call): O(1) add and delete. */
+    if (call->env->idle_tv != NULL) {
+        event_add(call->idle_ev, call->env->idle_tv);
+    } else {
+        struct timeval tv = {.tv_sec = limit / 1000, .tv_usec = (limit % 1000) * 1000};
+
+        event_add(call->idle_ev, &tv);
+    }
+}
+
+void proxy_call_no_idle_timeout(struct proxy_call *call)
+{
+    call->no_idle = true;
+    event_del(call->idle_ev);
+}
+
+void proxy_call_arm_deadline(struct proxy_call *call)
+{
+    struct timeval tv;
+
+    if (!call->has_timeout)
+        return;
+    tv.tv_sec = (time_t)(call->timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(call->timeout_ms % 1000) * 1000;
+    event_add(call->deadline_ev, &tv);
+}
+
+/* ---- life ---- */
+
+struct proxy_call *proxy_call_new(struct proxy_call_env *env, const struct proxy_call_side_ops *ops,
+                                  void *conn, int32_t sid, const char *peer)
+{
+    struct proxy_call *call = env->free_calls;
 
     if (call != NULL) {
-        w->free_calls = call->next_free;
+        env->free_calls = call->next_free;
     } else {
-        call = calloc(1, sizeof(*call));
-        if (call == NULL) {
-            log_error("out of memory");
-            abort();
-        }
-        call->w = w;
-        call->req_buf = evbuffer_new();
-        call->resp_buf = evbuffer_new();
-        call->deadline = event_new(w->base, -1, 0, on_deadline, call);
-        if (call->req_buf == NULL || call->resp_buf == NULL || call->deadline == NULL) {
-            log_error("out of memory");
-            abort();
-        }
+        call = xcalloc(1, sizeof(*call) + env->fstate_size);
+        call->env = env;
+        proxy_flow_init(&call->req_body);
+        proxy_flow_init(&call->resp_body);
+        call->deadline_ev = event_new(env->base, -1, 0, on_deadline, call);
+        call->idle_ev = event_new(env->base, -1, 0, on_idle, call);
+        if (call->deadline_ev == NULL || call->idle_ev == NULL)
+            core_oom();
     }
     call->next_free = NULL;
-    call->fe = fe;
-    call->fe_sid = sid;
+    call->state = PROXY_CALL_HEAD;
+    call->side_ops = ops;
+    call->side = (struct proxy_call_side){.call = call, .conn = conn, .sid = sid};
+    call->peer = peer;
     call->status = -1;
-    call->start_ns = proxy_mono_ns();
+    call->resp_boundary = true;
+    call->start_ns = mono_ns();
+    memset(call->fstate, 0, env->fstate_size);
+    proxy_flow_set_src(&call->req_body, &client_src, call);
     return call;
 }
 
-void proxy_rcbuf_push(nghttp2_rcbuf ***arr, size_t *n, size_t *cap, nghttp2_rcbuf *name,
-                      nghttp2_rcbuf *value)
+static void call_destroy(struct proxy_call *call)
 {
-    if (*n + 2 > *cap) {
-        size_t ncap = *cap == 0 ? 32 : *cap * 2;
-        nghttp2_rcbuf **a = reallocarray(*arr, ncap, sizeof(*a));
-
-        if (a == NULL) {
-            log_error("out of memory");
-            abort();
-        }
-        *arr = a;
-        *cap = ncap;
-    }
-    /* Held, not copied: nghttp2 keeps the bytes alive until the decref. */
-    nghttp2_rcbuf_incref(name);
-    nghttp2_rcbuf_incref(value);
-    (*arr)[(*n)++] = name;
-    (*arr)[(*n)++] = value;
-}
-
-void proxy_call_release_rhdr(struct proxy_call *call)
-{
-    for (size_t i = 0; i < call->nrhdr; i++)
-        nghttp2_rcbuf_decref(call->rhdr[i]);
-    call->nrhdr = 0;
-}
-
-void proxy_call_detach_be(struct proxy_call *call, uint32_t err)
-{
-    struct proxy_be_conn *bc = call->be;
-    size_t unsent = evbuffer_get_length(call->resp_buf);
-
-    if (call->waiting != NULL) {
-        TAILQ_REMOVE(&call->waiting->waiting, call, be_link);
-        call->waiting = NULL;
-    }
-    if (bc == NULL)
-        return;
-    bc->pool->active_calls--;
-    proxy_call_release_rhdr(call);
-    if (call->be_open) {
-        nghttp2_session_set_stream_user_data(bc->c.session, call->be_sid, NULL);
-        nghttp2_submit_rst_stream(bc->c.session, NGHTTP2_FLAG_NONE, call->be_sid, err);
-        call->be_open = false;
-        bc->nstreams--;
-    }
-    /* Buffered response bytes will not be credited by a send any more. */
-    if (unsent > 0)
-        nghttp2_session_consume(bc->c.session, call->be_sid, unsent);
-    TAILQ_REMOVE(&bc->calls, call, be_link);
-    call->be = NULL;
-    proxy_conn_schedule(&bc->c);
-}
-
-static void call_reset(struct proxy_call *call)
-{
-    struct evbuffer *req = call->req_buf, *resp = call->resp_buf;
-    struct event *deadline = call->deadline;
-    nghttp2_rcbuf **hdr = call->hdr, **rhdr = call->rhdr;
-    size_t hdrcap = call->hdrcap, rhdrcap = call->rhdrcap, trlcap = call->trlcap;
-    char *trl = call->trl;
-    struct proxy_worker *w = call->w;
-
-    /* Keep the buffers and arrays: the next call on this worker reuses them. */
-    memset(call, 0, sizeof(*call));
-    call->w = w;
-    call->req_buf = req;
-    call->resp_buf = resp;
-    call->deadline = deadline;
-    call->hdr = hdr;
-    call->hdrcap = hdrcap;
-    call->rhdr = rhdr;
-    call->rhdrcap = rhdrcap;
-    call->trl = trl;
-    call->trlcap = trlcap;
-}
-
-void proxy_call_free(struct proxy_call *call)
-{
-    struct proxy_worker *w = call->w;
-    size_t unsent = evbuffer_get_length(call->req_buf);
-
-    proxy_selfhealth_call_gone(call);
-    proxy_call_detach_be(call, call->be_complete ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
-    event_del(call->deadline);
-    if (call->status < 0 && !call->resp_done)
-        call->status = GRPC_CANCELLED; /* the client went away or reset the stream */
-    proxy_stats_call_done(call);
-    if (call->fe != NULL && unsent > 0)
-        nghttp2_session_consume(call->fe->c.session, call->fe_sid, unsent);
-    evbuffer_drain(call->req_buf, evbuffer_get_length(call->req_buf));
-    evbuffer_drain(call->resp_buf, evbuffer_get_length(call->resp_buf));
-    for (size_t i = 0; i < call->nhdr; i++)
-        nghttp2_rcbuf_decref(call->hdr[i]);
-    free(call->fwd_nv);
-    call_reset(call);
-    call->next_free = w->free_calls;
-    w->free_calls = call;
-}
-
-void proxy_call_destroy(struct proxy_call *call)
-{
-    evbuffer_free(call->req_buf);
-    evbuffer_free(call->resp_buf);
-    event_free(call->deadline);
-    free(call->hdr);
-    free(call->rhdr);
-    free(call->trl);
+    proxy_flow_deinit(&call->req_body);
+    proxy_flow_deinit(&call->resp_body);
+    proxy_head_deinit(&call->req);
+    proxy_head_deinit(&call->rhead);
+    proxy_head_deinit(&call->trailers);
+    event_free(call->deadline_ev);
+    event_free(call->idle_ev);
     free(call);
 }
 
-/* ---- answers made by the proxy ---- */
-
-static void schedule_fe(struct proxy_call *call)
+void proxy_call_env_deinit(struct proxy_call_env *env)
 {
-    if (call->fe != NULL)
-        proxy_conn_schedule(&call->fe->c);
-}
+    while (env->free_calls != NULL) {
+        struct proxy_call *call = env->free_calls;
 
-static void respond_http(struct proxy_call *call, const char *status)
-{
-    nghttp2_nv nva[] = {
-        {(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE},
-    };
-
-    call->resp_started = call->resp_done = true;
-    call->status = GRPC_UNKNOWN; /* not a gRPC call */
-    nghttp2_submit_response(call->fe->c.session, call->fe_sid, nva, 1, NULL);
-    schedule_fe(call);
-}
-
-void proxy_call_add_trailer(struct proxy_call *call, const uint8_t *name, size_t nlen,
-                            const uint8_t *value, size_t vlen)
-{
-    size_t need = call->trllen + nlen + vlen + 2;
-
-    if (need > call->trlcap) {
-        size_t cap = call->trlcap == 0 ? 256 : call->trlcap;
-        char *n;
-
-        while (cap < need)
-            cap *= 2;
-        n = realloc(call->trl, cap);
-        if (n == NULL) {
-            log_error("out of memory");
-            abort();
-        }
-        call->trl = n;
-        call->trlcap = cap;
+        env->free_calls = call->next_free;
+        call_destroy(call);
     }
-    memcpy(call->trl + call->trllen, name, nlen);
-    call->trl[call->trllen + nlen] = '\0';
-    memcpy(call->trl + call->trllen + nlen + 1, value, vlen);
-    call->trl[call->trllen + nlen + 1 + vlen] = '\0';
-    call->trllen = need;
-    call->ntrl++;
+    while (env->free_attempts != NULL) {
+        struct proxy_attempt *a = env->free_attempts;
+
+        env->free_attempts = a->next;
+        proxy_attempt_deinit(a);
+        free(a);
+    }
+}
+
+/* Cancels every running attempt (RST_STREAM |h2err| to the backends). */
+static void cancel_attempts(struct proxy_call *call, uint32_t h2err);
+static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a);
+
+void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
+{
+    struct proxy_call_env *env = call->env;
+
+    event_del(call->deadline_ev);
+    event_del(call->idle_ev);
+    if (call->status < 0 || (h2err != NGHTTP2_NO_ERROR && call->state < PROXY_CALL_FINAL))
+        call->status = GRPC_CANCELLED; /* the client went away or reset the stream */
+    /* A backend whose response is complete (trailers in) while the client was
+     * still sending gets NO_ERROR; the others CANCEL (RFC 9113 §8.1). */
+    if (call->committed != NULL && call->resp_body.eof) {
+        proxy_attempt_cancel(call->committed, NGHTTP2_NO_ERROR);
+        attempt_unlink(call, call->committed);
+        call->committed = NULL;
+    }
+    cancel_attempts(call, NGHTTP2_CANCEL);
+    set_state(call, PROXY_CALL_DONE);
+    if (call->path != NULL) {
+        for (size_t i = 0; i < env->nfilters; i++) {
+            if (env->filters[i]->on_done != NULL)
+                env->filters[i]->on_done(call, fstate(call, i), env->filter_ws[i]);
+        }
+    }
+    /* Nobody takes what is left; the client's stream is closed, so no credit. */
+    proxy_flow_set_src(&call->req_body, NULL, NULL);
+    proxy_flow_set_src(&call->resp_body, NULL, NULL);
+    proxy_flow_reset(&call->req_body);
+    proxy_flow_reset(&call->resp_body);
+    proxy_head_clear(&call->req); /* rcbufs of the client's session */
+    proxy_head_clear(&call->rhead);
+    proxy_head_clear(&call->trailers);
+    {
+        /* Keep the buffers, arrays and events for the next call of this worker. */
+        struct proxy_call keep = *call;
+
+        memset(call, 0, sizeof(*call));
+        call->env = env;
+        call->req_body = keep.req_body;
+        call->resp_body = keep.resp_body;
+        call->req = keep.req;
+        call->rhead = keep.rhead;
+        call->trailers = keep.trailers;
+        call->deadline_ev = keep.deadline_ev;
+        call->idle_ev = keep.idle_ev;
+        call->side.call = call;
+    }
+    call->next_free = env->free_calls;
+    env->free_calls = call;
+}
+
+/* ---- request intake ---- */
+
+static bool name_is(const nghttp2_vec *v, const char *s, size_t len)
+{
+    return v->len == len && memcmp(v->base, s, len) == 0;
+}
+
+void proxy_call_head_field(struct proxy_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
+{
+    nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+    nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
+    uint32_t limit = call->env->snap->conf->proxy.max_header_list_size;
+
+    /* nghttp2 1.52 does not enforce the SETTINGS_MAX_HEADER_LIST_SIZE we
+     * advertise: count as RFC 9113 §6.5.2 does and stop keeping fields past
+     * it; HPACK decoding goes on so the connection stays in sync, and the call
+     * is answered RESOURCE_EXHAUSTED. */
+    if (call->hdr_too_big || call->req.bytes + n.len + v.len + PROXY_HEAD_FIELD_OVERHEAD > limit) {
+        call->hdr_too_big = true;
+        return;
+    }
+    proxy_head_add_rc(&call->req, name, value);
+    if (n.len > 0 && n.base[0] == ':') {
+        if (name_is(&n, ":path", 5)) {
+            call->path = v.base;
+            call->pathlen = v.len;
+        } else if (name_is(&n, ":method", 7)) {
+            call->method = v.base;
+            call->methodlen = v.len;
+        }
+    } else if (name_is(&n, "content-type", 12)) {
+        call->ctype = v.base;
+        call->ctypelen = v.len;
+    } else if (name_is(&n, "grpc-timeout", 12)) {
+        /* A malformed value is forwarded as it is; the backend answers it. */
+        call->has_timeout = grpc_timeout_parse(v.base, v.len, &call->timeout_ms) == 0;
+    }
+}
+
+bool proxy_call_wants_request(const struct proxy_call *call)
+{
+    return call->state < PROXY_CALL_FINAL;
+}
+
+static void resume_attempts(struct proxy_call *call)
+{
+    for (struct proxy_attempt *a = call->attempts; a != NULL; a = a->next)
+        proxy_attempt_resume(a);
+}
+
+void proxy_call_req_data(struct proxy_call *call, const uint8_t *p, size_t n)
+{
+    uint32_t max = call->env->snap->conf->proxy.max_message_size;
+
+    if (!proxy_call_wants_request(call)) {
+        /* Nobody will send these bytes on: all the credit back now. */
+        call->side_ops->credit(&call->side, n, false);
+        call->side_ops->credit(&call->side, n, true);
+        return;
+    }
+    touch(call);
+    if (grpc_scan_feed(&call->req_scan, p, n, max) != 0) {
+        call->side_ops->credit(&call->side, n, false);
+        call->side_ops->credit(&call->side, n, true);
+        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
+                        "switchyard: request message larger than max_message_size");
+        return;
+    }
+    proxy_flow_received(&call->req_body, n);
+    proxy_flow_add(&call->req_body, p, n);
+    resume_attempts(call);
+}
+
+void proxy_call_req_end(struct proxy_call *call)
+{
+    struct proxy_call_env *env = call->env;
+
+    call->req_body.eof = true;
+    if (call->state < PROXY_CALL_FILTERING)
+        return; /* END_STREAM on the head: proxy_call_head_done() has it */
+    resume_attempts(call);
+    for (size_t i = 0; i < env->nfilters && call->state < PROXY_CALL_FINAL; i++) {
+        if (env->filters[i]->on_request_end != NULL)
+            env->filters[i]->on_request_end(call, fstate(call, i), env->filter_ws[i]);
+    }
+}
+
+/* ---- switchyard's own answers ---- */
+
+/* Response heads go through the filters (CORS, tracing) like the backends'. */
+static void send_head(struct proxy_call *call, struct proxy_head *h, bool end)
+{
+    struct proxy_call_env *env = call->env;
+
+    for (size_t i = 0; i < env->nfilters; i++) {
+        if (env->filters[i]->on_response_head != NULL)
+            env->filters[i]->on_response_head(call, fstate(call, i), env->filter_ws[i], h);
+    }
+    if (call->side_ops->send_head(&call->side, h->nv, h->n, end) != 0)
+        log_debug("call %.*s: response head not submitted", (int)call->pathlen,
+                  (const char *)call->path);
+}
+
+static void cancel_attempts(struct proxy_call *call, uint32_t h2err)
+{
+    struct proxy_call_env *env = call->env;
+    struct proxy_attempt *a;
+
+    while ((a = call->attempts) != NULL) {
+        call->attempts = a->next;
+        proxy_attempt_cancel(a, h2err);
+        if (a == call->committed) {
+            proxy_flow_set_src(&call->resp_body, NULL, NULL);
+            call->committed = NULL;
+        }
+        a->next = env->free_attempts;
+        env->free_attempts = a;
+    }
+}
+
+void proxy_call_respond_http(struct proxy_call *call, const char *status)
+{
+    if (call->state >= PROXY_CALL_STREAMING)
+        return;
+    cancel_attempts(call, NGHTTP2_CANCEL);
+    event_del(call->deadline_ev);
+    call->local = true;
+    call->status = GRPC_UNKNOWN; /* not a gRPC call */
+    set_state(call, PROXY_CALL_FINAL);
+    proxy_head_clear(&call->rhead);
+    proxy_head_add_static(&call->rhead, ":status", status);
+    send_head(call, &call->rhead, true);
+}
+
+static void add_status(struct proxy_head *h, int code, const char *msg)
+{
+    char codebuf[12], enc[512];
+    size_t elen;
+
+    snprintf(codebuf, sizeof(codebuf), "%d", code);
+    proxy_head_add(h, "grpc-status", 11, codebuf, strlen(codebuf));
+    if (msg != NULL && msg[0] != '\0') {
+        elen = grpc_message_encode(msg, enc, sizeof(enc));
+        proxy_head_add(h, "grpc-message", 12, enc, elen);
+    }
 }
 
 void proxy_call_fail(struct proxy_call *call, int code, const char *msg)
 {
-    char codebuf[4], enc[512];
-
-    proxy_call_detach_be(call, NGHTTP2_CANCEL);
-    event_del(call->deadline);
-    if (call->resp_done || call->fe == NULL)
+    if (call->state >= PROXY_CALL_FINAL)
         return;
+    cancel_attempts(call, NGHTTP2_CANCEL);
+    event_del(call->deadline_ev);
     call->status = code;
     log_debug("call %.*s: %s: %s", (int)call->pathlen, (const char *)call->path,
               grpc_code_name(code), msg);
-    snprintf(codebuf, sizeof(codebuf), "%d", code);
-    grpc_message_encode(msg, enc, sizeof(enc));
-    if (!call->resp_started) {
-        /* Trailers-Only response (gRPC PROTOCOL-HTTP2: HTTP-Status Content-Type Trailers). */
-        nghttp2_nv nva[] = {
-            {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
-            {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16,
-             NGHTTP2_NV_FLAG_NONE},
-            {(uint8_t *)"grpc-status", (uint8_t *)codebuf, 11, strlen(codebuf),
-             NGHTTP2_NV_FLAG_NONE},
-            {(uint8_t *)"grpc-message", (uint8_t *)enc, 12, strlen(enc), NGHTTP2_NV_FLAG_NONE},
-        };
-
-        call->resp_started = call->resp_done = true;
-        nghttp2_submit_response(call->fe->c.session, call->fe_sid, nva, 4, NULL);
-        schedule_fe(call);
+    if (call->state < PROXY_CALL_STREAMING) {
+        /* Trailers-Only (gRPC PROTOCOL-HTTP2: HTTP-Status Content-Type Trailers). */
+        if (!call->routed)
+            call->local = true;
+        set_state(call, PROXY_CALL_FINAL);
+        proxy_head_clear(&call->rhead);
+        proxy_head_add_static(&call->rhead, ":status", "200");
+        proxy_head_add_static(&call->rhead, "content-type", "application/grpc");
+        add_status(&call->rhead, code, msg);
+        send_head(call, &call->rhead, true);
         return;
     }
-    /* Response headers went out already: end with trailers after whatever the
-     * backend had sent (a response must not end with RST_STREAM(NO_ERROR),
-     * which gRPC clients read as INTERNAL). */
-    call->trllen = call->ntrl = 0;
-    proxy_call_add_trailer(call, (const uint8_t *)"grpc-status", 11, (const uint8_t *)codebuf,
-                           strlen(codebuf));
-    proxy_call_add_trailer(call, (const uint8_t *)"grpc-message", 12, (const uint8_t *)enc,
-                           strlen(enc));
-    call->resp_eof = true;
-    proxy_call_resume_fe(call);
-}
-
-void proxy_call_refuse(struct proxy_call *call)
-{
-    proxy_call_detach_be(call, NGHTTP2_CANCEL);
-    event_del(call->deadline);
-    if (call->resp_done || call->fe == NULL)
+    set_state(call, PROXY_CALL_FINAL);
+    if (!call->resp_boundary) {
+        /* Part of a message went out: trailers now would read as a truncated
+         * message. Reset the stream instead. */
+        proxy_flow_release(&call->resp_body);
+        call->side_ops->reset(&call->side, NGHTTP2_INTERNAL_ERROR);
         return;
-    call->resp_done = true;
-    call->status = GRPC_UNAVAILABLE; /* what gRPC clients make of REFUSED_STREAM */
-    nghttp2_submit_rst_stream(call->fe->c.session, NGHTTP2_FLAG_NONE, call->fe_sid,
-                              NGHTTP2_REFUSED_STREAM);
-    schedule_fe(call);
+    }
+    /* Response headers went out already: trailers after the whole messages
+     * received (a response must not end with RST_STREAM(NO_ERROR), which gRPC
+     * clients read as INTERNAL). */
+    proxy_head_clear(&call->trailers);
+    add_status(&call->trailers, code, msg);
+    call->resp_body.eof = true;
+    call->side_ops->resume(&call->side);
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+void proxy_call_respond_head(struct proxy_call *call)
+{
+    if (call->state >= PROXY_CALL_STREAMING)
+        return;
+    call->local = true;
+    set_state(call, PROXY_CALL_STREAMING);
+    proxy_head_clear(&call->rhead);
+    proxy_head_add_static(&call->rhead, ":status", "200");
+    proxy_head_add_static(&call->rhead, "content-type", "application/grpc");
+    send_head(call, &call->rhead, false);
+}
+
+void proxy_call_respond_data(struct proxy_call *call, const void *p, size_t n)
+{
+    if (call->state != PROXY_CALL_STREAMING)
+        return;
+    proxy_flow_add(&call->resp_body, p, n);
+    call->side_ops->resume(&call->side);
+}
+
+void proxy_call_respond_end(struct proxy_call *call, int code, const char *msg)
+{
+    if (call->state != PROXY_CALL_STREAMING)
+        return;
+    event_del(call->deadline_ev);
+    call->status = code;
+    set_state(call, PROXY_CALL_FINAL);
+    proxy_head_clear(&call->trailers);
+    add_status(&call->trailers, code, msg);
+    call->resp_body.eof = true;
+    call->side_ops->resume(&call->side);
+}
+
+/* ---- routing and attempts ---- */
+
+static enum bal_skip skip_endpoint(const struct bal_endpoint *ep, void *arg)
 {
     struct proxy_call *call = arg;
+    struct proxy_call_env *env = call->env;
+    const struct bal_cluster *cl = &env->snap->clusters[call->cluster];
+    struct proxy_pool *pool;
 
-    (void)fd;
-    (void)what;
-    /* The backend gets RST_STREAM(CANCEL), the client DEADLINE_EXCEEDED. */
-    proxy_call_fail(call, GRPC_DEADLINE_EXCEEDED, "deadline exceeded (switchyard)");
+    for (uint32_t i = 0; i < call->ntries; i++) {
+        if (call->tried[i] == ep->id)
+            return BAL_SKIP_HARD;
+    }
+    pool = proxy_pool_find(env->pools, cl, ep);
+    if (pool != NULL && proxy_pool_is_down(pool, proxy_loop_ms(env->base)))
+        return BAL_SKIP_SOFT;
+    return BAL_SKIP_NO;
 }
 
-/* ---- routing and dispatch ---- */
-
-static bool has_prefix(const uint8_t *s, size_t len, const char *prefix)
+static uint32_t max_tries(const struct proxy_call *call)
 {
-    size_t plen = strlen(prefix);
+    uint32_t n = call->env->snap->clusters[call->cluster].conf->max_retries + 1;
 
-    return len >= plen && memcmp(s, prefix, plen) == 0;
+    return n < PROXY_MAX_TRIES ? n : PROXY_MAX_TRIES;
 }
 
-/* [auth]: the verifier hangs on the conf of the worker's snapshot
- * (proxy_auth_attach()); a conf without one refuses rather than letting calls
- * through. Returns false when the call was answered UNAUTHENTICATED. */
-static bool authenticate(struct proxy_call *call)
-{
-    struct proxy_worker *w = call->w;
-    size_t n = call->nhdr / 2;
-    char msg[128];
-    int rc;
+static const struct proxy_attempt_ops attempt_ops;
 
-    rc = proxy_auth_request(w->snap->conf->auth.verifier, call->path, call->pathlen,
-                            proxy_worker_nv(w, call->hdr, n), n, proxy_now_ms(w) / 1000.0,
-                            &call->fwd_nv, &call->nfwd_nv);
-    if (rc == PROXY_AUTH_OK)
-        return true;
-    snprintf(msg, sizeof(msg), "switchyard: %s", proxy_auth_reason(rc));
-    proxy_call_fail(call, GRPC_UNAUTHENTICATED, msg);
-    return false;
+static struct proxy_attempt *attempt_alloc(struct proxy_call *call)
+{
+    struct proxy_call_env *env = call->env;
+    struct proxy_attempt *a = env->free_attempts;
+
+    if (a != NULL) {
+        env->free_attempts = a->next;
+        a->next = NULL;
+    } else {
+        a = xcalloc(1, sizeof(*a));
+    }
+    proxy_attempt_init(a, &attempt_ops, call);
+    return a;
 }
 
-void proxy_call_start(struct proxy_call *call)
+static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a)
 {
-    struct proxy_worker *w = call->w;
+    struct proxy_attempt **pp = &call->attempts;
+
+    while (*pp != NULL && *pp != a)
+        pp = &(*pp)->next;
+    if (*pp == a)
+        *pp = a->next;
+    a->next = call->env->free_attempts;
+    call->env->free_attempts = a;
+}
+
+/* Picks an endpoint (skipping those tried) and starts an attempt on it; on no
+ * endpoint, or when every try is spent, answers UNAVAILABLE. */
+static void dispatch(struct proxy_call *call)
+{
+    struct proxy_call_env *env = call->env;
+    const struct bal_snapshot *s = env->snap;
+    const struct bal_cluster *cl;
+    char msg[320];
+
+    for (;;) {
+        const struct bal_endpoint *ep;
+        struct proxy_attempt *a;
+        struct proxy_pool *pool;
+        const char *why = NULL;
+        int idx;
+
+        if (call->gen != s->generation) {
+            /* A new snapshot since the last attempt (a reload): route again. */
+            cl = bal_route(s, (const char *)call->path, call->pathlen);
+            if (cl == NULL) {
+                proxy_call_fail(call, GRPC_UNAVAILABLE,
+                                "switchyard: the route went away in a reload");
+                return;
+            }
+            call->cluster = cl->index;
+            call->gen = s->generation;
+        }
+        cl = &s->clusters[call->cluster];
+        idx = bal_pick(cl, &env->lb[call->cluster], skip_endpoint, call);
+        if (idx == BAL_ENOENDPOINT) {
+            if (cl->nendpoints == 0 && cl->unresolved != NULL)
+                snprintf(msg, sizeof(msg),
+                         "switchyard: cluster %s has no endpoint: %s is unresolved", cl->name,
+                         cl->unresolved);
+            else
+                snprintf(msg, sizeof(msg), "switchyard: no healthy endpoint in cluster %s",
+                         cl->name);
+            proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
+            return;
+        }
+        if (idx < 0) {
+            snprintf(msg, sizeof(msg),
+                     "switchyard: no endpoint of cluster %s could take the call: %s", cl->name,
+                     call->why);
+            proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
+            return;
+        }
+        ep = &cl->endpoints[idx];
+        call->tried[call->ntries++] = ep->id;
+        memcpy(call->endpoint, ep->addr_str, sizeof(call->endpoint));
+        pool = proxy_pool_get(env->pools, s, cl, ep);
+        a = attempt_alloc(call);
+        a->number = call->ntries - 1;
+        if (proxy_attempt_start(a, pool, &call->req, ep->id, &why) == 0) {
+            a->next = call->attempts;
+            call->attempts = a;
+            return;
+        }
+        /* Could not even start: like a connect failure, nothing was sent. */
+        a->next = env->free_attempts;
+        env->free_attempts = a;
+        snprintf(call->why, sizeof(call->why), "%s: %s", ep->addr_str, why);
+        if (call->ntries >= max_tries(call)) {
+            snprintf(msg, sizeof(msg), "switchyard: %s", call->why);
+            proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
+            return;
+        }
+    }
+}
+
+void proxy_call_head_done(struct proxy_call *call, bool end)
+{
+    struct proxy_call_env *env = call->env;
     const struct bal_cluster *cl;
     char msg[256];
 
+    set_state(call, PROXY_CALL_FILTERING);
+    if (end)
+        call->req_body.eof = true;
+    idle_arm(call);
+    if (call->hdr_too_big) {
+        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
+                        "switchyard: request headers exceed max_header_list_size");
+        return;
+    }
     if (call->methodlen != 4 || memcmp(call->method, "POST", 4) != 0) {
-        respond_http(call, "405");
+        proxy_call_respond_http(call, "405");
         return;
     }
     /* gRPC PROTOCOL-HTTP2: servers answer other content types with 415. */
-    if (call->ctype == NULL || !has_prefix(call->ctype, call->ctypelen, "application/grpc")) {
-        respond_http(call, "415");
+    if (call->ctype == NULL || call->ctypelen < 16 ||
+        memcmp(call->ctype, "application/grpc", 16) != 0) {
+        proxy_call_respond_http(call, "415");
         return;
     }
-    /* Before anything answers or routes the call; one branch when off. */
-    if (w->snap != NULL && w->snap->conf->auth.mode != CONF_AUTH_OFF && !authenticate(call))
-        return;
-    if (proxy_selfhealth_match(call)) {
-        proxy_selfhealth_start(call);
+    if (call->path == NULL || !grpc_path_is_canonical(call->path, call->pathlen)) {
+        proxy_call_fail(call, GRPC_UNIMPLEMENTED,
+                        "switchyard: malformed method path (expected /package.Service/Method)");
         return;
     }
-    cl = w->snap != NULL ? bal_route(w->snap, (const char *)call->path, call->pathlen) : NULL;
+    /* grpc-timeout: 0 is a deadline that has passed already. */
+    if (call->has_timeout && call->timeout_ms == 0) {
+        proxy_call_fail(call, GRPC_DEADLINE_EXCEEDED, "switchyard: deadline exceeded on arrival");
+        return;
+    }
+    for (size_t i = 0; i < env->nfilters; i++) {
+        if (env->filters[i]->on_request_head == NULL)
+            continue;
+        if (env->filters[i]->on_request_head(call, fstate(call, i), env->filter_ws[i]) ==
+            PROXY_FILTER_STOP) {
+            call->local = true;
+            if (call->req_body.eof && call->state < PROXY_CALL_FINAL)
+                proxy_call_req_end(call);
+            return;
+        }
+        if (call->state >= PROXY_CALL_FINAL)
+            return;
+    }
+    cl = bal_route(env->snap, (const char *)call->path, call->pathlen);
     if (cl == NULL) {
         snprintf(msg, sizeof(msg), "switchyard: no route for %.*s", (int)call->pathlen,
                  (const char *)call->path);
@@ -329,264 +744,269 @@ void proxy_call_start(struct proxy_call *call)
         return;
     }
     call->cluster = cl->index;
-    call->gen = w->snap->generation;
+    call->gen = env->snap->generation;
     call->routed = true;
-    if (call->timeout_ms > 0) {
-        struct timeval tv = {.tv_sec = call->timeout_ms / 1000,
-                             .tv_usec = (call->timeout_ms % 1000) * 1000};
-
-        event_add(call->deadline, &tv);
-    }
-    proxy_call_dispatch(call);
+    snprintf(call->cluster_name, sizeof(call->cluster_name), "%s", cl->name);
+    set_state(call, PROXY_CALL_ROUTED);
+    proxy_call_arm_deadline(call);
+    dispatch(call);
 }
 
-static enum bal_skip skip_endpoint(const struct bal_endpoint *ep, void *arg)
-{
-    struct proxy_call *call = arg;
-    struct proxy_pool *pool;
+/* ---- what attempts report ---- */
 
-    for (uint32_t i = 0; i < call->ntried; i++) {
-        if (call->tried[i] == ep->id)
-            return BAL_SKIP_HARD;
-    }
-    pool = proxy_pool_find(call->w, ep->id);
-    if (pool != NULL && pool->down_until_ms > proxy_now_ms(call->w))
-        return BAL_SKIP_SOFT;
-    return BAL_SKIP_NO;
+static struct proxy_call *owner_of(struct proxy_attempt *a)
+{
+    return a->owner;
 }
 
-void proxy_call_dispatch(struct proxy_call *call)
+static int status_of(const struct proxy_head *h)
 {
-    struct proxy_worker *w = call->w;
-    const struct bal_cluster *cl;
-    int idx;
-    char msg[320];
+    const nghttp2_nv *f = proxy_head_get(h, "grpc-status", 11);
 
-    if (call->gen != w->snap->generation) {
-        /* A new snapshot since the last attempt (e.g. a reload): route again. */
-        cl = bal_route(w->snap, (const char *)call->path, call->pathlen);
-        if (cl == NULL) {
-            proxy_call_fail(call, GRPC_UNAVAILABLE, "switchyard: the route went away in a reload");
-            return;
+    return f != NULL ? grpc_status_parse(f->value, f->valuelen) : -1;
+}
+
+static void commit(struct proxy_call *call, struct proxy_attempt *a)
+{
+    struct proxy_attempt *o;
+
+    call->committed = a;
+    /* The others (hedges, later) are cancelled: their backends get CANCEL. */
+    for (o = call->attempts; o != NULL;) {
+        struct proxy_attempt *next = o->next;
+
+        if (o != a) {
+            proxy_attempt_cancel(o, NGHTTP2_CANCEL);
+            attempt_unlink(call, o);
         }
-        call->cluster = cl->index;
-        call->gen = w->snap->generation;
+        o = next;
     }
-    cl = &w->snap->clusters[call->cluster];
-    idx = bal_pick(cl, &w->lb[call->cluster], skip_endpoint, call);
-    if (idx == BAL_ENOENDPOINT) {
-        if (cl->nendpoints == 0 && cl->unresolved != NULL)
-            snprintf(msg, sizeof(msg), "switchyard: cluster %s has no endpoint: %s is unresolved",
-                     cl->name, cl->unresolved);
-        else
-            snprintf(msg, sizeof(msg), "switchyard: no healthy endpoint in cluster %s", cl->name);
-        proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
-        return;
-    }
-    if (idx < 0) {
-        snprintf(msg, sizeof(msg), "switchyard: no endpoint of cluster %s could take the call: %s",
-                 cl->name, call->why);
-        proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
-        return;
-    }
-    call->ep_id = cl->endpoints[idx].id;
-    call->tried[call->ntried++] = call->ep_id;
-    if (proxy_pool_submit(proxy_pool_get(w, cl, &cl->endpoints[idx]), call) != 0)
-        proxy_call_retry_or_fail(call, "cannot submit the request");
+    proxy_flow_set_src(&call->resp_body, &attempt_src, a);
 }
 
-void proxy_call_retry_or_fail(struct proxy_call *call, const char *why)
+static void on_attempt_head(struct proxy_attempt *a, struct proxy_head *h, bool end)
 {
-    struct proxy_worker *w = call->w;
-    uint32_t max = 0;
-    char msg[320];
+    struct proxy_call *call = owner_of(a);
 
-    proxy_call_detach_be(call, NGHTTP2_CANCEL);
-    snprintf(call->why, sizeof(call->why), "%s", why);
-    if (call->resp_done)
-        return;
-    if (call->gen == w->snap->generation)
-        max = w->snap->clusters[call->cluster].conf->max_retries;
-    else
-        max = PROXY_MAX_TRIES; /* re-routed by dispatch; it applies the new cluster's limit */
-    if (call->ntried <= max && call->ntried < PROXY_MAX_TRIES) {
-        log_debug("call %.*s: retrying: %s", (int)call->pathlen, (const char *)call->path, why);
-        proxy_call_dispatch(call);
+    if (call->state != PROXY_CALL_ROUTED) {
+        proxy_attempt_cancel(a, NGHTTP2_CANCEL);
+        attempt_unlink(call, a);
         return;
     }
-    snprintf(msg, sizeof(msg), "switchyard: %s", why);
-    proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
-}
-
-/* ---- data movement ---- */
-
-void proxy_call_resume_fe(struct proxy_call *call)
-{
-    if (call->fe == NULL || !call->resp_started || call->resp_done)
-        return;
-    nghttp2_session_resume_data(call->fe->c.session, call->fe_sid);
-    proxy_conn_schedule(&call->fe->c);
-}
-
-void proxy_call_resume_be(struct proxy_call *call)
-{
-    if (call->be == NULL || !call->be_open)
-        return;
-    nghttp2_session_resume_data(call->be->c.session, call->be_sid);
-    proxy_conn_schedule(&call->be->c);
-}
-
-int proxy_call_submit_response(struct proxy_call *call, bool end_stream)
-{
-    size_t n = call->nrhdr / 2;
-    nghttp2_data_provider prd = {.source.ptr = NULL, .read_callback = proxy_call_read_cb};
-    int rv;
-
-    if (call->fe == NULL || call->resp_started)
-        return -1;
-    call->resp_started = true;
-    if (end_stream) {
+    touch(call);
+    commit(call, a);
+    if (end) {
         /* Trailers-Only: the status is among these headers. */
-        for (size_t i = 0; i < n; i++) {
-            nghttp2_vec name = nghttp2_rcbuf_get_buf(call->rhdr[2 * i]);
-            nghttp2_vec value = nghttp2_rcbuf_get_buf(call->rhdr[2 * i + 1]);
-
-            if (name.len == 11 && memcmp(name.base, "grpc-status", 11) == 0)
-                call->status = proxy_parse_status(value.base, value.len);
-        }
-        call->resp_done = true;
-        event_del(call->deadline);
+        call->status = status_of(h);
+        event_del(call->deadline_ev);
+        set_state(call, PROXY_CALL_FINAL);
+    } else {
+        set_state(call, PROXY_CALL_STREAMING);
     }
-    rv = nghttp2_submit_response(call->fe->c.session, call->fe_sid,
-                                 proxy_worker_nv(call->w, call->rhdr, n), n,
-                                 end_stream ? NULL : &prd);
-    proxy_conn_schedule(&call->fe->c);
-    return rv;
+    send_head(call, h, end);
 }
 
-void proxy_call_data_in(struct proxy_call *call, nghttp2_session *session, int32_t sid,
-                        const uint8_t *data, size_t len, bool request)
+static void on_attempt_data(struct proxy_attempt *a, const uint8_t *p, size_t n)
 {
-    bool drop = call == NULL || call->resp_done || (!request && call->resp_eof);
+    struct proxy_call *call = owner_of(a);
+    uint32_t max = call->env->snap->conf->proxy.max_message_size;
 
-    if (!drop && grpc_scan_feed(request ? &call->req_scan : &call->resp_scan, data, len,
-                                call->w->snap->conf->proxy.max_message_size) != 0) {
-        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
-                        request ? "switchyard: request message larger than max_message_size"
-                                : "switchyard: response message larger than max_message_size");
-        drop = true;
-    }
-    if (drop) {
+    if (a != call->committed || call->state != PROXY_CALL_STREAMING) {
         /* Nobody will send these bytes on: give the credit back now. */
-        nghttp2_session_consume(session, sid, len);
+        proxy_attempt_credit(a, n, false);
+        proxy_attempt_credit(a, n, true);
         return;
     }
-    /* The one copy of payload: out of the socket buffer into the call. */
-    if (request) {
-        evbuffer_add(call->req_buf, data, len);
-        call->bytes_in += len;
-        proxy_call_resume_be(call);
+    touch(call);
+    if (grpc_scan_feed(&call->resp_scan, p, n, max) != 0) {
+        proxy_attempt_credit(a, n, false);
+        proxy_attempt_credit(a, n, true);
+        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
+                        "switchyard: response message larger than max_message_size");
+        return;
+    }
+    proxy_flow_received(&call->resp_body, n);
+    proxy_flow_add(&call->resp_body, p, n);
+    call->resp_boundary = call->resp_scan.need == 0 && call->resp_scan.hlen == 0;
+    call->side_ops->resume(&call->side);
+}
+
+static void on_attempt_trailers(struct proxy_attempt *a, struct proxy_head *h)
+{
+    struct proxy_call *call = owner_of(a);
+    uint32_t limit = call->env->snap->conf->proxy.max_header_list_size;
+
+    if (a != call->committed || call->state != PROXY_CALL_STREAMING)
+        return;
+    touch(call);
+    event_del(call->deadline_ev);
+    proxy_head_clear(&call->trailers);
+    if (h->bytes > limit) {
+        call->status = GRPC_INTERNAL;
+        add_status(&call->trailers, GRPC_INTERNAL,
+                   "switchyard: response trailers exceed max_header_list_size");
     } else {
-        evbuffer_add(call->resp_buf, data, len);
-        proxy_call_resume_fe(call);
+        /* Copied: the trailers go out after the body, which may outlive the
+         * backend connection whose session owns these rcbufs. */
+        proxy_head_copy(&call->trailers, h);
+        call->status = status_of(h);
+    }
+    set_state(call, PROXY_CALL_FINAL);
+    call->resp_body.eof = true;
+    call->side_ops->resume(&call->side);
+}
+
+static void on_attempt_end(struct proxy_attempt *a, const struct proxy_attempt_result *r)
+{
+    struct proxy_call *call = owner_of(a);
+    struct proxy_verdict_in in = {
+        .r = *r,
+        .committed = call->state >= PROXY_CALL_STREAMING || call->committed == a,
+        .replayable = a->req_sent == 0,
+        .tries = call->ntries,
+        .max_tries = call->routed ? max_tries(call) : 1,
+    };
+    bool was_committed = call->committed == a;
+    char msg[320];
+
+    if (was_committed) {
+        proxy_flow_set_src(&call->resp_body, NULL, NULL);
+        call->committed = NULL;
+    }
+    attempt_unlink(call, a);
+    if (call->state >= PROXY_CALL_FINAL && r->outcome == PROXY_ATTEMPT_COMPLETE)
+        return;
+    switch (proxy_call_verdict(&in)) {
+    case PROXY_VERDICT_DONE:
+        /* The backend ended without trailers (END_STREAM on DATA): so does
+         * the client's response. */
+        if (call->state == PROXY_CALL_STREAMING) {
+            set_state(call, PROXY_CALL_FINAL);
+            event_del(call->deadline_ev);
+            proxy_head_clear(&call->trailers);
+            call->resp_body.eof = true;
+            call->side_ops->resume(&call->side);
+        }
+        return;
+    case PROXY_VERDICT_RETRY:
+        if (call->state != PROXY_CALL_ROUTED)
+            return;
+        snprintf(call->why, sizeof(call->why), "%s", r->why);
+        log_debug("call %.*s: retrying: %s", (int)call->pathlen, (const char *)call->path, r->why);
+        dispatch(call);
+        return;
+    case PROXY_VERDICT_REFUSE:
+        if (call->state >= PROXY_CALL_STREAMING)
+            return;
+        event_del(call->deadline_ev);
+        call->status = GRPC_UNAVAILABLE; /* what gRPC clients make of REFUSED_STREAM */
+        set_state(call, PROXY_CALL_FINAL);
+        call->side_ops->reset(&call->side, NGHTTP2_REFUSED_STREAM);
+        return;
+    case PROXY_VERDICT_FAIL:
+        snprintf(msg, sizeof(msg), "switchyard: %s", r->why);
+        proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
+        return;
     }
 }
 
-/* Data sources of both sessions. The frontend session reads the response, the
- * backend session the request; neither copies here (NGHTTP2_DATA_FLAG_NO_COPY):
- * the bytes move from the call's evbuffer to the socket's in send_data. */
-ssize_t proxy_call_read_cb(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
-                           uint32_t *flags, nghttp2_data_source *source, void *user_data)
+/* Request body for attempt |a|: one reader at a time, so the flow is drained
+ * as it is written. */
+static size_t attempt_req_avail(struct proxy_attempt *a, bool *eof)
 {
-    struct proxy_conn *c = user_data;
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
-    bool fe = c->kind == PROXY_CONN_FE;
-    struct evbuffer *src;
-    size_t avail, n;
-    bool eof;
+    struct proxy_call *call = owner_of(a);
 
-    (void)buf;
-    (void)source;
-    if (call == NULL)
-        return NGHTTP2_ERR_DEFERRED; /* detached; our RST_STREAM closes it */
-    src = fe ? call->resp_buf : call->req_buf;
-    eof = fe ? call->resp_eof : call->req_eof;
-    avail = evbuffer_get_length(src);
-    n = avail < length ? avail : length;
-    if (n == 0 && !eof)
-        return NGHTTP2_ERR_DEFERRED;
-    if (n > 0)
-        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (n == avail && eof) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (fe) {
-            call->resp_done = true;
-            event_del(call->deadline);
-            if (call->ntrl > 0) {
-                nghttp2_nv nva[32];
-                size_t k = 0;
-                const char *p = call->trl;
-
-                for (size_t i = 0; i < call->ntrl && k < 32; i++) {
-                    size_t nl = strlen(p), vl = strlen(p + nl + 1);
-
-                    nva[k++] = (nghttp2_nv){(uint8_t *)p, (uint8_t *)p + nl + 1, nl, vl,
-                                            NGHTTP2_NV_FLAG_NONE};
-                    p += nl + vl + 2;
-                }
-                if (nghttp2_submit_trailer(session, sid, nva, k) == 0)
-                    *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-            }
-        }
-    }
-    return (ssize_t)n;
+    *eof = call->req_body.eof;
+    return proxy_flow_pending(&call->req_body);
 }
 
-int proxy_call_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
-                            size_t length, nghttp2_data_source *source, void *user_data)
+static void attempt_req_write(struct proxy_attempt *a, struct evbuffer *out, size_t n)
 {
-    struct proxy_conn *c = user_data;
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct proxy_call *call = owner_of(a);
 
-    (void)source;
-    if (evbuffer_get_length(out) >= PROXY_OUTPUT_HIGH)
-        return NGHTTP2_ERR_WOULDBLOCK;
-    if (call == NULL)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* detached meanwhile: reset the stream */
-    evbuffer_add(out, framehd, 9);
-    if (length == 0)
-        return 0;
-    if (c->kind == PROXY_CONN_FE) {
-        evbuffer_remove_buffer(call->resp_buf, out, length);
-        call->bytes_out += length;
-        if (call->be != NULL) {
-            nghttp2_session_consume(call->be->c.session, call->be_sid, length);
-            proxy_conn_schedule(&call->be->c);
-        }
-    } else {
-        evbuffer_remove_buffer(call->req_buf, out, length);
-        call->req_sent += length;
-        if (call->fe != NULL) {
-            nghttp2_session_consume(call->fe->c.session, call->fe_sid, length);
-            proxy_conn_schedule(&call->fe->c);
-        }
-    }
-    return 0;
+    touch(call);
+    proxy_flow_write(&call->req_body, out, n);
 }
 
-ssize_t proxy_conn_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
-                           void *user_data)
-{
-    struct proxy_conn *c = user_data;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+static const struct proxy_attempt_ops attempt_ops = {
+    .on_head = on_attempt_head,
+    .on_data = on_attempt_data,
+    .on_trailers = on_attempt_trailers,
+    .on_end = on_attempt_end,
+    .req_avail = attempt_req_avail,
+    .req_write = attempt_req_write,
+};
 
-    (void)session;
-    (void)flags;
-    /* Backpressure: a peer that does not read stops us producing frames. */
-    if (evbuffer_get_length(out) >= PROXY_OUTPUT_HIGH)
-        return NGHTTP2_ERR_WOULDBLOCK;
-    if (evbuffer_add(out, data, length) != 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    return (ssize_t)length;
+/* ---- response pull (the frontend's data source) ---- */
+
+size_t proxy_call_resp_avail(struct proxy_call *call, bool *eof)
+{
+    *eof = call->state >= PROXY_CALL_FINAL && call->resp_body.eof;
+    return proxy_flow_pending(&call->resp_body);
+}
+
+void proxy_call_resp_write(struct proxy_call *call, struct evbuffer *out, size_t n)
+{
+    touch(call);
+    proxy_flow_write(&call->resp_body, out, n);
+}
+
+const struct proxy_head *proxy_call_resp_trailers(struct proxy_call *call)
+{
+    return &call->trailers;
+}
+
+/* ---- accessors ---- */
+
+struct proxy_head *proxy_call_req_head(struct proxy_call *call)
+{
+    return &call->req;
+}
+
+const uint8_t *proxy_call_path(const struct proxy_call *call, size_t *len)
+{
+    *len = call->pathlen;
+    return call->path;
+}
+
+struct evbuffer *proxy_call_req_body(struct proxy_call *call)
+{
+    return call->req_body.buf;
+}
+
+bool proxy_call_req_ended(const struct proxy_call *call)
+{
+    return call->req_body.eof;
+}
+
+enum proxy_call_state proxy_call_state(const struct proxy_call *call)
+{
+    return call->state;
+}
+
+struct proxy_call_env *proxy_call_env(const struct proxy_call *call)
+{
+    return call->env;
+}
+
+struct proxy_call_side *proxy_call_side(struct proxy_call *call)
+{
+    return &call->side;
+}
+
+const char *proxy_call_peer(const struct proxy_call *call)
+{
+    return call->peer;
+}
+
+void proxy_call_info(const struct proxy_call *call, struct proxy_call_info *info)
+{
+    info->status = call->status;
+    info->cluster = call->routed ? call->cluster_name : NULL;
+    info->endpoint = call->ntries > 0 ? call->endpoint : NULL;
+    info->attempts = call->ntries;
+    info->bytes_in = call->req_body.in;
+    info->bytes_out = call->resp_body.out;
+    info->start_ns = call->start_ns;
+    info->local = call->local;
 }

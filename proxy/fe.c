@@ -1,78 +1,210 @@
-/* Frontend: client-facing h2c (prior knowledge) connections, nghttp2 server role.
- * Invariant: a frontend connection owns its calls; every call is freed when its
- * frontend stream closes or the connection goes, never while nghttp2 is on the
- * stack for the connection (frees happen in the worker's flush pass).
+/* Frontend codec (fe.h): nghttp2 server sessions, the limits that protect
+ * switchyard from clients (stream limits, header and idle timeouts, flood
+ * and early-end budgets, stream id rules), and the client side of calls.
  * SPDX-License-Identifier: MIT */
 #define LOG_MODULE "fe"
-#include "proxy/internal.h"
+#include "proxy/fe.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 
-#include "core/grpc.h"
+#include "conf/conf.h"
+#include "core/alloc.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "proxy/call.h"
+#include "proxy/conn.h"
+
+/* Our connection window. Connection-level credit is returned as soon as
+ * request bytes are buffered (flow.h); each stream's window bounds what it
+ * can hold. */
+#define FE_CONN_WINDOW (4 * 1024 * 1024)
+/* Frames nghttp2 may hold for one connection before it counts as a flood
+ * (Envoy's max_outbound_frames is 10000). */
+#define FE_MAX_OUTBOUND_QUEUE 10000
+/* Streams that end early (reset by either side, or closed before their
+ * response was complete): a burst of this many, refilled at FE_EARLY_RATE per
+ * second, then GOAWAY(ENHANCE_YOUR_CALM). Covers Rapid Reset (CVE-2023-44487)
+ * and the streams switchyard itself has to reset ("MadeYouReset",
+ * CVE-2025-8671), with nghttp2's own reset limit's numbers. */
+#define FE_EARLY_BURST 1000
+#define FE_EARLY_RATE  33
+/* Stream ids switchyard reset lately: the client may still send a HEADERS
+ * frame on them (trailers in flight), which is not a protocol error. */
+#define FE_RECENT_RESETS 64
+
+struct proxy_fe_conn {
+    struct proxy_conn c; /* first: a proxy_conn * of a client is a proxy_fe_conn * */
+    struct proxy_fe_env *env;
+    struct proxy_fe_conn *next, *prev; /* in env->conns */
+    struct proxy_call_side *calls;     /* the calls of its streams */
+    char peer[BAL_ADDRSTRLEN];
+    uint32_t nstreams;
+    struct event *idle_timer;
+    struct event *goaway_timer;
+    struct event *hdr_timer; /* header_timeout */
+    bool goaway_sent;        /* the final GOAWAY with last-stream-id */
+    bool settings_seen;      /* the client's first SETTINGS arrived */
+    bool settings_patched;   /* our SETTINGS went out with the advertised stream limit */
+    bool read_paused;        /* output backlog: not reading until it drains */
+    uint32_t max_streams;    /* the MAX_CONCURRENT_STREAMS the client was told */
+    uint32_t nhdr_pending;   /* streams whose request headers are not complete */
+    uint32_t refused;        /* streams refused over the limit */
+    uint32_t empty_frames;   /* consecutive empty DATA frames without END_STREAM */
+    /* early-end budget (token bucket) */
+    double early_tokens;
+    uint64_t early_ms;
+    /* stream id rules (RFC 9113 §5.1.1) */
+    int32_t max_sid;
+    int32_t recent_rst[FE_RECENT_RESETS];
+    uint32_t nrecent;
+};
+
+static const struct proxy_call_side_ops side_ops;
 
 static struct proxy_fe_conn *fe_of(void *user_data)
 {
     return user_data;
 }
 
-static void fe_close_soon(struct proxy_fe_conn *fc);
+static const struct conf_proxy *conf_of(const struct proxy_fe_conn *fc)
+{
+    return &fc->env->calls->snap->conf->proxy;
+}
+
 static void fe_calm_down(struct proxy_fe_conn *fc, const char *why);
 
-static void hdr_timer_arm(struct proxy_fe_conn *fc)
+static void timer_arm(struct event *ev, uint32_t ms)
 {
-    uint32_t ms = fc->c.w->snap->conf->proxy.header_timeout_ms;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
-    event_add(fc->hdr_timer, &tv);
+    event_add(ev, &tv);
+}
+
+/* ---- calls of the connection ---- */
+
+static void link_call(struct proxy_fe_conn *fc, struct proxy_call_side *sd)
+{
+    sd->prev = NULL;
+    sd->next = fc->calls;
+    if (fc->calls != NULL)
+        fc->calls->prev = sd;
+    fc->calls = sd;
+}
+
+static void unlink_call(struct proxy_fe_conn *fc, struct proxy_call_side *sd)
+{
+    if (sd->prev != NULL)
+        sd->prev->next = sd->next;
+    else
+        fc->calls = sd->next;
+    if (sd->next != NULL)
+        sd->next->prev = sd->prev;
+    sd->next = sd->prev = NULL;
+}
+
+static void remember_reset(struct proxy_fe_conn *fc, int32_t sid)
+{
+    fc->recent_rst[fc->nrecent++ % FE_RECENT_RESETS] = sid;
+}
+
+static bool reset_lately(const struct proxy_fe_conn *fc, int32_t sid)
+{
+    uint32_t n = fc->nrecent < FE_RECENT_RESETS ? fc->nrecent : FE_RECENT_RESETS;
+
+    for (uint32_t i = 0; i < n; i++) {
+        if (fc->recent_rst[i] == sid)
+            return true;
+    }
+    return false;
+}
+
+/* One stream ended early: take a token, or GOAWAY once the budget is spent. */
+static void early_end(struct proxy_fe_conn *fc)
+{
+    uint64_t now = proxy_loop_ms(fc->c.base);
+
+    fc->early_tokens += (double)(now - fc->early_ms) * FE_EARLY_RATE / 1000.0;
+    if (fc->early_tokens > FE_EARLY_BURST)
+        fc->early_tokens = FE_EARLY_BURST;
+    fc->early_ms = now;
+    if (fc->early_tokens >= 1) {
+        fc->early_tokens -= 1;
+        return;
+    }
+    fe_calm_down(fc, "too many streams ending early (reset or abandoned)");
+}
+
+/* ---- nghttp2 server callbacks ---- */
+
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user_data)
+{
+    struct proxy_fe_conn *fc = fe_of(user_data);
+    nghttp2_stream *st;
+
+    if (hd->type != NGHTTP2_HEADERS || (hd->stream_id & 1) == 0 || fc->goaway_sent)
+        return 0;
+    if (hd->stream_id > fc->max_sid) {
+        fc->max_sid = hd->stream_id;
+        return 0;
+    }
+    /* A HEADERS frame on a stream id at or below the highest seen: fine for
+     * an open stream (trailers), or one we reset lately (in flight). Otherwise
+     * the id is closed or was skipped: RFC 9113 §5.1.1 makes that a connection
+     * error, which nghttp2 1.52 leaves unreported. */
+    st = nghttp2_session_find_stream(session, hd->stream_id);
+    if ((st != NULL && nghttp2_stream_get_state(st) != NGHTTP2_STREAM_STATE_CLOSED) ||
+        reset_lately(fc, hd->stream_id))
+        return 0;
+    log_info("client %s: HEADERS on closed or skipped stream %d (highest %d); closing", fc->peer,
+             hd->stream_id, fc->max_sid);
+    fc->goaway_sent = true;
+    nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
+    proxy_conn_schedule(&fc->c);
+    return 0;
 }
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct proxy_fe_conn *fc = fe_of(user_data);
     struct proxy_call *call;
+    struct proxy_call_side *sd;
 
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    if (fc->nstreams >= fc->max_streams) {
+    if (fc->nstreams >= fc->max_streams || fc->env->calls->snap == NULL) {
         /* Over the limit we advertised: refuse this stream alone (RFC 9113
          * §5.1.2); nghttp2 itself was told a higher limit so that it does not
          * fail the whole connection. Its header block is still decoded. */
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
+        remember_reset(fc, frame->hd.stream_id);
         if (++fc->refused > 1000 + 10 * fc->max_streams)
             fe_calm_down(fc, "too many streams over the limit");
         return 0;
     }
-    call = proxy_call_new(fc->c.w, fc, frame->hd.stream_id);
-    TAILQ_INSERT_TAIL(&fc->calls, call, fe_link);
+    call = proxy_call_new(fc->env->calls, &side_ops, fc, frame->hd.stream_id, fc->peer);
+    sd = proxy_call_side(call);
+    link_call(fc, sd);
     fc->nstreams++;
     if (fc->nhdr_pending++ == 0)
-        hdr_timer_arm(fc);
-    if (fc->idle_timer != NULL)
-        event_del(fc->idle_timer);
+        timer_arm(fc->hdr_timer, conf_of(fc)->header_timeout_ms);
+    event_del(fc->idle_timer);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
     return 0;
-}
-
-static bool name_is(const nghttp2_vec *v, const char *s, size_t len)
-{
-    return v->len == len && memcmp(v->base, s, len) == 0;
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                      nghttp2_rcbuf *value, uint8_t flags, void *user_data)
 {
     struct proxy_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
-    nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
 
     (void)flags;
     (void)user_data;
@@ -80,38 +212,21 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
     if (call == NULL || frame->hd.type != NGHTTP2_HEADERS ||
         frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    /* nghttp2 1.52 does not enforce the SETTINGS_MAX_HEADER_LIST_SIZE we
-     * advertise: count name + value + 32 per field (RFC 9113 §6.5.2) and stop
-     * keeping fields past it; HPACK decoding goes on so the connection stays
-     * in sync, and the call is answered RESOURCE_EXHAUSTED. */
-    call->hdr_bytes += n.len + v.len + 32;
-    if (call->hdr_too_big || call->hdr_bytes > call->w->snap->conf->proxy.max_header_list_size) {
-        call->hdr_too_big = true;
-        return 0;
-    }
-    proxy_rcbuf_push(&call->hdr, &call->nhdr, &call->hdrcap, name, value);
-    if (n.len > 0 && n.base[0] == ':') {
-        if (name_is(&n, ":path", 5)) {
-            call->path = v.base;
-            call->pathlen = v.len;
-        } else if (name_is(&n, ":method", 7)) {
-            call->method = v.base;
-            call->methodlen = v.len;
-        }
-    } else if (name_is(&n, "content-type", 12)) {
-        call->ctype = v.base;
-        call->ctypelen = v.len;
-    } else if (name_is(&n, "grpc-timeout", 12)) {
-        if (grpc_timeout_parse(v.base, v.len, &call->timeout_ms) != 0)
-            call->bad_timeout = true;
-    }
+    proxy_call_head_field(call, name, value);
     return 0;
+}
+
+static void headers_complete(struct proxy_fe_conn *fc)
+{
+    if (--fc->nhdr_pending == 0 && fc->settings_seen)
+        event_del(fc->hdr_timer);
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct proxy_fe_conn *fc = fe_of(user_data);
     struct proxy_call *call;
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
 
     switch (frame->hd.type) {
     case NGHTTP2_SETTINGS:
@@ -128,7 +243,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     case NGHTTP2_DATA:
         /* Empty DATA without END_STREAM does nothing but cost us work
          * (CVE-2019-9518); nghttp2 1.52 does not count them. */
-        if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        if (frame->hd.length == 0 && !end) {
             if (++fc->empty_frames > 100)
                 fe_calm_down(fc, "empty DATA frames flood");
         } else {
@@ -143,21 +258,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (call == NULL)
         return 0;
-    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
-        call->req_eof = true;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        call->hdr_done = true;
-        if (--fc->nhdr_pending == 0 && fc->settings_seen)
-            event_del(fc->hdr_timer);
-        if (call->hdr_too_big)
-            proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
-                            "switchyard: request headers exceed max_header_list_size");
-        else
-            proxy_call_start(call);
-    } else if (call->req_eof && call->self_health)
-        proxy_selfhealth_request_end(call);
-    else if (call->req_eof)
-        proxy_call_resume_be(call);
+        headers_complete(fc);
+        proxy_call_head_done(call, end);
+    } else if (end) {
+        proxy_call_req_end(call);
+    }
     return 0;
 }
 
@@ -168,34 +274,34 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t s
 
     (void)flags;
     (void)user_data;
-    proxy_call_data_in(call, session, sid, data, len, true);
+    if (call == NULL) {
+        /* Nobody takes these bytes: the credit goes back at once. */
+        nghttp2_session_consume(session, sid, len);
+        return 0;
+    }
+    proxy_call_req_data(call, data, len);
     return 0;
 }
 
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
+    struct proxy_fe_conn *fc = fe_of(user_data);
     struct proxy_call *call;
 
-    (void)user_data;
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        remember_reset(fc, frame->hd.stream_id);
+        return 0;
+    }
     if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
         !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     /* The response is complete but the client is still sending: like gRPC
      * servers, end the stream with RST_STREAM(NO_ERROR) (RFC 9113 §8.1). */
-    if (call != NULL && !call->req_eof)
+    if (call != NULL && !proxy_call_req_ended(call))
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_NO_ERROR);
     return 0;
-}
-
-static void arm_idle(struct proxy_fe_conn *fc)
-{
-    uint32_t ms = fc->c.w->snap->conf->proxy.idle_timeout_ms;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-
-    if (fc->idle_timer != NULL && ms > 0)
-        event_add(fc->idle_timer, &tv);
 }
 
 static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_code,
@@ -203,19 +309,23 @@ static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error
 {
     struct proxy_fe_conn *fc = fe_of(user_data);
     struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
+    bool early;
 
-    (void)error_code;
     if (call == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(session, sid, NULL);
-    TAILQ_REMOVE(&fc->calls, call, fe_link);
+    unlink_call(fc, proxy_call_side(call));
     fc->nstreams--;
-    if (!call->hdr_done && --fc->nhdr_pending == 0 && fc->settings_seen)
-        event_del(fc->hdr_timer);
+    if (proxy_call_state(call) == PROXY_CALL_HEAD)
+        headers_complete(fc);
+    /* Whoever reset it, and for whatever reason: the same budget. */
+    early = error_code != NGHTTP2_NO_ERROR || proxy_call_state(call) < PROXY_CALL_FINAL;
     /* Cancels the backend stream if it is still open (client RST_STREAM). */
-    proxy_call_free(call);
-    if (fc->nstreams == 0)
-        arm_idle(fc);
+    proxy_call_side_closed(call, error_code);
+    if (early)
+        early_end(fc);
+    if (fc->nstreams == 0 && conf_of(fc)->idle_timeout_ms > 0)
+        timer_arm(fc->idle_timer, conf_of(fc)->idle_timeout_ms);
     /* Never NGHTTP2_ERR_CALLBACK_FAILURE here (CVE-2023-35945). */
     return 0;
 }
@@ -224,8 +334,8 @@ static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error
  * above the one we mean (see proxy_fe_accept); the client is told the real
  * one here, so nghttp2 never turns one stream too many into a connection
  * error and on_begin_headers() refuses it alone. */
-static ssize_t fe_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
-                          void *user_data)
+static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+                       void *user_data)
 {
     struct proxy_fe_conn *fc = fe_of(user_data);
     uint8_t buf[9 + 6 * 8];
@@ -253,33 +363,109 @@ static ssize_t fe_send_cb(nghttp2_session *session, const uint8_t *data, size_t 
     return rv;
 }
 
-nghttp2_session_callbacks *proxy_fe_callbacks_new(void)
+/* Response body source: no copy here (NGHTTP2_DATA_FLAG_NO_COPY); the bytes
+ * move from the call's buffer to the socket's in send_data_cb. */
+static ssize_t read_cb(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
+                       uint32_t *flags, nghttp2_data_source *source, void *user_data)
 {
-    nghttp2_session_callbacks *cbs;
+    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
+    bool eof = false;
+    size_t avail, n;
 
-    if (nghttp2_session_callbacks_new(&cbs) != 0)
-        abort();
-    nghttp2_session_callbacks_set_send_callback(cbs, fe_send_cb);
-    nghttp2_session_callbacks_set_send_data_callback(cbs, proxy_call_send_data_cb);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback2(cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
-    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    return cbs;
+    (void)buf;
+    (void)source;
+    (void)user_data;
+    if (call == NULL)
+        return NGHTTP2_ERR_DEFERRED;
+    avail = proxy_call_resp_avail(call, &eof);
+    n = avail < length ? avail : length;
+    if (n == 0 && !eof)
+        return NGHTTP2_ERR_DEFERRED;
+    if (n > 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == avail && eof) {
+        const struct proxy_head *t = proxy_call_resp_trailers(call);
+
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (t->n > 0 && nghttp2_submit_trailer(session, sid, t->nv, t->n) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+    return (ssize_t)n;
 }
 
-/* ---- I/O ---- */
-
-static void fe_close_soon(struct proxy_fe_conn *fc)
+static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *source, void *user_data)
 {
-    fc->c.dead = true;
+    struct proxy_fe_conn *fc = fe_of(user_data);
+    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct evbuffer *out = proxy_conn_output(&fc->c);
+
+    (void)source;
+    if (proxy_conn_output_full(&fc->c))
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (call == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    evbuffer_add(out, framehd, 9);
+    if (length > 0)
+        proxy_call_resp_write(call, out, length);
+    return 0;
+}
+
+/* ---- the client side of calls ---- */
+
+static struct proxy_fe_conn *conn_of(const struct proxy_call_side *sd)
+{
+    return sd->conn;
+}
+
+static int side_send_head(struct proxy_call_side *sd, const nghttp2_nv *nv, size_t n, bool end)
+{
+    struct proxy_fe_conn *fc = conn_of(sd);
+    nghttp2_data_provider prd = {.source.ptr = NULL, .read_callback = read_cb};
+    int rv = nghttp2_submit_response(fc->c.session, sd->sid, nv, n, end ? NULL : &prd);
+
+    proxy_conn_schedule(&fc->c);
+    return rv == 0 ? 0 : -1;
+}
+
+static void side_resume(struct proxy_call_side *sd)
+{
+    struct proxy_fe_conn *fc = conn_of(sd);
+
+    nghttp2_session_resume_data(fc->c.session, sd->sid);
     proxy_conn_schedule(&fc->c);
 }
 
+static void side_reset(struct proxy_call_side *sd, uint32_t h2err)
+{
+    struct proxy_fe_conn *fc = conn_of(sd);
+
+    nghttp2_submit_rst_stream(fc->c.session, NGHTTP2_FLAG_NONE, sd->sid, h2err);
+    proxy_conn_schedule(&fc->c);
+}
+
+static void side_credit(struct proxy_call_side *sd, size_t n, bool stream)
+{
+    struct proxy_fe_conn *fc = conn_of(sd);
+
+    if (stream)
+        nghttp2_session_consume_stream(fc->c.session, sd->sid, n);
+    else
+        nghttp2_session_consume_connection(fc->c.session, n);
+    proxy_conn_schedule(&fc->c);
+}
+
+static const struct proxy_call_side_ops side_ops = {
+    .send_head = side_send_head,
+    .resume = side_resume,
+    .reset = side_reset,
+    .credit = side_credit,
+};
+
+/* ---- connection ---- */
+
 /* A client abusing the protocol: GOAWAY(ENHANCE_YOUR_CALM), then close once it
- * is written (proxy_fe_conn_after_flush). Its calls end; others are untouched. */
+ * is written (after_flush). Its calls end; others are untouched. */
 static void fe_calm_down(struct proxy_fe_conn *fc, const char *why)
 {
     if (fc->goaway_sent || fc->c.dead)
@@ -290,6 +476,146 @@ static void fe_calm_down(struct proxy_fe_conn *fc, const char *why)
     proxy_conn_schedule(&fc->c);
 }
 
+static void on_read_error(struct proxy_conn *c, int rv)
+{
+    struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
+
+    /* Fatal for the connection only: a protocol error, a flood nghttp2 caught
+     * (NGHTTP2_ERR_FLOODED), too many CONTINUATIONs, ... */
+    log_info("client %s: %s; closing", fc->peer, nghttp2_strerror(rv));
+    if (rv == NGHTTP2_ERR_FLOODED) {
+        /* Say why before closing, best effort: one write straight to the
+         * socket; a client that floods without reading gets the close alone. */
+        static const uint8_t goaway[17] = {
+            0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NGHTTP2_ENHANCE_YOUR_CALM};
+
+        proxy_conn_write_now(c, goaway, sizeof(goaway));
+    }
+    proxy_conn_close_soon(c);
+}
+
+static void after_read(struct proxy_conn *c)
+{
+    struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
+
+    /* nghttp2 1.52 does not cap its queue of frames to send (pings, settings
+     * ACKs, RST_STREAMs a client provokes): we do. */
+    if (nghttp2_session_get_outbound_queue_size(c->session) > FE_MAX_OUTBOUND_QUEUE) {
+        fe_calm_down(fc, "outbound frame queue flood");
+        return;
+    }
+    /* A client that does not read its responses is not read from either, so
+     * it cannot make us buffer without bound (ping/settings floods): nothing
+     * more is parsed until it drains its side. */
+    if (evbuffer_get_length(proxy_conn_output(c)) > 4 * PROXY_OUTPUT_HIGH) {
+        bufferevent_disable(c->bev, EV_READ);
+        fc->read_paused = true;
+    }
+}
+
+static void on_drained(struct proxy_conn *c)
+{
+    struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
+
+    if (fc->read_paused && !fc->goaway_sent) {
+        fc->read_paused = false;
+        bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+/* TLS: the handshake is done. The ClientHello and ALPN callbacks (core/tls.c)
+ * refuse clients without h2; this is the last line of defence before nghttp2
+ * sees bytes. */
+static void on_connected(struct proxy_conn *c)
+{
+    struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+    if (!tls_is_h2(ssl)) {
+        log_warn("client %s: TLS refused: h2 was not negotiated by ALPN", fc->peer);
+        proxy_conn_close_soon(c);
+        return;
+    }
+    log_debug("client %s: TLS %s established", fc->peer, SSL_get_version(ssl));
+}
+
+static void on_io_error(struct proxy_conn *c, short what)
+{
+    struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
+    char why[256];
+
+    if (c->tls && !SSL_is_init_finished(bufferevent_openssl_get_ssl(c->bev)) &&
+        (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        log_info("client %s: TLS handshake failed: %s", fc->peer,
+                 tls_error(c->bev, why, sizeof(why)));
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        log_debug("client %s: connection closed (%s)", fc->peer,
+                  (what & BEV_EVENT_EOF) ? "eof" : "error");
+        proxy_conn_close_soon(c);
+    }
+}
+
+static void after_flush(struct proxy_conn *c)
+{
+    struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
+    bool finished =
+        (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) ||
+        (fc->goaway_sent && fc->nstreams == 0);
+
+    if (!finished)
+        return;
+    if (evbuffer_get_length(proxy_conn_output(c)) == 0) {
+        c->dead = true;
+        return;
+    }
+    /* Let the last frames (GOAWAY) reach the client before closing. */
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
+static void destroy(struct proxy_conn *c)
+{
+    struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
+    struct proxy_fe_env *env = fc->env;
+
+    while (fc->calls != NULL) {
+        struct proxy_call_side *sd = fc->calls;
+
+        unlink_call(fc, sd);
+        nghttp2_session_set_stream_user_data(c->session, sd->sid, NULL);
+        /* The client is gone: its backend streams are cancelled, and the
+         * call releases its rcbufs before the session that owns them goes. */
+        proxy_call_side_closed(sd->call, NGHTTP2_CANCEL);
+    }
+    if (fc->idle_timer != NULL)
+        event_free(fc->idle_timer);
+    if (fc->goaway_timer != NULL)
+        event_free(fc->goaway_timer);
+    if (fc->hdr_timer != NULL)
+        event_free(fc->hdr_timer);
+    proxy_conn_deinit(c);
+    if (fc->prev != NULL)
+        fc->prev->next = fc->next;
+    else
+        env->conns = fc->next;
+    if (fc->next != NULL)
+        fc->next->prev = fc->prev;
+    env->nconns--;
+    free(fc);
+    if (env->on_gone != NULL)
+        env->on_gone(env->gone_arg);
+}
+
+static const struct proxy_conn_ops fe_conn_ops = {
+    .after_read = after_read,
+    .on_read_error = on_read_error,
+    .on_connected = on_connected,
+    .on_io_error = on_io_error,
+    .on_drained = on_drained,
+    .after_flush = after_flush,
+    .destroy = destroy,
+};
+
 static void on_hdr_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_fe_conn *fc = arg;
@@ -299,102 +625,7 @@ static void on_hdr_timer(evutil_socket_t fd, short what, void *arg)
     if (!fc->settings_seen || fc->nhdr_pending > 0) {
         log_info("client %s: header_timeout (%s)", fc->peer,
                  fc->settings_seen ? "request headers incomplete" : "no HTTP/2 preface");
-        fe_close_soon(fc);
-    }
-}
-
-/* Feeds every byte read to nghttp2, without copying (evbuffer_peek). */
-static void on_read(struct bufferevent *bev, void *arg)
-{
-    struct proxy_fe_conn *fc = arg;
-    int rv;
-
-    if (fc->c.dead)
-        return;
-    rv = proxy_conn_feed(&fc->c, bufferevent_get_input(bev));
-    if (rv != 0) {
-        /* Fatal for the connection only: a protocol error, a flood nghttp2
-         * caught (NGHTTP2_ERR_FLOODED), too many CONTINUATIONs, ... */
-        log_info("client %s: %s; closing", fc->peer, nghttp2_strerror(rv));
-        if (rv == NGHTTP2_ERR_FLOODED && !fc->tls &&
-            evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-            /* Say why before closing (GOAWAY ENHANCE_YOUR_CALM), best effort:
-             * one write straight to the socket. Only when nothing is pending
-             * there, so it cannot land inside a half-written frame; a client
-             * that floods without reading gets the close alone. */
-            static const uint8_t goaway[17] = {
-                0, 0, 8, NGHTTP2_GOAWAY,           0, 0, 0, 0, 0, 0, 0, 0, 0,
-                0, 0, 0, NGHTTP2_ENHANCE_YOUR_CALM};
-
-            if (send(bufferevent_getfd(bev), goaway, sizeof(goaway), MSG_DONTWAIT | MSG_NOSIGNAL) <
-                0)
-                log_debug("client %s: GOAWAY not sent", fc->peer);
-        }
-        fe_close_soon(fc);
-        return;
-    }
-    /* nghttp2 1.52 does not cap its queue of frames to send (pings, settings
-     * ACKs, RST_STREAMs a client provokes): we do. */
-    if (nghttp2_session_get_outbound_queue_size(fc->c.session) > PROXY_MAX_OUTBOUND_QUEUE) {
-        fe_calm_down(fc, "outbound frame queue flood");
-        return;
-    }
-    /* A client that does not read its responses is not read from either, so
-     * it cannot make us buffer without bound (ping/settings floods, zero
-     * windows): nothing more is parsed until it drains its side. */
-    if (evbuffer_get_length(bufferevent_get_output(bev)) > 4 * PROXY_OUTPUT_HIGH) {
-        bufferevent_disable(bev, EV_READ);
-        fc->read_paused = true;
-    }
-    proxy_conn_schedule(&fc->c);
-}
-
-static void on_write(struct bufferevent *bev, void *arg)
-{
-    struct proxy_fe_conn *fc = arg;
-
-    if (fc->read_paused && !fc->goaway_sent) {
-        fc->read_paused = false;
-        bufferevent_enable(bev, EV_READ);
-    }
-    /* Output fell below the low watermark: frames held back can go now. */
-    proxy_conn_schedule(&fc->c);
-}
-
-/* TLS only: the handshake is done (CONNECTED) or failed. */
-static void on_tls_event(struct proxy_fe_conn *fc, struct bufferevent *bev, short what)
-{
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    char why[256];
-
-    if (what & BEV_EVENT_CONNECTED) {
-        /* The ClientHello and ALPN callbacks (tls.c) refuse clients without
-         * h2; this is the last line of defence before nghttp2 sees bytes. */
-        if (!tls_is_h2(ssl)) {
-            log_warn("client %s: TLS refused: h2 was not negotiated by ALPN", fc->peer);
-            fe_close_soon(fc);
-            return;
-        }
-        /* gRPC clients often close without close_notify: that is EOF, not an error. */
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-        log_debug("client %s: TLS %s established", fc->peer, SSL_get_version(ssl));
-        return;
-    }
-    if (!SSL_is_init_finished(ssl) && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-        log_info("client %s: TLS handshake failed: %s", fc->peer,
-                 tls_error(bev, why, sizeof(why)));
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct proxy_fe_conn *fc = arg;
-
-    if (fc->tls)
-        on_tls_event(fc, bev, what);
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        log_debug("client %s: connection closed (%s)", fc->peer,
-                  (what & BEV_EVENT_EOF) ? "eof" : "error");
-        fe_close_soon(fc);
+        proxy_conn_close_soon(&fc->c);
     }
 }
 
@@ -428,157 +659,149 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void proxy_fe_conn_drain(struct proxy_fe_conn *fc)
+static void conn_drain(struct proxy_fe_conn *fc)
 {
     /* Two-step GOAWAY (RFC 9113 §6.8): 2^31-1 first so requests in flight are
      * still accepted, then the real last-stream-id about a round trip later. */
-    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
-
     if (fc->c.dead || fc->goaway_sent)
         return;
     nghttp2_submit_shutdown_notice(fc->c.session);
-    event_add(fc->goaway_timer, &tv);
+    timer_arm(fc->goaway_timer, 1000);
     proxy_conn_schedule(&fc->c);
 }
 
-void proxy_fe_conn_after_flush(struct proxy_fe_conn *fc)
+void proxy_fe_drain(struct proxy_fe_env *env)
 {
-    struct evbuffer *out = bufferevent_get_output(fc->c.bev);
-    bool finished =
-        (!nghttp2_session_want_read(fc->c.session) && !nghttp2_session_want_write(fc->c.session)) ||
-        (fc->goaway_sent && fc->nstreams == 0);
-
-    if (!finished)
-        return;
-    if (evbuffer_get_length(out) == 0) {
-        fc->c.dead = true;
-        return;
-    }
-    /* Let the last frames (GOAWAY) reach the client before closing. */
-    bufferevent_disable(fc->c.bev, EV_READ);
-    bufferevent_setwatermark(fc->c.bev, EV_WRITE, 0, 0);
+    env->draining = true;
+    for (struct proxy_fe_conn *fc = env->conns; fc != NULL; fc = fc->next)
+        conn_drain(fc);
 }
 
-/* The TLS bufferevent of a client on the TLS listener, or NULL. */
-static struct bufferevent *tls_bev_new(struct proxy_fe_conn *fc, evutil_socket_t fd)
+/* The TLS object of a client on the TLS listener, or NULL. */
+static SSL *tls_new(struct proxy_fe_conn *fc)
 {
-    struct proxy_worker *w = fc->c.w;
-    SSL_CTX *ctx = tls_fe_ctx(w->snap->conf);
-    SSL *ssl;
+    SSL_CTX *ctx = tls_fe_ctx(fc->env->calls->snap->conf);
 
     if (ctx == NULL) { /* a reload dropped listen_tls; the listener stays until restart */
         log_warn("client %s: TLS listener without tls_cert in the running configuration", fc->peer);
         return NULL;
     }
-    ssl = tls_fe_ssl_new(ctx, fc->peer);
-    if (ssl == NULL)
-        return NULL;
-    return bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    return tls_fe_ssl_new(ctx, fc->peer);
 }
 
-void proxy_fe_accept(struct proxy_worker *w, evutil_socket_t fd, const struct sockaddr *sa,
-                     int socklen, bool tls)
+void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct sockaddr *sa,
+                     bool tls)
 {
-    const struct conf_proxy *pc = &w->snap->conf->proxy;
+    const struct conf_proxy *pc = &env->calls->snap->conf->proxy;
     struct proxy_fe_conn *fc;
+    SSL *ssl = NULL;
     int one = 1;
     uint32_t limit = pc->max_concurrent_streams;
     /* What nghttp2 enforces itself: above it, nghttp2 1.52 fails the whole
-     * connection. The client is told |limit| (fe_send_cb). */
+     * connection. The client is told |limit| (send_cb). */
     uint32_t lib_limit = limit > 1073741823u ? 2147483647u : limit + (limit < 100 ? 100 : limit);
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lib_limit},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, PROXY_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, pc->stream_buffer},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, pc->max_header_list_size},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
 
-    (void)socklen;
-    if (w->draining) {
+    if (env->draining) {
         evutil_closesocket(fd);
         return;
     }
-    /* max_connections is shared evenly by the workers. */
-    if (w->nfes >= (pc->max_connections + w->rt->nworkers - 1) / w->rt->nworkers) {
-        if (w->conn_refused++ % 1000 == 0)
+    if (env->nconns >= env->max_conns) {
+        if (env->refused++ % 1000 == 0)
             log_warn("worker %d: max_connections reached; closing new client connections",
-                     w->index);
+                     env->worker);
         evutil_closesocket(fd);
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    fc = calloc(1, sizeof(*fc));
-    if (fc == NULL) {
-        log_error("out of memory");
-        abort();
-    }
-    fc->c.kind = PROXY_CONN_FE;
-    fc->c.w = w;
+    fc = xcalloc(1, sizeof(*fc));
+    fc->env = env;
     fc->max_streams = limit;
-    TAILQ_INIT(&fc->calls);
+    fc->early_tokens = FE_EARLY_BURST;
+    fc->early_ms = proxy_loop_ms(env->base);
     bal_addr_str(sa, fc->peer, sizeof(fc->peer));
-    fc->tls = tls;
-    if (tls)
-        fc->c.bev = tls_bev_new(fc, fd);
-    else
-        fc->c.bev =
-            bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (fc->c.bev == NULL ||
-        nghttp2_session_server_new2(&fc->c.session, w->fe_cbs, fc, w->fe_opt) != 0) {
-        log_error("client %s: cannot set up the connection", fc->peer);
-        if (fc->c.bev != NULL)
-            bufferevent_free(fc->c.bev);
-        else
-            evutil_closesocket(fd);
+    if (tls && (ssl = tls_new(fc)) == NULL) {
+        evutil_closesocket(fd);
         free(fc);
         return;
     }
-    fc->idle_timer = event_new(w->base, -1, 0, on_idle_timer, fc);
-    fc->goaway_timer = event_new(w->base, -1, 0, on_goaway_timer, fc);
-    fc->hdr_timer = event_new(w->base, -1, 0, on_hdr_timer, fc);
-    hdr_timer_arm(fc); /* the preface and SETTINGS must come within header_timeout */
+    if (proxy_conn_init(&fc->c, &fe_conn_ops, env->fl, env->base, fd, ssl, true, "client",
+                        fc->peer) != 0 ||
+        nghttp2_session_server_new2(&fc->c.session, env->cbs, fc, env->opt) != 0) {
+        log_error("client %s: cannot set up the connection", fc->peer);
+        if (fc->c.bev == NULL)
+            evutil_closesocket(fd);
+        proxy_conn_deinit(&fc->c);
+        free(fc);
+        return;
+    }
+    fc->idle_timer = event_new(env->base, -1, 0, on_idle_timer, fc);
+    fc->goaway_timer = event_new(env->base, -1, 0, on_goaway_timer, fc);
+    fc->hdr_timer = event_new(env->base, -1, 0, on_hdr_timer, fc);
+    /* The preface and SETTINGS must come within header_timeout. */
+    timer_arm(fc->hdr_timer, pc->header_timeout_ms);
     proxy_conn_keepalive_start(&fc->c, pc->keepalive_time_ms, pc->keepalive_timeout_ms);
     nghttp2_submit_settings(fc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
-    nghttp2_session_set_local_window_size(fc->c.session, NGHTTP2_FLAG_NONE, 0, PROXY_CONN_WINDOW);
-    bufferevent_setcb(fc->c.bev, on_read, on_write, on_event, fc);
-    /* libevent reads and writes at most 16 KiB per call by default: a 64 KiB
-     * message would take 4 syscalls each way. */
-    bufferevent_set_max_single_read(fc->c.bev, PROXY_IO_CHUNK);
-    bufferevent_set_max_single_write(fc->c.bev, PROXY_IO_CHUNK);
-    bufferevent_setwatermark(fc->c.bev, EV_WRITE, PROXY_OUTPUT_LOW, 0);
-    bufferevent_enable(fc->c.bev, EV_READ | EV_WRITE);
-    TAILQ_INSERT_TAIL(&w->fes, fc, link);
-    w->nfes++;
-    arm_idle(fc);
-    log_debug("client %s: connected (worker %d)", fc->peer, w->index);
+    nghttp2_session_set_local_window_size(fc->c.session, NGHTTP2_FLAG_NONE, 0, FE_CONN_WINDOW);
+    fc->next = env->conns;
+    if (env->conns != NULL)
+        env->conns->prev = fc;
+    env->conns = fc;
+    env->nconns++;
+    if (pc->idle_timeout_ms > 0)
+        timer_arm(fc->idle_timer, pc->idle_timeout_ms);
+    log_debug("client %s: connected (worker %d)", fc->peer, env->worker);
     proxy_conn_schedule(&fc->c);
 }
 
-void proxy_fe_conn_free(struct proxy_fe_conn *fc)
+void proxy_fe_env_init(struct proxy_fe_env *env, struct event_base *base, struct proxy_flusher *fl,
+                       struct proxy_call_env *calls, int worker)
 {
-    struct proxy_worker *w = fc->c.w;
-    struct proxy_call *call;
+    nghttp2_session_callbacks *cbs;
 
-    while ((call = TAILQ_FIRST(&fc->calls)) != NULL) {
-        TAILQ_REMOVE(&fc->calls, call, fe_link);
-        nghttp2_session_set_stream_user_data(fc->c.session, call->fe_sid, NULL);
-        /* The client is gone: cancel its backend streams, release its rcbufs
-         * before the session that owns them is deleted. */
-        call->fe = NULL;
-        proxy_call_free(call);
+    *env = (struct proxy_fe_env){0};
+    env->base = base;
+    env->fl = fl;
+    env->calls = calls;
+    env->worker = worker;
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&env->opt) != 0)
+        core_oom();
+    nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data_cb);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback2(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    env->cbs = cbs;
+    /* Flow control is ours (flow.h): nothing is credited until we say so. */
+    nghttp2_option_set_no_auto_window_update(env->opt, 1);
+    /* Rapid Reset (CVE-2023-44487) and CONTINUATION flood (CVE-2024-28182)
+     * guards of Debian's nghttp2, set explicitly: a client past them gets
+     * GOAWAY and its connection is closed once nghttp2 stops wanting I/O. */
+    nghttp2_option_set_stream_reset_rate_limit(env->opt, FE_EARLY_BURST, FE_EARLY_RATE);
+    nghttp2_option_set_max_continuations(env->opt, 8);
+    nghttp2_option_set_max_outbound_ack(env->opt, 1000);
+    /* Response heads and trailers up to max_header_list_size must fit. */
+    nghttp2_option_set_max_send_header_block_length(env->opt, 2 * 1024 * 1024);
+}
+
+void proxy_fe_env_deinit(struct proxy_fe_env *env)
+{
+    while (env->conns != NULL) {
+        env->on_gone = NULL;
+        destroy(&env->conns->c);
     }
-    nghttp2_session_del(fc->c.session);
-    bufferevent_free(fc->c.bev);
-    if (fc->idle_timer != NULL)
-        event_free(fc->idle_timer);
-    if (fc->goaway_timer != NULL)
-        event_free(fc->goaway_timer);
-    if (fc->hdr_timer != NULL)
-        event_free(fc->hdr_timer);
-    proxy_conn_keepalive_stop(&fc->c);
-    TAILQ_REMOVE(&w->fes, fc, link);
-    w->nfes--;
-    free(fc);
-    proxy_worker_fe_gone(w);
+    if (env->cbs != NULL)
+        nghttp2_session_callbacks_del(env->cbs);
+    nghttp2_option_del(env->opt);
+    env->cbs = NULL;
+    env->opt = NULL;
 }

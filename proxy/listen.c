@@ -20,14 +20,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       int socklen, void *arg)
 {
     (void)l;
-    proxy_fe_accept(arg, fd, sa, socklen, false);
+    (void)socklen;
+    proxy_worker_accept(arg, fd, sa, false);
 }
 
 static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                           int socklen, void *arg)
 {
     (void)l;
-    proxy_fe_accept(arg, fd, sa, socklen, true);
+    (void)socklen;
+    proxy_worker_accept(arg, fd, sa, true);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)

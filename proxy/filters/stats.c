@@ -1,9 +1,12 @@
-/* Per-worker call accounting: Prometheus counters and the access log.
+/* The stats filter: per-worker Prometheus counters per method and the access
+ * log, counted when a call is done.
  * Invariant: only the owning worker writes its counters, without atomics or
- * locks; the main thread sees them only through copies (proxy_report_new).
+ * locks; the main thread sees them only through copies (proxy_stats_report).
+ * Access log writes never block the worker: a line that does not fit the
+ * bounded buffer is dropped and counted.
  * SPDX-License-Identifier: MIT */
 #define LOG_MODULE "stats"
-#include "proxy/internal.h"
+#include "proxy/filters/filters.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,8 +14,15 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "core/alloc.h"
 #include "core/log.h"
+#include "proxy/call.h"
 
 const double proxy_hist_bounds[PROXY_HIST_NB] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -21,29 +31,22 @@ const double proxy_hist_bounds[PROXY_HIST_NB] = {0.0005, 0.001, 0.0025, 0.005, 0
  * rather than grow or block. */
 #define ALOG_MAX (4 * 1024 * 1024)
 
-uint64_t proxy_mono_ns(void)
-{
-    struct timespec ts;
+/* The `method` labels of one worker: open addressing over names. */
+struct proxy_stats {
+    struct proxy_mstat *m; /* [0, nm) named; m[cap] is "other" */
+    size_t nm, cap;
+    uint32_t *tab; /* index + 1; 0 = empty */
+    size_t tabsize;
+};
 
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+struct stats_worker {
+    struct proxy_call_env *env;
+    struct proxy_stats st;
+    struct evbuffer *alog; /* access log lines not written yet */
+    uint64_t alog_dropped; /* lines dropped because the log could not keep up */
+};
 
-int proxy_parse_status(const uint8_t *v, size_t len)
-{
-    int n = 0;
-
-    if (len == 0 || len > 3)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        n = n * 10 + (v[i] - '0');
-    }
-    return n;
-}
-
-void proxy_stats_init(struct proxy_stats *st, size_t cap)
+static void stats_init(struct proxy_stats *st, size_t cap)
 {
     size_t ts = 16;
 
@@ -51,17 +54,13 @@ void proxy_stats_init(struct proxy_stats *st, size_t cap)
         ts *= 2;
     st->cap = cap;
     st->nm = 0;
-    st->m = calloc(cap + 1, sizeof(*st->m));
-    st->tab = calloc(ts, sizeof(*st->tab));
+    st->m = xcalloc(cap + 1, sizeof(*st->m));
+    st->tab = xcalloc(ts, sizeof(*st->tab));
     st->tabsize = ts;
-    if (st->m == NULL || st->tab == NULL) {
-        log_error("out of memory");
-        abort();
-    }
-    st->m[cap].name = strdup("other");
+    st->m[cap].name = xstrdup("other");
 }
 
-void proxy_stats_deinit(struct proxy_stats *st)
+static void stats_deinit(struct proxy_stats *st)
 {
     for (size_t i = 0; i < st->nm; i++)
         free(st->m[i].name);
@@ -102,9 +101,7 @@ static struct proxy_mstat *method_slot(struct proxy_stats *st, const uint8_t *pa
     /* A new label: bounded by max_method_labels, the rest share "other". */
     if (st->nm == st->cap)
         return &st->m[st->cap];
-    st->m[st->nm].name = strndup((const char *)path, len);
-    if (st->m[st->nm].name == NULL)
-        abort();
+    st->m[st->nm].name = xstrndup((const char *)path, len);
     st->tab[i] = (uint32_t)++st->nm;
     return &st->m[st->nm - 1];
 }
@@ -144,14 +141,16 @@ static void text_str(struct evbuffer *b, const uint8_t *s, size_t len)
     }
 }
 
-static void alog_line(struct proxy_call *call, double secs)
+static void alog_line(struct stats_worker *w, struct proxy_call *call,
+                      const struct proxy_call_info *ci, double secs)
 {
-    struct proxy_worker *w = call->w;
-    const struct conf *c = w->snap->conf;
+    const struct conf *c = w->env->snap->conf;
     struct evbuffer *b = w->alog;
-    const char *cluster = "-", *ep = "-";
-    const char *peer = call->fe != NULL ? call->fe->peer : "-";
-    struct proxy_pool *pool = call->ntried > 0 ? proxy_pool_find(w, call->ep_id) : NULL;
+    const char *cluster = ci->cluster != NULL ? ci->cluster : "-";
+    const char *ep = ci->endpoint != NULL ? ci->endpoint : "-";
+    const char *peer = proxy_call_peer(call);
+    size_t pathlen;
+    const uint8_t *path = proxy_call_path(call, &pathlen);
     char ts[64];
     struct timeval tv;
     struct tm tm;
@@ -161,47 +160,52 @@ static void alog_line(struct proxy_call *call, double secs)
         w->alog_dropped++;
         return;
     }
-    if (call->routed && w->snap != NULL && call->cluster < w->snap->nclusters)
-        cluster = w->snap->clusters[call->cluster].name;
-    if (pool != NULL)
-        ep = pool->addr_str;
-    event_base_gettimeofday_cached(w->base, &tv);
+    event_base_gettimeofday_cached(w->env->base, &tv);
     gmtime_r(&tv.tv_sec, &tm);
     n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
     if (c->proxy.access_log_json) {
         evbuffer_add_printf(b, "{\"time\":\"%s\",\"peer\":\"%s\",\"method\":", ts, peer);
-        json_str(b, call->path, call->pathlen);
+        json_str(b, path, pathlen);
         evbuffer_add_printf(b,
                             ",\"cluster\":\"%s\",\"endpoint\":\"%s\",\"status\":\"%s\","
                             "\"code\":%d,\"duration_ms\":%.3f,\"bytes_in\":%llu,"
                             "\"bytes_out\":%llu}\n",
-                            cluster, ep, call->status >= 0 ? grpc_code_name(call->status) : "-",
-                            call->status, secs * 1000, (unsigned long long)call->bytes_in,
-                            (unsigned long long)call->bytes_out);
+                            cluster, ep, ci->status >= 0 ? grpc_code_name(ci->status) : "-",
+                            ci->status, secs * 1000, (unsigned long long)ci->bytes_in,
+                            (unsigned long long)ci->bytes_out);
     } else {
         evbuffer_add_printf(b, "%s %s ", ts, peer);
-        text_str(b, call->path, call->pathlen);
+        text_str(b, path, pathlen);
         evbuffer_add_printf(b, " %s %s %s %.3fms in=%llu out=%llu\n", cluster, ep,
-                            call->status >= 0 ? grpc_code_name(call->status) : "-", secs * 1000,
-                            (unsigned long long)call->bytes_in,
-                            (unsigned long long)call->bytes_out);
+                            ci->status >= 0 ? grpc_code_name(ci->status) : "-", secs * 1000,
+                            (unsigned long long)ci->bytes_in, (unsigned long long)ci->bytes_out);
     }
 }
 
-void proxy_stats_call_done(struct proxy_call *call)
+static uint64_t mono_ns(void)
 {
-    struct proxy_worker *w = call->w;
-    struct proxy_mstat *m;
-    double secs;
-    size_t b = 0;
+    struct timespec ts;
 
-    if (call->path == NULL)
-        return; /* reset before its headers were complete: not a call */
-    secs = (double)(proxy_mono_ns() - call->start_ns) / 1e9;
-    m = method_slot(&w->stats, call->path, call->pathlen);
-    if (call->status >= 0 && call->status < GRPC_CODE_COUNT)
-        m->by_code[call->status]++;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void on_done(struct proxy_call *call, void *st, void *ws)
+{
+    struct stats_worker *w = ws;
+    struct proxy_call_info ci;
+    struct proxy_mstat *m;
+    size_t pathlen, b = 0;
+    const uint8_t *path = proxy_call_path(call, &pathlen);
+    double secs;
+
+    (void)st;
+    proxy_call_info(call, &ci);
+    secs = (double)(mono_ns() - ci.start_ns) / 1e9;
+    m = method_slot(&w->st, path, pathlen);
+    if (ci.status >= 0 && ci.status < GRPC_CODE_COUNT)
+        m->by_code[ci.status]++;
     else
         m->by_code[GRPC_UNKNOWN]++;
     while (b < PROXY_HIST_NB && secs > proxy_hist_bounds[b])
@@ -209,14 +213,17 @@ void proxy_stats_call_done(struct proxy_call *call)
     m->bucket[b]++;
     m->count++;
     m->sum += secs;
-    if (w->rt->alog_fd >= 0)
-        alog_line(call, secs);
+    if (w->env->alog_fd >= 0)
+        alog_line(w, call, &ci, secs);
 }
 
-void proxy_alog_flush(struct proxy_worker *w)
+void proxy_stats_flush(void *ws)
 {
-    while (evbuffer_get_length(w->alog) > 0) {
-        int n = evbuffer_write(w->alog, w->rt->alog_fd);
+    struct stats_worker *w = ws;
+    int fd = w->env->alog_fd;
+
+    while (fd >= 0 && evbuffer_get_length(w->alog) > 0) {
+        int n = evbuffer_write(w->alog, fd);
 
         if (n <= 0) {
             if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -229,40 +236,42 @@ void proxy_alog_flush(struct proxy_worker *w)
     }
 }
 
-struct proxy_report *proxy_report_new(struct proxy_worker *w)
+static void worker_init(void *ws, struct proxy_call_env *env)
 {
-    struct proxy_report *r = calloc(1, sizeof(*r));
-    const struct proxy_stats *st = &w->stats;
-    size_t k = 0;
+    struct stats_worker *w = ws;
 
-    if (r == NULL)
-        abort();
+    w->env = env;
+    stats_init(&w->st, env->snap->conf->admin.max_method_labels);
+    w->alog = evbuffer_new();
+    if (w->alog == NULL)
+        core_oom();
+}
+
+static void worker_deinit(void *ws)
+{
+    struct stats_worker *w = ws;
+
+    if (w->alog != NULL) {
+        proxy_stats_flush(w);
+        evbuffer_free(w->alog);
+    }
+    stats_deinit(&w->st);
+}
+
+void proxy_stats_report(void *ws, struct proxy_report *r)
+{
+    struct stats_worker *w = ws;
+    const struct proxy_stats *st = &w->st;
+
     r->nm = st->nm + 1;
-    r->m = calloc(r->nm, sizeof(*r->m));
-    if (r->m == NULL)
-        abort();
+    r->m = xcalloc(r->nm, sizeof(*r->m));
     for (size_t i = 0; i < st->nm; i++) {
         r->m[i] = st->m[i];
-        r->m[i].name = strdup(st->m[i].name);
+        r->m[i].name = xstrdup(st->m[i].name);
     }
     r->m[st->nm] = st->m[st->cap];
-    r->m[st->nm].name = strdup("other");
-    r->fe_conns = w->nfes;
-    for (size_t i = 0; i < w->npools; i++)
-        k += w->pools[i] != NULL;
-    r->eps = calloc(k + 1, sizeof(*r->eps));
-    if (r->eps == NULL)
-        abort();
-    for (size_t i = 0; i < w->npools; i++) {
-        const struct proxy_pool *p = w->pools[i];
-
-        if (p == NULL)
-            continue;
-        r->eps[r->neps++] =
-            (struct proxy_ep_report){p->id, p->active_calls, p->calls_total, p->nconns};
-        r->be_conns += p->nconns;
-    }
-    return r;
+    r->m[st->nm].name = xstrdup("other");
+    r->alog_dropped = w->alog_dropped;
 }
 
 void proxy_report_free(struct proxy_report *r)
@@ -275,3 +284,11 @@ void proxy_report_free(struct proxy_report *r)
     free(r->eps);
     free(r);
 }
+
+const struct proxy_filter proxy_filter_stats = {
+    .name = "stats",
+    .worker_state = sizeof(struct stats_worker),
+    .worker_init = worker_init,
+    .worker_deinit = worker_deinit,
+    .on_done = on_done,
+};

@@ -1,0 +1,134 @@
+/* One HTTP/2 connection's plumbing, the same for both sides: the bufferevent
+ * (plain or TLS) and its callbacks, the read loop that feeds nghttp2, the
+ * keepalive PINGs, and the single nghttp2_session_send() per loop turn.
+ * Invariant: a connection is freed only by the flush pass (never while
+ * nghttp2 is on the stack for it): mark it dead with proxy_conn_close_soon().
+ * The owner (fe or be) hears about its connection through proxy_conn_ops.
+ * SPDX-License-Identifier: MIT */
+#ifndef PROXY_CONN_H
+#define PROXY_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/util.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+
+struct event;
+struct event_base;
+struct bufferevent;
+struct proxy_conn;
+
+/* Above this much pending output a connection stops producing frames. */
+#define PROXY_OUTPUT_HIGH (256 * 1024)
+#define PROXY_OUTPUT_LOW  (64 * 1024)
+/* Largest single read or write on a socket. */
+#define PROXY_IO_CHUNK (256 * 1024)
+
+/** What the owner of a connection is told. Every hook is optional except
+ *  |destroy|. */
+struct proxy_conn_ops {
+    /** Bytes were read and fed to nghttp2 without a fatal error. */
+    void (*after_read)(struct proxy_conn *c);
+    /** nghttp2 failed the connection while reading (|rv|, an NGHTTP2_ERR_*). */
+    void (*on_read_error)(struct proxy_conn *c, int rv);
+    /** The connect (and TLS handshake) completed. */
+    void (*on_connected)(struct proxy_conn *c);
+    /** EOF, a socket or TLS error, or a timeout (BEV_EVENT_* in |what|). */
+    void (*on_io_error)(struct proxy_conn *c, short what);
+    /** The output buffer fell below the low watermark. */
+    void (*on_drained)(struct proxy_conn *c);
+    /** After this loop turn's session_send, for a connection still alive. */
+    void (*after_flush)(struct proxy_conn *c);
+    /** Frees the owner; the connection is dead and nothing is on the stack. */
+    void (*destroy)(struct proxy_conn *c);
+};
+
+/** The connections one worker flushes at the end of each loop turn. */
+struct proxy_flusher {
+    struct proxy_conn *dirty;
+    struct event *ev;
+    void (*after)(void *arg); /* run after each flush pass (e.g. the access log) */
+    void *after_arg;
+};
+
+struct proxy_conn {
+    const struct proxy_conn_ops *ops;
+    struct proxy_flusher *fl;
+    struct event_base *base;
+    struct bufferevent *bev;
+    nghttp2_session *session;
+    const char *side; /* "client" or "backend", for logs */
+    const char *peer; /* the address, for logs (borrowed from the owner) */
+    struct proxy_conn *next_dirty;
+    bool dirty;
+    bool dead; /* to be freed by the flush pass; no more I/O */
+    bool hold; /* not connected yet: frames stay in nghttp2 so that a failed
+                  connect leaves every stream unsent */
+    bool tls;
+    /* keepalive: PING when nothing was read for ka_interval_ms */
+    uint64_t last_rx_ms;
+    struct event *ka_timer;
+    struct event *ka_ack_timer;
+    uint32_t ka_interval_ms, ka_timeout_ms;
+    bool ping_out;
+};
+
+/** Sets up |fl| on |base|: one event that runs the flush pass. */
+void proxy_flusher_init(struct proxy_flusher *fl, struct event_base *base);
+void proxy_flusher_deinit(struct proxy_flusher *fl);
+
+/** Initialises |c| around a new bufferevent on |fd| (-1: not connected yet,
+ *  see proxy_conn_connect()): plain when |ssl| is NULL, else TLS (taken),
+ *  accepting or connecting. Sets read/write sizes and watermarks, enables
+ *  reading. The session is created by the owner afterwards (c->session).
+ *  Returns 0, or -1 (nothing to free but |fd|, which the caller closes). */
+int proxy_conn_init(struct proxy_conn *c, const struct proxy_conn_ops *ops,
+                    struct proxy_flusher *fl, struct event_base *base, evutil_socket_t fd, SSL *ssl,
+                    bool accepting, const char *side, const char *peer);
+
+/** Starts connecting |c| (initialised with fd -1) to |sa|, failing after
+ *  |timeout_ms| (reported through on_io_error with BEV_EVENT_TIMEOUT).
+ *  Returns 0, or -1 when no socket could be created. */
+int proxy_conn_connect(struct proxy_conn *c, const struct sockaddr *sa, int salen,
+                       uint32_t timeout_ms);
+
+/** Frees the session, the bufferevent (closing the socket) and the timers. */
+void proxy_conn_deinit(struct proxy_conn *c);
+
+/** Marks |c| to be flushed once this loop turn's callbacks are done. Safe from
+ *  any callback of the worker. */
+void proxy_conn_schedule(struct proxy_conn *c);
+
+/** Marks |c| dead and schedules it: the flush pass frees it. */
+void proxy_conn_close_soon(struct proxy_conn *c);
+
+/** The nghttp2 send callback of both sides: appends to the output buffer,
+ *  NGHTTP2_ERR_WOULDBLOCK above PROXY_OUTPUT_HIGH. |user_data| is the conn. */
+ssize_t proxy_conn_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
+                           void *user_data);
+
+/** Whether |c|'s output buffer is too full to produce more frames. */
+bool proxy_conn_output_full(const struct proxy_conn *c);
+
+/** The output evbuffer of |c|. */
+struct evbuffer *proxy_conn_output(const struct proxy_conn *c);
+
+/** Starts PINGing |c| when nothing was read for |interval_ms| (0: never); no
+ *  ACK within |timeout_ms| closes it. */
+void proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, uint32_t timeout_ms);
+
+/** A PING ACK arrived on |c|. */
+void proxy_conn_ping_acked(struct proxy_conn *c);
+
+/** Milliseconds of the loop's cached wall clock (no syscall). */
+uint64_t proxy_loop_ms(struct event_base *base);
+
+/** Writes up to |len| bytes straight to the socket of a plain connection,
+ *  without blocking (a last GOAWAY before closing). */
+void proxy_conn_write_now(struct proxy_conn *c, const uint8_t *data, size_t len);
+
+#endif

@@ -1,0 +1,200 @@
+/* Header blocks: rcbuf references and an arena behind an nghttp2_nv array.
+ * SPDX-License-Identifier: MIT */
+#include "proxy/head.h"
+
+#include "core/alloc.h"
+
+void proxy_head_clear(struct proxy_head *h)
+{
+    for (size_t i = 0; i < h->nrc; i++)
+        nghttp2_rcbuf_decref(h->rc[i]);
+    h->nrc = 0;
+    h->n = 0;
+    h->used = 0;
+    h->bytes = 0;
+}
+
+void proxy_head_deinit(struct proxy_head *h)
+{
+    proxy_head_clear(h);
+    free(h->nv);
+    free(h->rc);
+    free(h->arena);
+    *h = (struct proxy_head){0};
+}
+
+static nghttp2_nv *push(struct proxy_head *h)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap == 0 ? 16 : h->cap * 2;
+        h->nv = xreallocarray(h->nv, h->cap, sizeof(*h->nv));
+    }
+    return &h->nv[h->n++];
+}
+
+void proxy_head_add_rc(struct proxy_head *h, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
+{
+    nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+    nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
+
+    if (h->nrc + 2 > h->rccap) {
+        h->rccap = h->rccap == 0 ? 32 : h->rccap * 2;
+        h->rc = xreallocarray(h->rc, h->rccap, sizeof(*h->rc));
+    }
+    nghttp2_rcbuf_incref(name);
+    nghttp2_rcbuf_incref(value);
+    h->rc[h->nrc++] = name;
+    h->rc[h->nrc++] = value;
+    *push(h) = (nghttp2_nv){n.base, v.base, n.len, v.len, NGHTTP2_NV_FLAG_NONE};
+    h->bytes += n.len + v.len + PROXY_HEAD_FIELD_OVERHEAD;
+}
+
+static bool in_arena(const struct proxy_head *h, const uint8_t *p)
+{
+    return h->arena != NULL && p >= (const uint8_t *)h->arena &&
+           p < (const uint8_t *)h->arena + h->acap;
+}
+
+/* Room for |len| more arena bytes; entries pointing into the old arena are
+ * moved along when it is reallocated. */
+static char *arena_take(struct proxy_head *h, size_t len)
+{
+    if (h->used + len > h->acap) {
+        size_t cap = h->acap == 0 ? 512 : h->acap * 2;
+        char *old = h->arena, *na;
+
+        while (cap < h->used + len)
+            cap *= 2;
+        na = malloc(cap);
+        if (na == NULL)
+            core_oom();
+        if (h->used > 0)
+            memcpy(na, old, h->used);
+        for (size_t i = 0; i < h->n; i++) {
+            nghttp2_nv *f = &h->nv[i];
+
+            if (in_arena(h, f->name))
+                f->name = (uint8_t *)na + (f->name - (uint8_t *)old);
+            if (in_arena(h, f->value))
+                f->value = (uint8_t *)na + (f->value - (uint8_t *)old);
+        }
+        free(old);
+        h->arena = na;
+        h->acap = cap;
+    }
+    h->used += len;
+    return h->arena + h->used - len;
+}
+
+void proxy_head_add(struct proxy_head *h, const char *name, size_t nlen, const char *value,
+                    size_t vlen)
+{
+    char *p = arena_take(h, nlen + vlen + 2);
+
+    memcpy(p, name, nlen);
+    p[nlen] = '\0';
+    memcpy(p + nlen + 1, value, vlen);
+    p[nlen + 1 + vlen] = '\0';
+    *push(h) =
+        (nghttp2_nv){(uint8_t *)p, (uint8_t *)p + nlen + 1, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+    h->bytes += nlen + vlen + PROXY_HEAD_FIELD_OVERHEAD;
+}
+
+void proxy_head_add_static(struct proxy_head *h, const char *name, const char *value)
+{
+    size_t nlen = strlen(name), vlen = strlen(value);
+
+    *push(h) = (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE};
+    h->bytes += nlen + vlen + PROXY_HEAD_FIELD_OVERHEAD;
+}
+
+const nghttp2_nv *proxy_head_get(const struct proxy_head *h, const char *name, size_t nlen)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        if (proxy_nv_is(&h->nv[i], name, nlen))
+            return &h->nv[i];
+    }
+    return NULL;
+}
+
+size_t proxy_head_del(struct proxy_head *h, const char *name, size_t nlen)
+{
+    size_t k = 0, gone = 0;
+
+    /* The rcbuf references stay until the block is cleared. */
+    for (size_t i = 0; i < h->n; i++) {
+        if (proxy_nv_is(&h->nv[i], name, nlen)) {
+            h->bytes -= h->nv[i].namelen + h->nv[i].valuelen + PROXY_HEAD_FIELD_OVERHEAD;
+            gone++;
+            continue;
+        }
+        h->nv[k++] = h->nv[i];
+    }
+    h->n = k;
+    return gone;
+}
+
+void proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const char *value,
+                    size_t vlen)
+{
+    size_t first = h->n;
+
+    for (size_t i = 0; i < h->n; i++) {
+        if (proxy_nv_is(&h->nv[i], name, nlen)) {
+            first = i;
+            break;
+        }
+    }
+    if (first == h->n) {
+        proxy_head_add(h, name, nlen, value, vlen);
+        return;
+    }
+    {
+        /* In place, so pseudo-header fields stay first (RFC 9113 §8.3). */
+        char *p = arena_take(h, vlen + 1); /* may move arena entries: index, not pointer */
+        nghttp2_nv *f = &h->nv[first];
+
+        memcpy(p, value, vlen);
+        p[vlen] = '\0';
+        h->bytes = h->bytes - f->valuelen + vlen;
+        f->value = (uint8_t *)p;
+        f->valuelen = vlen;
+    }
+    for (size_t i = first + 1, k = first + 1; i <= h->n; i++) {
+        if (i == h->n) {
+            h->n = k;
+            break;
+        }
+        if (proxy_nv_is(&h->nv[i], name, nlen)) {
+            h->bytes -= h->nv[i].namelen + h->nv[i].valuelen + PROXY_HEAD_FIELD_OVERHEAD;
+            continue;
+        }
+        h->nv[k++] = h->nv[i];
+    }
+}
+
+void proxy_head_copy(struct proxy_head *dst, const struct proxy_head *src)
+{
+    for (size_t i = 0; i < src->n; i++)
+        proxy_head_add(dst, (const char *)src->nv[i].name, src->nv[i].namelen,
+                       (const char *)src->nv[i].value, src->nv[i].valuelen);
+}
+
+void proxy_head_replace(struct proxy_head *h, const nghttp2_nv *nv, size_t n)
+{
+    struct proxy_head t = {0};
+
+    /* Into a new block first: |nv| may point into |h|'s arena. */
+    for (size_t i = 0; i < n; i++)
+        proxy_head_add(&t, (const char *)nv[i].name, nv[i].namelen, (const char *)nv[i].value,
+                       nv[i].valuelen);
+    free(h->nv);
+    free(h->arena);
+    h->nv = t.nv;
+    h->n = t.n;
+    h->cap = t.cap;
+    h->arena = t.arena;
+    h->used = t.used;
+    h->acap = t.acap;
+    h->bytes = t.bytes;
+}
