@@ -119,8 +119,14 @@ int bal_pick(const struct bal_cluster *c, struct bal_lb *st, bal_skip_cb skip, v
 /** Maps addresses to stable endpoint ids (0, 1, 2, ...). */
 struct bal_registry *bal_registry_new(void);
 void bal_registry_free(struct bal_registry *r);
-/** Returns the id of |addr|, assigning the next free id to a new address. */
+/** Returns the id of |addr| and takes one reference to it; a new address gets
+ *  an id nobody holds any more (or the next one). */
 uint32_t bal_registry_id(struct bal_registry *r, const struct sockaddr *addr, socklen_t len);
+/** Drops one reference to |id|; with the last one the id may go to another
+ *  address (users that outlive it must compare addresses too). */
+void bal_registry_release(struct bal_registry *r, uint32_t id);
+/** How many ids exist (the highest ever held + 1). */
+size_t bal_registry_size(const struct bal_registry *r);
 
 /** Formats |addr| as "ip:port" or "[ip6]:port" into |buf|. Returns |buf|. */
 char *bal_addr_str(const struct sockaddr *addr, char *buf, size_t len);

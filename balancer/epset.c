@@ -79,6 +79,7 @@ static void ep_remove_at(struct bal_epset *s, size_t i)
         s->on_del(ep, s->arg);
     memmove(&s->eps[i], &s->eps[i + 1], (s->n - i - 1) * sizeof(*s->eps));
     s->n--;
+    bal_registry_release(s->reg, ep->id);
     free(ep);
 }
 

@@ -172,6 +172,7 @@ int bal_pick(const struct bal_cluster *c, struct bal_lb *st, bal_skip_cb skip, v
 struct bal_registry {
     struct sockaddr_storage *addrs;
     socklen_t *lens;
+    uint32_t *refs; /* endpoints holding the id; 0: free for another address */
     size_t n;
 };
 
@@ -186,22 +187,47 @@ void bal_registry_free(struct bal_registry *r)
         return;
     free(r->addrs);
     free(r->lens);
+    free(r->refs);
     free(r);
 }
 
 uint32_t bal_registry_id(struct bal_registry *r, const struct sockaddr *addr, socklen_t len)
 {
+    size_t free_slot = r->n;
+
     /* Linear: a registry holds tens of addresses and is used off the hot path. */
     for (size_t i = 0; i < r->n; i++) {
-        if (r->lens[i] == len && memcmp(&r->addrs[i], addr, len) == 0)
+        if (r->lens[i] == len && memcmp(&r->addrs[i], addr, len) == 0) {
+            r->refs[i]++;
             return (uint32_t)i;
+        }
+        if (r->refs[i] == 0 && free_slot == r->n)
+            free_slot = i;
     }
-    r->addrs = xrealloc(r->addrs, r->n + 1, sizeof(*r->addrs));
-    r->lens = xrealloc(r->lens, r->n + 1, sizeof(*r->lens));
-    memset(&r->addrs[r->n], 0, sizeof(r->addrs[r->n]));
-    memcpy(&r->addrs[r->n], addr, len);
-    r->lens[r->n] = len;
-    return (uint32_t)r->n++;
+    /* A new address takes an id no endpoint holds any more, so ids (and the
+     * workers' tables indexed by them) stay as few as the addresses alive. */
+    if (free_slot == r->n) {
+        r->addrs = xrealloc(r->addrs, r->n + 1, sizeof(*r->addrs));
+        r->lens = xrealloc(r->lens, r->n + 1, sizeof(*r->lens));
+        r->refs = xrealloc(r->refs, r->n + 1, sizeof(*r->refs));
+        r->n++;
+    }
+    memset(&r->addrs[free_slot], 0, sizeof(r->addrs[free_slot]));
+    memcpy(&r->addrs[free_slot], addr, len);
+    r->lens[free_slot] = len;
+    r->refs[free_slot] = 1;
+    return (uint32_t)free_slot;
+}
+
+void bal_registry_release(struct bal_registry *r, uint32_t id)
+{
+    if (id < r->n && r->refs[id] > 0)
+        r->refs[id]--;
+}
+
+size_t bal_registry_size(const struct bal_registry *r)
+{
+    return r->n;
 }
 
 char *bal_addr_str(const struct sockaddr *addr, char *buf, size_t len)

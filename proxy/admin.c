@@ -263,6 +263,24 @@ static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
         fe += a->reports[i] != NULL ? a->reports[i]->fe_conns : 0;
     header(b, "grpc_active_connections", "gauge", "Open client (frontend) HTTP/2 connections.");
     evbuffer_add_printf(b, "grpc_active_connections %llu\n", (unsigned long long)fe);
+    {
+        uint64_t pools = 0, dropped = 0;
+
+        for (size_t i = 0; i < rt->nworkers; i++) {
+            pools += a->reports[i] != NULL ? a->reports[i]->pools : 0;
+            dropped += a->reports[i] != NULL ? a->reports[i]->alog_dropped : 0;
+        }
+        header(b, "switchyard_backend_pools", "gauge",
+               "Backend connection pools alive, one per worker, cluster and endpoint.");
+        evbuffer_add_printf(b, "switchyard_backend_pools %llu\n", (unsigned long long)pools);
+        header(b, "switchyard_endpoint_ids", "gauge",
+               "Endpoint identities in use or free for reuse (addresses ever held at once).");
+        evbuffer_add_printf(b, "switchyard_endpoint_ids %zu\n", bal_registry_size(rt->reg));
+        header(b, "switchyard_access_log_dropped_total", "counter",
+               "Access log lines dropped because the log could not keep up.");
+        evbuffer_add_printf(b, "switchyard_access_log_dropped_total %llu\n",
+                            (unsigned long long)dropped);
+    }
 
     header(b, "switchyard_endpoint_healthy", "gauge",
            "1 when the endpoint passes its health checks, else 0.");

@@ -21,25 +21,45 @@ static struct proxy_attempt *of_stream(void *ctx)
     return ctx;
 }
 
-/* Ends |a| and reports |outcome|: the last thing its owner hears. */
-static void finish(struct proxy_attempt *a, enum proxy_attempt_outcome outcome, uint32_t h2err,
-                   const char *why)
+struct proxy_attempt_result proxy_attempt_result_of(enum proxy_be_end end, uint32_t h2err,
+                                                    const char *why)
 {
-    struct proxy_attempt_result r = {
-        .outcome = outcome,
+    static const enum proxy_attempt_outcome map[PROXY_BE_END_COUNT] = {
+        [PROXY_BE_END_COMPLETE] = PROXY_ATTEMPT_COMPLETE,
+        [PROXY_BE_END_NOT_SENT] = PROXY_ATTEMPT_NOT_SENT,
+        [PROXY_BE_END_REFUSED] = PROXY_ATTEMPT_REFUSED,
+        [PROXY_BE_END_RESET] = PROXY_ATTEMPT_RESET,
+        [PROXY_BE_END_LOST] = PROXY_ATTEMPT_LOST,
+    };
+    enum proxy_attempt_outcome o = end < PROXY_BE_END_COUNT ? map[end] : PROXY_ATTEMPT_LOST;
+
+    return (struct proxy_attempt_result){
+        .outcome = o,
         /* What was never sent, and what REFUSED_STREAM says was not
          * processed (RFC 9113 §8.7), is the only thing known unseen. */
-        .reached = outcome != PROXY_ATTEMPT_NOT_SENT && outcome != PROXY_ATTEMPT_REFUSED,
+        .reached = o != PROXY_ATTEMPT_NOT_SENT && o != PROXY_ATTEMPT_REFUSED,
         .h2err = h2err,
         .why = why,
     };
+}
 
+/* Ends |a| and reports |r|: the last thing its owner hears. */
+static void finish_with(struct proxy_attempt *a, const struct proxy_attempt_result *r)
+{
     a->state = PROXY_ATTEMPT_IDLE;
     if (a->pool != NULL)
         proxy_pool_attempt_end(a->pool);
     a->pool = NULL;
     a->req = NULL;
-    a->ops->on_end(a, &r);
+    a->ops->on_end(a, r);
+}
+
+/* Ends |a| before any stream existed (the pool could not serve it). */
+static void finish_unsent(struct proxy_attempt *a, const char *why)
+{
+    struct proxy_attempt_result r = proxy_attempt_result_of(PROXY_BE_END_NOT_SENT, 0, why);
+
+    finish_with(a, &r);
 }
 
 /* ---- what the stream reports ---- */
@@ -76,15 +96,9 @@ static void on_trailers(void *ctx, struct proxy_head *h)
 
 static void on_close(void *ctx, enum proxy_be_end end, uint32_t h2err, const char *why)
 {
-    static const enum proxy_attempt_outcome map[PROXY_BE_END_COUNT] = {
-        [PROXY_BE_END_COMPLETE] = PROXY_ATTEMPT_COMPLETE,
-        [PROXY_BE_END_NOT_SENT] = PROXY_ATTEMPT_NOT_SENT,
-        [PROXY_BE_END_REFUSED] = PROXY_ATTEMPT_REFUSED,
-        [PROXY_BE_END_RESET] = PROXY_ATTEMPT_RESET,
-        [PROXY_BE_END_LOST] = PROXY_ATTEMPT_LOST,
-    };
+    struct proxy_attempt_result r = proxy_attempt_result_of(end, h2err, why);
 
-    finish(of_stream(ctx), map[end], h2err, why);
+    finish_with(of_stream(ctx), &r);
 }
 
 static size_t req_avail(void *ctx, bool *eof)
@@ -117,7 +131,7 @@ static const struct proxy_be_stream_ops stream_ops = {
 static void open_on(struct proxy_attempt *a, struct proxy_be_conn *bc)
 {
     if (proxy_be_open(bc, &a->st, a->req, &stream_ops, a) != 0) {
-        finish(a, PROXY_ATTEMPT_NOT_SENT, 0, "the backend connection took no new stream");
+        finish_unsent(a, "the backend connection took no new stream");
         return;
     }
     a->state = PROXY_ATTEMPT_OPEN;
@@ -136,7 +150,7 @@ static void on_failed(struct proxy_pool_waiter *wt, const char *why)
     struct proxy_attempt *a =
         (struct proxy_attempt *)((char *)wt - offsetof(struct proxy_attempt, wt));
 
-    finish(a, PROXY_ATTEMPT_NOT_SENT, 0, why);
+    finish_unsent(a, why);
 }
 
 void proxy_attempt_init(struct proxy_attempt *a, const struct proxy_attempt_ops *ops, void *owner)

@@ -98,6 +98,11 @@ void proxy_attempt_resume(struct proxy_attempt *a);
 /** |n| response bytes were buffered (|stream| false) or written on (true). */
 void proxy_attempt_credit(struct proxy_attempt *a, size_t n, bool stream);
 
+/** What a backend stream's end means for its attempt: the outcome, and
+ *  whether the backend may have seen the request. Pure. */
+struct proxy_attempt_result proxy_attempt_result_of(enum proxy_be_end end, uint32_t h2err,
+                                                    const char *why);
+
 /** Name of |o| for logs and metrics labels ("complete", "refused", ...). */
 const char *proxy_attempt_outcome_name(enum proxy_attempt_outcome o);
 

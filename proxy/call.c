@@ -347,40 +347,60 @@ void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
 
 /* ---- request intake ---- */
 
-static bool name_is(const nghttp2_vec *v, const char *s, size_t len)
+/* Counts one request field against max_header_list_size and notes what the
+ * call needs from it. Returns false when the field is not kept. */
+static bool head_field_ok(struct proxy_call *call, const uint8_t *n, size_t nlen, const uint8_t *v,
+                          size_t vlen)
 {
-    return v->len == len && memcmp(v->base, s, len) == 0;
-}
-
-void proxy_call_head_field(struct proxy_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
-{
-    nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
-    nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
     uint32_t limit = call->env->snap->conf->proxy.max_header_list_size;
 
     /* nghttp2 1.52 does not enforce the SETTINGS_MAX_HEADER_LIST_SIZE we
      * advertise: count as RFC 9113 §6.5.2 does and stop keeping fields past
      * it; HPACK decoding goes on so the connection stays in sync, and the call
      * is answered RESOURCE_EXHAUSTED. */
-    if (call->hdr_too_big || call->req.bytes + n.len + v.len + PROXY_HEAD_FIELD_OVERHEAD > limit) {
+    if (call->hdr_too_big || call->req.bytes + nlen + vlen + PROXY_HEAD_FIELD_OVERHEAD > limit) {
         call->hdr_too_big = true;
-        return;
+        return false;
     }
-    proxy_head_add_rc(&call->req, name, value);
-    if (n.len > 0 && n.base[0] == ':') {
-        if (name_is(&n, ":path", 5)) {
-            call->path = v.base;
-            call->pathlen = v.len;
-        } else if (name_is(&n, ":method", 7)) {
-            call->method = v.base;
-            call->methodlen = v.len;
-        }
-    } else if (name_is(&n, "content-type", 12)) {
-        call->ctype = v.base;
-        call->ctypelen = v.len;
-    } else if (name_is(&n, "grpc-timeout", 12)) {
+    if (nlen == 12 && memcmp(n, "grpc-timeout", 12) == 0)
         /* A malformed value is forwarded as it is; the backend answers it. */
-        call->has_timeout = grpc_timeout_parse(v.base, v.len, &call->timeout_ms) == 0;
+        call->has_timeout = grpc_timeout_parse(v, vlen, &call->timeout_ms) == 0;
+    return true;
+}
+
+void proxy_call_head_field(struct proxy_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value)
+{
+    nghttp2_vec n = nghttp2_rcbuf_get_buf(name);
+    nghttp2_vec v = nghttp2_rcbuf_get_buf(value);
+
+    if (head_field_ok(call, n.base, n.len, v.base, v.len))
+        proxy_head_add_rc(&call->req, name, value);
+}
+
+void proxy_call_head_add(struct proxy_call *call, const char *name, size_t nlen, const char *value,
+                         size_t vlen)
+{
+    if (head_field_ok(call, (const uint8_t *)name, nlen, (const uint8_t *)value, vlen))
+        proxy_head_add(&call->req, name, nlen, value, vlen);
+}
+
+/* The fields the call itself looks at; pointers into |call->req| stay valid
+ * until the call ends (head.h). */
+static void head_note(struct proxy_call *call)
+{
+    const nghttp2_nv *f;
+
+    if ((f = proxy_head_get(&call->req, ":path", 5)) != NULL) {
+        call->path = f->value;
+        call->pathlen = f->valuelen;
+    }
+    if ((f = proxy_head_get(&call->req, ":method", 7)) != NULL) {
+        call->method = f->value;
+        call->methodlen = f->valuelen;
+    }
+    if ((f = proxy_head_get(&call->req, "content-type", 12)) != NULL) {
+        call->ctype = f->value;
+        call->ctypelen = f->valuelen;
     }
 }
 
@@ -671,7 +691,7 @@ static void dispatch(struct proxy_call *call)
         pool = proxy_pool_get(env->pools, s, cl, ep);
         a = attempt_alloc(call);
         a->number = call->ntries - 1;
-        if (proxy_attempt_start(a, pool, &call->req, ep->id, &why) == 0) {
+        if (env->start_attempt(a, pool, &call->req, ep->id, &why) == 0) {
             a->next = call->attempts;
             call->attempts = a;
             return;
@@ -697,6 +717,7 @@ void proxy_call_head_done(struct proxy_call *call, bool end)
     set_state(call, PROXY_CALL_FILTERING);
     if (end)
         call->req_body.eof = true;
+    head_note(call);
     idle_arm(call);
     if (call->hdr_too_big) {
         proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,

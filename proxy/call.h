@@ -84,6 +84,10 @@ struct proxy_call_env {
     struct proxy_attempt *free_attempts;
     const struct timeval *idle_tv; /* common timeout for stream_idle_timeout, or NULL */
     int alog_fd;                   /* the access log (-1: off) */
+    /* How attempts start: proxy_attempt_start(), or a test's stand-in (the
+     * seam that lets the call's state machine run without sockets). */
+    int (*start_attempt)(struct proxy_attempt *a, struct proxy_pool *pool,
+                         const struct proxy_head *req, uint32_t ep_id, const char **why);
 };
 
 /* ---- for the frontend ---- */
@@ -99,6 +103,11 @@ struct proxy_call_side *proxy_call_side(struct proxy_call *call);
 
 /** One request header field (rcbufs of the client's session, held). */
 void proxy_call_head_field(struct proxy_call *call, nghttp2_rcbuf *name, nghttp2_rcbuf *value);
+
+/** One request header field given as bytes (copied): for frontends whose
+ *  parser has no rcbufs (HTTP/1.1), and tests. */
+void proxy_call_head_add(struct proxy_call *call, const char *name, size_t nlen, const char *value,
+                         size_t vlen);
 
 /** The request head is complete (|end|: END_STREAM came with it): validate,
  *  run the filters, route, start the first attempt. */

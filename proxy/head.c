@@ -4,14 +4,34 @@
 
 #include "core/alloc.h"
 
+struct proxy_head_chunk {
+    struct proxy_head_chunk *next;
+    size_t size, used;
+    char data[];
+};
+
 void proxy_head_clear(struct proxy_head *h)
 {
+    struct proxy_head_chunk *keep = h->chunks;
+
     for (size_t i = 0; i < h->nrc; i++)
         nghttp2_rcbuf_decref(h->rc[i]);
     h->nrc = 0;
     h->n = 0;
-    h->used = 0;
     h->bytes = 0;
+    /* The newest chunk is the largest: keep it for the next use of the block. */
+    if (keep != NULL) {
+        struct proxy_head_chunk *c = keep->next;
+
+        while (c != NULL) {
+            struct proxy_head_chunk *next = c->next;
+
+            free(c);
+            c = next;
+        }
+        keep->next = NULL;
+        keep->used = 0;
+    }
 }
 
 void proxy_head_deinit(struct proxy_head *h)
@@ -19,7 +39,7 @@ void proxy_head_deinit(struct proxy_head *h)
     proxy_head_clear(h);
     free(h->nv);
     free(h->rc);
-    free(h->arena);
+    free(h->chunks);
     *h = (struct proxy_head){0};
 }
 
@@ -49,41 +69,26 @@ void proxy_head_add_rc(struct proxy_head *h, nghttp2_rcbuf *name, nghttp2_rcbuf 
     h->bytes += n.len + v.len + PROXY_HEAD_FIELD_OVERHEAD;
 }
 
-static bool in_arena(const struct proxy_head *h, const uint8_t *p)
-{
-    return h->arena != NULL && p >= (const uint8_t *)h->arena &&
-           p < (const uint8_t *)h->arena + h->acap;
-}
-
-/* Room for |len| more arena bytes; entries pointing into the old arena are
- * moved along when it is reallocated. */
+/* |len| arena bytes that never move: a new chunk when the newest is full. */
 static char *arena_take(struct proxy_head *h, size_t len)
 {
-    if (h->used + len > h->acap) {
-        size_t cap = h->acap == 0 ? 512 : h->acap * 2;
-        char *old = h->arena, *na;
+    struct proxy_head_chunk *c = h->chunks;
 
-        while (cap < h->used + len)
-            cap *= 2;
-        na = malloc(cap);
-        if (na == NULL)
+    if (c == NULL || c->size - c->used < len) {
+        size_t size = c == NULL ? 512 : c->size * 2;
+
+        while (size < len)
+            size *= 2;
+        c = malloc(sizeof(*c) + size);
+        if (c == NULL)
             core_oom();
-        if (h->used > 0)
-            memcpy(na, old, h->used);
-        for (size_t i = 0; i < h->n; i++) {
-            nghttp2_nv *f = &h->nv[i];
-
-            if (in_arena(h, f->name))
-                f->name = (uint8_t *)na + (f->name - (uint8_t *)old);
-            if (in_arena(h, f->value))
-                f->value = (uint8_t *)na + (f->value - (uint8_t *)old);
-        }
-        free(old);
-        h->arena = na;
-        h->acap = cap;
+        c->size = size;
+        c->used = 0;
+        c->next = h->chunks;
+        h->chunks = c;
     }
-    h->used += len;
-    return h->arena + h->used - len;
+    c->used += len;
+    return c->data + c->used - len;
 }
 
 void proxy_head_add(struct proxy_head *h, const char *name, size_t nlen, const char *value,
@@ -121,7 +126,7 @@ size_t proxy_head_del(struct proxy_head *h, const char *name, size_t nlen)
 {
     size_t k = 0, gone = 0;
 
-    /* The rcbuf references stay until the block is cleared. */
+    /* The memory behind removed fields stays until the block is cleared. */
     for (size_t i = 0; i < h->n; i++) {
         if (proxy_nv_is(&h->nv[i], name, nlen)) {
             h->bytes -= h->nv[i].namelen + h->nv[i].valuelen + PROXY_HEAD_FIELD_OVERHEAD;
@@ -137,7 +142,8 @@ size_t proxy_head_del(struct proxy_head *h, const char *name, size_t nlen)
 void proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const char *value,
                     size_t vlen)
 {
-    size_t first = h->n;
+    size_t first = h->n, k;
+    char *p;
 
     for (size_t i = 0; i < h->n; i++) {
         if (proxy_nv_is(&h->nv[i], name, nlen)) {
@@ -149,28 +155,22 @@ void proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const c
         proxy_head_add(h, name, nlen, value, vlen);
         return;
     }
-    {
-        /* In place, so pseudo-header fields stay first (RFC 9113 §8.3). */
-        char *p = arena_take(h, vlen + 1); /* may move arena entries: index, not pointer */
-        nghttp2_nv *f = &h->nv[first];
-
-        memcpy(p, value, vlen);
-        p[vlen] = '\0';
-        h->bytes = h->bytes - f->valuelen + vlen;
-        f->value = (uint8_t *)p;
-        f->valuelen = vlen;
-    }
-    for (size_t i = first + 1, k = first + 1; i <= h->n; i++) {
-        if (i == h->n) {
-            h->n = k;
-            break;
-        }
+    /* In place, so pseudo-header fields stay first (RFC 9113 §8.3). */
+    p = arena_take(h, vlen + 1);
+    memcpy(p, value, vlen);
+    p[vlen] = '\0';
+    h->bytes = h->bytes - h->nv[first].valuelen + vlen;
+    h->nv[first].value = (uint8_t *)p;
+    h->nv[first].valuelen = vlen;
+    k = first + 1;
+    for (size_t i = first + 1; i < h->n; i++) {
         if (proxy_nv_is(&h->nv[i], name, nlen)) {
             h->bytes -= h->nv[i].namelen + h->nv[i].valuelen + PROXY_HEAD_FIELD_OVERHEAD;
             continue;
         }
         h->nv[k++] = h->nv[i];
     }
+    h->n = k;
 }
 
 void proxy_head_copy(struct proxy_head *dst, const struct proxy_head *src)
@@ -182,19 +182,15 @@ void proxy_head_copy(struct proxy_head *dst, const struct proxy_head *src)
 
 void proxy_head_replace(struct proxy_head *h, const nghttp2_nv *nv, size_t n)
 {
-    struct proxy_head t = {0};
+    nghttp2_nv *old = h->nv;
 
-    /* Into a new block first: |nv| may point into |h|'s arena. */
+    /* A new array: |nv| may be the current one. Its strings stay valid (the
+     * arena never moves), so they are copied from where they are. */
+    h->nv = NULL;
+    h->n = h->cap = 0;
+    h->bytes = 0;
     for (size_t i = 0; i < n; i++)
-        proxy_head_add(&t, (const char *)nv[i].name, nv[i].namelen, (const char *)nv[i].value,
+        proxy_head_add(h, (const char *)nv[i].name, nv[i].namelen, (const char *)nv[i].value,
                        nv[i].valuelen);
-    free(h->nv);
-    free(h->arena);
-    h->nv = t.nv;
-    h->n = t.n;
-    h->cap = t.cap;
-    h->arena = t.arena;
-    h->used = t.used;
-    h->acap = t.acap;
-    h->bytes = t.bytes;
+    free(old);
 }

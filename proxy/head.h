@@ -3,8 +3,9 @@
  * as rcbufs (not copied); fields added by switchyard or copied out of a
  * session live in the block's own arena.
  * Invariant: every nv entry points either into an rcbuf the block holds a
- * reference to, into its arena, or into static storage; the arena may move
- * when it grows, and the entries pointing into it move with it.
+ * reference to, into its arena, or into static storage, and stays valid until
+ * the block is cleared: the arena grows by chunks and never moves, so a
+ * pointer taken from a field (e.g. :path) outlives later edits.
  * SPDX-License-Identifier: MIT */
 #ifndef PROXY_HEAD_H
 #define PROXY_HEAD_H
@@ -19,14 +20,15 @@
 /* RFC 9113 §6.5.2: the size of a header list counts 32 octets per field. */
 #define PROXY_HEAD_FIELD_OVERHEAD 32
 
+struct proxy_head_chunk;
+
 struct proxy_head {
     nghttp2_nv *nv; /* the fields, in order */
     size_t n, cap;
     nghttp2_rcbuf **rc; /* references held */
     size_t nrc, rccap;
-    char *arena; /* copies */
-    size_t used, acap;
-    size_t bytes; /* name + value + 32 per field, as RFC 9113 §6.5.2 counts */
+    struct proxy_head_chunk *chunks; /* the arena: copies, newest chunk first */
+    size_t bytes;                    /* name + value + 32 per field, as RFC 9113 §6.5.2 counts */
 };
 
 /** Empties |h| (drops its rcbuf references) but keeps its arrays for reuse. */
@@ -59,7 +61,8 @@ void proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const c
                     size_t vlen);
 
 /** Replaces every field of |h| with copies of the |n| fields |nv| (which may
- *  point into |h|). The rcbuf references stay until the block is cleared. */
+ *  point into |h|, its nv array included). Earlier pointers stay valid until
+ *  the block is cleared. */
 void proxy_head_replace(struct proxy_head *h, const nghttp2_nv *nv, size_t n);
 
 /** Copies every field of |src| into |dst|'s arena (for fields that must

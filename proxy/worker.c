@@ -265,6 +265,7 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
         .filters = chain,
         .nfilters = NCHAIN,
         .alog_fd = rt->alog_fd,
+        .start_attempt = proxy_attempt_start,
     };
     w->filter_ws = xcalloc(NCHAIN, sizeof(*w->filter_ws));
     w->fstate_off = xcalloc(NCHAIN, sizeof(*w->fstate_off));

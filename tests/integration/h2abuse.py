@@ -318,7 +318,63 @@ def mode_max_conns(port, limit):
     return 0 if served == limit and closed == 3 else 1
 
 
+def mode_timeout_zero(port, _):
+    """A call whose grpc-timeout is 0 (a deadline that passed already): a
+    trailers-only DEADLINE_EXCEEDED, and nothing reaches a backend."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, headers(port, "/sy.test.Echo/Unary", [("grpc-timeout", "0m")]))
+    c.send_data(sid, echo_request(), end_stream=True)
+    s.sendall(c.data_to_send())
+    ev = pump(s, c, lambda e: isinstance(e, h2.events.ResponseReceived))
+    if not isinstance(ev, h2.events.ResponseReceived):
+        print("no response: %r" % (ev,))
+        return 1
+    hdrs = dict(ev.headers)
+    status = hdrs.get("grpc-status")
+    print("grpc-status %s (%s), end_stream %s" % (status, hdrs.get("grpc-message", ""),
+                                                  ev.stream_ended is not None))
+    return 0 if status == "4" and ev.stream_ended is not None else 1
+
+
+def mode_slow_body(port, calls):
+    """|calls| unary calls one after the other on one connection, each sending
+    its HEADERS first and its message 300 ms later. Prints the grpc-status of
+    each ("-" for a reset stream); exits 0 once every call ended."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    seen = []
+    for _ in range(calls):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, headers(port, "/sy.test.Echo/Unary"))
+        s.sendall(c.data_to_send())
+        time.sleep(0.3)
+        try:
+            c.send_data(sid, echo_request(payload=b"x"), end_stream=True)
+            s.sendall(c.data_to_send())
+        except h2.exceptions.StreamClosedError:
+            pass
+        status = {}
+
+        def done(e, sid=sid, status=status):
+            if getattr(e, "stream_id", None) != sid:
+                return False
+            if isinstance(e, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                status.update(dict(e.headers))
+            return isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset))
+
+        if pump(s, c, done, timeout=10) is None:
+            print("call on stream %d never ended" % sid)
+            return 1
+        seen.append(status.get("grpc-status", "-"))
+    print("statuses: %s" % " ".join(seen))
+    return 0
+
+
 MODES = {
+    "slow-body": mode_slow_body,
+    "timeout-zero": mode_timeout_zero,
     "no-ping-ack": mode_no_ping_ack,
     "max-conns": mode_max_conns,
     "refuse": mode_refuse,

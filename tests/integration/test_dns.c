@@ -160,6 +160,7 @@ struct dconf {
     bool system_resolvers;   /* no dns_servers line */
     const char *dns_servers; /* NULL: dnsmasq's address */
     const char *extra;       /* more text after [cluster.echo], or NULL */
+    const char *admin;       /* [admin] listen; NULL: off */
 };
 
 /* The config text for |c|, listening on |port|, into |text|. */
@@ -183,7 +184,7 @@ static void conf_build(const struct dconf *c, int port, char *text, size_t len)
              "%s"
              "\n"
              "[admin]\n"
-             "listen = off\n"
+             "listen = %s\n"
              "\n"
              "[cluster.echo]\n"
              "targets = %s\n"
@@ -192,8 +193,8 @@ static void conf_build(const struct dconf *c, int port, char *text, size_t len)
              "dns_refresh = %s\n"
              "dns_min_ttl = 100ms\n"
              "%s\n",
-             port, c->log_level ? c->log_level : "info", servers, targets,
-             c->refresh ? c->refresh : "200ms", c->extra ? c->extra : "");
+             port, c->log_level ? c->log_level : "info", servers, c->admin ? c->admin : "off",
+             targets, c->refresh ? c->refresh : "200ms", c->extra ? c->extra : "");
 }
 
 static void start_proxy(const struct dconf *c)
@@ -336,6 +337,12 @@ static void wait_log(const char *needle, int want)
         sup_dump_log(px.proc, 60);
         cr_assert_fail("switchyard never logged '%s' %d time(s)", needle, want);
     }
+}
+
+static void set_hosts_text(const char *text)
+{
+    cr_assert_eq(sup_dnsmasq_set_hosts(&dq, text, 10000), 0,
+                 "dnsmasq did not reload its hosts file");
 }
 
 static void set_hosts(unsigned mask)
@@ -709,5 +716,61 @@ Test(dns, change_reaches_the_data_plane)
     print_ms("address added, first call on it    ", add, ROUNDS);
     print_ms("address removed, last call on it   ", del, ROUNDS);
     gc_chan_free(ch);
+    stop_proxy_clean();
+}
+
+/* DNS churn: a name whose 5 addresses change 40 times (200 address changes)
+ * beside a backend that answers. Endpoint ids of addresses that left are
+ * reused, and each worker frees the pool of an endpoint that left once it is
+ * unused: neither grows with the churn. */
+Test(dns, churn_keeps_pools_and_endpoint_ids_bounded)
+{
+    enum {
+        ROUNDS = 40,
+        PER = 5
+    };
+    struct dconf c = {0};
+    char targets[128], admin_addr[32], hosts[512], needle[64], *m = NULL;
+    int admin = sup_free_port();
+    double ids, pools;
+    struct gc_opts o;
+
+    snprintf(targets, sizeof(targets), "churn.sy.test:%d, %s", bport, be[0].addr);
+    snprintf(admin_addr, sizeof(admin_addr), "127.0.0.1:%d", admin);
+    c.targets = targets;
+    c.refresh = "100ms";
+    c.extra = "max_retries = 8";
+    c.admin = admin_addr;
+    start_proxy(&c);
+    gc_opts_init(&o, GC_UNARY);
+    for (int r = 0; r < ROUNDS; r++) {
+        size_t n = 0;
+
+        for (int k = 0; k < PER; k++)
+            n += (size_t)snprintf(hosts + n, sizeof(hosts) - n, "127.0.1.%d churn.sy.test\n",
+                                  1 + r * PER + k);
+        set_hosts_text(hosts);
+        snprintf(needle, sizeof(needle), "added 127.0.1.%d:", (r + 1) * PER);
+        wait_log(needle, 1);
+        /* Calls that pick the new (dead) endpoints create their pools, find
+         * the connection refused and are retried on the live backend. */
+        for (int k = 0; k < 2 * (PER + 1); k++) {
+            struct gc_result res;
+
+            gc_call(px.addr, &o, &res);
+            cr_assert_eq(res.status, 0, "round %d: %s", r, res.message);
+        }
+    }
+    cr_assert_eq(sup_http_get(admin, "/metrics", &m), 200);
+    ids = sup_metric(m, "switchyard_endpoint_ids");
+    pools = sup_metric(m, "switchyard_backend_pools");
+    free(m);
+    cr_log_info("after %d address changes: %.0f endpoint ids, %.0f pools", ROUNDS * PER, ids,
+                pools);
+    /* Alive at once: the backend and at most two rounds' 5 addresses. */
+    cr_assert(ids >= 1 && ids <= 1 + 2 * PER, "%.0f endpoint ids after the churn", ids);
+    /* Per worker (2): the backend's pool and at most two rounds' worth. */
+    cr_assert(pools >= 1 && pools <= 2 * (1 + 2 * PER), "%.0f backend pools after the churn",
+              pools);
     stop_proxy_clean();
 }

@@ -661,3 +661,112 @@ Test(proxy, slow_reader_does_not_grow_memory)
                 rss0, sw.rss_max, (unsigned long long)sw.sent);
     stop_proxy_clean();
 }
+
+/* ---- what must pass through whole (headers, trailers, deadlines) ---- */
+
+Test(proxy, metadata_of_25_kb_round_trips_both_ways)
+{
+    enum {
+        N = 25,
+        VLEN = 1000
+    };
+    static char keys[N][24], vals[N][VLEN + 1];
+    struct gc_md md[N];
+    struct gc_opts o;
+    struct gc_result r;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "x-echo-k%02d", i);
+        for (int j = 0; j < VLEN; j++)
+            vals[i][j] = (char)('a' + (i + j) % 26);
+        vals[i][VLEN] = '\0';
+        md[i] = (struct gc_md){keys[i], vals[i]};
+    }
+    start_proxy(NULL);
+    gc_opts_init(&o, GC_UNARY);
+    o.md = md;
+    o.nmd = N;
+    cr_assert_eq(gc_call(px.addr, &o, &r), 0, "%s", r.message);
+    assert_ok(&r, "25 KB of metadata");
+    cr_assert_eq(r.echo_md_initial, N, "%d of %d entries came back in the headers",
+                 r.echo_md_initial, N);
+    cr_assert_eq(r.echo_md_trailing, N, "%d of %d entries came back in the trailers",
+                 r.echo_md_trailing, N);
+    cr_assert(r.echo_md_ok, "an entry came back with another value");
+    stop_proxy_clean();
+}
+
+Test(proxy, forty_trailers_are_forwarded)
+{
+    struct gc_md md[] = {{"x-trailers", "40"}};
+    struct gc_opts o;
+    struct gc_result r;
+
+    start_proxy(NULL);
+    gc_opts_init(&o, GC_UNARY);
+    o.md = md;
+    o.nmd = 1;
+    cr_assert_eq(gc_call(px.addr, &o, &r), 0, "%s", r.message);
+    assert_ok(&r, "40 trailers");
+    cr_assert_eq(r.trailers_extra, 40, "%d of 40 trailers arrived", r.trailers_extra);
+    stop_proxy_clean();
+}
+
+Test(proxy, grpc_timeout_zero_is_deadline_exceeded_and_never_sent)
+{
+    char line[256];
+
+    start_proxy(NULL);
+    reset_stats();
+    cr_assert_eq(sup_h2abuse(px.port, "timeout-zero", 0, NULL, line, sizeof(line), 20000), 0, "%s",
+                 line);
+    cr_assert_eq(stats_sum(offsetof(struct gc_stats, calls_started)), 0,
+                 "a call whose deadline had passed reached a backend");
+    stop_proxy_clean();
+}
+
+/* A backend that hangs up right after a request's HEADERS has seen the
+ * request: switchyard must not send it again to another backend (it cannot
+ * know whether the first one acted on it). The calls' messages follow their
+ * HEADERS 300 ms later, so no request byte had left when the connection
+ * dropped. */
+Test(proxy, a_call_that_reached_a_backend_is_never_sent_twice)
+{
+    enum {
+        CALLS = 8
+    };
+    char script[512], portbuf[16], text[2048], line[512];
+    const char *top = getenv("SY_TOP");
+    const char *argv[] = {"/usr/bin/python3", script, "hangup", portbuf, NULL};
+    int hport = sup_free_port(), port = sup_free_port(), seen = 0;
+    struct sup_proc *hb;
+    char *out, *p;
+    uint64_t started;
+
+    snprintf(script, sizeof(script), "%s/tests/integration/h2backend.py", top ? top : ".");
+    snprintf(portbuf, sizeof(portbuf), "%d", hport);
+    hb = sup_spawn("h2backend", argv);
+    cr_assert_not_null(hb);
+    cr_assert_eq(sup_wait_port(hb, hport, 10000), 0, "h2backend.py did not start");
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 1\n[admin]\nlisten = off\n"
+             "[cluster.echo]\ntargets = 127.0.0.1:%d, %s\nroutes = /sy.test.\n"
+             "health_check = off\nmax_retries = 4\n",
+             port, hport, be[0].addr);
+    cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0);
+    reset_stats();
+    cr_assert_eq(sup_h2abuse(port, "slow-body", CALLS, NULL, line, sizeof(line), 60000), 0, "%s",
+                 line);
+    out = sup_read_file(hb->out_path);
+    for (p = out; p != NULL && (p = strstr(p, "seen ")) != NULL; p++)
+        seen++;
+    free(out);
+    started = stats_sum(offsetof(struct gc_stats, calls_started));
+    cr_log_info("%d calls: %d reached the hanging backend, %llu the good one; %s", CALLS, seen,
+                (unsigned long long)started, line);
+    cr_assert_gt(seen, 0, "round robin never chose the hanging backend");
+    cr_assert_eq((uint64_t)seen + started, CALLS,
+                 "%d calls reached backends %llu times: some were sent twice", CALLS,
+                 (unsigned long long)(seen + started));
+    stop_proxy_clean();
+}

@@ -482,3 +482,35 @@ Test(tls, health_checks_use_the_cluster_tls_settings)
     cr_assert(sup_poll(log_has_pred, "certificate verify failed", 5000),
               "the health checker did not log why the endpoint is down");
 }
+
+/* Two clusters list the same address, one with backend TLS and one without:
+ * each keeps its own connections, so the TLS cluster's calls succeed and the
+ * plaintext cluster's calls never ride the TLS connection (they speak h2c to a
+ * TLS port and fail), whatever order they come in. */
+Test(tls, two_clusters_sharing_an_address_keep_their_own_tls_settings)
+{
+    char extra[1400];
+    struct gc_opts secure, plain;
+    struct gc_result r;
+
+    start_tls_backend(false);
+    snprintf(extra, sizeof(extra),
+             "tls = on\ntls_ca = %s\n"
+             "[cluster.plain]\ntargets = %s\nroutes = /sy.test.Echo/ServerStream\n"
+             "health_check = off\nmax_retries = 0\n",
+             path("ca.pem"), be.addr);
+    start_proxy(sup_free_port(), "", be.addr, extra);
+    gc_opts_init(&secure, GC_UNARY);
+    gc_opts_init(&plain, GC_SERVER_STREAM);
+    for (int i = 0; i < 6; i++) {
+        gc_call(px.addr, &secure, &r);
+        cr_assert_eq(r.status, 0, "round %d: the TLS cluster's call: %d (%s)", i, r.status,
+                     r.message);
+        cr_assert_str_eq(r.backend_id, "tb0");
+        gc_call(px.addr, &plain, &r);
+        cr_assert_eq(r.status, 14,
+                     "round %d: the plaintext cluster's call reached the TLS "
+                     "listener over TLS: %d (%s)",
+                     i, r.status, r.message);
+    }
+}

@@ -70,6 +70,10 @@ struct call {
     grpc_call *call;
     grpc_call_details details;
     grpc_metadata_array req_md;
+    /* What goes back: x-backend-id, every x-echo-* request entry, and in the
+     * trailers as many x-trailer-NNN entries as x-trailers asks for. */
+    grpc_metadata *imd, *tmd;
+    size_t nimd, ntmd, ngen; /* the last |ngen| of |tmd| own their slices */
     enum method method;
     int refs;         /* batches in flight + armed timer */
     bool closed;      /* TAG_CLOSE completed */
@@ -241,6 +245,12 @@ static void call_free(struct call *c)
     if (c->call)
         grpc_call_unref(c->call);
     grpc_call_details_destroy(&c->details);
+    for (size_t i = c->ntmd - c->ngen; i < c->ntmd; i++) {
+        grpc_slice_unref(c->tmd[i].key);
+        grpc_slice_unref(c->tmd[i].value);
+    }
+    free(c->imd);
+    free(c->tmd);
     grpc_metadata_array_destroy(&c->req_md);
     grpc_slice_unref(c->status_details);
     if (c->recv_buf)
@@ -269,6 +279,55 @@ static void start_batch(struct call *c, const grpc_op *ops, size_t n, struct tag
     c->refs++;
 }
 
+/* The metadata |c| answers with (struct call's |imd| and |tmd|). */
+static void md_build(struct call *c)
+{
+    size_t necho = 0, ntr = 0;
+
+    for (size_t i = 0; i < c->req_md.count; i++) {
+        const grpc_metadata *m = &c->req_md.metadata[i];
+
+        if (grpc_slice_str_cmp(m->key, "x-trailers") == 0) {
+            char *v = grpc_slice_to_c_string(m->value);
+
+            ntr = strtoul(v, NULL, 10);
+            gpr_free(v);
+            if (ntr > 500)
+                ntr = 500;
+        } else if (GRPC_SLICE_LENGTH(m->key) > 7 &&
+                   memcmp(GRPC_SLICE_START_PTR(m->key), "x-echo-", 7) == 0) {
+            necho++;
+        }
+    }
+    c->imd = calloc(1 + necho, sizeof(*c->imd));
+    c->tmd = calloc(1 + necho + ntr, sizeof(*c->tmd));
+    if (!c->imd || !c->tmd)
+        abort();
+    c->imd[c->nimd++] = md_id[0];
+    c->tmd[c->ntmd++] = md_id[0];
+    for (size_t i = 0; i < c->req_md.count; i++) {
+        const grpc_metadata *m = &c->req_md.metadata[i];
+
+        if (GRPC_SLICE_LENGTH(m->key) > 7 &&
+            memcmp(GRPC_SLICE_START_PTR(m->key), "x-echo-", 7) == 0) {
+            /* The request's slices live as long as the call. */
+            c->imd[c->nimd].key = m->key;
+            c->imd[c->nimd++].value = m->value;
+            c->tmd[c->ntmd].key = m->key;
+            c->tmd[c->ntmd++].value = m->value;
+        }
+    }
+    for (size_t i = 0; i < ntr; i++) {
+        char k[32], v[32];
+
+        snprintf(k, sizeof(k), "x-trailer-%03zu", i);
+        snprintf(v, sizeof(v), "value-%zu", i);
+        c->tmd[c->ntmd].key = grpc_slice_from_copied_string(k);
+        c->tmd[c->ntmd++].value = grpc_slice_from_copied_string(v);
+        c->ngen++;
+    }
+}
+
 /* ---- sending ---- */
 
 static void fill_status_op(struct call *c, grpc_op *op, grpc_status_code code, const char *msg)
@@ -279,8 +338,8 @@ static void fill_status_op(struct call *c, grpc_op *op, grpc_status_code code, c
     op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     op->data.send_status_from_server.status = code;
     op->data.send_status_from_server.status_details = msg ? &c->status_details : NULL;
-    op->data.send_status_from_server.trailing_metadata_count = 1;
-    op->data.send_status_from_server.trailing_metadata = md_id;
+    op->data.send_status_from_server.trailing_metadata_count = c->tmd != NULL ? c->ntmd : 1;
+    op->data.send_status_from_server.trailing_metadata = c->tmd != NULL ? c->tmd : md_id;
     c->status_sent = true;
 }
 
@@ -642,10 +701,11 @@ static void on_new_call(struct call *c, bool ok)
     start_batch(c, ops, 1, &c->t_close);
 
     /* Initial metadata goes out at once, before any request is read. */
+    md_build(c);
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = md_id;
+    ops[0].data.send_initial_metadata.count = c->nimd;
+    ops[0].data.send_initial_metadata.metadata = c->imd;
     if (c->method == M_UNKNOWN) {
         char msg[256];
         char *path = grpc_slice_to_c_string(c->details.method);
@@ -847,8 +907,8 @@ int main(int argc, char **argv)
     int health = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     long grace_ms = 0;
     gpr_timespec cancel_at = gpr_inf_future(GPR_CLOCK_MONOTONIC);
-    grpc_arg args[3];
-    grpc_channel_args cargs = {3, args};
+    grpc_arg args[4];
+    grpc_channel_args cargs = {sizeof(args) / sizeof(args[0]), args};
     grpc_server_credentials *creds;
     struct sigaction sa;
     int opt;
@@ -923,6 +983,9 @@ int main(int argc, char **argv)
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
     args[2].value.integer = 100000;
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = GRPC_ARG_MAX_METADATA_SIZE;
+    args[3].value.integer = PEER_MAX_METADATA;
 
     g.cq = grpc_completion_queue_create_for_next(NULL);
     g.server = grpc_server_create(&cargs, NULL);

@@ -118,7 +118,7 @@ struct gc_chan *gc_chan_new(const char *target)
 struct gc_chan *gc_chan_new_creds(const char *target, gc_creds_cb make, void *arg)
 {
     struct gc_chan *ch = xcalloc(1, sizeof(*ch));
-    grpc_arg args[7];
+    grpc_arg args[8];
     grpc_channel_args cargs = {sizeof(args) / sizeof(args[0]), args};
     grpc_channel_credentials *creds;
     static const struct {
@@ -127,6 +127,7 @@ struct gc_chan *gc_chan_new_creds(const char *target, gc_creds_cb make, void *ar
     } iargs[] = {
         {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, PEER_MAX_MESSAGE},
         {GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, PEER_MAX_MESSAGE},
+        {GRPC_ARG_MAX_METADATA_SIZE, PEER_MAX_METADATA},
         /* Tests see every failure: no transparent or configured retries. */
         {GRPC_ARG_ENABLE_RETRIES, 0},
         /* One channel = one connection, never shared with other channels. */
@@ -226,6 +227,42 @@ static void copy_md(const grpc_metadata_array *a, const char *key, char *out, si
             return;
         }
     }
+}
+
+/* Counts the x-echo-* entries of |a| and checks each against what was sent. */
+static int echoed(const grpc_metadata_array *a, const grpc_metadata *sent, size_t nsent, bool *ok)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < a->count; i++) {
+        const grpc_metadata *m = &a->metadata[i];
+        bool found = false;
+
+        if (GRPC_SLICE_LENGTH(m->key) < 7 ||
+            memcmp(GRPC_SLICE_START_PTR(m->key), "x-echo-", 7) != 0)
+            continue;
+        n++;
+        for (size_t j = 0; j < nsent; j++) {
+            if (grpc_slice_eq(sent[j].key, m->key) && grpc_slice_eq(sent[j].value, m->value))
+                found = true;
+        }
+        if (!found)
+            *ok = false;
+    }
+    return n;
+}
+
+static int prefixed(const grpc_metadata_array *a, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    int n = 0;
+
+    for (size_t i = 0; i < a->count; i++) {
+        if (GRPC_SLICE_LENGTH(a->metadata[i].key) >= plen &&
+            memcmp(GRPC_SLICE_START_PTR(a->metadata[i].key), prefix, plen) == 0)
+            n++;
+    }
+    return n;
 }
 
 static void batch(struct gcall *g, const grpc_op *ops, size_t n, struct gtag *t)
@@ -405,6 +442,10 @@ static void gcall_end(struct gcall *g)
         snprintf(r->message, sizeof(r->message), "%s", g->error_string);
     }
     copy_md(&g->trail_md, PEER_BACKEND_ID_KEY, r->backend_id, sizeof(r->backend_id));
+    r->echo_md_ok = true;
+    r->echo_md_initial = echoed(&g->init_md, g->send_md, g->nsend_md, &r->echo_md_ok);
+    r->echo_md_trailing = echoed(&g->trail_md, g->send_md, g->nsend_md, &r->echo_md_ok);
+    r->trailers_extra = prefixed(&g->trail_md, "x-trailer-");
     /* A trailers-only response carries the id in the only metadata there is. */
     if (!r->got_initial_md && r->backend_id[0] == '\0')
         copy_md(&g->init_md, PEER_BACKEND_ID_KEY, r->backend_id, sizeof(r->backend_id));

@@ -59,6 +59,10 @@ struct gc_result {
     uint32_t last_seq;           /* EchoReply.seq of the last reply */
     uint64_t server_bytes;       /* EchoReply.bytes_received of the last reply */
     bool got_initial_md;         /* response headers arrived before the end of the call */
+    int echo_md_initial;         /* x-echo-* entries in the initial metadata */
+    int echo_md_trailing;        /* x-echo-* entries in the trailing metadata */
+    bool echo_md_ok;             /* each came back with the value it was sent with */
+    int trailers_extra;          /* x-trailer-* entries in the trailing metadata */
     long elapsed_ms;             /* from start to status */
 };
 

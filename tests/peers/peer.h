@@ -18,6 +18,8 @@
 
 /* Largest message either peer accepts (both ways); tests use up to 16 MiB. */
 #define PEER_MAX_MESSAGE (64 * 1024 * 1024)
+/* Metadata either way (tests send 25 KB of custom metadata through switchyard). */
+#define PEER_MAX_METADATA (256 * 1024)
 
 /** Serialises |m| into a new byte buffer (the caller destroys it with
  *  grpc_byte_buffer_destroy()). Never returns NULL; aborts on OOM. */

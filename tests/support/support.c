@@ -485,8 +485,15 @@ int sup_start_backends(struct sup_backend *b, int n, const char *const *extra)
     return 0;
 }
 
-int sup_start_proxy(struct sup_proxy *px, const char *name, int port, const char *conf_text,
-                    int timeout_ms)
+const char *sup_proxy_release_bin(void)
+{
+    const char *s = getenv("SY_BIN_RELEASE");
+
+    return s && *s ? s : "build/switchyard";
+}
+
+static int start_proxy_bin(struct sup_proxy *px, const char *bin, const char *name, int port,
+                           const char *conf_text, int timeout_ms)
 {
     char file[64];
     const char *argv[4];
@@ -497,18 +504,30 @@ int sup_start_proxy(struct sup_proxy *px, const char *name, int port, const char
     snprintf(file, sizeof(file), "%s.ini", name);
     if (sup_write_file(file, conf_text, px->conf, sizeof(px->conf)) != 0)
         return -1;
-    argv[0] = sup_proxy_bin();
+    argv[0] = bin;
     argv[1] = "-c";
     argv[2] = px->conf;
     argv[3] = NULL;
     if (access(argv[0], X_OK) != 0) {
-        fprintf(stderr, "support: %s is not executable (set SY_BIN)\n", argv[0]);
+        fprintf(stderr, "support: %s is not executable (set SY_BIN, SY_BIN_RELEASE)\n", argv[0]);
         return -1;
     }
     px->proc = sup_spawn(name, argv);
     if (!px->proc)
         return -1;
     return sup_wait_port(px->proc, port, timeout_ms) == 0 ? 0 : -1;
+}
+
+int sup_start_proxy(struct sup_proxy *px, const char *name, int port, const char *conf_text,
+                    int timeout_ms)
+{
+    return start_proxy_bin(px, sup_proxy_bin(), name, port, conf_text, timeout_ms);
+}
+
+int sup_start_proxy_release(struct sup_proxy *px, const char *name, int port, const char *conf_text,
+                            int timeout_ms)
+{
+    return start_proxy_bin(px, sup_proxy_release_bin(), name, port, conf_text, timeout_ms);
 }
 
 int sup_run(const char *name, const char *const argv[], int timeout_ms, struct sup_proc **out)
@@ -526,4 +545,88 @@ int sup_run(const char *name, const char *const argv[], int timeout_ms, struct s
         st = sup_kill(p);
     }
     return st;
+}
+
+int sup_h2abuse(int port, const char *mode, int arg, const char *extra, char *line, size_t len,
+                int timeout_ms)
+{
+    char script[512], portbuf[16], a[16];
+    const char *top = getenv("SY_TOP");
+    const char *argv[] = {"/usr/bin/python3", script, mode, portbuf, a, extra, NULL};
+    struct sup_proc *p = NULL;
+    char *out;
+    int st;
+
+    snprintf(script, sizeof(script), "%s/tests/integration/h2abuse.py", top ? top : ".");
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    snprintf(a, sizeof(a), "%d", arg);
+    st = sup_run(mode, argv, timeout_ms, &p);
+    out = p != NULL ? sup_read_file(p->out_path) : NULL;
+    snprintf(line, len, "%s", out != NULL ? out : "");
+    free(out);
+    if (st != 0 && p != NULL)
+        sup_dump_log(p, 20);
+    return st;
+}
+
+int sup_http_get(int port, const char *path, char **body)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char req[512], *buf = NULL, *sep;
+    size_t len = 0, cap = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), code;
+    ssize_t n;
+
+    *body = NULL;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, strlen(req)) < 0) {
+        close(fd);
+        return -1;
+    }
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            char *nb;
+
+            cap = cap == 0 ? 65536 : cap * 2;
+            nb = realloc(buf, cap);
+            if (nb == NULL)
+                break;
+            buf = nb;
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    if (buf == NULL)
+        return -1;
+    buf[len] = '\0';
+    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1 || (sep = strstr(buf, "\r\n\r\n")) == NULL) {
+        free(buf);
+        return -1;
+    }
+    *body = strdup(sep + 4);
+    free(buf);
+    return *body != NULL ? code : -1;
+}
+
+double sup_metric(const char *metrics, const char *name)
+{
+    size_t nlen = strlen(name);
+
+    for (const char *p = metrics; p != NULL && *p != '\0';) {
+        const char *eol = strchr(p, '\n');
+
+        if (strncmp(p, name, nlen) == 0 && p[nlen] == ' ')
+            return strtod(p + nlen + 1, NULL);
+        p = eol != NULL ? eol + 1 : NULL;
+    }
+    return -1;
 }

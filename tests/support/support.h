@@ -132,10 +132,36 @@ int sup_start_backends(struct sup_backend *b, int n, const char *const *extra);
 int sup_start_proxy(struct sup_proxy *px, const char *name, int port, const char *conf_text,
                     int timeout_ms);
 
+/** Like sup_start_proxy() with the optimised build without sanitizers
+ *  ($SY_BIN_RELEASE, else build/switchyard): for tests that measure memory,
+ *  which under ASan would measure ASan's allocator (redzones, quarantine). */
+int sup_start_proxy_release(struct sup_proxy *px, const char *name, int port, const char *conf_text,
+                            int timeout_ms);
+
+/** Returns $SY_BIN_RELEASE, or build/switchyard. */
+const char *sup_proxy_release_bin(void);
+
 /** Runs |argv| to completion (at most |timeout_ms|, then SIGKILL) and returns
  *  its status as sup_wait_exit() does; |*out| (if not NULL) gets the entry,
  *  whose output files the caller can read. */
 int sup_run(const char *name, const char *const argv[], int timeout_ms, struct sup_proc **out);
+
+/** Runs `tests/integration/h2abuse.py MODE PORT ARG [EXTRA]` (python3-h2
+ *  clients that misbehave or need raw frames) to completion, at most
+ *  |timeout_ms|. Returns its exit status (0: switchyard behaved) and its first
+ *  output line in |line|; on failure its output is printed. */
+int sup_h2abuse(int port, const char *mode, int arg, const char *extra, char *line, size_t len,
+                int timeout_ms);
+
+/** Sends `GET |path|` (HTTP/1.0) to 127.0.0.1:|port| and reads the whole
+ *  answer. Returns the status code with the body in |*body| (malloc'd; the
+ *  caller frees it), or -1. */
+int sup_http_get(int port, const char *path, char **body);
+
+/** The value of the Prometheus sample |name| (exactly, labels included, e.g.
+ *  "switchyard_backend_pools" or "x{a=\"b\"}") in the text |metrics|, or -1
+ *  when absent. */
+double sup_metric(const char *metrics, const char *name);
 
 /** Opens a raw HTTP/2 connection (nghttp2 client session, small SO_RCVBUF) to
  *  127.0.0.1:|port| and sends the preface, SETTINGS with INITIAL_WINDOW_SIZE

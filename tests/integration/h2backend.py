@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""A misbehaving HTTP/2 backend for switchyard's tests (python3-h2).
+
+Usage: h2backend.py MODE PORT. Listens on 127.0.0.1:PORT, prints "listening"
+once it accepts connections, then one line per request it sees ("seen PATH")
+on stdout, flushed, so the test can count what reached it.
+Modes:
+  hangup   takes each request's HEADERS, then closes the connection without
+           answering: the request reached a backend, so switchyard must not
+           send it again elsewhere.
+SPDX-License-Identifier: MIT
+"""
+import socket
+import sys
+import threading
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+def serve_hangup(conn):
+    c = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+    )
+    c.initiate_connection()
+    conn.sendall(c.data_to_send())
+    try:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return
+            for ev in c.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    print("seen %s" % dict(ev.headers).get(":path"), flush=True)
+                    conn.close()
+                    return
+            out = c.data_to_send()
+            if out:
+                conn.sendall(out)
+    except OSError:
+        return
+
+
+def main():
+    mode, port = sys.argv[1], int(sys.argv[2])
+    serve = {"hangup": serve_hangup}[mode]
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(64)
+    print("listening", flush=True)
+    while True:
+        conn, _ = ls.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
