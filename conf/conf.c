@@ -92,18 +92,38 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
-/* Returns 0, -1 on bad syntax, -2 when the value does not fit uint32_t ms. */
+/* Outcomes of parse_duration(). */
+enum {
+    DUR_OK = 0,
+    DUR_SYNTAX = -1,   /* not NUMBER UNIT */
+    DUR_OVERFLOW = -2, /* more than UINT32_MAX milliseconds */
+    DUR_SUB_MS = -3,   /* a fraction of a millisecond ("0.5ms", "1.0001s") */
+};
+
+/* A decimal number (digits, optionally '.' and more digits) followed by ms,
+ * s, m or h, or a bare "0". Computed in integers, so "0.1s" is exactly 100 ms
+ * and the result never depends on binary floating point. Returns DUR_*. */
 static int parse_duration(const char *s, uint32_t *ms)
 {
-    uint64_t n = 0, mult;
-    const char *q = s;
+    uint64_t whole = 0, frac = 0, scale = 1, mult, v;
+    const char *q = s, *fb = NULL, *fe = NULL;
 
     if (!isdigit((unsigned char)*q))
-        return -1;
+        return DUR_SYNTAX;
     for (; isdigit((unsigned char)*q); q++) {
-        n = n * 10 + (uint64_t)(*q - '0');
-        if (n > UINT32_MAX)
-            n = (uint64_t)UINT32_MAX + 1;
+        whole = whole * 10 + (uint64_t)(*q - '0');
+        if (whole > UINT32_MAX)
+            whole = (uint64_t)UINT32_MAX + 1; /* saturate: a long run cannot wrap */
+    }
+    if (*q == '.') {
+        fb = ++q;
+        if (!isdigit((unsigned char)*q))
+            return DUR_SYNTAX; /* "1.s" */
+        while (isdigit((unsigned char)*q))
+            q++;
+        fe = q;
+        while (fe > fb && fe[-1] == '0')
+            fe--; /* "1.500s" is "1.5s" */
     }
     if (strcmp(q, "ms") == 0)
         mult = 1;
@@ -113,19 +133,34 @@ static int parse_duration(const char *s, uint32_t *ms)
         mult = 60 * 1000;
     else if (strcmp(q, "h") == 0)
         mult = 60 * 60 * 1000;
-    else if (*q == '\0' && n == 0)
+    else if (*q == '\0' && fb == NULL && whole == 0)
         mult = 1; /* a bare 0 needs no unit */
     else
-        return -1;
-    if (n * mult > UINT32_MAX)
-        return -2;
-    *ms = (uint32_t)(n * mult);
-    return 0;
+        return DUR_SYNTAX;
+    if (fb != NULL) {
+        /* 12 significant fraction digits times 3.6e6 (h) fit in 64 bits; with
+         * more, the value cannot be a whole number of milliseconds. */
+        if (fe - fb > 12)
+            return DUR_SUB_MS;
+        for (const char *d = fb; d < fe; d++) {
+            frac = frac * 10 + (uint64_t)(*d - '0');
+            scale *= 10;
+        }
+        if (frac * mult % scale != 0)
+            return DUR_SUB_MS;
+    }
+    if (whole > UINT32_MAX || whole * mult > UINT32_MAX)
+        return DUR_OVERFLOW;
+    v = whole * mult + frac * mult / scale;
+    if (v > UINT32_MAX)
+        return DUR_OVERFLOW;
+    *ms = (uint32_t)v;
+    return DUR_OK;
 }
 
 int conf_parse_duration(const char *s, uint32_t *ms)
 {
-    return parse_duration(s, ms) == 0 ? 0 : -1;
+    return parse_duration(s, ms) == DUR_OK ? 0 : -1;
 }
 
 /* Writes |ms| with the largest unit that divides it exactly ("5s", "250ms"). */
@@ -697,7 +732,7 @@ struct parse {
     int section_line;
     int proxy_line, admin_line, auth_line;    /* header lines; 0: not seen */
     int proxy_listen_line, admin_listen_line; /* 0: default */
-    int tls_line;                       /* [proxy] listen_tls */
+    int tls_line;                             /* [proxy] listen_tls */
     int key_line[NKEYWORDS];                  /* in the current section; 0: unset */
     char key_text[NKEYWORDS][KEY_TEXT_SIZE];  /* expanded values, for later messages */
 
@@ -849,12 +884,18 @@ static void set_duration(struct parse *p, const struct keyword *kw, const char *
     uint32_t ms;
     int rc = parse_duration(v, &ms);
 
-    if (rc == -1) {
+    if (rc == DUR_SYNTAX) {
         fail_key(p, p->lineno, kw->name, "expected a duration such as 250ms, 5s or 1m, got '%s'",
                  v);
         return;
     }
-    if (rc == -2) {
+    if (rc == DUR_SUB_MS) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected a whole number of milliseconds (1.5s is fine, 0.5ms is not), got '%s'",
+                 v);
+        return;
+    }
+    if (rc == DUR_OVERFLOW) {
         fail_key(p, p->lineno, kw->name,
                  "expected a duration of at most 4294967295ms (about 49 days), got '%s'", v);
         return;

@@ -220,9 +220,12 @@ void conf_free(struct conf *c);
 /** Takes one more reference to |c|; returns |c|. Thread-safe. */
 struct conf *conf_ref(struct conf *c);
 
-/** Parses a duration: a non-negative integer followed by ms, s, m or h
- *  ("250ms", "5s", "1m"), or a bare "0". Stores milliseconds in |*ms|. Returns
- *  0, or -1 on bad syntax or overflow of uint32_t milliseconds. */
+/** Parses a duration: a non-negative decimal number followed by ms, s, m or
+ *  h ("250ms", "5s", "1.5s", "0.25s", "2.5m"), or a bare "0". Stores
+ *  milliseconds in |*ms|. Returns 0, or -1 on bad syntax (including a sign, a
+ *  blank or a missing unit), on a value that is not a whole number of
+ *  milliseconds ("0.5ms") and on overflow of uint32_t milliseconds; |*ms| is
+ *  then untouched. */
 int conf_parse_duration(const char *s, uint32_t *ms);
 
 /** Expands ${NAME} and ${NAME:-default} from the environment in |in|. Returns a

@@ -883,14 +883,46 @@ Test(conf, duration_table)
         {"4294967295ms", 4294967295u},
         {"4294967s", 4294967000u},
         {"1193h", 4294800000u},
+        /* decimals, in every unit (issue 19: 1.5s worked in the CLI only) */
+        {"1.5s", 1500},
+        {"0.25s", 250},
+        {"2.5m", 150000},
+        {"0.5h", 1800000},
+        {"1.0ms", 1},
+        {"0.001s", 1},
+        {"1.500s", 1500},
+        {"0.0s", 0},
+        {"0.100000000000000s", 100},
+        {"4294967.295s", 4294967295u},
+        {"71582.788m", 4294967280u},
     };
     static const char *const bad[] = {
         "",
         "s",
         "ms",
         "5",
-        "1.5s",
         "-1s",
+        "-1.5s",
+        "-0.5s",
+        ".5s",
+        "1.s",
+        "1..5s",
+        "1.5.s",
+        "1,5s",
+        "1.5",
+        "0.0",
+        "1.5 s",
+        "1e3ms",
+        "0x1.8p0s",
+        "inf",
+        "nan",
+        "0.5ms",
+        "1.0005s",
+        "0.0001s",
+        "1.2345678901234567s",
+        "4294967.296s",
+        "1193.05h",
+        "71582.8m",
         "+1s",
         " 5s",
         "5s ",
@@ -919,6 +951,54 @@ Test(conf, duration_table)
         cr_assert_eq(conf_parse_duration(bad[i], &ms), -1, "'%s' was accepted", bad[i]);
         cr_assert_eq(ms, 12345, "'%s' wrote the output", bad[i]);
     }
+}
+
+Test(conf, decimal_durations_in_files)
+{
+    struct conf *c = load_ok("[proxy]\ndrain_timeout = 2.5m\nidle_timeout = 0.5h\n"
+                             "keepalive_timeout = 0.25s\nheader_timeout = 1.5s\n"
+                             "[cluster.a]\ntargets = 127.0.0.1:1\nhealth_interval = 1.5s\n"
+                             "health_timeout = 0.75s\nconnect_timeout = 0.1s\n"
+                             "dns_refresh = 1.5m\ndns_min_ttl = 0.5s\n"
+                             "[auth]\nmode = off\n");
+
+    cr_assert_eq(c->proxy.drain_timeout_ms, 150000);
+    cr_assert_eq(c->proxy.idle_timeout_ms, 1800000);
+    cr_assert_eq(c->proxy.keepalive_timeout_ms, 250);
+    cr_assert_eq(c->proxy.header_timeout_ms, 1500);
+    cr_assert_eq(c->clusters[0].health_interval_ms, 1500);
+    cr_assert_eq(c->clusters[0].health_timeout_ms, 750);
+    cr_assert_eq(c->clusters[0].connect_timeout_ms, 100);
+    cr_assert_eq(c->clusters[0].dns_refresh_ms, 90000);
+    cr_assert_eq(c->clusters[0].dns_min_ttl_ms, 500);
+    conf_free(c);
+}
+
+Test(conf, error_bad_decimal_durations)
+{
+    expect_err(MINIMAL "health_interval = -1.5s\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration", "got '-1.5s'", NULL);
+    expect_err(MINIMAL "health_interval = 1.5\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration", "got '1.5'", NULL);
+    expect_err(MINIMAL "health_interval = 1.5.0s\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration", NULL);
+    expect_err(MINIMAL "health_interval = 1,5s\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration", NULL);
+    expect_err(MINIMAL "health_timeout = 0.5ms\n",
+               "t.ini:3: [cluster.a] health_timeout: expected a whole number of milliseconds",
+               "got '0.5ms'", NULL);
+    expect_err("[proxy]\ndrain_timeout = 4294967.296s\n" MINIMAL,
+               "t.ini:2: [proxy] drain_timeout: expected a duration of at most", NULL);
+    expect_err("[proxy]\ndrain_timeout = 99999999999999999999.5s\n" MINIMAL,
+               "t.ini:2: [proxy] drain_timeout: expected a duration of at most", NULL);
+    /* a decimal still meets each key's minimum */
+    expect_err(MINIMAL "health_interval = 0.0s\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration of at least 1ms", NULL);
+    /* and the cross-key check quotes the text as written */
+    expect_err(MINIMAL "health_interval = 1.5s\nhealth_timeout = 1.75s\n",
+               "t.ini:4: [cluster.a] health_timeout: expected at most health_interval (1.5s), "
+               "got '1.75s'",
+               NULL);
 }
 
 /* ---- ${ENV} ---- */
