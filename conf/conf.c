@@ -22,6 +22,7 @@
 
 #define MAX_FILE_SIZE (1024 * 1024) /* a config is a few KiB; this stops `-c /dev/zero` */
 #define KEY_TEXT_SIZE 48            /* value kept per key for cross-key messages */
+#define KEY_NAME_MAX  64            /* longest key name "did you mean" compares */
 
 /* ---- allocation: we are an application, OOM aborts ---- */
 
@@ -1631,9 +1632,84 @@ static char *expand(struct parse *p, const struct keyword *kw, const char *v)
     return out;
 }
 
+/* Edit distance between |a| and |b| (optimal string alignment: insert,
+ * delete, substitute, swap two neighbours), ASCII case ignored; capped at
+ * |cap| + 1 so a long unrelated name costs little. */
+static size_t edit_distance(const char *a, const char *b, size_t cap)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t prev2[KEY_NAME_MAX + 1], prev[KEY_NAME_MAX + 1], cur[KEY_NAME_MAX + 1];
+
+    if (la > KEY_NAME_MAX || lb > KEY_NAME_MAX)
+        return cap + 1;
+    if ((la > lb ? la - lb : lb - la) > cap)
+        return cap + 1;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    memset(prev2, 0, sizeof(prev2));
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            bool same = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]);
+            size_t d = prev[j - 1] + (same ? 0 : 1);
+
+            if (prev[j] + 1 < d)
+                d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < d)
+                d = prev2[j - 2] + 1;
+            cur[j] = d;
+        }
+        memcpy(prev2, prev, sizeof(prev));
+        memcpy(prev, cur, sizeof(cur));
+    }
+    return prev[lb];
+}
+
+/* The key of |sect| closest to |name|, or NULL when none is close enough to
+ * be a likely typo: at most 2 edits, and at most a third of the key. */
+static const char *closest_key(enum section sect, const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+
+    for (size_t i = 0; i < NKEYWORDS; i++) {
+        size_t d;
+
+        if (keywords[i].sect != sect)
+            continue;
+        d = edit_distance(name, keywords[i].name, 2);
+        if (d < best_d && d * 3 <= strlen(keywords[i].name)) {
+            best = keywords[i].name;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+static const char *section_title(enum section sect)
+{
+    switch (sect) {
+    case SECT_PROXY:
+        return "[proxy]";
+    case SECT_ADMIN:
+        return "[admin]";
+    case SECT_CLUSTER:
+        return "[cluster.NAME]";
+    case SECT_AUTH:
+        return "[auth]";
+    case SECT_NONE:
+        break;
+    }
+    return "?";
+}
+
 static void unknown_key(struct parse *p, const char *name)
 {
-    char list[512];
+    char list[1024], hint[160] = "";
+    const char *near = closest_key(p->sect, name);
     size_t len = 0;
 
     list[0] = '\0';
@@ -1647,7 +1723,21 @@ static void unknown_key(struct parse *p, const char *name)
             break;
         len += (size_t)w;
     }
-    fail_key(p, p->lineno, name, "unknown key; expected one of %s", list);
+    if (near != NULL && strcmp(near, name) != 0 && strcasecmp(near, name) == 0) {
+        snprintf(hint, sizeof(hint), " (did you mean '%s'? key names are lower case)", near);
+    } else if (near != NULL) {
+        snprintf(hint, sizeof(hint), " (did you mean '%s'?)", near);
+    } else {
+        /* the right name in the wrong section: "[admin] workers" */
+        for (size_t i = 0; i < NKEYWORDS; i++) {
+            if (keywords[i].sect != p->sect && strcmp(keywords[i].name, name) == 0) {
+                snprintf(hint, sizeof(hint), " (%s is a key of %s)", name,
+                         section_title(keywords[i].sect));
+                break;
+            }
+        }
+    }
+    fail_key(p, p->lineno, name, "unknown key%s; expected one of %s", hint, list);
 }
 
 static void on_key(struct parse *p, const char *name, const char *value)

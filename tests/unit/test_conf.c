@@ -468,6 +468,53 @@ Test(conf, error_unknown_key)
                "t.ini:3: [cluster.a] health_intervall: unknown key", "health_interval", NULL);
 }
 
+Test(conf, error_unknown_key_suggests_the_closest)
+{
+    /* the exact wording of issue 19's example, list of keys kept */
+    expect_err(MINIMAL "health_intervall = 5s\n",
+               "t.ini:3: [cluster.a] health_intervall: unknown key (did you mean "
+               "'health_interval'?); expected one of targets, policy, routes",
+               NULL);
+    expect_err(MINIMAL "helth_interval = 5s\n",
+               "t.ini:3: [cluster.a] helth_interval:", "did you mean 'health_interval'?", NULL);
+    expect_err(MINIMAL "health_itnerval = 5s\n",
+               "t.ini:3: [cluster.a] health_itnerval:", "did you mean 'health_interval'?",
+               NULL); /* two letters swapped */
+    expect_err(MINIMAL "healthtimeout = 5s\n", "t.ini:3:", "did you mean 'health_timeout'?", NULL);
+    expect_err(MINIMAL "target = 127.0.0.1:2\n", "t.ini:3:", "did you mean 'targets'?", NULL);
+    expect_err("[proxy]\nlisen = 0.0.0.0:2\n" MINIMAL,
+               "t.ini:2: [proxy] lisen:", "did you mean 'listen'?",
+               "expected one of listen, workers, log_level", NULL);
+    expect_err("[proxy]\nLog_Level = debug\n" MINIMAL,
+               "t.ini:2: [proxy] Log_Level:", "did you mean 'log_level'? key names are lower case",
+               NULL);
+    expect_err("[auth]\nmdoe = jwt\n" MINIMAL, "t.ini:2: [auth] mdoe:", "did you mean 'mode'?",
+               NULL);
+    /* among the keys of that section only */
+    expect_err("[admin]\nworkers = 2\n" MINIMAL, "t.ini:2: [admin] workers: unknown key",
+               "(workers is a key of [proxy])", NULL);
+    expect_err(MINIMAL "drain_timeout = 1s\n",
+               "t.ini:3: [cluster.a] drain_timeout:", "(drain_timeout is a key of [proxy])", NULL);
+}
+
+Test(conf, error_unknown_key_without_a_close_one)
+{
+    char err[1024] = "";
+    struct conf *c = NULL;
+
+    cr_assert_eq(conf_load_string(MINIMAL "frobnicate = 1\n", "t.ini", &c, err, sizeof(err)), -1);
+    cr_assert_null(strstr(err, "did you mean"), "%s", err);
+    cr_assert_not_null(strstr(err, "unknown key; expected one of targets, policy"), "%s", err);
+    /* nothing absurd for a short or very long name */
+    cr_assert_eq(conf_load_string(MINIMAL "zq = 1\n", "t.ini", &c, err, sizeof(err)), -1);
+    cr_assert_null(strstr(err, "did you mean"), "%s", err);
+    cr_assert_eq(conf_load_string(MINIMAL "health_interval_health_interval_health_interval_x = "
+                                          "1\n",
+                                  "t.ini", &c, err, sizeof(err)),
+                 -1);
+    cr_assert_null(strstr(err, "did you mean"), "%s", err);
+}
+
 Test(conf, error_key_before_any_section)
 {
     expect_err("listen = 0.0.0.0:1\n" MINIMAL, "t.ini:1: listen: expected a [proxy], [admin]",
