@@ -2332,3 +2332,199 @@ int conf_load_file(const char *path, struct conf **out, char *err, size_t errlen
     free(buf);
     return rc;
 }
+
+/* ---- the schema, for the configuration reference ---- */
+
+static const char *section_key(enum section sect)
+{
+    switch (sect) {
+    case SECT_PROXY:
+        return "proxy";
+    case SECT_ADMIN:
+        return "admin";
+    case SECT_CLUSTER:
+        return "cluster.NAME";
+    case SECT_AUTH:
+        return "auth";
+    case SECT_NONE:
+        break;
+    }
+    return "?";
+}
+
+static const char *type_name(enum kw_type t)
+{
+    switch (t) {
+    case KW_U32:
+        return "integer";
+    case KW_DURATION:
+        return "duration";
+    case KW_BOOL:
+        return "boolean";
+    case KW_ENUM:
+    case KW_ENUM_BOOL:
+        return "enum";
+    case KW_STRING:
+        return "string";
+    case KW_AUTHORITY:
+        return "authority";
+    case KW_ACCESS_LOG:
+        return "-, off or a path";
+    case KW_WORKERS:
+        return "auto or integer";
+    case KW_LISTEN:
+        return "IP:PORT or off";
+    case KW_TARGETS:
+        return "list of HOST:PORT";
+    case KW_ROUTES:
+    case KW_EXEMPT:
+        return "list of path prefixes";
+    case KW_DNS_SERVERS:
+        return "list of IP[:PORT]";
+    case KW_OPTIONAL:
+        return "string";
+    case KW_SECRET:
+        return "secret";
+    case KW_FILE:
+        return "file";
+    case KW_ALGORITHMS:
+        return "list of algorithms";
+    case KW_AUDIENCE:
+        return "list of strings";
+    case KW_CLAIMS:
+        return "list of claim names";
+    }
+    return "?";
+}
+
+/* "a, b, c" from the first |n| items of |v|, or up to its NULL. */
+static void join_list(char *const *v, size_t n, char *buf, size_t size)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && v[i] != NULL && len < size; i++) {
+        int w = snprintf(buf + len, size - len, "%s%s", i ? ", " : "", v[i]);
+
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+}
+
+size_t conf_keyword_count(void)
+{
+    return NKEYWORDS;
+}
+
+int conf_keyword_at(size_t i, struct conf_keyword_info *out)
+{
+    const struct keyword *kw;
+    struct conf *c;
+    struct conf_cluster cl;
+    const char *base;
+
+    if (i >= NKEYWORDS)
+        return -1;
+    kw = &keywords[i];
+    memset(out, 0, sizeof(*out));
+    out->section = section_key(kw->sect);
+    out->name = kw->name;
+    out->type = type_name(kw->type);
+
+    /* The defaults are whatever a file without the key leaves in place. */
+    c = conf_new("defaults");
+    memset(&cl, 0, sizeof(cl));
+    cluster_defaults(&cl);
+    base = kw->sect == SECT_PROXY   ? (const char *)&c->proxy
+           : kw->sect == SECT_ADMIN ? (const char *)&c->admin
+           : kw->sect == SECT_AUTH  ? (const char *)&c->auth
+                                    : (const char *)&cl;
+    base += kw->off;
+
+    switch (kw->type) {
+    case KW_U32: {
+        uint32_t v;
+
+        memcpy(&v, base, sizeof(v));
+        snprintf(out->deflt, sizeof(out->deflt), "%" PRIu32, v);
+        snprintf(out->range, sizeof(out->range), "%" PRIu32 "..%" PRIu32, kw->min, kw->max);
+        break;
+    }
+    case KW_DURATION: {
+        uint32_t v;
+
+        memcpy(&v, base, sizeof(v));
+        format_duration(v, out->deflt, sizeof(out->deflt));
+        if (kw->min > 0)
+            snprintf(out->range, sizeof(out->range), "at least %" PRIu32 "ms", kw->min);
+        break;
+    }
+    case KW_BOOL:
+        snprintf(out->deflt, sizeof(out->deflt), "%s", *(const bool *)base ? "on" : "off");
+        break;
+    case KW_ENUM:
+    case KW_ENUM_BOOL: {
+        int v;
+
+        if (kw->type == KW_ENUM_BOOL)
+            v = *(const bool *)base ? 1 : 0;
+        else
+            memcpy(&v, base, sizeof(v));
+        snprintf(out->deflt, sizeof(out->deflt), "%s", kw->names[v]);
+        join_list((char *const *)kw->names, SIZE_MAX, out->range, sizeof(out->range));
+        break;
+    }
+    case KW_WORKERS: {
+        uint32_t v;
+
+        memcpy(&v, base, sizeof(v));
+        if (v == 0)
+            snprintf(out->deflt, sizeof(out->deflt), "auto");
+        else
+            snprintf(out->deflt, sizeof(out->deflt), "%" PRIu32, v);
+        snprintf(out->range, sizeof(out->range), "auto, 1..%" PRIu32, kw->max);
+        break;
+    }
+    case KW_STRING:
+    case KW_AUTHORITY:
+    case KW_ACCESS_LOG:
+    case KW_LISTEN:
+    case KW_OPTIONAL:
+    case KW_SECRET:
+    case KW_FILE: {
+        const char *v = *(char *const *)base;
+
+        if (v == NULL)
+            snprintf(out->deflt, sizeof(out->deflt), "(none)");
+        else if (*v == '\0')
+            snprintf(out->deflt, sizeof(out->deflt), "\"\"");
+        else
+            snprintf(out->deflt, sizeof(out->deflt), "%s", v);
+        break;
+    }
+    case KW_TARGETS:
+        snprintf(out->deflt, sizeof(out->deflt), "(required)");
+        break;
+    case KW_ROUTES:
+        snprintf(out->deflt, sizeof(out->deflt), "/"); /* finish_cluster() adds it */
+        break;
+    case KW_DNS_SERVERS:
+        snprintf(out->deflt, sizeof(out->deflt), "(system)");
+        break;
+    case KW_ALGORITHMS:
+        snprintf(out->deflt, sizeof(out->deflt), "(from the key)");
+        join_list((char *const *)jws_algs, SIZE_MAX, out->range, sizeof(out->range));
+        break;
+    case KW_AUDIENCE:
+    case KW_CLAIMS:
+        snprintf(out->deflt, sizeof(out->deflt), "(none)");
+        break;
+    case KW_EXEMPT:
+        join_list(c->auth.exempt, c->auth.nexempt, out->deflt, sizeof(out->deflt));
+        break;
+    }
+    cluster_deinit(&cl);
+    conf_free(c);
+    return 0;
+}

@@ -239,6 +239,28 @@ char *conf_expand_env(const char *in, char *err, size_t errlen);
 int conf_parse_target(const char *spec, struct conf_target *t, char *err, size_t errlen);
 void conf_target_deinit(struct conf_target *t);
 
+/** One key of the schema, as conf_keyword_at() describes it: what the
+ *  configuration reference (docs/configuration.md) documents, so that a test
+ *  can keep the two in step. */
+struct conf_keyword_info {
+    const char *section; /* "proxy", "admin", "cluster.NAME" or "auth" */
+    const char *name;    /* e.g. "health_interval" */
+    const char *type;    /* e.g. "duration", "integer", "boolean", "enum", "file" */
+    char range[160];     /* the values accepted beyond the type, e.g. "1..1000", "at least
+                            1ms", "round_robin, pick_first"; "" when the type says it all */
+    char deflt[96];      /* the default as it would be written in the file ("5s", "on",
+                            "0.0.0.0:50051"), "\"\"" for an empty string, or a word in
+                            parentheses: "(required)", "(none)", "(system)", ... */
+};
+
+/** Number of keys in the schema, every section together. */
+size_t conf_keyword_count(void);
+
+/** Describes key |i| (0 <= |i| < conf_keyword_count()) into |out|, its
+ *  default taken from a configuration built with every default. Returns 0, or
+ *  -1 when |i| is out of range. */
+int conf_keyword_at(size_t i, struct conf_keyword_info *out);
+
 /** Names for logs and /status. */
 const char *conf_policy_name(enum conf_policy p);
 

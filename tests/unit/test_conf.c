@@ -1048,6 +1048,83 @@ Test(conf, error_bad_decimal_durations)
                NULL);
 }
 
+/* ---- the schema as conf_keyword_at() describes it ---- */
+
+Test(conf, keyword_table_is_described)
+{
+    struct conf_keyword_info k;
+    size_t n = conf_keyword_count();
+
+    cr_assert_gt(n, 40);
+    cr_assert_eq(conf_keyword_at(n, &k), -1);
+    cr_assert_eq(conf_keyword_at((size_t)-1, &k), -1);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(conf_keyword_at(i, &k), 0);
+        cr_assert(k.section && k.name && k.type && k.name[0] && k.type[0] && k.deflt[0],
+                  "key %zu incomplete", i);
+        /* the same name twice in one section would make the doc ambiguous */
+        for (size_t j = 0; j < i; j++) {
+            struct conf_keyword_info o;
+
+            conf_keyword_at(j, &o);
+            cr_assert(strcmp(o.section, k.section) != 0 || strcmp(o.name, k.name) != 0,
+                      "[%s] %s twice", k.section, k.name);
+        }
+    }
+    /* a few known ones, spelled as the file would say them */
+    for (size_t i = 0; i < n; i++) {
+        conf_keyword_at(i, &k);
+        if (strcmp(k.section, "cluster.NAME") == 0 && strcmp(k.name, "health_interval") == 0) {
+            cr_assert_str_eq(k.type, "duration");
+            cr_assert_str_eq(k.deflt, "5s");
+            cr_assert_str_eq(k.range, "at least 1ms");
+        }
+        if (strcmp(k.section, "proxy") == 0 && strcmp(k.name, "log_level") == 0) {
+            cr_assert_str_eq(k.deflt, "info");
+            cr_assert_str_eq(k.range, "debug, info, warn, error");
+        }
+        if (strcmp(k.section, "admin") == 0 && strcmp(k.name, "listen") == 0)
+            cr_assert_str_eq(k.deflt, "127.0.0.1:9901");
+        if (strcmp(k.section, "cluster.NAME") == 0 && strcmp(k.name, "targets") == 0)
+            cr_assert_str_eq(k.deflt, "(required)");
+    }
+}
+
+/* Every default that is a value can be written in a file and means the
+ * same as leaving the key out: the reference's defaults are real. */
+Test(conf, every_described_default_loads)
+{
+    struct conf_keyword_info k;
+
+    for (size_t i = 0; i < conf_keyword_count(); i++) {
+        char text[512], err[1024] = "";
+        struct conf *c = NULL;
+        const char *sect;
+
+        conf_keyword_at(i, &k);
+        if (k.deflt[0] == '(' || k.deflt[0] == '"')
+            continue; /* (none), (required), "" */
+        sect = strcmp(k.section, "cluster.NAME") == 0 ? "cluster.a" : k.section;
+        if (strcmp(sect, "cluster.a") == 0)
+            snprintf(text, sizeof(text), "[cluster.a]\ntargets = 127.0.0.1:1\n%s = %s\n", k.name,
+                     k.deflt);
+        else
+            snprintf(text, sizeof(text), "[%s]\n%s = %s\n%s%s", sect, k.name, k.deflt,
+                     strcmp(sect, "auth") == 0 && strcmp(k.name, "mode") != 0 ? "mode = off\n" : "",
+                     MINIMAL);
+        if (conf_load_string(text, "t.ini", &c, err, sizeof(err)) != 0) {
+            char got[128];
+
+            /* Some keys need others (tls_verify needs tls = on); a bad value
+             * is always quoted back as "got 'VALUE'". */
+            snprintf(got, sizeof(got), "got '%s'", k.deflt);
+            cr_expect(strstr(err, got) == NULL && strstr(err, "unknown key") == NULL,
+                      "[%s] %s = %s: %s", sect, k.name, k.deflt, err);
+        }
+        conf_free(c);
+    }
+}
+
 /* ---- ${ENV} ---- */
 
 static void expect_expand(const char *in, const char *want)
