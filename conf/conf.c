@@ -716,7 +716,18 @@ void conf_free(struct conf *c)
     for (size_t i = 0; i < c->nclusters; i++)
         cluster_deinit(&c->clusters[i]);
     free(c->clusters);
+    for (size_t i = 0; i < c->nkey_pos; i++)
+        free(c->key_pos[i].section);
+    free(c->key_pos);
     free(c);
+}
+
+int conf_key_line(const struct conf *c, const char *section, const char *name)
+{
+    for (size_t i = 0; i < c->nkey_pos; i++)
+        if (strcmp(c->key_pos[i].section, section) == 0 && strcmp(c->key_pos[i].name, name) == 0)
+            return c->key_pos[i].line;
+    return 0;
 }
 
 /* ---- the loader ---- */
@@ -1762,6 +1773,13 @@ static void on_key(struct parse *p, const char *name, const char *value)
         return;
     }
     p->key_line[i] = p->lineno;
+    {
+        struct conf *c = p->c;
+
+        c->key_pos = xreallocarray(c->key_pos, c->nkey_pos + 1, sizeof(*c->key_pos));
+        c->key_pos[c->nkey_pos++] =
+            (struct conf_key_pos){xstrdup(p->section), keywords[i].name, p->lineno};
+    }
     p->last_kw = &keywords[i];
     v = expand(p, &keywords[i], value);
     if (v == NULL)

@@ -198,6 +198,17 @@ struct conf {
      * them with |tls_free|. NULL when no TLS is configured. */
     void *tls;
     void (*tls_free)(void *tls);
+    /* Where each key was set, for messages about values checked after
+     * loading (conf_key_line()). */
+    struct conf_key_pos *key_pos;
+    size_t nkey_pos;
+};
+
+/** A key's place in the file: see conf_key_line(). */
+struct conf_key_pos {
+    char *section;    /* as written between [ ], e.g. "cluster.users" */
+    const char *name; /* the key (static) */
+    int line;
 };
 
 /** Loads and validates the INI file at |path|. On success stores a new
@@ -260,6 +271,12 @@ size_t conf_keyword_count(void);
  *  default taken from a configuration built with every default. Returns 0, or
  *  -1 when |i| is out of range. */
 int conf_keyword_at(size_t i, struct conf_keyword_info *out);
+
+/** The line of |c|'s file on which key |name| of section |section| (as
+ *  written, e.g. "proxy" or "cluster.users") was set, or 0 when the file
+ *  leaves it at its default. For messages about values checked after
+ *  loading (TLS files, for one). */
+int conf_key_line(const struct conf *c, const char *section, const char *name);
 
 /** Names for logs and /status. */
 const char *conf_policy_name(enum conf_policy p);

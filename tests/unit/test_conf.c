@@ -1048,6 +1048,22 @@ Test(conf, error_bad_decimal_durations)
                NULL);
 }
 
+Test(conf, key_lines_are_remembered)
+{
+    struct conf *c = load_ok("[proxy]\nworkers = 2\n\n[cluster.a]\ntargets = 127.0.0.1:1\n"
+                             "[cluster.b]\nroutes = /b.\ntargets = 127.0.0.1:2\n"
+                             "health_interval = 2s\n");
+
+    cr_assert_eq(conf_key_line(c, "proxy", "workers"), 2);
+    cr_assert_eq(conf_key_line(c, "cluster.a", "targets"), 5);
+    cr_assert_eq(conf_key_line(c, "cluster.b", "targets"), 8);
+    cr_assert_eq(conf_key_line(c, "cluster.b", "health_interval"), 9);
+    cr_assert_eq(conf_key_line(c, "cluster.a", "health_interval"), 0); /* default */
+    cr_assert_eq(conf_key_line(c, "proxy", "listen"), 0);
+    cr_assert_eq(conf_key_line(c, "cluster.c", "targets"), 0);
+    conf_free(c);
+}
+
 /* ---- the schema as conf_keyword_at() describes it ---- */
 
 Test(conf, keyword_table_is_described)
