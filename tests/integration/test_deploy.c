@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/support/support.h"
@@ -448,6 +449,121 @@ Test(deploy, kustomize_base_renders_and_agrees)
     st = run_checker(top(), extra, 0, &out);
     cr_expect_eq(st, 0, "check-deploy --rendered found problems:\n%s", out);
     free(out);
+}
+
+/* ---- make install, the systemd unit and the man pages ---- */
+
+/* `make install PREFIX=<tmp>` with the binaries make test built (BUILD is
+ * the directory of $SY_BIN, so nothing is rebuilt). Fills |prefix|. */
+static void install_into(char *prefix, size_t len)
+{
+    char bin[1024], build[1024], build_arg[1100], prefix_arg[700], dir_arg[1100];
+    const char *argv[] = {"/usr/bin/make",
+                          "--no-print-directory",
+                          "-C",
+                          dir_arg + 3,
+                          build_arg,
+                          prefix_arg,
+                          "install",
+                          NULL};
+    char *out = NULL;
+    int st;
+
+    snprintf(prefix, len, "%s/prefix", sup_tmpdir());
+    snprintf(bin, sizeof(bin), "%s", sup_proxy_bin());
+    cr_assert(bin[0] == '/', "SY_BIN must be an absolute path (make test sets it), got %s", bin);
+    snprintf(build, sizeof(build), "%s", dirname(bin));
+    snprintf(build_arg, sizeof(build_arg), "BUILD=%s", build);
+    snprintf(prefix_arg, sizeof(prefix_arg), "PREFIX=%s", prefix);
+    snprintf(dir_arg, sizeof(dir_arg), "-C %s", top());
+    st = run("make-install", argv, CHECK_T, 0, &out);
+    cr_assert_eq(st, 0, "make install failed:\n%s", out);
+    free(out);
+}
+
+static void expect_file(const char *prefix, const char *rel, int mode)
+{
+    char path[1200];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "%s/%s", prefix, rel);
+    cr_expect(stat(path, &sb) == 0, "make install did not install %s", rel);
+    if (mode >= 0 && stat(path, &sb) == 0)
+        cr_expect_eq(sb.st_mode & 0777, (unsigned)mode, "%s: mode %o, want %o", rel,
+                     sb.st_mode & 0777, (unsigned)mode);
+}
+
+Test(deploy, make_install_installs_binaries_man_pages_unit_and_examples)
+{
+    char prefix[700], unit[800], want[900];
+    char *text;
+
+    install_into(prefix, sizeof(prefix));
+    expect_file(prefix, "bin/switchyard", 0755);
+    expect_file(prefix, "bin/switchyard-health", 0755);
+    expect_file(prefix, "share/man/man8/switchyard.8", 0644);
+    expect_file(prefix, "share/man/man5/switchyard.ini.5", 0644);
+    expect_file(prefix, "share/man/man1/switchyard-health.1", 0644);
+    expect_file(prefix, "lib/systemd/system/switchyard.service", 0644);
+    expect_file(prefix, "share/doc/switchyard/examples/switchyard.ini", 0644);
+    expect_file(prefix, "share/doc/switchyard/examples/logrotate-switchyard", 0644);
+    /* The unit runs the installed binary, not /usr/local's. */
+    snprintf(unit, sizeof(unit), "%s/lib/systemd/system/switchyard.service", prefix);
+    text = sup_read_file(unit);
+    cr_assert_not_null(text);
+    snprintf(want, sizeof(want), "ExecStart=%s/bin/switchyard -c /etc/switchyard/switchyard.ini",
+             prefix);
+    cr_expect(strstr(text, want) != NULL, "the installed unit lacks '%s':\n%s", want, text);
+    cr_expect(strstr(text, "/usr/local/bin/") == NULL, "the unit still names /usr/local:\n%s",
+              text);
+    free(text);
+}
+
+/* systemd-analyze verify on the installed unit: its syntax, that every
+ * command exists, and (MANPATH) that its Documentation= man pages exist. */
+Test(deploy, systemd_unit_verifies)
+{
+    const char *sa = "/usr/bin/systemd-analyze";
+    char prefix[700], unit[800], manpath[800];
+    const char *verify[] = {sa, "verify", unit, NULL};
+    const char *security[] = {sa, "security", "--offline=yes", "--threshold=25", unit, NULL};
+    char *out = NULL;
+    int st;
+
+    if (!have(sa))
+        cr_skip_test("systemd-analyze is not installed; check-deploy.py checks the unit's keys");
+    install_into(prefix, sizeof(prefix));
+    snprintf(unit, sizeof(unit), "%s/lib/systemd/system/switchyard.service", prefix);
+    snprintf(manpath, sizeof(manpath), "%s/share/man", prefix);
+    setenv("MANPATH", manpath, 1);
+    st = run("systemd-analyze-verify", verify, CHECK_T, 0, &out);
+    /* verify reports unknown keys and bad values as warnings, exit 0: any output fails */
+    cr_expect(st == 0 && out[0] == '\0', "systemd-analyze verify (exit %d):\n%s", st, out);
+    free(out);
+    /* "exposure level" 1.6 today; 2.5 leaves room, a lost protection does not fit */
+    st = run("systemd-analyze-security", security, CHECK_T, 0, &out);
+    cr_expect_eq(st, 0, "systemd-analyze security rates the unit above 2.5:\n%s", out);
+    free(out);
+}
+
+Test(deploy, man_pages_render_without_warnings)
+{
+    static const char *const pages[] = {"docs/man/switchyard.8", "docs/man/switchyard.ini.5",
+                                        "docs/man/switchyard-health.1"};
+
+    if (!have("/usr/bin/groff"))
+        cr_skip_test("groff is not installed");
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        char page[1024];
+        const char *argv[] = {"/usr/bin/groff", "-man", "-ww", "-z", "-Tutf8", page, NULL};
+        char *out = NULL;
+        int st;
+
+        top_path(page, sizeof(page), pages[i]);
+        st = run("groff", argv, CHECK_T, 0, &out);
+        cr_expect(st == 0 && out[0] == '\0', "%s: groff (exit %d) warns:\n%s", pages[i], st, out);
+        free(out);
+    }
 }
 
 /* ---- logrotate ---- */
