@@ -2,7 +2,7 @@
 #   make            build/switchyard (optimised, no sanitizers)
 #   make test       install deps, build everything under ASan+UBSan, run every test
 #   make run        install deps, build, run switchyard on conf/switchyard.ini
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   binaries, man pages, systemd unit, examples
 # SPDX-License-Identifier: MIT
 
 BUILD   ?= build
@@ -131,6 +131,7 @@ $(HEALTH_BIN): $(CLI_OBJS) $(HEALTH_PB_OBJ)
 
 # Unit tests link only their own module's objects.
 $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
+$(BUILD)/tests/unit/test_docs: $(BUILD)/tests/unit/test_docs.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
 $(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/core/log.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
@@ -178,10 +179,26 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(BIN) -c $(CONF)
 
-install: $(BIN) $(HEALTH_BIN)
-	install -d $(DESTDIR)$(PREFIX)/bin
+# The binaries, the man pages, the systemd unit (with this PREFIX's paths),
+# and the example configuration and logrotate snippet for the administrator
+# to copy to /etc. DESTDIR stages the whole tree for a package.
+MANPAGES    := docs/man/switchyard.8 docs/man/switchyard.ini.5 docs/man/switchyard-health.1
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+EXAMPLEDIR  ?= $(PREFIX)/share/doc/switchyard/examples
+
+install: $(BIN) $(HEALTH_BIN) $(MANPAGES) docker/systemd/switchyard.service
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(EXAMPLEDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
 	install -m 0755 $(HEALTH_BIN) $(DESTDIR)$(PREFIX)/bin/switchyard-health
+	for m in $(MANPAGES); do \
+	    s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+	    install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; \
+	done
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' docker/systemd/switchyard.service \
+	    > $(DESTDIR)$(UNITDIR)/switchyard.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/switchyard.service
+	install -m 0644 conf/switchyard.ini $(DESTDIR)$(EXAMPLEDIR)/switchyard.ini
+	install -m 0644 docker/logrotate/switchyard $(DESTDIR)$(EXAMPLEDIR)/logrotate-switchyard
 
 clean:
 	rm -rf build

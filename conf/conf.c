@@ -22,6 +22,7 @@
 
 #define MAX_FILE_SIZE (1024 * 1024) /* a config is a few KiB; this stops `-c /dev/zero` */
 #define KEY_TEXT_SIZE 48            /* value kept per key for cross-key messages */
+#define KEY_NAME_MAX  64            /* longest key name "did you mean" compares */
 
 /* ---- allocation: we are an application, OOM aborts ---- */
 
@@ -92,18 +93,38 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
-/* Returns 0, -1 on bad syntax, -2 when the value does not fit uint32_t ms. */
+/* Outcomes of parse_duration(). */
+enum {
+    DUR_OK = 0,
+    DUR_SYNTAX = -1,   /* not NUMBER UNIT */
+    DUR_OVERFLOW = -2, /* more than UINT32_MAX milliseconds */
+    DUR_SUB_MS = -3,   /* a fraction of a millisecond ("0.5ms", "1.0001s") */
+};
+
+/* A decimal number (digits, optionally '.' and more digits) followed by ms,
+ * s, m or h, or a bare "0". Computed in integers, so "0.1s" is exactly 100 ms
+ * and the result never depends on binary floating point. Returns DUR_*. */
 static int parse_duration(const char *s, uint32_t *ms)
 {
-    uint64_t n = 0, mult;
-    const char *q = s;
+    uint64_t whole = 0, frac = 0, scale = 1, mult, v;
+    const char *q = s, *fb = NULL, *fe = NULL;
 
     if (!isdigit((unsigned char)*q))
-        return -1;
+        return DUR_SYNTAX;
     for (; isdigit((unsigned char)*q); q++) {
-        n = n * 10 + (uint64_t)(*q - '0');
-        if (n > UINT32_MAX)
-            n = (uint64_t)UINT32_MAX + 1;
+        whole = whole * 10 + (uint64_t)(*q - '0');
+        if (whole > UINT32_MAX)
+            whole = (uint64_t)UINT32_MAX + 1; /* saturate: a long run cannot wrap */
+    }
+    if (*q == '.') {
+        fb = ++q;
+        if (!isdigit((unsigned char)*q))
+            return DUR_SYNTAX; /* "1.s" */
+        while (isdigit((unsigned char)*q))
+            q++;
+        fe = q;
+        while (fe > fb && fe[-1] == '0')
+            fe--; /* "1.500s" is "1.5s" */
     }
     if (strcmp(q, "ms") == 0)
         mult = 1;
@@ -113,19 +134,34 @@ static int parse_duration(const char *s, uint32_t *ms)
         mult = 60 * 1000;
     else if (strcmp(q, "h") == 0)
         mult = 60 * 60 * 1000;
-    else if (*q == '\0' && n == 0)
+    else if (*q == '\0' && fb == NULL && whole == 0)
         mult = 1; /* a bare 0 needs no unit */
     else
-        return -1;
-    if (n * mult > UINT32_MAX)
-        return -2;
-    *ms = (uint32_t)(n * mult);
-    return 0;
+        return DUR_SYNTAX;
+    if (fb != NULL) {
+        /* 12 significant fraction digits times 3.6e6 (h) fit in 64 bits; with
+         * more, the value cannot be a whole number of milliseconds. */
+        if (fe - fb > 12)
+            return DUR_SUB_MS;
+        for (const char *d = fb; d < fe; d++) {
+            frac = frac * 10 + (uint64_t)(*d - '0');
+            scale *= 10;
+        }
+        if (frac * mult % scale != 0)
+            return DUR_SUB_MS;
+    }
+    if (whole > UINT32_MAX || whole * mult > UINT32_MAX)
+        return DUR_OVERFLOW;
+    v = whole * mult + frac * mult / scale;
+    if (v > UINT32_MAX)
+        return DUR_OVERFLOW;
+    *ms = (uint32_t)v;
+    return DUR_OK;
 }
 
 int conf_parse_duration(const char *s, uint32_t *ms)
 {
-    return parse_duration(s, ms) == 0 ? 0 : -1;
+    return parse_duration(s, ms) == DUR_OK ? 0 : -1;
 }
 
 /* Writes |ms| with the largest unit that divides it exactly ("5s", "250ms"). */
@@ -684,7 +720,18 @@ void conf_free(struct conf *c)
     for (size_t i = 0; i < c->nclusters; i++)
         cluster_deinit(&c->clusters[i]);
     free(c->clusters);
+    for (size_t i = 0; i < c->nkey_pos; i++)
+        free(c->key_pos[i].section);
+    free(c->key_pos);
     free(c);
+}
+
+int conf_key_line(const struct conf *c, const char *section, const char *name)
+{
+    for (size_t i = 0; i < c->nkey_pos; i++)
+        if (strcmp(c->key_pos[i].section, section) == 0 && strcmp(c->key_pos[i].name, name) == 0)
+            return c->key_pos[i].line;
+    return 0;
 }
 
 /* ---- the loader ---- */
@@ -853,12 +900,18 @@ static void set_duration(struct parse *p, const struct keyword *kw, const char *
     uint32_t ms;
     int rc = parse_duration(v, &ms);
 
-    if (rc == -1) {
+    if (rc == DUR_SYNTAX) {
         fail_key(p, p->lineno, kw->name, "expected a duration such as 250ms, 5s or 1m, got '%s'",
                  v);
         return;
     }
-    if (rc == -2) {
+    if (rc == DUR_SUB_MS) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected a whole number of milliseconds (1.5s is fine, 0.5ms is not), got '%s'",
+                 v);
+        return;
+    }
+    if (rc == DUR_OVERFLOW) {
         fail_key(p, p->lineno, kw->name,
                  "expected a duration of at most 4294967295ms (about 49 days), got '%s'", v);
         return;
@@ -1594,9 +1647,84 @@ static char *expand(struct parse *p, const struct keyword *kw, const char *v)
     return out;
 }
 
+/* Edit distance between |a| and |b| (optimal string alignment: insert,
+ * delete, substitute, swap two neighbours), ASCII case ignored; capped at
+ * |cap| + 1 so a long unrelated name costs little. */
+static size_t edit_distance(const char *a, const char *b, size_t cap)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t prev2[KEY_NAME_MAX + 1], prev[KEY_NAME_MAX + 1], cur[KEY_NAME_MAX + 1];
+
+    if (la > KEY_NAME_MAX || lb > KEY_NAME_MAX)
+        return cap + 1;
+    if ((la > lb ? la - lb : lb - la) > cap)
+        return cap + 1;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    memset(prev2, 0, sizeof(prev2));
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            bool same = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]);
+            size_t d = prev[j - 1] + (same ? 0 : 1);
+
+            if (prev[j] + 1 < d)
+                d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < d)
+                d = prev2[j - 2] + 1;
+            cur[j] = d;
+        }
+        memcpy(prev2, prev, sizeof(prev));
+        memcpy(prev, cur, sizeof(cur));
+    }
+    return prev[lb];
+}
+
+/* The key of |sect| closest to |name|, or NULL when none is close enough to
+ * be a likely typo: at most 2 edits, and at most a third of the key. */
+static const char *closest_key(enum section sect, const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+
+    for (size_t i = 0; i < NKEYWORDS; i++) {
+        size_t d;
+
+        if (keywords[i].sect != sect)
+            continue;
+        d = edit_distance(name, keywords[i].name, 2);
+        if (d < best_d && d * 3 <= strlen(keywords[i].name)) {
+            best = keywords[i].name;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+static const char *section_title(enum section sect)
+{
+    switch (sect) {
+    case SECT_PROXY:
+        return "[proxy]";
+    case SECT_ADMIN:
+        return "[admin]";
+    case SECT_CLUSTER:
+        return "[cluster.NAME]";
+    case SECT_AUTH:
+        return "[auth]";
+    case SECT_NONE:
+        break;
+    }
+    return "?";
+}
+
 static void unknown_key(struct parse *p, const char *name)
 {
-    char list[512];
+    char list[1024], hint[160] = "";
+    const char *near = closest_key(p->sect, name);
     size_t len = 0;
 
     list[0] = '\0';
@@ -1610,7 +1738,21 @@ static void unknown_key(struct parse *p, const char *name)
             break;
         len += (size_t)w;
     }
-    fail_key(p, p->lineno, name, "unknown key; expected one of %s", list);
+    if (near != NULL && strcmp(near, name) != 0 && strcasecmp(near, name) == 0) {
+        snprintf(hint, sizeof(hint), " (did you mean '%s'? key names are lower case)", near);
+    } else if (near != NULL) {
+        snprintf(hint, sizeof(hint), " (did you mean '%s'?)", near);
+    } else {
+        /* the right name in the wrong section: "[admin] workers" */
+        for (size_t i = 0; i < NKEYWORDS; i++) {
+            if (keywords[i].sect != p->sect && strcmp(keywords[i].name, name) == 0) {
+                snprintf(hint, sizeof(hint), " (%s is a key of %s)", name,
+                         section_title(keywords[i].sect));
+                break;
+            }
+        }
+    }
+    fail_key(p, p->lineno, name, "unknown key%s; expected one of %s", hint, list);
 }
 
 static void on_key(struct parse *p, const char *name, const char *value)
@@ -1635,6 +1777,13 @@ static void on_key(struct parse *p, const char *name, const char *value)
         return;
     }
     p->key_line[i] = p->lineno;
+    {
+        struct conf *c = p->c;
+
+        c->key_pos = xreallocarray(c->key_pos, c->nkey_pos + 1, sizeof(*c->key_pos));
+        c->key_pos[c->nkey_pos++] =
+            (struct conf_key_pos){xstrdup(p->section), keywords[i].name, p->lineno};
+    }
     p->last_kw = &keywords[i];
     v = expand(p, &keywords[i], value);
     if (v == NULL)
@@ -2204,4 +2353,200 @@ int conf_load_file(const char *path, struct conf **out, char *err, size_t errlen
     rc = load(buf, len, path, out, err, errlen);
     free(buf);
     return rc;
+}
+
+/* ---- the schema, for the configuration reference ---- */
+
+static const char *section_key(enum section sect)
+{
+    switch (sect) {
+    case SECT_PROXY:
+        return "proxy";
+    case SECT_ADMIN:
+        return "admin";
+    case SECT_CLUSTER:
+        return "cluster.NAME";
+    case SECT_AUTH:
+        return "auth";
+    case SECT_NONE:
+        break;
+    }
+    return "?";
+}
+
+static const char *type_name(enum kw_type t)
+{
+    switch (t) {
+    case KW_U32:
+        return "integer";
+    case KW_DURATION:
+        return "duration";
+    case KW_BOOL:
+        return "boolean";
+    case KW_ENUM:
+    case KW_ENUM_BOOL:
+        return "enum";
+    case KW_STRING:
+        return "string";
+    case KW_AUTHORITY:
+        return "authority";
+    case KW_ACCESS_LOG:
+        return "-, off or a path";
+    case KW_WORKERS:
+        return "auto or integer";
+    case KW_LISTEN:
+        return "IP:PORT or off";
+    case KW_TARGETS:
+        return "list of HOST:PORT";
+    case KW_ROUTES:
+    case KW_EXEMPT:
+        return "list of path prefixes";
+    case KW_DNS_SERVERS:
+        return "list of IP[:PORT]";
+    case KW_OPTIONAL:
+        return "string";
+    case KW_SECRET:
+        return "secret";
+    case KW_FILE:
+        return "file";
+    case KW_ALGORITHMS:
+        return "list of algorithms";
+    case KW_AUDIENCE:
+        return "list of strings";
+    case KW_CLAIMS:
+        return "list of claim names";
+    }
+    return "?";
+}
+
+/* "a, b, c" from the first |n| items of |v|, or up to its NULL. */
+static void join_list(char *const *v, size_t n, char *buf, size_t size)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && v[i] != NULL && len < size; i++) {
+        int w = snprintf(buf + len, size - len, "%s%s", i ? ", " : "", v[i]);
+
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+}
+
+size_t conf_keyword_count(void)
+{
+    return NKEYWORDS;
+}
+
+int conf_keyword_at(size_t i, struct conf_keyword_info *out)
+{
+    const struct keyword *kw;
+    struct conf *c;
+    struct conf_cluster cl;
+    const char *base;
+
+    if (i >= NKEYWORDS)
+        return -1;
+    kw = &keywords[i];
+    memset(out, 0, sizeof(*out));
+    out->section = section_key(kw->sect);
+    out->name = kw->name;
+    out->type = type_name(kw->type);
+
+    /* The defaults are whatever a file without the key leaves in place. */
+    c = conf_new("defaults");
+    memset(&cl, 0, sizeof(cl));
+    cluster_defaults(&cl);
+    base = kw->sect == SECT_PROXY   ? (const char *)&c->proxy
+           : kw->sect == SECT_ADMIN ? (const char *)&c->admin
+           : kw->sect == SECT_AUTH  ? (const char *)&c->auth
+                                    : (const char *)&cl;
+    base += kw->off;
+
+    switch (kw->type) {
+    case KW_U32: {
+        uint32_t v;
+
+        memcpy(&v, base, sizeof(v));
+        snprintf(out->deflt, sizeof(out->deflt), "%" PRIu32, v);
+        snprintf(out->range, sizeof(out->range), "%" PRIu32 "..%" PRIu32, kw->min, kw->max);
+        break;
+    }
+    case KW_DURATION: {
+        uint32_t v;
+
+        memcpy(&v, base, sizeof(v));
+        format_duration(v, out->deflt, sizeof(out->deflt));
+        if (kw->min > 0)
+            snprintf(out->range, sizeof(out->range), "at least %" PRIu32 "ms", kw->min);
+        break;
+    }
+    case KW_BOOL:
+        snprintf(out->deflt, sizeof(out->deflt), "%s", *(const bool *)base ? "on" : "off");
+        break;
+    case KW_ENUM:
+    case KW_ENUM_BOOL: {
+        int v;
+
+        if (kw->type == KW_ENUM_BOOL)
+            v = *(const bool *)base ? 1 : 0;
+        else
+            memcpy(&v, base, sizeof(v));
+        snprintf(out->deflt, sizeof(out->deflt), "%s", kw->names[v]);
+        join_list((char *const *)kw->names, SIZE_MAX, out->range, sizeof(out->range));
+        break;
+    }
+    case KW_WORKERS: {
+        uint32_t v;
+
+        memcpy(&v, base, sizeof(v));
+        if (v == 0)
+            snprintf(out->deflt, sizeof(out->deflt), "auto");
+        else
+            snprintf(out->deflt, sizeof(out->deflt), "%" PRIu32, v);
+        snprintf(out->range, sizeof(out->range), "auto, 1..%" PRIu32, kw->max);
+        break;
+    }
+    case KW_STRING:
+    case KW_AUTHORITY:
+    case KW_ACCESS_LOG:
+    case KW_LISTEN:
+    case KW_OPTIONAL:
+    case KW_SECRET:
+    case KW_FILE: {
+        const char *v = *(char *const *)base;
+
+        if (v == NULL)
+            snprintf(out->deflt, sizeof(out->deflt), "(none)");
+        else if (*v == '\0')
+            snprintf(out->deflt, sizeof(out->deflt), "\"\"");
+        else
+            snprintf(out->deflt, sizeof(out->deflt), "%s", v);
+        break;
+    }
+    case KW_TARGETS:
+        snprintf(out->deflt, sizeof(out->deflt), "(required)");
+        break;
+    case KW_ROUTES:
+        snprintf(out->deflt, sizeof(out->deflt), "/"); /* finish_cluster() adds it */
+        break;
+    case KW_DNS_SERVERS:
+        snprintf(out->deflt, sizeof(out->deflt), "(system)");
+        break;
+    case KW_ALGORITHMS:
+        snprintf(out->deflt, sizeof(out->deflt), "(from the key)");
+        join_list((char *const *)jws_algs, SIZE_MAX, out->range, sizeof(out->range));
+        break;
+    case KW_AUDIENCE:
+    case KW_CLAIMS:
+        snprintf(out->deflt, sizeof(out->deflt), "(none)");
+        break;
+    case KW_EXEMPT:
+        join_list(c->auth.exempt, c->auth.nexempt, out->deflt, sizeof(out->deflt));
+        break;
+    }
+    cluster_deinit(&cl);
+    conf_free(c);
+    return 0;
 }

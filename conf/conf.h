@@ -204,6 +204,17 @@ struct conf {
      * them with |tls_free|. NULL when no TLS is configured. */
     void *tls;
     void (*tls_free)(void *tls);
+    /* Where each key was set, for messages about values checked after
+     * loading (conf_key_line()). */
+    struct conf_key_pos *key_pos;
+    size_t nkey_pos;
+};
+
+/** A key's place in the file: see conf_key_line(). */
+struct conf_key_pos {
+    char *section;    /* as written between [ ], e.g. "cluster.users" */
+    const char *name; /* the key (static) */
+    int line;
 };
 
 /** Loads and validates the INI file at |path|. On success stores a new
@@ -226,9 +237,12 @@ void conf_free(struct conf *c);
 /** Takes one more reference to |c|; returns |c|. Thread-safe. */
 struct conf *conf_ref(struct conf *c);
 
-/** Parses a duration: a non-negative integer followed by ms, s, m or h
- *  ("250ms", "5s", "1m"), or a bare "0". Stores milliseconds in |*ms|. Returns
- *  0, or -1 on bad syntax or overflow of uint32_t milliseconds. */
+/** Parses a duration: a non-negative decimal number followed by ms, s, m or
+ *  h ("250ms", "5s", "1.5s", "0.25s", "2.5m"), or a bare "0". Stores
+ *  milliseconds in |*ms|. Returns 0, or -1 on bad syntax (including a sign, a
+ *  blank or a missing unit), on a value that is not a whole number of
+ *  milliseconds ("0.5ms") and on overflow of uint32_t milliseconds; |*ms| is
+ *  then untouched. */
 int conf_parse_duration(const char *s, uint32_t *ms);
 
 /** Expands ${NAME} and ${NAME:-default} from the environment in |in|. Returns a
@@ -241,6 +255,34 @@ char *conf_expand_env(const char *in, char *err, size_t errlen);
  *  message in |err|. */
 int conf_parse_target(const char *spec, struct conf_target *t, char *err, size_t errlen);
 void conf_target_deinit(struct conf_target *t);
+
+/** One key of the schema, as conf_keyword_at() describes it: what the
+ *  configuration reference (docs/configuration.md) documents, so that a test
+ *  can keep the two in step. */
+struct conf_keyword_info {
+    const char *section; /* "proxy", "admin", "cluster.NAME" or "auth" */
+    const char *name;    /* e.g. "health_interval" */
+    const char *type;    /* e.g. "duration", "integer", "boolean", "enum", "file" */
+    char range[160];     /* the values accepted beyond the type, e.g. "1..1000", "at least
+                            1ms", "round_robin, pick_first"; "" when the type says it all */
+    char deflt[96];      /* the default as it would be written in the file ("5s", "on",
+                            "0.0.0.0:50051"), "\"\"" for an empty string, or a word in
+                            parentheses: "(required)", "(none)", "(system)", ... */
+};
+
+/** Number of keys in the schema, every section together. */
+size_t conf_keyword_count(void);
+
+/** Describes key |i| (0 <= |i| < conf_keyword_count()) into |out|, its
+ *  default taken from a configuration built with every default. Returns 0, or
+ *  -1 when |i| is out of range. */
+int conf_keyword_at(size_t i, struct conf_keyword_info *out);
+
+/** The line of |c|'s file on which key |name| of section |section| (as
+ *  written, e.g. "proxy" or "cluster.users") was set, or 0 when the file
+ *  leaves it at its default. For messages about values checked after
+ *  loading (TLS files, for one). */
+int conf_key_line(const struct conf *c, const char *section, const char *name);
 
 /** Names for logs and /status. */
 const char *conf_policy_name(enum conf_policy p);

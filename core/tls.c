@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -42,28 +43,210 @@ struct proxy_tls {
     size_t nbe;
 };
 
+/* ---- errors in words ---- */
+
+/* What a PEM file given to a key is expected to hold. */
+enum pem_want {
+    PEM_CERT, /* a certificate chain, leaf first */
+    PEM_KEY,  /* one private key */
+    PEM_CA,   /* one or more CA certificates */
+};
+
+#define PEM_MAX (1024 * 1024) /* bigger than any certificate bundle we should load */
+
+/* OpenSSL's reason for the first queued error, in its own words ("no start
+ * line", "key values mismatch") rather than ERR_error_string()'s
+ * "error:0480006C:PEM routines::no start line". Clears the queue. */
 static void openssl_reason(char *buf, size_t len)
 {
-    /* The first queued error is the most specific one ("no start line"
-     * before "PEM lib"). */
     unsigned long e = ERR_get_error();
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+    const char *lib = e != 0 ? ERR_lib_error_string(e) : NULL;
 
     if (e == 0)
-        snprintf(buf, len, "unknown error");
-    else
-        ERR_error_string_n(e, buf, len);
+        snprintf(buf, len, "OpenSSL gave no reason");
+    else if (r != NULL && lib != NULL)
+        snprintf(buf, len, "OpenSSL: %s, in %s", r, lib);
+    else if (r != NULL)
+        snprintf(buf, len, "OpenSSL: %s", r);
+    else /* error strings not loaded: still say something a search finds */
+        snprintf(buf, len, "OpenSSL error %08lX (library %d, reason %d)", e, ERR_GET_LIB(e),
+                 ERR_GET_REASON(e));
     ERR_clear_error();
 }
 
-static int fail(char *err, size_t errlen, const struct conf *c, const char *sect, const char *key,
-                const char *what, const char *file)
+/* The first "-----BEGIN LABEL-----" label in |text| into |label|, or "". */
+static void first_pem_label(const char *text, char *label, size_t len)
 {
-    char why[256];
+    const char *b = strstr(text, "-----BEGIN "), *e;
+
+    label[0] = '\0';
+    if (b == NULL)
+        return;
+    b += 11;
+    e = strstr(b, "-----");
+    if (e == NULL || (size_t)(e - b) >= len || memchr(b, '\n', (size_t)(e - b)) != NULL)
+        return;
+    memcpy(label, b, (size_t)(e - b));
+    label[e - b] = '\0';
+}
+
+/* Looks at |path| before OpenSSL does, so that the usual mistakes read as
+ * what they are. Returns 0 when the file looks like |want| (OpenSSL may
+ * still refuse it), or -1 with the problem in |why|. */
+static int pem_precheck(const char *path, enum pem_want want, char *why, size_t len)
+{
+    FILE *f;
+    struct stat st;
+    char *text, label[64];
+    size_t n;
+    int rc = 0;
+
+    if (stat(path, &st) != 0) {
+        snprintf(why, len, "%s", errno == ENOENT ? "no such file" : strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(why, len, "is a directory, not a PEM file");
+        return -1;
+    }
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(why, len, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    text = malloc(PEM_MAX + 1);
+    if (text == NULL) {
+        log_error("out of memory");
+        abort();
+    }
+    n = fread(text, 1, PEM_MAX, f);
+    fclose(f);
+    text[n] = '\0';
+    first_pem_label(text, label, sizeof(label));
+    if (n == 0) {
+        snprintf(why, len, "the file is empty");
+        rc = -1;
+    } else if (memchr(text, '\0', n) != NULL || (unsigned char)text[0] == 0x30) {
+        snprintf(why, len,
+                 "not PEM (binary, DER perhaps: convert it with `openssl %s -inform der`)",
+                 want == PEM_KEY ? "pkey" : "x509");
+        rc = -1;
+    } else if (want == PEM_KEY) {
+        if (strstr(text, "-----BEGIN ENCRYPTED PRIVATE KEY-----") != NULL ||
+            strstr(text, "Proc-Type: 4,ENCRYPTED") != NULL) {
+            snprintf(why, len,
+                     "the private key is encrypted and switchyard cannot ask for its "
+                     "passphrase (decrypt it with `openssl pkey`)");
+            rc = -1;
+        } else if (strstr(text, "PRIVATE KEY-----") == NULL) {
+            if (strcmp(label, "CERTIFICATE") == 0)
+                snprintf(why, len,
+                         "holds a certificate, not a private key (tls_cert and "
+                         "tls_key swapped?)");
+            else if (label[0] != '\0')
+                snprintf(why, len, "not a PEM private key: it holds a \"%s\" block", label);
+            else
+                snprintf(why, len, "not a PEM private key (no -----BEGIN PRIVATE KEY----- line)");
+            rc = -1;
+        }
+    } else if (strstr(text, "-----BEGIN CERTIFICATE-----") == NULL &&
+               strstr(text, "-----BEGIN TRUSTED CERTIFICATE-----") == NULL) {
+        if (strstr(text, "PRIVATE KEY-----") != NULL && want == PEM_CERT)
+            snprintf(why, len,
+                     "holds a private key, not a certificate (tls_cert and tls_key "
+                     "swapped?)");
+        else if (label[0] != '\0')
+            snprintf(why, len, "not a PEM certificate: it holds a \"%s\" block", label);
+        else
+            snprintf(why, len, "not a PEM certificate (no -----BEGIN CERTIFICATE----- line)");
+        rc = -1;
+    }
+    free(text);
+    return rc;
+}
+
+/* Writes "FILE:LINE: [SECT] KEY: PATH: WHY" into |err| and returns -1. */
+static int fail_file(char *err, size_t errlen, const struct conf *c, const char *sect,
+                     const char *key, const char *path, const char *why)
+{
+    int line = conf_key_line(c, sect, key);
+
+    if (line > 0)
+        snprintf(err, errlen, "%s:%d: [%s] %s: %s: %s", c->path, line, sect, key, path, why);
+    else
+        snprintf(err, errlen, "%s: [%s] %s: %s: %s", c->path, sect, key, path, why);
+    return -1;
+}
+
+/* The same after an OpenSSL call failed on |path|: the precheck's finding
+ * when it has one, else OpenSSL's reason in words. */
+static int fail_load(char *err, size_t errlen, const struct conf *c, const char *sect,
+                     const char *key, const char *path, enum pem_want want)
+{
+    char why[300], ossl[200];
+
+    openssl_reason(ossl, sizeof(ossl));
+    if (pem_precheck(path, want, why, sizeof(why)) == 0) {
+        snprintf(why, sizeof(why), "%s could not be loaded (%s)",
+                 want == PEM_KEY    ? "the private key"
+                 : want == PEM_CERT ? "the certificate chain"
+                                    : "the CA certificates",
+                 ossl);
+    }
+    return fail_file(err, errlen, c, sect, key, path, why);
+}
+
+/* For failures that are not about a file (a context, the cipher list). */
+static int fail(char *err, size_t errlen, const struct conf *c, const char *sect, const char *key,
+                const char *what)
+{
+    char why[200];
 
     openssl_reason(why, sizeof(why));
-    snprintf(err, errlen, "%s: [%s] %s: cannot load %s %s: %s", c->path, sect, key, what, file,
-             why);
+    snprintf(err, errlen, "%s: [%s] %s: cannot set up %s: %s", c->path, sect, key, what, why);
     return -1;
+}
+
+/* Loads the certificate chain |cert| and its key |key| into |ctx|. */
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)arg;
+    return 0; /* no passphrase: an encrypted key fails to load, pem_precheck() says why */
+}
+
+/* Loads the certificate chain |cert| and its key |key| into |ctx|. The files
+ * are looked at first, so that OpenSSL never meets an encrypted key (it
+ * would prompt on the terminal) and the usual mistakes read as such. */
+static int load_pair(SSL_CTX *ctx, const struct conf *c, const char *sect, const char *cert,
+                     const char *key, char *err, size_t errlen)
+{
+    char why[600];
+    unsigned long e;
+
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    if (pem_precheck(cert, PEM_CERT, why, sizeof(why)) != 0)
+        return fail_file(err, errlen, c, sect, "tls_cert", cert, why);
+    if (pem_precheck(key, PEM_KEY, why, sizeof(why)) != 0)
+        return fail_file(err, errlen, c, sect, "tls_key", key, why);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+        return fail_load(err, errlen, c, sect, "tls_cert", cert, PEM_CERT);
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 &&
+        SSL_CTX_check_private_key(ctx) == 1)
+        return 0;
+    /* OpenSSL 3 reports a mismatch from SSL_CTX_use_PrivateKey_file() itself
+     * (X509_R_KEY_VALUES_MISMATCH), older ones from the check. */
+    e = ERR_peek_error();
+    if (SSL_CTX_get0_privatekey(ctx) != NULL ||
+        (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)) {
+        ERR_clear_error();
+        snprintf(why, sizeof(why), "the key does not match the certificate in tls_cert (%s)", cert);
+        return fail_file(err, errlen, c, sect, "tls_key", key, why);
+    }
+    return fail_load(err, errlen, c, sect, "tls_key", key, PEM_KEY);
 }
 
 static void tls_free(void *arg)
@@ -143,7 +326,7 @@ static int fe_ctx_new(const struct conf *c, SSL_CTX **out, char *err, size_t err
 
     *out = NULL;
     if (ctx == NULL)
-        return fail(err, errlen, c, "proxy", "listen_tls", "a", "TLS context");
+        return fail(err, errlen, c, "proxy", "listen_tls", "a TLS context");
     SSL_CTX_set_min_proto_version(ctx, pc->tls_min_version == CONF_TLS_1_3 ? TLS1_3_VERSION
                                                                            : TLS1_2_VERSION);
     /* RFC 9113 §9.2.1: no compression, no renegotiation. */
@@ -151,17 +334,11 @@ static int fe_ctx_new(const struct conf *c, SSL_CTX **out, char *err, size_t err
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
         SSL_CTX_free(ctx);
-        return fail(err, errlen, c, "proxy", "listen_tls", "the", "TLS 1.2 cipher list");
+        return fail(err, errlen, c, "proxy", "listen_tls", "the TLS 1.2 cipher list");
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, pc->tls_cert) != 1) {
+    if (load_pair(ctx, c, "proxy", pc->tls_cert, pc->tls_key, err, errlen) != 0) {
         SSL_CTX_free(ctx);
-        return fail(err, errlen, c, "proxy", "tls_cert", "certificate chain", pc->tls_cert);
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, pc->tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        SSL_CTX_free(ctx);
-        return fail(err, errlen, c, "proxy", "tls_key",
-                    "private key (or it does not match tls_cert)", pc->tls_key);
+        return -1;
     }
     if (pc->tls_client_ca != NULL) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(pc->tls_client_ca);
@@ -169,8 +346,7 @@ static int fe_ctx_new(const struct conf *c, SSL_CTX **out, char *err, size_t err
         if (names == NULL || SSL_CTX_load_verify_locations(ctx, pc->tls_client_ca, NULL) != 1) {
             sk_X509_NAME_pop_free(names, X509_NAME_free);
             SSL_CTX_free(ctx);
-            return fail(err, errlen, c, "proxy", "tls_client_ca", "CA certificates",
-                        pc->tls_client_ca);
+            return fail_load(err, errlen, c, "proxy", "tls_client_ca", pc->tls_client_ca, PEM_CA);
         }
         SSL_CTX_set_client_CA_list(ctx, names); /* takes |names| */
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
@@ -197,34 +373,26 @@ static int be_new(const struct conf *c, const struct conf_cluster *cl, struct tl
     *out = NULL;
     snprintf(sect, sizeof(sect), "cluster.%s", cl->name);
     if (ctx == NULL)
-        return fail(err, errlen, c, sect, "tls", "a", "TLS context");
+        return fail(err, errlen, c, sect, "tls", "a TLS context");
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 ||
         SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0) { /* 0 is success */
         SSL_CTX_free(ctx);
-        return fail(err, errlen, c, sect, "tls", "the", "cipher list or ALPN");
+        return fail(err, errlen, c, sect, "tls", "the cipher list or ALPN");
     }
     if (cl->tls_ca != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, cl->tls_ca, NULL) != 1) {
             SSL_CTX_free(ctx);
-            return fail(err, errlen, c, sect, "tls_ca", "CA certificates", cl->tls_ca);
+            return fail_load(err, errlen, c, sect, "tls_ca", cl->tls_ca, PEM_CA);
         }
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
         SSL_CTX_free(ctx);
-        return fail(err, errlen, c, sect, "tls_ca", "the system's", "trust store");
+        return fail(err, errlen, c, sect, "tls_ca", "the system's trust store");
     }
-    if (cl->tls_cert != NULL) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, cl->tls_cert) != 1) {
-            SSL_CTX_free(ctx);
-            return fail(err, errlen, c, sect, "tls_cert", "certificate chain", cl->tls_cert);
-        }
-        if (SSL_CTX_use_PrivateKey_file(ctx, cl->tls_key, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_check_private_key(ctx) != 1) {
-            SSL_CTX_free(ctx);
-            return fail(err, errlen, c, sect, "tls_key",
-                        "private key (or it does not match tls_cert)", cl->tls_key);
-        }
+    if (cl->tls_cert != NULL && load_pair(ctx, c, sect, cl->tls_cert, cl->tls_key, err, errlen)) {
+        SSL_CTX_free(ctx);
+        return -1;
     }
     SSL_CTX_set_verify(ctx, cl->tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     tb = calloc(1, sizeof(*tb));
@@ -374,10 +542,13 @@ const char *tls_error(struct bufferevent *bev, char *buf, size_t len)
         snprintf(buf, len, "TLS: certificate verify failed: %s",
                  X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
     } else if (last != 0) {
-        char why[200];
+        const char *r = ERR_reason_error_string(last);
 
-        ERR_error_string_n(last, why, sizeof(why));
-        snprintf(buf, len, "TLS: %s", why);
+        /* "tlsv1 alert unknown ca", not "error:0A000418:SSL routines::..." */
+        if (r != NULL)
+            snprintf(buf, len, "TLS: %s", r);
+        else
+            snprintf(buf, len, "TLS: OpenSSL error %08lX", last);
     } else if (serr != 0) {
         snprintf(buf, len, "%s", evutil_socket_error_to_string(serr));
     } else {

@@ -17,7 +17,8 @@ static void usage(FILE *f)
                "Commands:\n"
                "  check HOST:PORT   probe a gRPC server with grpc.health.v1.Health/Check\n"
                "                    (exit 0 SERVING, 1 bad arguments, 2 connection failure,\n"
-               "                    3 RPC failure, 4 not serving)\n"
+               "                    3 RPC failure, 4 not serving); grpc_health_probe's\n"
+               "                    flags work too: " HC_CLI_NAME " -addr=HOST:PORT ...\n"
                "  status            show switchyard's clusters and endpoints from its admin\n"
                "                    listener (exit 0 all in rotation, 1 some out, 2 unreachable)\n"
                "  help [COMMAND]    show this help, or a command's\n"
@@ -48,10 +49,26 @@ static int help_for(const char *cmd)
     return 1;
 }
 
+/* Is |a| grpc_health_probe's -addr (or --addr), with or without '=VALUE'? */
+static bool is_addr_flag(const char *a)
+{
+    const char *n = a[0] == '-' ? a + 1 + (a[1] == '-') : NULL;
+
+    return n != NULL && strncmp(n, "addr", 4) == 0 && (n[4] == '\0' || n[4] == '=');
+}
+
 int main(int argc, char **argv)
 {
-    const char *cmd;
+    const char *cmd, *base = argv[0] != NULL ? strrchr(argv[0], '/') : NULL;
 
+    /* A drop-in for grpc_health_probe: installed (or linked) under that name,
+     * or called with its flags and no command, it runs `check`. argv[0] then
+     * stands for the command name, as check's option parser expects. */
+    base = base != NULL ? base + 1 : argv[0];
+    if (base != NULL && strcmp(base, "grpc_health_probe") == 0)
+        return hc_cli_check_main(argc, argv);
+    if (argc >= 2 && is_addr_flag(argv[1]))
+        return hc_cli_check_main(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 1;

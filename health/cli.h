@@ -63,8 +63,11 @@ int hc_cli_http_get(const char *addr, int default_port, const char *path, int64_
 /** Frees what |resp| holds; safe on a zeroed or already-deinited |resp|. */
 void hc_cli_http_resp_deinit(struct hc_cli_http_resp *resp);
 
-/** Runs `switchyard-health check` with |argv[0]| = "check". Initialises and
- *  shuts down gRPC itself. Returns an enum hc_cli_check_exit value. */
+/** Runs `switchyard-health check`: |argv[0]| is the command's name ("check",
+ *  or the program's when called as grpc_health_probe) and is not parsed.
+ *  Options take one dash or two (grpc_health_probe's syntax and names, and
+ *  this CLI's own); an unknown one is an error. Initialises and shuts down
+ *  gRPC itself. Returns an enum hc_cli_check_exit value. */
 int hc_cli_check_main(int argc, char **argv);
 
 /** Prints the help of `check` to |f|. */

@@ -7,8 +7,8 @@
  * SPDX-License-Identifier: MIT */
 #include "health/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +29,21 @@
 #define MAX_CHAN_ARGS  8
 #define MAX_FILE_BYTES (1 << 20)
 
+#define MAX_HEADERS 32
+
+/* One -rpc-header "name: value". */
+struct check_header {
+    char *key;   /* lower case, as gRPC metadata keys are (owned) */
+    char *value; /* leading blanks trimmed, as grpc_health_probe does (owned) */
+};
+
 struct check_opts {
     const char *addr;
     const char *service;
     const char *authority;
+    const char *user_agent; /* NULL: HC_CLI_NAME/HC_CLI_VERSION */
+    struct check_header headers[MAX_HEADERS];
+    size_t nheaders;
     int64_t connect_timeout_ms;
     int64_t rpc_timeout_ms;
     bool tls;
@@ -56,38 +67,48 @@ static bool verbose_logging;
 
 void hc_cli_check_usage(FILE *f)
 {
-    fprintf(f, "usage: " HC_CLI_NAME " check HOST:PORT [options]\n"
-               "\n"
-               "Sends one grpc.health.v1.Health/Check to the gRPC server at HOST:PORT and\n"
-               "reports its answer, like grpc_health_probe. The target is any gRPC target\n"
-               "name: 127.0.0.1:50051, my-svc.ns:50051, [::1]:50051, unix:///run/app.sock.\n"
-               "\n"
-               "Options:\n"
-               "  -s, --service NAME        service to check (default \"\": the whole server)\n"
-               "  -t, --timeout T           connect timeout and RPC timeout, each (default 1s);\n"
-               "                            durations are written 250ms, 1s, 1.5s, 1m\n"
-               "      --connect-timeout T   timeout for establishing the connection\n"
-               "      --rpc-timeout T       timeout for the Check call\n"
-               "  -a, --authority A         :authority of the call (default: HOST:PORT)\n"
-               "      --tls                 use TLS (default: plaintext h2c)\n"
-               "      --tls-ca FILE         PEM roots to verify the server with (default: the\n"
-               "                            system's)\n"
-               "      --tls-cert FILE       PEM client certificate (with --tls-key)\n"
-               "      --tls-key FILE        PEM client private key (with --tls-cert)\n"
-               "      --tls-server-name N   name to verify the server certificate against\n"
-               "      --tls-no-verify       do not verify the server certificate (testing only)\n"
-               "  -v, --verbose             print each step and gRPC's own log to stderr\n"
-               "  -h, --help                show this help\n"
-               "\n"
-               "Exit status:\n"
-               "  0  the server answered SERVING (\"status: SERVING\" on stdout)\n"
-               "  1  bad arguments, or a TLS file could not be read\n"
-               "  2  connection failure: refused, TLS handshake failed, name not resolved,\n"
-               "     or no connection within the connect timeout\n"
-               "  3  the RPC failed: a non-OK status (NOT_FOUND for an unknown service,\n"
-               "     UNIMPLEMENTED when the server has no health service) or RPC timeout\n"
-               "  4  the server answered NOT_SERVING, UNKNOWN or SERVICE_UNKNOWN\n"
-               "Messages other than \"status: SERVING\" go to stderr.\n");
+    fprintf(f,
+            "usage: " HC_CLI_NAME " check HOST:PORT [options]\n"
+            "       " HC_CLI_NAME " check -addr=HOST:PORT [options]   (grpc_health_probe's flags)\n"
+            "\n"
+            "Sends one grpc.health.v1.Health/Check to the gRPC server at HOST:PORT and\n"
+            "reports its answer, like grpc_health_probe. The target is any gRPC target\n"
+            "name: 127.0.0.1:50051, my-svc.ns:50051, [::1]:50051, unix:///run/app.sock.\n"
+            "Options take one dash or two, and their value after '=' or as the next word\n"
+            "(-service=echo, --service echo); grpc_health_probe's names are accepted.\n"
+            "\n"
+            "Options:\n"
+            "  --addr HOST:PORT          the server, instead of the HOST:PORT argument\n"
+            "  -s, --service NAME        service to check (default \"\": the whole server)\n"
+            "  -t, --timeout T           connect timeout and RPC timeout, each (default 1s);\n"
+            "                            durations are written 250ms, 1s, 1.5s, 1m\n"
+            "  --connect-timeout T       timeout for establishing the connection\n"
+            "  --rpc-timeout T           timeout for the Check call\n"
+            "  -a, --authority A         :authority of the call (default: HOST:PORT)\n"
+            "  --rpc-header 'NAME: VALUE'\n"
+            "                            metadata sent with the call (repeatable)\n"
+            "  --user-agent UA           user-agent of the call (default " HC_CLI_NAME
+            "/" HC_CLI_VERSION ")\n"
+            "  --tls                     use TLS (default: plaintext h2c)\n"
+            "  --tls-ca-cert FILE        PEM roots to verify the server with (default: the\n"
+            "                            system's); also --tls-ca\n"
+            "  --tls-client-cert FILE    PEM client certificate (with --tls-client-key);\n"
+            "                            also --tls-cert\n"
+            "  --tls-client-key FILE     PEM client private key; also --tls-key\n"
+            "  --tls-server-name NAME    name to verify the server certificate against\n"
+            "  --tls-no-verify           do not verify the server certificate (testing only)\n"
+            "  -v, --verbose             print each step and gRPC's own log to stderr\n"
+            "  -h, --help                show this help\n"
+            "\n"
+            "Exit status:\n"
+            "  0  the server answered SERVING (\"status: SERVING\" on stdout)\n"
+            "  1  bad arguments (an unknown option too), or a TLS file could not be read\n"
+            "  2  connection failure: refused, TLS handshake failed, name not resolved,\n"
+            "     or no connection within the connect timeout\n"
+            "  3  the RPC failed: a non-OK status (NOT_FOUND for an unknown service,\n"
+            "     UNIMPLEMENTED when the server has no health service) or RPC timeout\n"
+            "  4  the server answered NOT_SERVING, UNKNOWN or SERVICE_UNKNOWN\n"
+            "Messages other than \"status: SERVING\" go to stderr.\n");
 }
 
 /* ---- small helpers ---- */
@@ -234,132 +255,302 @@ static int parse_timeout(const char *name, const char *arg, int64_t *ms)
     return 0;
 }
 
-/* Returns -1 to run, or an exit status. */
+enum opt_id {
+    OPT_ADDR,
+    OPT_SERVICE,
+    OPT_TIMEOUT,
+    OPT_CONNECT_TIMEOUT,
+    OPT_RPC_TIMEOUT,
+    OPT_AUTHORITY,
+    OPT_RPC_HEADER,
+    OPT_USER_AGENT,
+    OPT_TLS,
+    OPT_TLS_CA,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_SERVER_NAME,
+    OPT_TLS_NO_VERIFY,
+    OPT_VERBOSE,
+    OPT_HELP,
+};
+
+/* Every option and its names; the first name is the one messages use. Go's
+ * flag package (grpc_health_probe) takes -name and --name alike, with the
+ * value after '=' or as the next word, and booleans as -name or -name=BOOL. */
+static const struct opt_def {
+    enum opt_id id;
+    bool takes_value;
+    const char *names[4];
+} opt_defs[] = {
+    {OPT_ADDR, true, {"addr", NULL}},
+    {OPT_SERVICE, true, {"service", "s", NULL}},
+    {OPT_TIMEOUT, true, {"timeout", "t", NULL}},
+    {OPT_CONNECT_TIMEOUT, true, {"connect-timeout", NULL}},
+    {OPT_RPC_TIMEOUT, true, {"rpc-timeout", NULL}},
+    {OPT_AUTHORITY, true, {"authority", "a", NULL}},
+    {OPT_RPC_HEADER, true, {"rpc-header", NULL}},
+    {OPT_USER_AGENT, true, {"user-agent", NULL}},
+    {OPT_TLS, false, {"tls", NULL}},
+    {OPT_TLS_CA, true, {"tls-ca-cert", "tls-ca", NULL}},
+    {OPT_TLS_CERT, true, {"tls-client-cert", "tls-cert", NULL}},
+    {OPT_TLS_KEY, true, {"tls-client-key", "tls-key", NULL}},
+    {OPT_TLS_SERVER_NAME, true, {"tls-server-name", NULL}},
+    {OPT_TLS_NO_VERIFY, false, {"tls-no-verify", NULL}},
+    {OPT_VERBOSE, false, {"v", "verbose", NULL}},
+    {OPT_HELP, false, {"help", "h", NULL}},
+};
+
+/* grpc_health_probe flags this CLI does not implement: named as such, so
+ * that nobody takes them for a typo. */
+static const char *const unsupported_flags[] = {"alts", "spiffe", "gzip", "stream", NULL};
+
+static const struct opt_def *opt_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(opt_defs) / sizeof(opt_defs[0]); i++) {
+        for (size_t j = 0; opt_defs[i].names[j] != NULL; j++) {
+            if (strlen(opt_defs[i].names[j]) == len && memcmp(opt_defs[i].names[j], name, len) == 0)
+                return &opt_defs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Go's strconv.ParseBool. Returns 0/1, or -1. */
+static int parse_go_bool(const char *s)
+{
+    static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True", NULL};
+    static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False", NULL};
+
+    for (size_t i = 0; yes[i] != NULL; i++) {
+        if (strcmp(s, yes[i]) == 0)
+            return 1;
+        if (strcmp(s, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* Printable ASCII only: what HTTP/2 carries in a non-binary header value. */
+static bool is_header_value(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+/* -rpc-header "name: value", split at the first ':' with the value's leading
+ * blanks trimmed, as grpc_health_probe does. */
+static int add_header(struct check_opts *o, const char *arg)
+{
+    const char *colon = strchr(arg, ':'), *v;
+    size_t klen;
+    char *key;
+
+    if (colon == NULL || colon == arg)
+        return bad_args("-rpc-header: expected 'name: value', got '%s'", arg);
+    if (o->nheaders == MAX_HEADERS)
+        return bad_args("-rpc-header: at most %d headers", MAX_HEADERS);
+    klen = (size_t)(colon - arg);
+    key = xstrndup(arg, klen);
+    for (size_t i = 0; i < klen; i++) {
+        char c = (char)tolower((unsigned char)key[i]);
+
+        /* gRPC metadata keys: 0-9 a-z _ - . (PROTOCOL-HTTP2, "Custom-Metadata") */
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' || c == '-' ||
+              c == '.')) {
+            free(key);
+            return bad_args("-rpc-header: '%.*s' is not a metadata name (letters, digits, '-', "
+                            "'_' and '.')",
+                            (int)klen, arg);
+        }
+        key[i] = c;
+    }
+    if (strncmp(key, "grpc-", 5) == 0) {
+        free(key);
+        return bad_args("-rpc-header: '%.*s': names starting with grpc- are reserved by gRPC",
+                        (int)klen, arg);
+    }
+    for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+        ;
+    if (!is_header_value(v) && !(klen > 4 && strcmp(key + klen - 4, "-bin") == 0)) {
+        free(key);
+        return bad_args("-rpc-header: the value of '%.*s' must be printable ASCII", (int)klen, arg);
+    }
+    o->headers[o->nheaders].key = key;
+    o->headers[o->nheaders].value = xstrndup(v, strlen(v));
+    o->nheaders++;
+    return -1;
+}
+
+static void opts_deinit(struct check_opts *o)
+{
+    for (size_t i = 0; i < o->nheaders; i++) {
+        free(o->headers[i].key);
+        free(o->headers[i].value);
+    }
+    o->nheaders = 0;
+}
+
+/* Applies option |d| (written |as|) with |val| (NULL for a boolean given
+ * without '='). Returns -1 to go on, or an exit status. */
+static int apply_opt(struct check_opts *o, const struct opt_def *d, const char *as, const char *val,
+                     int64_t *connect_ms, int64_t *rpc_ms, int64_t *both_ms)
+{
+    int b = 1;
+
+    if (!d->takes_value && val != NULL && (b = parse_go_bool(val)) < 0)
+        return bad_args("invalid boolean value \"%s\" for -%s", val, as);
+    switch (d->id) {
+    case OPT_ADDR:
+        if (o->addr)
+            return bad_args("HOST:PORT given twice ('%s' and '%s')", o->addr, val);
+        o->addr = val;
+        break;
+    case OPT_SERVICE:
+        o->service = val;
+        break;
+    case OPT_TIMEOUT:
+        return parse_timeout("-timeout", val, both_ms) != 0 ? HC_CLI_CHECK_BAD_ARGS : -1;
+    case OPT_CONNECT_TIMEOUT:
+        return parse_timeout("-connect-timeout", val, connect_ms) != 0 ? HC_CLI_CHECK_BAD_ARGS : -1;
+    case OPT_RPC_TIMEOUT:
+        return parse_timeout("-rpc-timeout", val, rpc_ms) != 0 ? HC_CLI_CHECK_BAD_ARGS : -1;
+    case OPT_AUTHORITY:
+        o->authority = val;
+        break;
+    case OPT_RPC_HEADER:
+        return add_header(o, val);
+    case OPT_USER_AGENT:
+        if (!is_header_value(val))
+            return bad_args("-user-agent must be printable ASCII");
+        o->user_agent = val;
+        break;
+    case OPT_TLS:
+        o->tls = b;
+        break;
+    case OPT_TLS_CA:
+        o->tls_ca = val;
+        break;
+    case OPT_TLS_CERT:
+        o->tls_cert = val;
+        break;
+    case OPT_TLS_KEY:
+        o->tls_key = val;
+        break;
+    case OPT_TLS_SERVER_NAME:
+        o->tls_server_name = val;
+        break;
+    case OPT_TLS_NO_VERIFY:
+        o->tls_no_verify = b;
+        break;
+    case OPT_VERBOSE:
+        o->verbose = b;
+        break;
+    case OPT_HELP:
+        if (b) {
+            hc_cli_check_usage(stdout);
+            return 0;
+        }
+        break;
+    }
+    return -1;
+}
+
+/* Returns -1 to run, or an exit status (options freed then). */
 static int parse_opts(int argc, char **argv, struct check_opts *o)
 {
-    enum {
-        OPT_CONNECT_TIMEOUT = 256,
-        OPT_RPC_TIMEOUT,
-        OPT_TLS,
-        OPT_TLS_CA,
-        OPT_TLS_CERT,
-        OPT_TLS_KEY,
-        OPT_TLS_SERVER_NAME,
-        OPT_TLS_NO_VERIFY,
-        OPT_ADDR,
-    };
-    static const struct option longopts[] = {
-        {"service", required_argument, NULL, 's'},
-        {"timeout", required_argument, NULL, 't'},
-        {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
-        {"rpc-timeout", required_argument, NULL, OPT_RPC_TIMEOUT},
-        {"authority", required_argument, NULL, 'a'},
-        {"tls", no_argument, NULL, OPT_TLS},
-        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
-        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
-        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
-        {"tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME},
-        {"tls-no-verify", no_argument, NULL, OPT_TLS_NO_VERIFY},
-        {"addr", required_argument, NULL, OPT_ADDR},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     int64_t connect_ms = -1, rpc_ms = -1, both_ms = 1000;
-    int opt;
+    bool only_args = false;
+    int rc;
 
     memset(o, 0, sizeof(*o));
     o->service = "";
-    opterr = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, ":s:t:a:vh", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 's':
-            o->service = optarg;
-            break;
-        case 't':
-            if (parse_timeout("--timeout", optarg, &both_ms) != 0)
-                return HC_CLI_CHECK_BAD_ARGS;
-            break;
-        case OPT_CONNECT_TIMEOUT:
-            if (parse_timeout("--connect-timeout", optarg, &connect_ms) != 0)
-                return HC_CLI_CHECK_BAD_ARGS;
-            break;
-        case OPT_RPC_TIMEOUT:
-            if (parse_timeout("--rpc-timeout", optarg, &rpc_ms) != 0)
-                return HC_CLI_CHECK_BAD_ARGS;
-            break;
-        case 'a':
-            o->authority = optarg;
-            break;
-        case OPT_TLS:
-            o->tls = true;
-            break;
-        case OPT_TLS_CA:
-            o->tls_ca = optarg;
-            break;
-        case OPT_TLS_CERT:
-            o->tls_cert = optarg;
-            break;
-        case OPT_TLS_KEY:
-            o->tls_key = optarg;
-            break;
-        case OPT_TLS_SERVER_NAME:
-            o->tls_server_name = optarg;
-            break;
-        case OPT_TLS_NO_VERIFY:
-            o->tls_no_verify = true;
-            break;
-        case OPT_ADDR:
-            if (o->addr)
-                return bad_args("HOST:PORT given twice ('%s')", optarg);
-            o->addr = optarg;
-            break;
-        case 'v':
-            o->verbose = true;
-            break;
-        case 'h':
-            hc_cli_check_usage(stdout);
-            return 0;
-        case ':':
-            return bad_args("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return bad_args("unknown option '%s'", argv[optind - 1]);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *name, *eq, *val;
+        const struct opt_def *d;
+        char as[64];
+        size_t nlen;
+
+        if (only_args || a[0] != '-' || a[1] == '\0') {
+            if (o->addr) {
+                rc = bad_args("unexpected argument '%s' (one HOST:PORT only)", a);
+                goto fail;
+            }
+            o->addr = a;
+            continue;
         }
+        if (strcmp(a, "--") == 0) {
+            only_args = true;
+            continue;
+        }
+        name = a + (a[1] == '-' ? 2 : 1);
+        eq = strchr(name, '=');
+        nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        snprintf(as, sizeof(as), "%.*s", (int)nlen, name);
+        d = opt_find(name, nlen);
+        if (d == NULL) {
+            for (size_t u = 0; unsupported_flags[u] != NULL; u++) {
+                if (strcmp(as, unsupported_flags[u]) == 0) {
+                    rc = bad_args("-%s (a grpc_health_probe option) is not supported", as);
+                    goto fail;
+                }
+            }
+            rc = bad_args("unknown option '%s'", a);
+            goto fail;
+        }
+        val = eq != NULL ? eq + 1 : NULL;
+        if (d->takes_value && val == NULL) {
+            if (i + 1 >= argc) {
+                rc = bad_args("option '%s' needs a value", a);
+                goto fail;
+            }
+            val = argv[++i];
+        }
+        rc = apply_opt(o, d, as, val, &connect_ms, &rpc_ms, &both_ms);
+        if (rc >= 0)
+            goto fail;
     }
-    for (; optind < argc; optind++) {
-        if (o->addr)
-            return bad_args("unexpected argument '%s' (one HOST:PORT only)", argv[optind]);
-        o->addr = argv[optind];
+    if (!o->addr || !o->addr[0]) {
+        rc = bad_args("HOST:PORT not specified (as an argument or with -addr)");
+        goto fail;
     }
-    if (!o->addr || !o->addr[0])
-        return bad_args("HOST:PORT not specified");
     o->connect_timeout_ms = connect_ms > 0 ? connect_ms : both_ms;
     o->rpc_timeout_ms = rpc_ms > 0 ? rpc_ms : both_ms;
 
     /* grpc_health_probe's consistency rules. */
+    rc = HC_CLI_CHECK_BAD_ARGS;
     if (!o->tls) {
         if (o->tls_ca)
-            return bad_args("specified %s without specifying --tls", "--tls-ca");
-        if (o->tls_cert)
-            return bad_args("specified %s without specifying --tls", "--tls-cert");
-        if (o->tls_key)
-            return bad_args("specified %s without specifying --tls", "--tls-key");
-        if (o->tls_server_name)
-            return bad_args("specified %s without specifying --tls", "--tls-server-name");
-        if (o->tls_no_verify)
-            return bad_args("specified %s without specifying --tls", "--tls-no-verify");
+            rc = bad_args("specified %s without specifying -tls", "-tls-ca-cert");
+        else if (o->tls_cert)
+            rc = bad_args("specified %s without specifying -tls", "-tls-client-cert");
+        else if (o->tls_key)
+            rc = bad_args("specified %s without specifying -tls", "-tls-client-key");
+        else if (o->tls_server_name)
+            rc = bad_args("specified %s without specifying -tls", "-tls-server-name");
+        else if (o->tls_no_verify)
+            rc = bad_args("specified %s without specifying -tls", "-tls-no-verify");
+        else
+            rc = -1;
+    } else if (o->tls_no_verify && o->tls_ca) {
+        rc =
+            bad_args("cannot specify -tls-ca-cert with -tls-no-verify (CA cert would not be used)");
+    } else if (o->tls_no_verify && o->tls_server_name) {
+        rc = bad_args("cannot specify -tls-server-name with -tls-no-verify (server name would "
+                      "not be used)");
+    } else if (o->tls_cert && !o->tls_key) {
+        rc = bad_args("specified %s without specifying -tls-client-key", "-tls-client-cert");
+    } else if (o->tls_key && !o->tls_cert) {
+        rc = bad_args("specified %s without specifying -tls-client-cert", "-tls-client-key");
+    } else {
+        rc = -1;
     }
-    if (o->tls_no_verify && o->tls_ca)
-        return bad_args("cannot specify --tls-ca with --tls-no-verify (CA cert would not be used)");
-    if (o->tls_no_verify && o->tls_server_name)
-        return bad_args("cannot specify --tls-server-name with --tls-no-verify (server name would "
-                        "not be used)");
-    if (o->tls_cert && !o->tls_key)
-        return bad_args("specified %s without specifying --tls-key", "--tls-cert");
-    if (o->tls_key && !o->tls_cert)
-        return bad_args("specified %s without specifying --tls-cert", "--tls-key");
-    return -1;
+    if (rc < 0)
+        return -1;
+fail:
+    opts_deinit(o);
+    return rc;
 }
 
 /* ---- credentials and channel ---- */
@@ -455,7 +646,7 @@ static grpc_channel *channel_new(const struct check_opts *o, grpc_channel_creden
     grpc_channel_args cargs = {0, args};
 
     set_str_arg(&args[cargs.num_args++], GRPC_ARG_PRIMARY_USER_AGENT_STRING,
-                HC_CLI_NAME "/" HC_CLI_VERSION);
+                o->user_agent != NULL ? o->user_agent : HC_CLI_NAME "/" HC_CLI_VERSION);
     /* One probe, one answer: the core must not retry behind our back. */
     set_int_arg(&args[cargs.num_args++], GRPC_ARG_ENABLE_RETRIES, 0);
     /* Never share a connection with another channel of this process. */
@@ -517,10 +708,12 @@ static void result_free(struct check_result *r)
     r->message = NULL;
 }
 
-/* Runs one Check of |service| on |ch| until |deadline| and fills |r|. */
-static void run_check(grpc_channel *ch, grpc_completion_queue *cq, const char *service,
+/* Runs one Check of |o|'s service, with its headers, on |ch| until
+ * |deadline| and fills |r|. */
+static void run_check(grpc_channel *ch, grpc_completion_queue *cq, const struct check_opts *o,
                       gpr_timespec deadline, struct check_result *r)
 {
+    grpc_metadata md[MAX_HEADERS];
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     grpc_metadata_array init_md, trail_md;
     grpc_slice method = grpc_slice_from_static_string(CHECK_METHOD);
@@ -534,7 +727,7 @@ static void run_check(grpc_channel *ch, grpc_completion_queue *cq, const char *s
     size_t len;
 
     memset(r, 0, sizeof(*r));
-    req.service = (char *)service;
+    req.service = (char *)o->service;
     len = protobuf_c_message_get_packed_size(&req.base);
     req_slice = grpc_slice_malloc(len);
     protobuf_c_message_pack(&req.base, GRPC_SLICE_START_PTR(req_slice));
@@ -546,7 +739,14 @@ static void run_check(grpc_channel *ch, grpc_completion_queue *cq, const char *s
     call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL, deadline,
                                     NULL);
     memset(ops, 0, sizeof(ops));
+    memset(md, 0, sizeof(md));
+    for (size_t i = 0; i < o->nheaders; i++) {
+        md[i].key = grpc_slice_from_static_string(o->headers[i].key);
+        md[i].value = grpc_slice_from_static_string(o->headers[i].value);
+    }
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = o->nheaders;
+    ops[0].data.send_initial_metadata.metadata = o->nheaders > 0 ? md : NULL;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = req_buf;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -653,6 +853,10 @@ static void print_opts(const struct check_opts *o)
             hc_cli_duration_fmt(o->rpc_timeout_ms, b2, sizeof(b2)));
     if (o->authority)
         fprintf(stderr, "> authority=%s\n", o->authority);
+    fprintf(stderr, "> user-agent=%s\n",
+            o->user_agent != NULL ? o->user_agent : HC_CLI_NAME "/" HC_CLI_VERSION);
+    for (size_t i = 0; i < o->nheaders; i++)
+        fprintf(stderr, "> rpc-header: %s: %s\n", o->headers[i].key, o->headers[i].value);
     fprintf(stderr, "> tls=%s\n", o->tls ? "true" : "false");
     if (o->tls) {
         fprintf(stderr, "  > no-verify=%s\n", o->tls_no_verify ? "true" : "false");
@@ -693,7 +897,7 @@ static int probe(const struct check_opts *o, grpc_completion_queue *cq)
         /* The connectivity API does not say why; a fail-fast call on the
          * failed channel does (UNAVAILABLE with the core's last error). Should
          * the channel have recovered meanwhile, this is the probe itself. */
-        run_check(ch, cq, o->service, deadline_in(o->rpc_timeout_ms), &r);
+        run_check(ch, cq, o, deadline_in(o->rpc_timeout_ms), &r);
         if (r.status == GRPC_STATUS_UNAVAILABLE) {
             if (o->verbose && r.error_string)
                 fprintf(stderr, "> grpc error: %s\n", r.error_string);
@@ -712,7 +916,7 @@ static int probe(const struct check_opts *o, grpc_completion_queue *cq)
         fprintf(stderr, "connection established (took %s)\n",
                 fmt_elapsed(t1 - t0, buf, sizeof(buf)));
 
-    run_check(ch, cq, o->service, deadline_in(o->rpc_timeout_ms), &r);
+    run_check(ch, cq, o, deadline_in(o->rpc_timeout_ms), &r);
     rc = report(o, &r, t1 - t0, now_us() - t1);
     result_free(&r);
     grpc_channel_destroy(ch);
@@ -744,6 +948,7 @@ int hc_cli_check_main(int argc, char **argv)
     } while (ev.type != GRPC_QUEUE_SHUTDOWN);
     grpc_completion_queue_destroy(cq);
     grpc_shutdown_blocking();
+    opts_deinit(&o);
     fflush(stdout);
     return rc;
 }

@@ -17,13 +17,29 @@ docker/k8s/*.yaml parse and agree with each other and with the repository:
   - switchyard's target in the ConfigMap names the headless Service, whose
     port is the backends' containerPort; every ${VAR} it needs is set by the
     Deployment; terminationGracePeriodSeconds covers preStop + drain_timeout,
-    and compose's stop_grace_period covers drain_timeout.
+    and compose's stop_grace_period covers drain_timeout;
+  - docker/k8s is a kustomize base: the ConfigMap comes from a
+    configMapGenerator (a config change rolls the pods), every image has an
+    `images:` entry, every object carries app.kubernetes.io/name, component
+    and part-of; every pod passes the restricted Pod Security profile; an admin
+    listener reachable from the pod network is guarded by a NetworkPolicy, and
+    the images' own configs keep it on loopback;
+  - docker/systemd/switchyard.service is Type=notify, reloads with SIGHUP, runs
+    the image's config path and carries the hardening options;
+    docker/logrotate/switchyard rotates LogsDirectory's files and signals
+    SIGUSR1 (no copytruncate);
+  - the image's build stage installs build packages only (deps.sh --build) and
+    runs `make all`, never the tests.
 
 It does not run switchyard: tests/integration/test_deploy.c runs
 `switchyard -t` on the INI files, the ConfigMap's taken from --extract.
 
 usage: scripts/check-deploy.py [--root DIR] [--binary FILE]... [--extract DIR]
+                               [--rendered FILE]
   --root DIR     the repository (default: this script's parent's parent)
+  --rendered FILE  the output of `kubectl kustomize docker/k8s`: check those
+                 objects instead of emulating kustomize on the files (the
+                 kustomization's own checks still read the files)
   --binary FILE  a built binary (switchyard, switchyard-health, sy-backend)
                  whose DT_NEEDED libraries the runtime stage must install
   --extract DIR  write the ConfigMap's INI to DIR/configmap.ini and the
@@ -55,9 +71,15 @@ DOCKERFILE = "docker/Dockerfile"
 COMPOSE = "docker/compose.yaml"
 DOCKER_INI = "docker/switchyard.ini"
 K8S = "docker/k8s"
+SYSTEMD_UNIT = "docker/systemd/switchyard.service"
+LOGROTATE = "docker/logrotate/switchyard"
+# Where the ConfigMap's environment puts the pod IP (status.podIP): a TEST-NET
+# address, only ever written into a config that `switchyard -t` reads.
+POD_IP = "192.0.2.10"
+RECOMMENDED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/part-of")
 BASE_IMAGE = "debian:bookworm-slim"
 # Libraries every Debian image has, and sanitizer runtimes of test builds.
-BASE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"}
+BASE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libsystemd0"}
 SANITIZER_PACKAGE = re.compile(r"^lib(asan|ubsan|lsan|tsan|hwasan)\d*$")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}")
 
@@ -164,11 +186,15 @@ class IniView:
         return [t for ts in self.clusters.values() for t in ts]
 
 
+def is_loopback(host):
+    return host in ("localhost", "::1") or bool(re.fullmatch(r"127\.\d+\.\d+\.\d+", host or ""))
+
+
 def duration_s(s):
-    m = re.fullmatch(r"\s*(\d+)\s*(ms|s|m|h)?\s*", s or "")
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", s or "")
     if not m:
         return None
-    n, unit = int(m.group(1)), m.group(2) or "s"
+    n, unit = float(m.group(1)), m.group(2) or "s"
     return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 
 
@@ -314,10 +340,11 @@ def matches(selector, labels):
 
 
 class Checker:
-    def __init__(self, root, binaries, extract):
+    def __init__(self, root, binaries, extract, rendered=None):
         self.root = root
         self.binaries = binaries
         self.extract = extract
+        self.rendered = rendered
         self.p = Problems()
         self.config_path = None  # from the Dockerfile's final stage
         self.runtime_pkgs = set()
@@ -326,6 +353,10 @@ class Checker:
         self.expose = set()  # EXPOSE of the final stage
         self.hc_ports = []  # ports in its HEALTHCHECK command
         self.docker_ini = None  # IniView of docker/switchyard.ini
+        self.generators = set()  # configMapGenerator names
+        self.generated_files = {}  # (generator, key) -> the file its data comes from
+        self.images = {}  # kustomization images: by name
+        self.unit_config = None  # the config path of the systemd unit's ExecStart
 
     def path(self, rel):
         return os.path.join(self.root, rel)
@@ -345,6 +376,8 @@ class Checker:
             (self.check_dockerignore, ".dockerignore"),
             (self.check_compose, COMPOSE),
             (self.check_k8s, K8S),
+            (self.check_systemd, SYSTEMD_UNIT),
+            (self.check_logrotate, LOGROTATE),
             (self.check_libraries, DOCKERFILE),
         ):
             try:
@@ -413,6 +446,21 @@ class Checker:
             DOCKERFILE,
             f"build stage (line {build.line}) does not run make",
         )
+        self.p.check(
+            any(re.search(r"scripts/deps\.sh\s+--build\b", r) for r in runs),
+            DOCKERFILE,
+            f"build stage (line {build.line}) runs scripts/deps.sh without --build: it installs "
+            "the test packages too",
+        )
+        for r, n in build.all("RUN"):
+            for m in re.finditer(r"(?:^|[\s;&|])make\b([^;&|]*)", r):
+                words = [w for w in m.group(1).split() if not w.startswith("-") and "=" not in w]
+                self.p.check(
+                    not set(words) & {"test", "unit", "integration", "asan", "check", "bench", "demo"},
+                    DOCKERFILE,
+                    f"line {n}: the build stage runs `make{m.group(1)}`; it should build (`make all`), "
+                    "not test",
+                )
         self.p.check(
             any(re.search(r"make\s+install\b.*PREFIX=/usr/local", r) for r in runs),
             DOCKERFILE,
@@ -541,22 +589,22 @@ class Checker:
             f"[proxy] listen port {ini.port} is not in {DOCKERFILE}'s EXPOSE {sorted(self.expose)} ({why})",
         )
         self.p.check(
-            ini.admin_port is None or ini.admin_port in self.expose,
-            rel,
-            f"[admin] listen port {ini.admin_port} is not in {DOCKERFILE}'s EXPOSE {sorted(self.expose)}",
-        )
-        self.p.check(
             not self.hc_ports or ini.port in self.hc_ports,
             rel,
             f"[proxy] listen port {ini.port} differs from {DOCKERFILE}'s HEALTHCHECK port(s) {self.hc_ports}",
         )
-        for what, host in (("[proxy] listen", ini.listen_host), ("[admin] listen", ini.admin_host)):
-            self.p.check(
-                host in (None, "0.0.0.0", "::"),
-                rel,
-                f"{what} is on {host}: in a container it must be 0.0.0.0 to be reachable "
-                "through a published port",
-            )
+        self.p.check(
+            ini.listen_host in (None, "0.0.0.0", "::"),
+            rel,
+            f"[proxy] listen is on {ini.listen_host}: in a container it must be 0.0.0.0 to be "
+            "reachable through a published port",
+        )
+        self.p.check(
+            ini.admin_host is None or is_loopback(ini.admin_host),
+            rel,
+            f"[admin] listen is on {ini.admin_host}: in an image's default config it must stay on "
+            "loopback (127.0.0.1); /status, /metrics and /healthz are for `docker exec`",
+        )
         return ini
 
     def check_dockerignore(self):
@@ -695,18 +743,22 @@ class Checker:
 
     # ---- Kubernetes ----
 
-    def check_k8s(self):
+    def load_k8s(self):
+        """The objects of the base as `kubectl apply -k` would create them:
+        (file, object) pairs, and the kustomization (file, dict) or None.
+        Without --rendered, kustomize's generator, images and labels are
+        emulated on the files; with it, the rendered objects are used."""
         kdir = self.path(K8S)
         files = sorted(f for f in os.listdir(kdir) if f.endswith((".yaml", ".yml"))) if os.path.isdir(kdir) else []
         if not self.p.check(bool(files), K8S, "no manifests (*.yaml)"):
-            return
+            return None, None
         objs = []  # (file, object)
         kustomization = None
         for f in files:
             rel = f"{K8S}/{f}"
             docs = load_yaml(self.root, rel, self.p)
             for d in docs or []:
-                if get(d, "kind") == "Kustomization":
+                if get(d, "kind") == "Kustomization" or f == "kustomization.yaml":
                     kustomization = (rel, d)
                     continue
                 ok = self.p.check(
@@ -716,14 +768,91 @@ class Checker:
                 )
                 if ok:
                     objs.append((rel, d))
-        if kustomization:
-            rel, k = kustomization
-            listed = set(k.get("resources") or [])
-            for f in files:
-                if f"{K8S}/{f}" != rel:
-                    self.p.check(f in listed, rel, f"resources does not list {f}")
-            for r in listed:
-                self.p.check(os.path.exists(os.path.join(kdir, r)), rel, f"resources lists {r}, which does not exist")
+        if not self.p.check(kustomization is not None, K8S, "no kustomization.yaml: the manifests are a kustomize base"):
+            return objs, None
+        rel, k = kustomization
+        listed = set(k.get("resources") or [])
+        for f in files:
+            if f"{K8S}/{f}" != rel:
+                self.p.check(f in listed, rel, f"resources does not list {f}")
+        for r in listed:
+            self.p.check(os.path.exists(os.path.join(kdir, r)), rel, f"resources lists {r}, which does not exist")
+        objs = [(f, o) for f, o in objs if os.path.basename(f) in listed]
+
+        # configMapGenerator: a ConfigMap per entry, its data from files.
+        generated = []
+        for g in k.get("configMapGenerator") or []:
+            data = {}
+            for spec in g.get("files") or []:
+                key, _, src = str(spec).rpartition("=")
+                key = key or os.path.basename(src)
+                text = self.read(f"{K8S}/{src}")
+                self.p.check(text is not None, rel, f"configMapGenerator {g.get('name')}: no file {src}")
+                data[key] = text or ""
+                self.generated_files[(g.get("name"), key)] = f"{K8S}/{src}"
+            labels = dict(get(g, "options", "labels", default={}) or {})
+            generated.append(
+                (rel, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": g.get("name"), "labels": labels}, "data": data})
+            )
+        self.generators = {g.get("name") for g in k.get("configMapGenerator") or []}
+        self.p.check(bool(self.generators), rel, "no configMapGenerator: a config change would not roll the pods")
+        for f, o in objs:
+            self.p.check(
+                o["kind"] != "ConfigMap" or get(o, "metadata", "name") not in self.generators,
+                f,
+                f"ConfigMap {get(o, 'metadata', 'name')} is also generated by {rel}",
+            )
+
+        # images: every container image of the base has an entry with a tag or digest.
+        self.images = {}
+        for im in k.get("images") or []:
+            self.p.check(
+                im.get("newTag") or im.get("digest"),
+                rel,
+                f"images: {im.get('name')} has no newTag or digest",
+            )
+            self.images[im.get("name")] = im
+        for f, o in objs:
+            for c in get(o, "spec", "template", "spec", "containers", default=[]) or []:
+                name = str(c.get("image", "")).split("@")[0]
+                base = re.sub(r":[^/:]*$", "", name)
+                self.p.check(
+                    base in self.images,
+                    f,
+                    f"container {c.get('name')}: image {name} has no entry in {rel}'s images: "
+                    "(set images there, not in the manifests)",
+                )
+                self.p.check(
+                    base == name,
+                    f,
+                    f"container {c.get('name')}: image {name} carries a tag; {rel}'s images: sets it",
+                )
+
+        if self.rendered:
+            try:
+                with open(self.rendered) as fh:
+                    docs = [d for d in yaml.safe_load_all(fh) if d is not None]
+            except (OSError, yaml.YAMLError) as e:
+                self.p.check(False, self.rendered, f"cannot read the rendered base: {e}")
+                return None, kustomization
+            label = f"{K8S} (kubectl kustomize)"
+            return [(label, d) for d in docs], kustomization
+
+        # Emulate kustomize: generated ConfigMaps, images, labels.
+        objs = objs + generated
+        for f, o in objs:
+            for c in get(o, "spec", "template", "spec", "containers", default=[]) or []:
+                im = self.images.get(str(c.get("image", "")))
+                if im:
+                    c["image"] = f"{im.get('newName') or im.get('name')}:{im.get('newTag')}"
+            for entry in k.get("labels") or []:
+                o.setdefault("metadata", {}).setdefault("labels", {}).update(entry.get("pairs") or {})
+        return objs, kustomization
+
+    def check_k8s(self):
+        objs, kustomization = self.load_k8s()
+        if objs is None:
+            return
 
         def of_kind(kind):
             return [(f, o) for f, o in objs if o["kind"] == kind]
@@ -767,6 +896,8 @@ class Checker:
                 env[name] = str(e["value"])
             elif get(e, "valueFrom", "fieldRef", "fieldPath") == "metadata.namespace":
                 env[name] = "default"
+            elif get(e, "valueFrom", "fieldRef", "fieldPath") == "status.podIP":
+                env[name] = POD_IP
             elif get(e, "valueFrom", "resourceFieldRef", "resource") == "limits.cpu":
                 env[name] = str(max(1, math.ceil(cpu_cores(limits_cpu)))) if limits_cpu else "1"
             else:
@@ -810,10 +941,26 @@ class Checker:
         if not self.p.check(cm_name in cms, dfile, f"mounts ConfigMap {cm_name}, which no manifest in {K8S} defines"):
             return
         cfile, cm = cms[cm_name]
+        # A generated ConfigMap's problems belong to the file it is made from.
+        gen_name = get(cm, "metadata", "name")
+        for g in self.generators:
+            if gen_name == g or re.fullmatch(re.escape(g) + r"-[a-z0-9]{10}", gen_name or ""):
+                cfile = self.generated_files.get((g, cm_key), cfile)
+                self.p.check(
+                    not self.rendered or gen_name != g,
+                    dfile,
+                    f"mounts ConfigMap {gen_name} without the content hash kustomize appends",
+                )
+        self.p.check(
+            any(gen_name == g or (gen_name or "").startswith(g + "-") for g in self.generators),
+            dfile,
+            f"mounts ConfigMap {gen_name}, which kustomization.yaml's configMapGenerator does not make "
+            "(a config change would not roll the pods)",
+        )
         ini_text = get(cm, "data", cm_key)
         if not self.p.check(isinstance(ini_text, str), cfile, f"ConfigMap {cm_name} has no data key {cm_key}"):
             return
-        ini = IniView(f"{cfile} ({cm_key})", ini_text, env, self.p)
+        ini = IniView(cfile if cfile.endswith(".ini") else f"{cfile} ({cm_key})", ini_text, env, self.p)
         if self.extract:
             os.makedirs(self.extract, exist_ok=True)
             with open(os.path.join(self.extract, "configmap.ini"), "w") as f:
@@ -886,9 +1033,10 @@ class Checker:
                     f"{kind}.httpGet.path {get(pr, 'httpGet', 'path')}: the admin listener serves /healthz, /metrics, /status",
                 )
                 self.p.check(
-                    ini.admin_host in ("0.0.0.0", "::"),
+                    ini.admin_host in ("0.0.0.0", "::", POD_IP),
                     cfile,
-                    f"[admin] listen is on {ini.admin_host}, but {dfile}'s {kind} connects to the pod IP: use 0.0.0.0",
+                    f"[admin] listen is on {ini.admin_host}, but {dfile}'s {kind} connects to the pod IP: "
+                    "use ${POD_IP} (fieldRef status.podIP)",
                 )
             elif "tcpSocket" in pr:
                 port = resolve(get(pr, "tcpSocket", "port"))
@@ -944,6 +1092,74 @@ class Checker:
                 f"PodDisruptionBudget {b['metadata']['name']} does not select switchyard's pods",
             )
 
+        # The admin listener: reachable from the pod network only behind a
+        # NetworkPolicy that admits selected peers to its port.
+        if ini.admin_host is not None and not is_loopback(ini.admin_host):
+            admin_names = {n for n, v in cports.items() if v == ini.admin_port} | {ini.admin_port, str(ini.admin_port)}
+            guards = []
+            for f, np in of_kind("NetworkPolicy"):
+                if not matches(get(np, "spec", "podSelector", "matchLabels"), pod_labels):
+                    continue
+                if "Ingress" not in (get(np, "spec", "policyTypes", default=[]) or []):
+                    continue
+                open_to_all = False
+                for rule in get(np, "spec", "ingress", default=[]) or []:
+                    ports = rule.get("ports")
+                    covers = not ports or any(pp.get("port") in admin_names for pp in ports)
+                    if covers and not rule.get("from"):
+                        open_to_all = True
+                    for peer in rule.get("from") or []:
+                        if covers and get(peer, "ipBlock", "cidr") in ("0.0.0.0/0", "::/0"):
+                            open_to_all = True
+                self.p.check(
+                    not open_to_all,
+                    f,
+                    f"NetworkPolicy {np['metadata']['name']} lets anyone reach the admin port {ini.admin_port}",
+                )
+                guards.append(np)
+            self.p.check(
+                bool(guards),
+                cfile,
+                f"[admin] listen is on {ini.admin_host} (reachable from the pod network) but no NetworkPolicy "
+                "with policyTypes [Ingress] selects switchyard's pods to guard it",
+            )
+        self.p.check(
+            ini.admin_host not in ("0.0.0.0", "::"),
+            cfile,
+            "[admin] listen is on every address; bind it to ${POD_IP} (the probes and Prometheus use "
+            "the pod IP) or 127.0.0.1",
+        )
+        for f, svc in services:
+            for sp in get(svc, "spec", "ports", default=[]) or []:
+                tp = resolve(sp.get("targetPort", sp.get("port")))
+                self.p.check(
+                    tp != ini.admin_port or get(svc, "spec", "clusterIP") == "None",
+                    f,
+                    f"Service {svc['metadata']['name']} exposes the admin port {ini.admin_port}",
+                )
+
+        # Recommended labels on every object.
+        for f, o in objs:
+            labels = get(o, "metadata", "labels", default={}) or {}
+            missing = [l for l in RECOMMENDED_LABELS if not labels.get(l)]
+            self.p.check(
+                not missing,
+                f,
+                f"{o['kind']} {get(o, 'metadata', 'name')} lacks the label(s) {', '.join(missing)}",
+            )
+            tl = get(o, "spec", "template", "metadata", "labels")
+            if tl is not None:
+                self.p.check(
+                    all(tl.get(l) for l in ("app.kubernetes.io/name", "app.kubernetes.io/component")),
+                    f,
+                    f"{o['kind']} {get(o, 'metadata', 'name')}: the pod template lacks app.kubernetes.io/name "
+                    "or app.kubernetes.io/component",
+                )
+
+        # The restricted Pod Security profile, for every pod.
+        for f, d in deployments:
+            self.check_restricted(f, d)
+
         # The backends: every DNS target names a headless Service on the target's port.
         headless = {s["metadata"]["name"]: (f, s) for f, s in services if get(s, "spec", "clusterIP") == "None"}
         self.p.check(bool(headless), K8S, "no headless Service (clusterIP: None) for the backends")
@@ -996,6 +1212,145 @@ class Checker:
                     f"Deployment {d['metadata']['name']} (selected by headless Service {svc_name}) "
                     f"has no containerPort {port}, the port of target {t} in {cfile}",
                 )
+
+    def check_restricted(self, f, d):
+        """Pod Security Standards, restricted profile (kubernetes.io/docs/concepts/security/pod-security-standards)."""
+        name = f"Deployment {get(d, 'metadata', 'name')}"
+        ps = get(d, "spec", "template", "spec", default={}) or {}
+        psc = ps.get("securityContext") or {}
+        for k in ("hostNetwork", "hostPID", "hostIPC"):
+            self.p.check(not ps.get(k), f, f"{name}: {k} is not allowed (restricted profile)")
+        allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+        for v in ps.get("volumes") or []:
+            kinds = set(v) - {"name"}
+            self.p.check(kinds <= allowed_volumes, f, f"{name}: volume {v.get('name')} of type {sorted(kinds)} is not allowed (restricted profile)")
+        containers = (ps.get("containers") or []) + (ps.get("initContainers") or [])
+        for c in containers:
+            sc = c.get("securityContext") or {}
+            cn = f"{name}, container {c.get('name')}"
+            self.p.check(not sc.get("privileged"), f, f"{cn}: privileged (restricted profile)")
+            self.p.check(sc.get("allowPrivilegeEscalation") is False, f, f"{cn}: needs allowPrivilegeEscalation: false (restricted profile)")
+            drop = [str(x).upper() for x in get(sc, "capabilities", "drop", default=[]) or []]
+            self.p.check("ALL" in drop, f, f"{cn}: needs capabilities.drop: [ALL] (restricted profile)")
+            add = [str(x).upper() for x in get(sc, "capabilities", "add", default=[]) or []]
+            self.p.check(set(add) <= {"NET_BIND_SERVICE"}, f, f"{cn}: adds capabilities {add} (restricted profile: NET_BIND_SERVICE only)")
+            non_root = sc.get("runAsNonRoot", psc.get("runAsNonRoot"))
+            self.p.check(non_root is True, f, f"{cn}: needs runAsNonRoot: true (restricted profile)")
+            uid = sc.get("runAsUser", psc.get("runAsUser"))
+            self.p.check(uid != 0, f, f"{cn}: runAsUser 0 (restricted profile)")
+            seccomp = get(sc, "seccompProfile", "type") or get(psc, "seccompProfile", "type")
+            self.p.check(
+                seccomp in ("RuntimeDefault", "Localhost"),
+                f,
+                f"{cn}: needs seccompProfile.type RuntimeDefault (restricted profile), got {seccomp}",
+            )
+
+    # ---- systemd and logrotate ----
+
+    def check_systemd(self):
+        text = self.read(SYSTEMD_UNIT)
+        if text is None:
+            return
+        unit, section = {}, None  # (section, key) -> [values]
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line[0] in "#;":
+                continue
+            m = re.fullmatch(r"\[([A-Za-z]+)\]", line)
+            if m:
+                section = m.group(1)
+                continue
+            key, eq, value = line.partition("=")
+            if not self.p.check(eq and section, SYSTEMD_UNIT, f"line {n}: expected KEY=VALUE in a [Section], got {line!r}"):
+                continue
+            unit.setdefault((section, key.strip()), []).append(value.strip())
+
+        def one(key, section="Service"):
+            v = unit.get((section, key))
+            return v[-1] if v else None
+
+        self.p.check(one("Type") == "notify", SYSTEMD_UNIT, f"Type={one('Type')}: expected notify (switchyard calls sd_notify)")
+        start = one("ExecStart") or ""
+        words = start.lstrip("-@:+!").split()
+        self.p.check(
+            bool(words) and os.path.basename(words[0]) == "switchyard",
+            SYSTEMD_UNIT,
+            f"ExecStart does not run switchyard: {start!r}",
+        )
+        self.unit_config = config_path_of(words)
+        self.p.check(
+            self.unit_config == (self.config_path or "/etc/switchyard/switchyard.ini"),
+            SYSTEMD_UNIT,
+            f"ExecStart's -c {self.unit_config} differs from the image's {self.config_path}",
+        )
+        self.p.check(
+            any(re.search(r"\bkill\b.*(-HUP|-s\s*HUP|--signal[= ]SIGHUP|-SIGHUP).*\$MAINPID", r) for r in unit.get(("Service", "ExecReload"), [])),
+            SYSTEMD_UNIT,
+            "no ExecReload sends SIGHUP to $MAINPID (systemctl reload)",
+        )
+        stop = duration_s((one("TimeoutStopSec") or "90s").replace("min", "m"))
+        self.p.check(
+            stop is not None and stop > 30,
+            SYSTEMD_UNIT,
+            f"TimeoutStopSec={one('TimeoutStopSec')} does not cover drain_timeout's default (30s)",
+        )
+        want = {
+            "NoNewPrivileges": "yes",
+            "ProtectSystem": "strict",
+            "ProtectHome": "yes",
+            "PrivateTmp": "yes",
+            "PrivateDevices": "yes",
+            "ProtectKernelTunables": "yes",
+            "ProtectKernelModules": "yes",
+            "ProtectKernelLogs": "yes",
+            "ProtectControlGroups": "yes",
+            "RestrictNamespaces": "yes",
+            "RestrictSUIDSGID": "yes",
+            "LockPersonality": "yes",
+            "MemoryDenyWriteExecute": "yes",
+            "CapabilityBoundingSet": "CAP_NET_BIND_SERVICE",
+        }
+        for k, v in want.items():
+            self.p.check(one(k) == v, SYSTEMD_UNIT, f"{k}={one(k)}: expected {k}={v}")
+        fams = set((one("RestrictAddressFamilies") or "").split())
+        self.p.check(
+            fams and fams <= {"AF_INET", "AF_INET6", "AF_UNIX"} and {"AF_INET", "AF_INET6"} <= fams,
+            SYSTEMD_UNIT,
+            f"RestrictAddressFamilies={one('RestrictAddressFamilies')}: expected AF_INET AF_INET6 AF_UNIX",
+        )
+        self.p.check(
+            one("DynamicUser") == "yes" or (one("User") not in (None, "root", "0")),
+            SYSTEMD_UNIT,
+            "runs as root: set DynamicUser=yes or User=",
+        )
+        self.p.check(
+            one("WantedBy", "Install") == "multi-user.target",
+            SYSTEMD_UNIT,
+            "[Install] WantedBy=multi-user.target is missing",
+        )
+        self.logs_dir = one("LogsDirectory")
+
+    def check_logrotate(self):
+        text = self.read(LOGROTATE)
+        if text is None:
+            return
+        body = "\n".join(l for l in text.splitlines() if not l.strip().startswith("#"))
+        paths = re.findall(r"^(/\S+)\s*\{", body, re.M)
+        self.p.check(bool(paths), LOGROTATE, "names no log file")
+        logs_dir = getattr(self, "logs_dir", None)
+        for pth in paths:
+            self.p.check(
+                logs_dir is None or pth.startswith(f"/var/log/{logs_dir}/"),
+                LOGROTATE,
+                f"rotates {pth}, outside the unit's LogsDirectory (/var/log/{logs_dir})",
+            )
+        self.p.check("copytruncate" not in body, LOGROTATE, "copytruncate loses lines; switchyard reopens on SIGUSR1")
+        post = re.search(r"postrotate(.*?)endscript", body, re.S)
+        self.p.check(
+            post is not None and re.search(r"USR1", post.group(1)),
+            LOGROTATE,
+            "no postrotate script sends SIGUSR1 (switchyard reopens access_log on it)",
+        )
 
     # ---- runtime libraries of the built binaries ----
 
@@ -1065,8 +1420,9 @@ def main():
     ap.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     ap.add_argument("--binary", action="append", default=[])
     ap.add_argument("--extract")
+    ap.add_argument("--rendered")
     a = ap.parse_args()
-    p = Checker(a.root, a.binary, a.extract).run()
+    p = Checker(a.root, a.binary, a.extract, a.rendered).run()
     for line in p.lines:
         sys.stderr.write(f"check-deploy: {line}\n")
     if p.lines:

@@ -3,6 +3,7 @@
 # Idempotent: packages already installed are skipped; apt-get runs only when
 # something is missing. Needs root (or sudo) on Debian 12.
 #   scripts/deps.sh           build, test and run dependencies
+#   scripts/deps.sh --build   only what `make all` needs (the image's build stage)
 #   scripts/deps.sh --bench   also the benchmark peers, nginx and HAProxy (make bench)
 # SPDX-License-Identifier: MIT
 set -euo pipefail
@@ -15,11 +16,23 @@ PKGS=(
     nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl
 )
 
+# Needed by `make test` only (Criterion, test clients and servers, checkers):
+# --build leaves them out, so the image's build stage stays small.
+TEST_ONLY=(libcriterion-dev nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl logrotate)
+PKGS+=(logrotate) # test_deploy checks docker/logrotate/switchyard with logrotate -d
+
 for arg in "$@"; do
     case "$arg" in
     --bench) PKGS+=(nginx haproxy) ;; # h2load comes with nghttp2-client above
+    --build)
+        kept=()
+        for p in "${PKGS[@]}"; do
+            [[ " ${TEST_ONLY[*]} " == *" $p "* ]] || kept+=("$p")
+        done
+        PKGS=("${kept[@]}")
+        ;;
     *)
-        echo "deps.sh: unknown option '$arg' (known: --bench)" >&2
+        echo "deps.sh: unknown option '$arg' (known: --build, --bench)" >&2
         exit 2
         ;;
     esac

@@ -284,6 +284,213 @@ Test(cli_check, help_exits_0)
         CLI(&r, "--version");
         expect(&r, 0, "switchyard-health 0.1.0", NULL);
         run_free(&r);
+        CLI(&r, "-V");
+        expect(&r, 0, "switchyard-health 0.1.0", NULL);
+        run_free(&r);
+        /* -v is verbose (grpc_health_probe's letter), never the version. */
+        CLI(&r, "-v");
+        cr_expect_eq(r.status, 1, "-v alone: exit %d", r.status);
+        cr_expect(strstr(r.out, "0.1.0") == NULL, "-v printed the version: %s", r.out);
+        run_free(&r);
+        CLI(&r, "check", "-h");
+        expect(&r, 0, "-rpc-header", NULL);
+        run_free(&r);
+        CLI(&r, "check", "-help");
+        expect(&r, 0, "-tls-ca-cert", NULL);
+        run_free(&r);
+    }
+}
+
+/* ===================================================================== */
+/* check with grpc_health_probe's flags against sy-backend                */
+/* ===================================================================== */
+
+/* sy-backend writes the metadata of every Health/Check it serves here. */
+static char md_log[600];
+
+static void start_md_backend(void)
+{
+    snprintf(md_log, sizeof(md_log), "%s/md.log", sup_tmpdir());
+    cr_assert_eq(sup_start_backend(&be, "b0", (const char *const[]){"--md-log", md_log, NULL}), 0,
+                 "sy-backend did not start");
+}
+
+/* The md log's text after the last "check" line: the last call's metadata. */
+static char *last_check(void)
+{
+    char *all = sup_read_file(md_log), *last, *p;
+
+    cr_assert_not_null(all, "no %s", md_log);
+    last = all;
+    for (p = strstr(all, "check service="); p != NULL; p = strstr(p + 1, "check service="))
+        last = p;
+    p = strdup(last);
+    free(all);
+    cr_assert_not_null(p);
+    return p;
+}
+
+TestSuite(cli_probe, .init = start_md_backend, .fini = stop_all, .timeout = 120);
+
+Test(cli_probe, addr_flag_in_every_spelling)
+{
+    char eq[64];
+    struct run r;
+
+    snprintf(eq, sizeof(eq), "-addr=%s", be.addr);
+    CLI(&r, "check", eq);
+    expect(&r, 0, "status: SERVING\n", NULL);
+    cr_expect_str_empty(r.err, "stderr not empty: %s", r.err);
+    run_free(&r);
+
+    CLI(&r, "check", "--addr", be.addr, "--connect-timeout=5s", "-rpc-timeout", "5s");
+    expect(&r, 0, "status: SERVING\n", NULL);
+    run_free(&r);
+
+    /* Without the command, as grpc_health_probe is called. */
+    CLI(&r, eq, "-connect-timeout", "5s");
+    expect(&r, 0, "status: SERVING\n", NULL);
+    run_free(&r);
+    CLI(&r, "-addr", be.addr);
+    expect(&r, 0, "status: SERVING\n", NULL);
+    run_free(&r);
+}
+
+Test(cli_probe, service_flag_checks_that_service)
+{
+    char eq[64];
+    char *md;
+    struct run r;
+
+    snprintf(eq, sizeof(eq), "-addr=%s", be.addr);
+    cr_assert_eq(gc_set_health(be.addr, "echo", SERVING), 0);
+    CLI(&r, "check", eq, "-service=echo");
+    expect(&r, 0, "status: SERVING", NULL);
+    run_free(&r);
+    md = last_check();
+    cr_expect(strncmp(md, "check service=\"echo\"\n", 21) == 0, "the backend saw: %s", md);
+    free(md);
+
+    cr_assert_eq(gc_set_health(be.addr, "echo", NOT_SERVING), 0);
+    CLI(&r, eq, "-service", "echo");
+    expect(&r, 4, NULL, "service unhealthy (responded with \"NOT_SERVING\")");
+    run_free(&r);
+    CLI(&r, "check", be.addr, "--service=echo");
+    expect(&r, 4, NULL, "NOT_SERVING");
+    run_free(&r);
+    CLI(&r, "check", be.addr, "-s=echo");
+    expect(&r, 4, NULL, "NOT_SERVING");
+    run_free(&r);
+
+    /* The server as a whole is still SERVING. */
+    CLI(&r, eq, "-service=");
+    expect(&r, 0, "status: SERVING", NULL);
+    run_free(&r);
+}
+
+Test(cli_probe, unknown_service_exits_3)
+{
+    char eq[64];
+    struct run r;
+
+    snprintf(eq, sizeof(eq), "-addr=%s", be.addr);
+    CLI(&r, eq, "-service=no.such.Service");
+    expect(&r, 3, NULL, "error: health rpc failed: rpc error: code = NotFound desc = ");
+    run_free(&r);
+}
+
+Test(cli_probe, closed_port_exits_2)
+{
+    char eq[64];
+    struct run r;
+
+    snprintf(eq, sizeof(eq), "-addr=127.0.0.1:%d", sup_free_port());
+    CLI(&r, eq, "-connect-timeout=10s");
+    expect(&r, 2, NULL, "error: failed to connect service at \"127.0.0.1:");
+    run_free(&r);
+}
+
+Test(cli_probe, rpc_headers_and_user_agent_reach_the_backend)
+{
+    char eq[64];
+    char *md;
+    struct run r;
+
+    snprintf(eq, sizeof(eq), "-addr=%s", be.addr);
+    CLI(&r, eq, "-rpc-header", "X-Sy-Test: hello, world", "-rpc-header=k2:v2", "--rpc-header",
+        "authorization: Bearer abc.def", "-user-agent=probe-ua/1.2");
+    expect(&r, 0, "status: SERVING", NULL);
+    run_free(&r);
+    md = last_check();
+    cr_expect(strstr(md, "\n  x-sy-test: hello, world\n"), "the backend saw: %s", md);
+    cr_expect(strstr(md, "\n  k2: v2\n"), "the backend saw: %s", md);
+    cr_expect(strstr(md, "\n  authorization: Bearer abc.def\n"), "the backend saw: %s", md);
+    /* gRPC appends its own product token after the primary user agent. */
+    cr_expect(strstr(md, "\n  user-agent: probe-ua/1.2 "), "the backend saw: %s", md);
+    free(md);
+
+    /* Without -user-agent: this CLI's name; no stray headers. */
+    CLI(&r, "check", be.addr);
+    expect(&r, 0, "status: SERVING", NULL);
+    run_free(&r);
+    md = last_check();
+    cr_expect(strstr(md, "\n  user-agent: switchyard-health/"), "the backend saw: %s", md);
+    cr_expect(strstr(md, "x-sy-test") == NULL, "the backend saw: %s", md);
+    free(md);
+}
+
+Test(cli_probe, verbose_and_booleans)
+{
+    char eq[64];
+    struct run r;
+
+    snprintf(eq, sizeof(eq), "-addr=%s", be.addr);
+    CLI(&r, eq, "-v", "-rpc-header=k: v");
+    expect(&r, 0, "status: SERVING", "parsed options:");
+    cr_expect(strstr(r.err, "> rpc-header: k: v"), "%s", r.err);
+    cr_expect(strstr(r.err, "connection established"), "%s", r.err);
+    run_free(&r);
+    CLI(&r, eq, "-v=false", "--tls=false");
+    expect(&r, 0, "status: SERVING", NULL);
+    cr_expect_str_empty(r.err, "-v=false still verbose: %s", r.err);
+    run_free(&r);
+}
+
+Test(cli_probe, unknown_or_malformed_flags_exit_1)
+{
+    static const char *const cases[][5] = {
+        {"check", "-addr=127.0.0.1:1", "-bogus", NULL},
+        {"check", "-addr=127.0.0.1:1", "--bogus=1", NULL},
+        {"check", "127.0.0.1:1", "-secho", NULL}, /* getopt's -s echo once: now unknown */
+        {"check", "127.0.0.1:1", "-servic=echo", NULL},
+        {"check", "127.0.0.1:1", "-alts", NULL},
+        {"check", "127.0.0.1:1", "-v=maybe", NULL},
+        {"check", "127.0.0.1:1", "-rpc-header", "no colon", NULL},
+        {"check", "127.0.0.1:1", "-rpc-header=: empty name", NULL},
+        {"check", "127.0.0.1:1", "-rpc-header=grpc-timeout: 1S", NULL},
+        {"check", "127.0.0.1:1", "-rpc-header=bad name: x", NULL},
+        {"check", "127.0.0.1:1", "-rpc-header", NULL},
+        {"check", "127.0.0.1:1", "-connect-timeout=0s", NULL},
+        {"check", "127.0.0.1:1", "-rpc-timeout=soon", NULL},
+        {"check", "-addr=127.0.0.1:1", "127.0.0.1:2", NULL},
+        {"check", "-addr", NULL},
+        {"check", "-service=echo", NULL},
+        {"-addr=127.0.0.1:1", "-tls-ca-cert=ca.pem", NULL},
+        {"-addr=127.0.0.1:1", "-tls", "-tls-client-cert=c.pem", NULL},
+        {"-addr=127.0.0.1:1", "-tls", "-tls-no-verify", "-tls-server-name=x", NULL},
+        {"-addr=127.0.0.1:1", "-tls", "-tls-ca-cert=/nonexistent/ca.pem", NULL},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct run r;
+
+        run_cli(&r, cases[i]);
+        cr_expect_eq(r.status, 1, "case %zu (%s %s %s): exit %d\nstderr: %s", i, cases[i][0],
+                     cases[i][1] ? cases[i][1] : "", cases[i][1] && cases[i][2] ? cases[i][2] : "",
+                     r.status, r.err);
+        cr_expect(strstr(r.err, "error"), "case %zu: no message on stderr: %s", i, r.err);
+        cr_expect_str_empty(r.out, "case %zu: stdout not empty: %s", i, r.out);
+        run_free(&r);
     }
 }
 
@@ -596,6 +803,37 @@ Test(cli_tls, client_certificate)
     /* The client certificate goes with --tls-no-verify's credentials too. */
     CLI(&r, "check", tls.addr, "--tls", "--tls-no-verify", "--tls-cert", client_pem, "--tls-key",
         client_key, "--timeout", "10s");
+    expect(&r, 0, "status: SERVING", NULL);
+    run_free(&r);
+}
+
+Test(cli_tls, grpc_health_probe_tls_flags)
+{
+    char addr[64], ca[600], cert[600], key[600];
+    struct run r;
+
+    tls_start(srv_pem, srv_key, ca_pem);
+    snprintf(addr, sizeof(addr), "-addr=%s", tls.addr);
+    snprintf(ca, sizeof(ca), "-tls-ca-cert=%s", ca_pem);
+    snprintf(cert, sizeof(cert), "-tls-client-cert=%s", client_pem);
+    snprintf(key, sizeof(key), "-tls-client-key=%s", client_key);
+    CLI(&r, addr, "-tls", ca, cert, key, "-connect-timeout=10s", "-rpc-timeout=10s");
+    expect(&r, 0, "status: SERVING", NULL);
+    run_free(&r);
+
+    /* The CA is what verifies the server: without it, no connection. */
+    CLI(&r, addr, "-tls", cert, key, "-connect-timeout=10s");
+    expect(&r, 2, NULL, "error: failed to connect service at");
+    run_free(&r);
+
+    CLI(&r, addr, "-tls", ca, cert, key, "-tls-server-name=localhost", "-connect-timeout=10s");
+    expect(&r, 0, "status: SERVING", NULL);
+    run_free(&r);
+    CLI(&r, addr, "-tls", ca, cert, key, "-tls-server-name=other.example", "-connect-timeout=10s");
+    expect(&r, 2, NULL, NULL);
+    run_free(&r);
+
+    CLI(&r, addr, "-tls", "-tls-no-verify", cert, key, "-connect-timeout=10s");
     expect(&r, 0, "status: SERVING", NULL);
     run_free(&r);
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/support/support.h"
@@ -181,8 +182,19 @@ Test(deploy, demo_ini_passes_switchyard_t)
  * |sed| to |file| there, and expects the checker (given |extra| arguments,
  * NULL-terminated, or NULL) to fail with a line that names |file| and
  * contains |needle|. */
+static void expect_drift_full(const char *file, const char *sed, const char *needle,
+                              const char *const *extra, const char *named);
+
 static void expect_drift_args(const char *file, const char *sed, const char *needle,
                               const char *const *extra)
+{
+    expect_drift_full(file, sed, needle, extra, file);
+}
+
+/* Like expect_drift_args(), but the checker's line names |named| rather
+ * than the edited |file| (a missing object is reported where it is needed). */
+static void expect_drift_full(const char *file, const char *sed, const char *needle,
+                              const char *const *extra, const char *named)
 {
     char repo[600], dst[700], src[1024], target[800];
     const char *mk[] = {"/bin/mkdir", "-p", dst, NULL};
@@ -220,7 +232,7 @@ static void expect_drift_args(const char *file, const char *sed, const char *nee
         char want[256];
         bool found = false;
 
-        snprintf(want, sizeof(want), "check-deploy: %s", file);
+        snprintf(want, sizeof(want), "check-deploy: %s", named);
         for (char *l = strstr(out, want); l; l = strstr(l + 1, want)) {
             char *end = strchr(l, '\n');
 
@@ -230,7 +242,7 @@ static void expect_drift_args(const char *file, const char *sed, const char *nee
             if (end)
                 *end = '\n';
         }
-        cr_expect(found, "no line names %s with '%s'; the checker said:\n%s", file, needle, out);
+        cr_expect(found, "no line names %s with '%s'; the checker said:\n%s", named, needle, out);
     }
     free(out);
 }
@@ -240,6 +252,12 @@ static void expect_drift(const char *file, const char *sed, const char *needle)
     expect_drift_args(file, sed, needle, NULL);
 }
 
+static void expect_drift_named(const char *file, const char *sed, const char *needle,
+                               const char *named)
+{
+    expect_drift_full(file, sed, needle, NULL, named);
+}
+
 Test(deploy, checker_catches_a_compose_port_that_differs)
 {
     expect_drift("docker/compose.yaml", "s/\"50051:50051\"/\"50051:50052\"/", "50052");
@@ -247,7 +265,7 @@ Test(deploy, checker_catches_a_compose_port_that_differs)
 
 Test(deploy, checker_catches_a_renamed_headless_service)
 {
-    expect_drift("docker/k8s/configmap.yaml",
+    expect_drift("docker/k8s/switchyard.ini",
                  "s/targets = echo-backend\\./targets = echo-backends./", "not a headless Service");
 }
 
@@ -276,7 +294,7 @@ Test(deploy, checker_catches_yaml_that_does_not_parse)
 
 Test(deploy, checker_catches_an_env_var_the_deployment_does_not_set)
 {
-    expect_drift("docker/k8s/configmap.yaml", "s/\\${ADMIN_PORT}/${ADMIN_PORT_TYPO}/",
+    expect_drift("docker/k8s/switchyard.ini", "s/\\${ADMIN_PORT}/${ADMIN_PORT_TYPO}/",
                  "ADMIN_PORT_TYPO");
 }
 
@@ -286,6 +304,287 @@ Test(deploy, checker_catches_a_runtime_library_the_image_lacks)
 
     cr_assert(access(extra[1], X_OK) == 0, "%s is not executable (set SY_BIN)", extra[1]);
     expect_drift_args("docker/Dockerfile", "s/ libjansson4 / /", "libjansson.so.4", extra);
+}
+
+Test(deploy, checker_catches_admin_on_every_address_in_k8s)
+{
+    expect_drift("docker/k8s/switchyard.ini", "s/^listen = \\${POD_IP}:/listen = 0.0.0.0:/",
+                 "[admin] listen is on every address");
+}
+
+Test(deploy, checker_catches_admin_off_loopback_in_the_image)
+{
+    expect_drift("docker/switchyard.ini", "s/-127.0.0.1:9901}/-0.0.0.0:9901}/",
+                 "must stay on loopback");
+}
+
+Test(deploy, checker_catches_a_missing_network_policy)
+{
+    expect_drift_named("docker/k8s/networkpolicy.yaml", "s/^    - Ingress/    - Egress/",
+                       "no NetworkPolicy", "docker/k8s/switchyard.ini");
+}
+
+Test(deploy, checker_catches_a_network_policy_open_to_all)
+{
+    expect_drift("docker/k8s/networkpolicy.yaml",
+                 "/^    - from:/,/^      ports:/{/^      ports:/!d};s/^      ports:/    - ports:/",
+                 "lets anyone reach the admin port");
+}
+
+Test(deploy, checker_catches_privilege_escalation)
+{
+    expect_drift("docker/k8s/backend-demo.yaml", "/allowPrivilegeEscalation: false/d",
+                 "allowPrivilegeEscalation");
+}
+
+Test(deploy, checker_catches_no_seccomp_profile)
+{
+    expect_drift("docker/k8s/backend-demo.yaml", "/type: RuntimeDefault/d", "seccompProfile");
+}
+
+Test(deploy, checker_catches_capabilities_not_dropped)
+{
+    expect_drift("docker/k8s/deployment.yaml", "s/drop: \\[\"ALL\"\\]/drop: [\"NET_RAW\"]/",
+                 "capabilities.drop");
+}
+
+Test(deploy, checker_catches_an_image_tag_in_a_manifest)
+{
+    expect_drift("docker/k8s/deployment.yaml", "s/image: switchyard$/image: switchyard:latest/",
+                 "carries a tag");
+}
+
+Test(deploy, checker_catches_no_config_map_generator)
+{
+    expect_drift("docker/k8s/kustomization.yaml", "/^configMapGenerator:/,/^images:/{/^images:/!d}",
+                 "configMapGenerator");
+}
+
+Test(deploy, checker_catches_a_missing_recommended_label)
+{
+    expect_drift("docker/k8s/service.yaml", "/app.kubernetes.io\\/component/d",
+                 "app.kubernetes.io/component");
+}
+
+Test(deploy, checker_catches_a_unit_that_is_not_type_notify)
+{
+    expect_drift("docker/systemd/switchyard.service", "s/^Type=notify/Type=simple/",
+                 "expected notify");
+}
+
+Test(deploy, checker_catches_a_unit_without_protect_system)
+{
+    expect_drift("docker/systemd/switchyard.service", "/^ProtectSystem=/d", "ProtectSystem");
+}
+
+Test(deploy, checker_catches_a_unit_that_cannot_reload)
+{
+    expect_drift("docker/systemd/switchyard.service", "/kill -HUP/d", "SIGHUP");
+}
+
+Test(deploy, checker_catches_logrotate_without_sigusr1)
+{
+    expect_drift("docker/logrotate/switchyard", "s/SIGUSR1/SIGHUP/", "SIGUSR1");
+}
+
+Test(deploy, checker_catches_a_build_stage_with_test_packages)
+{
+    expect_drift("docker/Dockerfile", "s/deps.sh --build/deps.sh/", "without --build");
+}
+
+Test(deploy, checker_catches_a_build_stage_that_runs_tests)
+{
+    expect_drift("docker/Dockerfile", "s/make -j\"$(nproc)\" all/make -j\"$(nproc)\" test/",
+                 "not test");
+}
+
+/* ---- the same checks on what kubectl would apply ---- */
+
+static bool have(const char *path)
+{
+    return access(path, X_OK) == 0;
+}
+
+/* `kubectl kustomize docker/k8s` (kubectl's built-in kustomize, no cluster
+ * needed) renders the base; the checker then runs on the rendered objects:
+ * the hashed ConfigMap name, the images and labels as kustomize applies them. */
+Test(deploy, kustomize_base_renders_and_agrees)
+{
+    char dir[1024], rendered[600];
+    const char *kubectl = "/usr/bin/kubectl";
+    const char *argv[] = {kubectl, "kustomize", dir, NULL};
+    const char *extra[] = {"--rendered", rendered, NULL};
+    char *out = NULL, *yaml;
+    FILE *f;
+    int st;
+
+    if (!have(kubectl))
+        cr_skip_test("kubectl is not installed; scripts/check-deploy.py emulates kustomize "
+                     "(deploy::files_agree_and_runtime_libraries_are_installed)");
+    top_path(dir, sizeof(dir), "docker/k8s");
+    snprintf(rendered, sizeof(rendered), "%s/rendered.yaml", sup_tmpdir());
+    st = run("kubectl-kustomize", argv, CHECK_T, 0, &out);
+    cr_assert_eq(st, 0, "kubectl kustomize failed:\n%s", out);
+    /* run() merged stderr into |out|; the rendering itself is stdout only */
+    {
+        struct sup_proc *p = NULL;
+
+        cr_assert_eq(sup_run("kubectl-kustomize", argv, CHECK_T, &p), 0);
+        yaml = sup_read_file(p->out_path);
+    }
+    cr_assert_not_null(yaml);
+    f = fopen(rendered, "w");
+    cr_assert_not_null(f);
+    fputs(yaml, f);
+    fclose(f);
+    cr_expect(strstr(yaml, "name: switchyard-config-") != NULL,
+              "the ConfigMap has no content hash:\n%s", yaml);
+    cr_expect(strstr(yaml, "image: switchyard:") != NULL, "images: not applied:\n%s", yaml);
+    cr_expect(strstr(yaml, "app.kubernetes.io/part-of: switchyard") != NULL, "no labels:\n%s",
+              yaml);
+    cr_expect(strstr(yaml, "kind: NetworkPolicy") != NULL, "no NetworkPolicy:\n%s", yaml);
+    free(yaml);
+    free(out);
+    out = NULL;
+    st = run_checker(top(), extra, 0, &out);
+    cr_expect_eq(st, 0, "check-deploy --rendered found problems:\n%s", out);
+    free(out);
+}
+
+/* ---- make install, the systemd unit and the man pages ---- */
+
+/* `make install PREFIX=<tmp>` with the binaries make test built (BUILD is
+ * the directory of $SY_BIN, so nothing is rebuilt). Fills |prefix|. */
+static void install_into(char *prefix, size_t len)
+{
+    char bin[1024], build[1024], build_arg[1100], prefix_arg[700], dir_arg[1100];
+    const char *argv[] = {"/usr/bin/make",
+                          "--no-print-directory",
+                          "-C",
+                          dir_arg + 3,
+                          build_arg,
+                          prefix_arg,
+                          "install",
+                          NULL};
+    char *out = NULL;
+    int st;
+
+    snprintf(prefix, len, "%s/prefix", sup_tmpdir());
+    snprintf(bin, sizeof(bin), "%s", sup_proxy_bin());
+    cr_assert(bin[0] == '/', "SY_BIN must be an absolute path (make test sets it), got %s", bin);
+    snprintf(build, sizeof(build), "%s", dirname(bin));
+    snprintf(build_arg, sizeof(build_arg), "BUILD=%s", build);
+    snprintf(prefix_arg, sizeof(prefix_arg), "PREFIX=%s", prefix);
+    snprintf(dir_arg, sizeof(dir_arg), "-C %s", top());
+    st = run("make-install", argv, CHECK_T, 0, &out);
+    cr_assert_eq(st, 0, "make install failed:\n%s", out);
+    free(out);
+}
+
+static void expect_file(const char *prefix, const char *rel, int mode)
+{
+    char path[1200];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "%s/%s", prefix, rel);
+    cr_expect(stat(path, &sb) == 0, "make install did not install %s", rel);
+    if (mode >= 0 && stat(path, &sb) == 0)
+        cr_expect_eq(sb.st_mode & 0777, (unsigned)mode, "%s: mode %o, want %o", rel,
+                     sb.st_mode & 0777, (unsigned)mode);
+}
+
+Test(deploy, make_install_installs_binaries_man_pages_unit_and_examples)
+{
+    char prefix[700], unit[800], want[900];
+    char *text;
+
+    install_into(prefix, sizeof(prefix));
+    expect_file(prefix, "bin/switchyard", 0755);
+    expect_file(prefix, "bin/switchyard-health", 0755);
+    expect_file(prefix, "share/man/man8/switchyard.8", 0644);
+    expect_file(prefix, "share/man/man5/switchyard.ini.5", 0644);
+    expect_file(prefix, "share/man/man1/switchyard-health.1", 0644);
+    expect_file(prefix, "lib/systemd/system/switchyard.service", 0644);
+    expect_file(prefix, "share/doc/switchyard/examples/switchyard.ini", 0644);
+    expect_file(prefix, "share/doc/switchyard/examples/logrotate-switchyard", 0644);
+    /* The unit runs the installed binary, not /usr/local's. */
+    snprintf(unit, sizeof(unit), "%s/lib/systemd/system/switchyard.service", prefix);
+    text = sup_read_file(unit);
+    cr_assert_not_null(text);
+    snprintf(want, sizeof(want), "ExecStart=%s/bin/switchyard -c /etc/switchyard/switchyard.ini",
+             prefix);
+    cr_expect(strstr(text, want) != NULL, "the installed unit lacks '%s':\n%s", want, text);
+    cr_expect(strstr(text, "/usr/local/bin/") == NULL, "the unit still names /usr/local:\n%s",
+              text);
+    free(text);
+}
+
+/* systemd-analyze verify on the installed unit: its syntax, that every
+ * command exists, and (MANPATH) that its Documentation= man pages exist. */
+Test(deploy, systemd_unit_verifies)
+{
+    const char *sa = "/usr/bin/systemd-analyze";
+    char prefix[700], unit[800], manpath[800];
+    const char *verify[] = {sa, "verify", unit, NULL};
+    const char *security[] = {sa, "security", "--offline=yes", "--threshold=25", unit, NULL};
+    char *out = NULL;
+    int st;
+
+    if (!have(sa))
+        cr_skip_test("systemd-analyze is not installed; check-deploy.py checks the unit's keys");
+    install_into(prefix, sizeof(prefix));
+    snprintf(unit, sizeof(unit), "%s/lib/systemd/system/switchyard.service", prefix);
+    snprintf(manpath, sizeof(manpath), "%s/share/man", prefix);
+    setenv("MANPATH", manpath, 1);
+    st = run("systemd-analyze-verify", verify, CHECK_T, 0, &out);
+    /* verify reports unknown keys and bad values as warnings, exit 0: any output fails */
+    cr_expect(st == 0 && out[0] == '\0', "systemd-analyze verify (exit %d):\n%s", st, out);
+    free(out);
+    /* "exposure level" 1.6 today; 2.5 leaves room, a lost protection does not fit */
+    st = run("systemd-analyze-security", security, CHECK_T, 0, &out);
+    cr_expect_eq(st, 0, "systemd-analyze security rates the unit above 2.5:\n%s", out);
+    free(out);
+}
+
+Test(deploy, man_pages_render_without_warnings)
+{
+    static const char *const pages[] = {"docs/man/switchyard.8", "docs/man/switchyard.ini.5",
+                                        "docs/man/switchyard-health.1"};
+
+    if (!have("/usr/bin/groff"))
+        cr_skip_test("groff is not installed");
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        char page[1024];
+        const char *argv[] = {"/usr/bin/groff", "-man", "-ww", "-z", "-Tutf8", page, NULL};
+        char *out = NULL;
+        int st;
+
+        top_path(page, sizeof(page), pages[i]);
+        st = run("groff", argv, CHECK_T, 0, &out);
+        cr_expect(st == 0 && out[0] == '\0', "%s: groff (exit %d) warns:\n%s", pages[i], st, out);
+        free(out);
+    }
+}
+
+/* ---- logrotate ---- */
+
+Test(deploy, logrotate_snippet_parses)
+{
+    char conf[1024], state[600];
+    const char *argv[] = {"/usr/sbin/logrotate", "-d", "-s", state, conf, NULL};
+    char *out = NULL;
+    int st;
+
+    if (!have(argv[0]))
+        cr_skip_test("logrotate is not installed (scripts/deps.sh installs it)");
+    top_path(conf, sizeof(conf), "docker/logrotate/switchyard");
+    snprintf(state, sizeof(state), "%s/logrotate.state", sup_tmpdir());
+    st = run("logrotate", argv, CHECK_T, 0, &out);
+    cr_expect_eq(st, 0, "logrotate -d failed:\n%s", out);
+    cr_expect(strstr(out, "error") == NULL, "logrotate -d complained:\n%s", out);
+    cr_expect(strstr(out, "rotating pattern: /var/log/switchyard/*.log") != NULL,
+              "logrotate -d said:\n%s", out);
+    free(out);
 }
 
 /* ---- make demo's script, from start to end ---- */

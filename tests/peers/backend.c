@@ -110,6 +110,7 @@ struct service_status {
 static struct {
     const char *id;
     bool quiet;
+    FILE *md_log; /* --md-log: the metadata of every Health/Check call */
     grpc_server *server;
     grpc_completion_queue *cq;
     bool shutting_down;
@@ -576,6 +577,26 @@ static void on_echo_message(struct call *c, grpc_byte_buffer *bb)
     }
 }
 
+/* --md-log: one block per Health/Check call, flushed at once so that a test
+ * reading the file sees it as soon as the client has its answer:
+ *   check service="NAME"
+ *     key: value        (each request metadata entry, as the core delivers it)
+ */
+static void md_log_call(const struct call *c)
+{
+    if (g.md_log == NULL)
+        return;
+    fprintf(g.md_log, "check service=\"%s\"\n", c->service);
+    for (size_t i = 0; i < c->req_md.count; i++) {
+        const grpc_metadata *m = &c->req_md.metadata[i];
+
+        fprintf(g.md_log, "  %.*s: %.*s\n", (int)GRPC_SLICE_LENGTH(m->key),
+                (const char *)GRPC_SLICE_START_PTR(m->key), (int)GRPC_SLICE_LENGTH(m->value),
+                (const char *)GRPC_SLICE_START_PTR(m->value));
+    }
+    fflush(g.md_log);
+}
+
 static void on_health_message(struct call *c, grpc_byte_buffer *bb)
 {
     Grpc__Health__V1__HealthCheckRequest *r = NULL;
@@ -597,6 +618,7 @@ static void on_health_message(struct call *c, grpc_byte_buffer *bb)
         Grpc__Health__V1__HealthCheckResponse rep = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
 
         g.st.health_checks++;
+        md_log_call(c);
         if (!s) {
             finish(c, GRPC_STATUS_NOT_FOUND, "unknown service");
             return;
@@ -833,9 +855,10 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: sy-backend --listen HOST:PORT [--id NAME] [--health SERVING|NOT_SERVING]\n"
                "                  [--grace MS] [--quiet]\n"
-               "                  [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
+               "                  [--tls-cert F --tls-key F [--tls-client-ca F]] [--md-log F]\n"
                "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure,\n"
                "or TLS with --tls-cert; --tls-client-ca requires client certificates).\n"
+               "--md-log F appends the metadata of every Health/Check call to F.\n"
                "SIGUSR1: service \"\" NOT_SERVING; SIGUSR2: SERVING; SIGTERM/SIGINT: exit 0\n"
                "after running calls finish or --grace MS (default 0) passes.\n");
 }
@@ -901,6 +924,7 @@ int main(int argc, char **argv)
                                              {"tls-cert", required_argument, NULL, 'C'},
                                              {"tls-key", required_argument, NULL, 'K'},
                                              {"tls-client-ca", required_argument, NULL, 'A'},
+                                             {"md-log", required_argument, NULL, 'M'},
                                              {NULL, 0, NULL, 0}};
     const char *listen = NULL;
     const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
@@ -914,7 +938,7 @@ int main(int argc, char **argv)
     int opt;
 
     g.id = "backend";
-    while ((opt = getopt_long(argc, argv, "l:i:H:g:qhC:K:A:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:i:H:g:qhC:K:A:M:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen = optarg;
@@ -942,6 +966,11 @@ int main(int argc, char **argv)
             break;
         case 'A':
             tls_ca = optarg;
+            break;
+        case 'M':
+            g.md_log = fopen(optarg, "a");
+            if (g.md_log == NULL)
+                die("--md-log %s: %s", optarg, strerror(errno));
             break;
         case 'h':
             usage(stdout);
@@ -1021,6 +1050,8 @@ int main(int argc, char **argv)
     if (g.live_calls != 0)
         fprintf(stderr, "sy-backend[%s]: %llu calls leaked\n", g.id,
                 (unsigned long long)g.live_calls);
+    if (g.md_log != NULL)
+        fclose(g.md_log);
     logf_("exit");
     return 0;
 }

@@ -468,6 +468,53 @@ Test(conf, error_unknown_key)
                "t.ini:3: [cluster.a] health_intervall: unknown key", "health_interval", NULL);
 }
 
+Test(conf, error_unknown_key_suggests_the_closest)
+{
+    /* the exact wording of issue 19's example, list of keys kept */
+    expect_err(MINIMAL "health_intervall = 5s\n",
+               "t.ini:3: [cluster.a] health_intervall: unknown key (did you mean "
+               "'health_interval'?); expected one of targets, policy, routes",
+               NULL);
+    expect_err(MINIMAL "helth_interval = 5s\n",
+               "t.ini:3: [cluster.a] helth_interval:", "did you mean 'health_interval'?", NULL);
+    expect_err(MINIMAL "health_itnerval = 5s\n",
+               "t.ini:3: [cluster.a] health_itnerval:", "did you mean 'health_interval'?",
+               NULL); /* two letters swapped */
+    expect_err(MINIMAL "healthtimeout = 5s\n", "t.ini:3:", "did you mean 'health_timeout'?", NULL);
+    expect_err(MINIMAL "target = 127.0.0.1:2\n", "t.ini:3:", "did you mean 'targets'?", NULL);
+    expect_err("[proxy]\nlisen = 0.0.0.0:2\n" MINIMAL,
+               "t.ini:2: [proxy] lisen:", "did you mean 'listen'?",
+               "expected one of listen, workers, log_level", NULL);
+    expect_err("[proxy]\nLog_Level = debug\n" MINIMAL,
+               "t.ini:2: [proxy] Log_Level:", "did you mean 'log_level'? key names are lower case",
+               NULL);
+    expect_err("[auth]\nmdoe = jwt\n" MINIMAL, "t.ini:2: [auth] mdoe:", "did you mean 'mode'?",
+               NULL);
+    /* among the keys of that section only */
+    expect_err("[admin]\nworkers = 2\n" MINIMAL, "t.ini:2: [admin] workers: unknown key",
+               "(workers is a key of [proxy])", NULL);
+    expect_err(MINIMAL "drain_timeout = 1s\n",
+               "t.ini:3: [cluster.a] drain_timeout:", "(drain_timeout is a key of [proxy])", NULL);
+}
+
+Test(conf, error_unknown_key_without_a_close_one)
+{
+    char err[1024] = "";
+    struct conf *c = NULL;
+
+    cr_assert_eq(conf_load_string(MINIMAL "frobnicate = 1\n", "t.ini", &c, err, sizeof(err)), -1);
+    cr_assert_null(strstr(err, "did you mean"), "%s", err);
+    cr_assert_not_null(strstr(err, "unknown key; expected one of targets, policy"), "%s", err);
+    /* nothing absurd for a short or very long name */
+    cr_assert_eq(conf_load_string(MINIMAL "zq = 1\n", "t.ini", &c, err, sizeof(err)), -1);
+    cr_assert_null(strstr(err, "did you mean"), "%s", err);
+    cr_assert_eq(conf_load_string(MINIMAL "health_interval_health_interval_health_interval_x = "
+                                          "1\n",
+                                  "t.ini", &c, err, sizeof(err)),
+                 -1);
+    cr_assert_null(strstr(err, "did you mean"), "%s", err);
+}
+
 Test(conf, error_key_before_any_section)
 {
     expect_err("listen = 0.0.0.0:1\n" MINIMAL, "t.ini:1: listen: expected a [proxy], [admin]",
@@ -883,14 +930,46 @@ Test(conf, duration_table)
         {"4294967295ms", 4294967295u},
         {"4294967s", 4294967000u},
         {"1193h", 4294800000u},
+        /* decimals, in every unit (issue 19: 1.5s worked in the CLI only) */
+        {"1.5s", 1500},
+        {"0.25s", 250},
+        {"2.5m", 150000},
+        {"0.5h", 1800000},
+        {"1.0ms", 1},
+        {"0.001s", 1},
+        {"1.500s", 1500},
+        {"0.0s", 0},
+        {"0.100000000000000s", 100},
+        {"4294967.295s", 4294967295u},
+        {"71582.788m", 4294967280u},
     };
     static const char *const bad[] = {
         "",
         "s",
         "ms",
         "5",
-        "1.5s",
         "-1s",
+        "-1.5s",
+        "-0.5s",
+        ".5s",
+        "1.s",
+        "1..5s",
+        "1.5.s",
+        "1,5s",
+        "1.5",
+        "0.0",
+        "1.5 s",
+        "1e3ms",
+        "0x1.8p0s",
+        "inf",
+        "nan",
+        "0.5ms",
+        "1.0005s",
+        "0.0001s",
+        "1.2345678901234567s",
+        "4294967.296s",
+        "1193.05h",
+        "71582.8m",
         "+1s",
         " 5s",
         "5s ",
@@ -918,6 +997,147 @@ Test(conf, duration_table)
 
         cr_assert_eq(conf_parse_duration(bad[i], &ms), -1, "'%s' was accepted", bad[i]);
         cr_assert_eq(ms, 12345, "'%s' wrote the output", bad[i]);
+    }
+}
+
+Test(conf, decimal_durations_in_files)
+{
+    struct conf *c = load_ok("[proxy]\ndrain_timeout = 2.5m\nidle_timeout = 0.5h\n"
+                             "keepalive_timeout = 0.25s\nheader_timeout = 1.5s\n"
+                             "[cluster.a]\ntargets = 127.0.0.1:1\nhealth_interval = 1.5s\n"
+                             "health_timeout = 0.75s\nconnect_timeout = 0.1s\n"
+                             "dns_refresh = 1.5m\ndns_min_ttl = 0.5s\n"
+                             "[auth]\nmode = off\n");
+
+    cr_assert_eq(c->proxy.drain_timeout_ms, 150000);
+    cr_assert_eq(c->proxy.idle_timeout_ms, 1800000);
+    cr_assert_eq(c->proxy.keepalive_timeout_ms, 250);
+    cr_assert_eq(c->proxy.header_timeout_ms, 1500);
+    cr_assert_eq(c->clusters[0].health_interval_ms, 1500);
+    cr_assert_eq(c->clusters[0].health_timeout_ms, 750);
+    cr_assert_eq(c->clusters[0].connect_timeout_ms, 100);
+    cr_assert_eq(c->clusters[0].dns_refresh_ms, 90000);
+    cr_assert_eq(c->clusters[0].dns_min_ttl_ms, 500);
+    conf_free(c);
+}
+
+Test(conf, error_bad_decimal_durations)
+{
+    expect_err(MINIMAL "health_interval = -1.5s\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration", "got '-1.5s'", NULL);
+    expect_err(MINIMAL "health_interval = 1.5\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration", "got '1.5'", NULL);
+    expect_err(MINIMAL "health_interval = 1.5.0s\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration", NULL);
+    expect_err(MINIMAL "health_interval = 1,5s\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration", NULL);
+    expect_err(MINIMAL "health_timeout = 0.5ms\n",
+               "t.ini:3: [cluster.a] health_timeout: expected a whole number of milliseconds",
+               "got '0.5ms'", NULL);
+    expect_err("[proxy]\ndrain_timeout = 4294967.296s\n" MINIMAL,
+               "t.ini:2: [proxy] drain_timeout: expected a duration of at most", NULL);
+    expect_err("[proxy]\ndrain_timeout = 99999999999999999999.5s\n" MINIMAL,
+               "t.ini:2: [proxy] drain_timeout: expected a duration of at most", NULL);
+    /* a decimal still meets each key's minimum */
+    expect_err(MINIMAL "health_interval = 0.0s\n",
+               "t.ini:3: [cluster.a] health_interval: expected a duration of at least 1ms", NULL);
+    /* and the cross-key check quotes the text as written */
+    expect_err(MINIMAL "health_interval = 1.5s\nhealth_timeout = 1.75s\n",
+               "t.ini:4: [cluster.a] health_timeout: expected at most health_interval (1.5s), "
+               "got '1.75s'",
+               NULL);
+}
+
+Test(conf, key_lines_are_remembered)
+{
+    struct conf *c = load_ok("[proxy]\nworkers = 2\n\n[cluster.a]\ntargets = 127.0.0.1:1\n"
+                             "[cluster.b]\nroutes = /b.\ntargets = 127.0.0.1:2\n"
+                             "health_interval = 2s\n");
+
+    cr_assert_eq(conf_key_line(c, "proxy", "workers"), 2);
+    cr_assert_eq(conf_key_line(c, "cluster.a", "targets"), 5);
+    cr_assert_eq(conf_key_line(c, "cluster.b", "targets"), 8);
+    cr_assert_eq(conf_key_line(c, "cluster.b", "health_interval"), 9);
+    cr_assert_eq(conf_key_line(c, "cluster.a", "health_interval"), 0); /* default */
+    cr_assert_eq(conf_key_line(c, "proxy", "listen"), 0);
+    cr_assert_eq(conf_key_line(c, "cluster.c", "targets"), 0);
+    conf_free(c);
+}
+
+/* ---- the schema as conf_keyword_at() describes it ---- */
+
+Test(conf, keyword_table_is_described)
+{
+    struct conf_keyword_info k;
+    size_t n = conf_keyword_count();
+
+    cr_assert_gt(n, 40);
+    cr_assert_eq(conf_keyword_at(n, &k), -1);
+    cr_assert_eq(conf_keyword_at((size_t)-1, &k), -1);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(conf_keyword_at(i, &k), 0);
+        cr_assert(k.section && k.name && k.type && k.name[0] && k.type[0] && k.deflt[0],
+                  "key %zu incomplete", i);
+        /* the same name twice in one section would make the doc ambiguous */
+        for (size_t j = 0; j < i; j++) {
+            struct conf_keyword_info o;
+
+            conf_keyword_at(j, &o);
+            cr_assert(strcmp(o.section, k.section) != 0 || strcmp(o.name, k.name) != 0,
+                      "[%s] %s twice", k.section, k.name);
+        }
+    }
+    /* a few known ones, spelled as the file would say them */
+    for (size_t i = 0; i < n; i++) {
+        conf_keyword_at(i, &k);
+        if (strcmp(k.section, "cluster.NAME") == 0 && strcmp(k.name, "health_interval") == 0) {
+            cr_assert_str_eq(k.type, "duration");
+            cr_assert_str_eq(k.deflt, "5s");
+            cr_assert_str_eq(k.range, "at least 1ms");
+        }
+        if (strcmp(k.section, "proxy") == 0 && strcmp(k.name, "log_level") == 0) {
+            cr_assert_str_eq(k.deflt, "info");
+            cr_assert_str_eq(k.range, "debug, info, warn, error");
+        }
+        if (strcmp(k.section, "admin") == 0 && strcmp(k.name, "listen") == 0)
+            cr_assert_str_eq(k.deflt, "127.0.0.1:9901");
+        if (strcmp(k.section, "cluster.NAME") == 0 && strcmp(k.name, "targets") == 0)
+            cr_assert_str_eq(k.deflt, "(required)");
+    }
+}
+
+/* Every default that is a value can be written in a file and means the
+ * same as leaving the key out: the reference's defaults are real. */
+Test(conf, every_described_default_loads)
+{
+    struct conf_keyword_info k;
+
+    for (size_t i = 0; i < conf_keyword_count(); i++) {
+        char text[512], err[1024] = "";
+        struct conf *c = NULL;
+        const char *sect;
+
+        conf_keyword_at(i, &k);
+        if (k.deflt[0] == '(' || k.deflt[0] == '"')
+            continue; /* (none), (required), "" */
+        sect = strcmp(k.section, "cluster.NAME") == 0 ? "cluster.a" : k.section;
+        if (strcmp(sect, "cluster.a") == 0)
+            snprintf(text, sizeof(text), "[cluster.a]\ntargets = 127.0.0.1:1\n%s = %s\n", k.name,
+                     k.deflt);
+        else
+            snprintf(text, sizeof(text), "[%s]\n%s = %s\n%s%s", sect, k.name, k.deflt,
+                     strcmp(sect, "auth") == 0 && strcmp(k.name, "mode") != 0 ? "mode = off\n" : "",
+                     MINIMAL);
+        if (conf_load_string(text, "t.ini", &c, err, sizeof(err)) != 0) {
+            char got[128];
+
+            /* Some keys need others (tls_verify needs tls = on); a bad value
+             * is always quoted back as "got 'VALUE'". */
+            snprintf(got, sizeof(got), "got '%s'", k.deflt);
+            cr_expect(strstr(err, got) == NULL && strstr(err, "unknown key") == NULL,
+                      "[%s] %s = %s: %s", sect, k.name, k.deflt, err);
+        }
+        conf_free(c);
     }
 }
 
