@@ -17,8 +17,8 @@
 #include <jansson.h>
 
 #include "balancer/epset.h"
-#include "health/hc.h"
 #include "core/log.h"
+#include "health/hc.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"
@@ -72,23 +72,69 @@ static void ep_totals(const struct proxy_admin *a, uint32_t id, uint64_t *active
     }
 }
 
-static bool ep_in_rotation(const struct runtime *rt, const struct bal_ep *ep)
+/* The admin builders read one snapshot, rt->snap, and the conf it was built
+ * on (s->conf): cluster indices of the one are valid in the other. rt->eps
+ * adds what only the main thread knows (health reasons, check counters); its
+ * entries are looked up by cluster index and endpoint id, and only while it
+ * belongs to the same conf (main.c rebuilds rt->snap whenever rt->conf
+ * changes, so that is always the case once a reload returned). */
+static const struct bal_ep *live_ep(const struct runtime *rt, const struct bal_snapshot *s,
+                                    uint32_t cluster, uint32_t id)
 {
-    const struct bal_cluster *cl = &rt->snap->clusters[ep->cluster];
+    if (rt->conf != s->conf)
+        return NULL;
+    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
+        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
 
-    for (size_t i = 0; i < cl->nrotation; i++) {
-        if (cl->endpoints[cl->rotation[i]].id == ep->id)
-            return true;
+        if (ep->cluster == cluster && ep->id == id)
+            return ep;
     }
-    return false;
+    return NULL;
 }
 
 /* ---- /status ---- */
 
+static json_t *endpoint_json(struct proxy_admin *a, const struct bal_snapshot *s,
+                             const struct bal_cluster *bc, const struct bal_endpoint *se,
+                             uint64_t now_ms)
+{
+    struct runtime *rt = a->rt;
+    const struct bal_ep *ep = live_ep(rt, s, bc->index, se->id);
+    struct hc_ep_info hi = {0};
+    json_t *e = json_object();
+    uint64_t active, total;
+    uint32_t conns;
+
+    ep_totals(a, se->id, &active, &total, &conns);
+    if (ep != NULL)
+        hc_ep_info(rt->hc, ep, &hi);
+    json_object_set_new(e, "address", json_string(se->addr_str));
+    json_object_set_new(e, "origin", json_string(se->origin != NULL ? se->origin : ""));
+    json_object_set_new(e, "healthy", json_boolean(ep != NULL ? ep->healthy : se->in_rotation));
+    json_object_set_new(e, "in_rotation", json_boolean(se->in_rotation));
+    json_object_set_new(e, "reason", json_string(ep != NULL ? ep->reason : ""));
+    json_object_set_new(e, "since_seconds",
+                        ep != NULL && ep->since_ms > 0
+                            ? json_real((double)(now_ms - ep->since_ms) / 1000.0)
+                            : json_null());
+    json_object_set_new(e, "last_check_seconds_ago",
+                        hi.checked ? json_real((double)(now_ms - hi.last_check_ms) / 1000.0)
+                                   : json_null());
+    json_object_set_new(e, "last_check_latency_ms",
+                        hi.checked ? json_real(hi.last_latency_ms) : json_null());
+    json_object_set_new(e, "consecutive_failures",
+                        json_integer((json_int_t)hi.consecutive_failures));
+    json_object_set_new(e, "active_calls", json_integer((json_int_t)active));
+    json_object_set_new(e, "calls_total", json_integer((json_int_t)total));
+    json_object_set_new(e, "backend_connections", json_integer((json_int_t)conns));
+    return e;
+}
+
 static json_t *status_json(struct proxy_admin *a)
 {
     struct runtime *rt = a->rt;
-    const struct conf *c = rt->conf;
+    const struct bal_snapshot *s = rt->snap;
+    const struct conf *c = s->conf;
     uint64_t now_ms = proxy_mono_ns() / 1000000;
     json_t *root = json_object(), *clusters = json_array();
 
@@ -97,9 +143,9 @@ static json_t *status_json(struct proxy_admin *a)
     json_object_set_new(root, "config_file", json_string(rt->conf_path));
     json_object_set_new(root, "workers", json_integer((json_int_t)rt->nworkers));
     json_object_set_new(root, "draining", json_boolean(rt->draining));
-    for (size_t i = 0; i < c->nclusters; i++) {
+    for (size_t i = 0; i < s->nclusters; i++) {
         const struct conf_cluster *cc = &c->clusters[i];
-        const struct bal_cluster *bc = &rt->snap->clusters[i];
+        const struct bal_cluster *bc = &s->clusters[i];
         json_t *cl = json_object(), *routes = json_array(), *targets = json_array();
         json_t *eps = json_array();
 
@@ -107,39 +153,8 @@ static json_t *status_json(struct proxy_admin *a)
             json_array_append_new(routes, json_string(cc->routes[j]));
         for (size_t j = 0; j < cc->ntargets; j++)
             json_array_append_new(targets, json_string(cc->targets[j].spec));
-        for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-            const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-            struct hc_ep_info hi;
-            json_t *e;
-            uint64_t active, total;
-            uint32_t conns;
-
-            if (ep->cluster != i)
-                continue;
-            e = json_object();
-            ep_totals(a, ep->id, &active, &total, &conns);
-            hc_ep_info(rt->hc, ep, &hi);
-            json_object_set_new(e, "address", json_string(ep->addr_str));
-            json_object_set_new(e, "origin", json_string(cc->targets[ep->target].spec));
-            json_object_set_new(e, "healthy", json_boolean(ep->healthy));
-            json_object_set_new(e, "in_rotation", json_boolean(ep_in_rotation(rt, ep)));
-            json_object_set_new(e, "reason", json_string(ep->reason));
-            json_object_set_new(e, "since_seconds",
-                                ep->since_ms > 0
-                                    ? json_real((double)(now_ms - ep->since_ms) / 1000.0)
-                                    : json_null());
-            json_object_set_new(e, "last_check_seconds_ago",
-                                hi.checked ? json_real((double)(now_ms - hi.last_check_ms) / 1000.0)
-                                           : json_null());
-            json_object_set_new(e, "last_check_latency_ms",
-                                hi.checked ? json_real(hi.last_latency_ms) : json_null());
-            json_object_set_new(e, "consecutive_failures",
-                                json_integer((json_int_t)hi.consecutive_failures));
-            json_object_set_new(e, "active_calls", json_integer((json_int_t)active));
-            json_object_set_new(e, "calls_total", json_integer((json_int_t)total));
-            json_object_set_new(e, "backend_connections", json_integer((json_int_t)conns));
-            json_array_append_new(eps, e);
-        }
+        for (size_t j = 0; j < bc->nendpoints; j++)
+            json_array_append_new(eps, endpoint_json(a, s, bc, &bc->endpoints[j], now_ms));
         json_object_set_new(cl, "name", json_string(cc->name));
         json_object_set_new(cl, "policy", json_string(conf_policy_name(cc->policy)));
         json_object_set_new(cl, "routes", routes);
@@ -214,6 +229,85 @@ static struct proxy_mstat *merge_methods(const struct proxy_admin *a, size_t *n)
     return out;
 }
 
+/* One sample line "NAME{cluster="C",endpoint="E"LABELS} " without the value. */
+static void ep_sample(struct evbuffer *b, const char *name, const struct bal_cluster *bc,
+                      const struct bal_endpoint *se)
+{
+    evbuffer_add_printf(b, "%s{cluster=\"", name);
+    label(b, bc->name);
+    evbuffer_add_printf(b, "\",endpoint=\"");
+    label(b, se->addr_str);
+    evbuffer_add_printf(b, "\"");
+}
+
+/* Per-endpoint families, from rt->snap (see live_ep()). */
+static void endpoint_metrics(struct proxy_admin *a, struct evbuffer *b)
+{
+    struct runtime *rt = a->rt;
+    const struct bal_snapshot *s = rt->snap;
+
+    header(b, "switchyard_endpoint_healthy", "gauge",
+           "1 when the endpoint passes its health checks, else 0.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            const struct bal_endpoint *se = &bc->endpoints[j];
+            const struct bal_ep *ep = live_ep(rt, s, bc->index, se->id);
+
+            ep_sample(b, "switchyard_endpoint_healthy", bc, se);
+            evbuffer_add_printf(b, "} %d\n", (ep != NULL ? ep->healthy : se->in_rotation) ? 1 : 0);
+        }
+    }
+    header(b, "switchyard_endpoint_active_calls", "gauge",
+           "Calls in flight to the endpoint, over all workers.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            uint64_t active, total;
+            uint32_t conns;
+
+            ep_totals(a, bc->endpoints[j].id, &active, &total, &conns);
+            ep_sample(b, "switchyard_endpoint_active_calls", bc, &bc->endpoints[j]);
+            evbuffer_add_printf(b, "} %llu\n", (unsigned long long)active);
+        }
+    }
+    header(b, "switchyard_backend_connections", "gauge",
+           "Open HTTP/2 connections to the endpoint, over all workers.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            uint64_t active, total;
+            uint32_t conns;
+
+            ep_totals(a, bc->endpoints[j].id, &active, &total, &conns);
+            ep_sample(b, "switchyard_backend_connections", bc, &bc->endpoints[j]);
+            evbuffer_add_printf(b, "} %u\n", conns);
+        }
+    }
+    header(b, "switchyard_health_checks_total", "counter",
+           "Health checks of the endpoint, by result (pass or fail).");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            const struct bal_endpoint *se = &bc->endpoints[j];
+            const struct bal_ep *ep = live_ep(rt, s, bc->index, se->id);
+            struct hc_ep_info hi = {0};
+
+            if (ep != NULL)
+                hc_ep_info(rt->hc, ep, &hi);
+            for (int r = 0; r < 2; r++) {
+                ep_sample(b, "switchyard_health_checks_total", bc, se);
+                evbuffer_add_printf(b, ",result=\"%s\"} %llu\n", r == 0 ? "pass" : "fail",
+                                    (unsigned long long)(r == 0 ? hi.passes : hi.failures));
+            }
+        }
+    }
+}
+
 static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
 {
     struct runtime *rt = a->rt;
@@ -263,55 +357,7 @@ static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
     header(b, "grpc_active_connections", "gauge", "Open client (frontend) HTTP/2 connections.");
     evbuffer_add_printf(b, "grpc_active_connections %llu\n", (unsigned long long)fe);
 
-    header(b, "switchyard_endpoint_healthy", "gauge",
-           "1 when the endpoint passes its health checks, else 0.");
-    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-
-        evbuffer_add_printf(b, "switchyard_endpoint_healthy{cluster=\"");
-        label(b, rt->conf->clusters[ep->cluster].name);
-        evbuffer_add_printf(b, "\",endpoint=\"%s\"} %d\n", ep->addr_str, ep->healthy ? 1 : 0);
-    }
-    header(b, "switchyard_endpoint_active_calls", "gauge",
-           "Calls in flight to the endpoint, over all workers.");
-    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-        uint64_t active, total;
-        uint32_t conns;
-
-        ep_totals(a, ep->id, &active, &total, &conns);
-        evbuffer_add_printf(b, "switchyard_endpoint_active_calls{cluster=\"");
-        label(b, rt->conf->clusters[ep->cluster].name);
-        evbuffer_add_printf(b, "\",endpoint=\"%s\"} %llu\n", ep->addr_str,
-                            (unsigned long long)active);
-    }
-    header(b, "switchyard_backend_connections", "gauge",
-           "Open HTTP/2 connections to the endpoint, over all workers.");
-    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-        uint64_t active, total;
-        uint32_t conns;
-
-        ep_totals(a, ep->id, &active, &total, &conns);
-        evbuffer_add_printf(b, "switchyard_backend_connections{cluster=\"");
-        label(b, rt->conf->clusters[ep->cluster].name);
-        evbuffer_add_printf(b, "\",endpoint=\"%s\"} %u\n", ep->addr_str, conns);
-    }
-    header(b, "switchyard_health_checks_total", "counter",
-           "Health checks of the endpoint, by result (pass or fail).");
-    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-        struct hc_ep_info hi;
-
-        hc_ep_info(rt->hc, ep, &hi);
-        for (int r = 0; r < 2; r++) {
-            evbuffer_add_printf(b, "switchyard_health_checks_total{cluster=\"");
-            label(b, rt->conf->clusters[ep->cluster].name);
-            evbuffer_add_printf(b, "\",endpoint=\"%s\",result=\"%s\"} %llu\n", ep->addr_str,
-                                r == 0 ? "pass" : "fail",
-                                (unsigned long long)(r == 0 ? hi.passes : hi.failures));
-        }
-    }
+    endpoint_metrics(a, b);
 }
 
 /* ---- request handling ---- */

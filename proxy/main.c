@@ -21,11 +21,11 @@
 #include "balancer/bal.h"
 #include "balancer/epset.h"
 #include "conf/conf.h"
+#include "core/log.h"
+#include "core/tls.h"
 #include "health/hc.h"
 #include "proxy/auth.h"
 #include "proxy/dns.h"
-#include "core/log.h"
-#include "core/tls.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"
@@ -101,16 +101,23 @@ static struct bal_snapshot *build_snapshot(struct runtime *rt)
     return s;
 }
 
-static void on_rebuild(evutil_socket_t fd, short what, void *arg)
+/* Builds a snapshot of rt->eps on rt->conf, publishes it and makes it
+ * rt->snap. Whatever reads rt->snap (the admin builders) then sees one
+ * snapshot and the conf it was built on, never a conf ahead of it. */
+static void rebuild_now(struct runtime *rt)
 {
-    struct runtime *rt = arg;
     struct bal_snapshot *s = build_snapshot(rt);
 
-    (void)fd;
-    (void)what;
     proxy_publish(rt, s);
     bal_snapshot_unref(rt->snap);
     rt->snap = s;
+}
+
+static void on_rebuild(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rebuild_now(arg);
 }
 
 void proxy_snapshot_changed(struct runtime *rt)
@@ -211,8 +218,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     /* TLS contexts are built anew: new certificates and keys serve new
      * handshakes once workers take the snapshot; open connections keep theirs. */
     if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0 ||
-        proxy_auth_attach(nc, err, sizeof(err)) != 0 ||
-        tls_attach(nc, err, sizeof(err)) != 0) {
+        proxy_auth_attach(nc, err, sizeof(err)) != 0 || tls_attach(nc, err, sizeof(err)) != 0) {
         log_error("reload failed, keeping the running configuration: %s", err);
         conf_free(nc);
         return;
@@ -242,6 +248,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     bal_epset_free(rt->eps);
     rt->eps = neps;
     rt->conf = nc;
+    /* The snapshot follows the conf at once: a worker report or an admin
+     * request handled later in this loop turn must not find rt->conf with
+     * more clusters than rt->snap (issue 12.1). */
+    rebuild_now(rt);
     if (rt->alog_fd >= 0 && strcmp(nc->proxy.access_log, oc->proxy.access_log) != 0 &&
         strcmp(nc->proxy.access_log, "-") != 0) {
         int fd = alog_open(nc->proxy.access_log);

@@ -1,0 +1,188 @@
+/* Integration tests of SIGHUP reload against a real switchyard and real
+ * sy-backends: reloads under continuous /status and /metrics polling, the
+ * reload report (log, /status, /metrics), log_level applied, and endpoints a
+ * reload removed staying visible as "draining" until their calls end.
+ * SPDX-License-Identifier: MIT */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/peers/gclient.h"
+#include "tests/support/httpc.h"
+#include "tests/support/support.h"
+
+#define NB      3
+#define PROXY_T 15000
+#define NPOLL   6 /* threads polling /status and /metrics */
+
+static struct sup_backend be[NB];
+static struct sup_proxy px;
+static int admin_port;
+
+static void start_backends(void)
+{
+    memset(&px, 0, sizeof(px));
+    cr_assert_eq(sup_start_backends(be, NB, NULL), 0, "sy-backends did not start");
+}
+
+static void stop_all(void)
+{
+    if (px.proc && sup_alive(px.proc))
+        sup_stop(px.proc, PROXY_T);
+    sup_stop_all();
+}
+
+TestSuite(reload, .init = start_backends, .fini = stop_all, .timeout = 120);
+
+static void stop_proxy_clean(void)
+{
+    int st = sup_stop(px.proc, PROXY_T);
+
+    if (st != 0)
+        sup_dump_log(px.proc, 80);
+    cr_assert_eq(st, 0, "switchyard exited with status %d on SIGTERM", st);
+}
+
+/* Replaces the config file atomically (a reload never reads half a file). */
+static void write_conf(const char *text)
+{
+    char tmp[600];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", px.conf);
+    f = fopen(tmp, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    cr_assert_eq(rename(tmp, px.conf), 0);
+}
+
+/* [proxy] and [admin] with |proxy_extra|, then cluster "echo" on |echo_targets|
+ * and |nextra| more clusters x1..xN on b1 (health checking off). */
+static void conf_text(char *buf, size_t len, const char *proxy_extra, const char *echo_targets,
+                      int nextra)
+{
+    int n = snprintf(buf, len,
+                     "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 2\ndrain_timeout = 10s\n%s\n"
+                     "[admin]\nlisten = 127.0.0.1:%d\n"
+                     "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
+                     px.port, proxy_extra ? proxy_extra : "", admin_port, echo_targets);
+
+    for (int i = 1; i <= nextra; i++)
+        n += snprintf(buf + n, len - (size_t)n,
+                      "[cluster.x%d]\ntargets = %s, %s\nroutes = /x%d.\nhealth_check = off\n", i,
+                      be[1].addr, be[2].addr, i);
+    cr_assert_lt((size_t)n, len);
+}
+
+static void start_proxy(const char *text)
+{
+    cr_assert_eq(sup_start_proxy(&px, "switchyard", px.port, text, PROXY_T), 0,
+                 "switchyard did not start");
+    cr_assert_eq(sup_wait_port(px.proc, admin_port, PROXY_T), 0, "admin did not listen");
+}
+
+static void pick_ports(void)
+{
+    px.port = sup_free_port();
+    admin_port = sup_free_port();
+    cr_assert_gt(px.port, 0);
+    cr_assert_gt(admin_port, 0);
+}
+
+static json_t *get_status(void)
+{
+    struct sup_http_resp r;
+    json_error_t err;
+    json_t *j;
+
+    cr_assert_eq(sup_http_get(admin_port, "/status", &r), 0, "GET /status failed");
+    cr_assert_eq(r.code, 200);
+    j = json_loads(r.body, 0, &err);
+    cr_assert_not_null(j, "/status is not JSON: %s: %s", err.text, r.body);
+    sup_http_resp_free(&r);
+    return j;
+}
+
+/* ---- reloads under polling (issue 12.1) ---- */
+
+struct poller {
+    atomic_bool stop;
+    atomic_int ok, failed;
+};
+
+static void *poll_run(void *arg)
+{
+    struct poller *p = arg;
+
+    while (!atomic_load(&p->stop)) {
+        static const char *const paths[] = {"/status", "/metrics"};
+
+        for (int i = 0; i < 2; i++) {
+            struct sup_http_resp r;
+
+            if (sup_http_get(admin_port, paths[i], &r) == 0 && r.code == 200)
+                atomic_fetch_add(&p->ok, 1);
+            else
+                atomic_fetch_add(&p->failed, 1);
+            sup_http_resp_free(&r);
+        }
+    }
+    return NULL;
+}
+
+static int count_clusters(void)
+{
+    json_t *j = get_status();
+    int n = (int)json_array_size(json_object_get(j, "clusters"));
+
+    json_decref(j);
+    return n;
+}
+
+Test(reload, thirty_reloads_under_status_and_metrics_polling)
+{
+    static struct poller p;
+    pthread_t th[NPOLL];
+    char text[16384];
+    int last = 0;
+
+    memset(&p, 0, sizeof(p));
+    pick_ports();
+    conf_text(text, sizeof(text), NULL, be[0].addr, 0);
+    start_proxy(text);
+    for (int i = 0; i < NPOLL; i++)
+        pthread_create(&th[i], NULL, poll_run, &p);
+    while (atomic_load(&p.ok) < 20)
+        sup_sleep_ms(5);
+    /* Clusters come and go: every other reload adds 4..24, the next removes them. */
+    for (int i = 0; i < 30; i++) {
+        int ok_before = atomic_load(&p.ok);
+
+        last = i % 2 == 0 ? 4 * (1 + (i / 2) % 6) : 0;
+        conf_text(text, sizeof(text), NULL, be[0].addr, last);
+        write_conf(text);
+        cr_assert_eq(sup_signal(px.proc, SIGHUP), 0, "switchyard died before reload %d", i + 1);
+        /* let the pollers land a few requests around each reload */
+        while (atomic_load(&p.ok) < ok_before + 20 && sup_alive(px.proc))
+            sup_sleep_ms(2);
+        if (!sup_alive(px.proc))
+            break;
+    }
+    atomic_store(&p.stop, true);
+    for (int i = 0; i < NPOLL; i++)
+        pthread_join(th[i], NULL);
+    if (!sup_alive(px.proc))
+        sup_dump_log(px.proc, 60);
+    cr_assert(sup_alive(px.proc), "switchyard died during the reloads");
+    cr_assert_eq(atomic_load(&p.failed), 0, "%d admin requests failed (%d answered)",
+                 atomic_load(&p.failed), atomic_load(&p.ok));
+    cr_assert_eq(count_clusters(), 1 + last);
+    stop_proxy_clean();
+}
