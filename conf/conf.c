@@ -471,6 +471,7 @@ static const struct keyword keywords[] = {
     {SECT_ADMIN, "listen", KW_LISTEN, offsetof(struct conf_admin, listen), 0, 0, NULL},
     {SECT_ADMIN, "max_method_labels", KW_U32, offsetof(struct conf_admin, max_method_labels), 1,
      10000, NULL},
+    {SECT_ADMIN, "token_file", KW_FILE, offsetof(struct conf_admin, token_file), 0, 0, NULL},
 
     {SECT_CLUSTER, "targets", KW_TARGETS, CL(targets), 0, 0, NULL},
     {SECT_CLUSTER, "policy", KW_ENUM, CL(policy), 0, 0, policy_names},
@@ -676,6 +677,8 @@ void conf_free(struct conf *c)
         free(c->proxy.dns_servers[i]);
     free(c->proxy.dns_servers);
     free(c->admin.listen);
+    free(c->admin.token_file);
+    free_secret(c->admin.token, c->admin.token_len);
     auth_deinit(&c->auth);
     for (size_t i = 0; i < c->nclusters; i++)
         cluster_deinit(&c->clusters[i]);
@@ -1830,10 +1833,47 @@ static void finish_cluster(struct parse *p)
     }
 }
 
+/* [admin] token_file: one bearer token (RFC 6750 §2.1 b64token), read now so
+ * that a request never opens a file. Surrounding blanks and the newline
+ * `echo TOKEN > file` leaves are not part of it. */
+static void finish_admin(struct parse *p)
+{
+    struct conf_admin *a = &p->c->admin;
+    int line = p->key_line[keyword_index(SECT_ADMIN, "token_file")];
+    char msg[512] = "";
+    char *buf;
+    size_t len, all, b = 0;
+
+    if (a->token_file == NULL)
+        return;
+    if (read_key_file(a->token_file, 4096, &buf, &all, msg, sizeof(msg)) != 0) {
+        fail_key(p, line, "token_file", "%s", msg);
+        return;
+    }
+    len = all;
+    while (len > 0 && isspace((unsigned char)buf[len - 1]))
+        len--;
+    while (b < len && isspace((unsigned char)buf[b]))
+        b++;
+    if (b == len || memchr(buf + b, '\0', len - b) != NULL || !is_token68(buf + b, len - b)) {
+        fail_key(p, line, "token_file",
+                 "expected %s to hold one token made of letters, digits and -._~+/ with "
+                 "optional trailing '=' (the content is not shown)",
+                 a->token_file);
+    } else {
+        a->token = xstrndup(buf + b, len - b);
+        a->token_len = len - b;
+    }
+    explicit_bzero(buf, all);
+    free(buf);
+}
+
 static void end_section(struct parse *p)
 {
     if (p->sect == SECT_PROXY)
         finish_proxy(p);
+    else if (p->sect == SECT_ADMIN)
+        finish_admin(p);
     else if (p->sect == SECT_CLUSTER)
         finish_cluster(p);
     else if (p->sect == SECT_AUTH)

@@ -147,6 +147,10 @@ struct conf_admin {
                                    label values in /metrics; the rest count as "other" */
     struct sockaddr_storage listen_addr;
     socklen_t listen_addrlen;
+    char *token_file; /* token_file (NULL): a file holding one bearer token; when set, every
+                         state-changing admin request needs Authorization: Bearer <token> */
+    char *token;      /* its token, read at load (a reload reads it again); wiped on free */
+    size_t token_len;
 };
 
 /** [auth]: call authentication, checked before routing. The key material is
