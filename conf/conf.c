@@ -497,6 +497,7 @@ static const struct keyword keywords[] = {
     {SECT_CLUSTER, "health_unimplemented", KW_ENUM_BOOL, CL(health_unimplemented_healthy), 0, 0,
      health_state_names},
     {SECT_CLUSTER, "panic_threshold", KW_U32, CL(panic_threshold), 0, 100, NULL},
+    {SECT_CLUSTER, "required", KW_BOOL, CL(required), 0, 0, NULL},
     {SECT_CLUSTER, "tls", KW_BOOL, CL(tls), 0, 0, NULL},
     {SECT_CLUSTER, "tls_ca", KW_FILE, CL(tls_ca), 0, 0, NULL},
     {SECT_CLUSTER, "tls_server_name", KW_OPTIONAL, CL(tls_server_name), 0, 0, NULL},
@@ -556,6 +557,7 @@ static void cluster_defaults(struct conf_cluster *cl)
     cl->health_initial_healthy = false;
     cl->health_unimplemented_healthy = false;
     cl->panic_threshold = 0;
+    cl->required = true;
     cl->tls_verify = true;
 }
 

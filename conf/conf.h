@@ -93,6 +93,9 @@ struct conf_cluster {
     bool health_initial_healthy;       /* health_initial = unhealthy|healthy (unhealthy) */
     bool health_unimplemented_healthy; /* health_unimplemented = unhealthy|healthy (unhealthy) */
     uint32_t panic_threshold;          /* panic_threshold (0), percent 0..100 */
+    bool required;                     /* required = yes|no (yes): switchyard's own health
+                                          (service "") and /healthz need an endpoint of this
+                                          cluster in rotation */
 
     /* TLS to the backends (calls and health checks); files readable at load */
     bool tls;              /* tls = on|off (off) */

@@ -105,3 +105,18 @@ Test(conf_admin, token_file_errors_name_the_key_and_hide_the_content, .fini = cl
     cr_assert_null(load("[admin]\ntoken_file =\n" MINIMAL, err, sizeof(err)));
     cr_assert_not_null(strstr(err, "t.ini:2: [admin] token_file: expected a file name"), "%s", err);
 }
+
+Test(conf_admin, required_defaults_to_yes_and_takes_a_bool)
+{
+    char err[512];
+    struct conf *c = load(MINIMAL "[cluster.b]\ntargets = 127.0.0.1:50062\nroutes = /b.\n"
+                                  "required = no\n",
+                          err, sizeof(err));
+
+    cr_assert_not_null(c, "%s", err);
+    cr_assert(c->clusters[0].required);
+    cr_assert_not(c->clusters[1].required);
+    conf_free(c);
+    cr_assert_null(load(MINIMAL "required = maybe\n", err, sizeof(err)));
+    cr_assert_not_null(strstr(err, "t.ini:3: [cluster.a] required: expected"), "%s", err);
+}
