@@ -447,12 +447,16 @@ static void healthz(struct proxy_admin *a, struct evhttp_request *req)
         code = 503;
         evbuffer_add_printf(b, "draining\n");
     } else {
+        /* Only clusters with required = yes decide; the others are named. */
         for (size_t i = 0; i < rt->snap->nclusters; i++) {
-            if (rt->snap->clusters[i].nrotation == 0) {
+            const struct bal_cluster *bc = &rt->snap->clusters[i];
+
+            if (bc->nrotation > 0)
+                continue;
+            if (bc->conf->required)
                 code = 503;
-                evbuffer_add_printf(b, "cluster %s has no endpoint in rotation\n",
-                                    rt->snap->clusters[i].name);
-            }
+            evbuffer_add_printf(b, "cluster %s has no endpoint in rotation%s\n", bc->name,
+                                bc->conf->required ? "" : " (required = no)");
         }
     }
     if (code == 200)

@@ -1,0 +1,130 @@
+/* Integration tests of the operator surface around the main thread: the
+ * command line, a second process on a held listen address, /healthz and
+ * required clusters, /status numbers, drain by hand (admin and CLI) and
+ * sd_notify, against a real switchyard and real sy-backends on loopback.
+ * SPDX-License-Identifier: MIT */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/peers/gclient.h"
+#include "tests/support/fakehealth.h"
+#include "tests/support/httpc.h"
+#include "tests/support/support.h"
+
+#define NB      3
+#define PROXY_T 15000
+
+static struct sup_backend be[NB];
+static struct sup_proxy px;
+static int admin_port;
+static struct fhs_server *fake;
+
+static void start_backends(void)
+{
+    memset(&px, 0, sizeof(px));
+    cr_assert_eq(sup_start_backends(be, NB, NULL), 0, "sy-backends did not start");
+}
+
+static void stop_all(void)
+{
+    if (px.proc && sup_alive(px.proc))
+        sup_stop(px.proc, PROXY_T);
+    sup_stop_all();
+    fhs_stop(fake);
+    fake = NULL;
+}
+
+TestSuite(operator, .init = start_backends, .fini = stop_all, .timeout = 120);
+
+static void stop_proxy_clean(void)
+{
+    int st = sup_stop(px.proc, PROXY_T);
+
+    if (st != 0)
+        sup_dump_log(px.proc, 80);
+    cr_assert_eq(st, 0, "switchyard exited with status %d on SIGTERM", st);
+}
+
+static void pick_ports(void)
+{
+    px.port = sup_free_port();
+    admin_port = sup_free_port();
+    cr_assert_gt(px.port, 0);
+    cr_assert_gt(admin_port, 0);
+}
+
+/* Starts switchyard on |text|, a format with two %d: the listen port, then
+ * the admin port. */
+static void start_proxy_fmt(const char *fmt)
+{
+    char text[4096];
+
+    pick_ports();
+    snprintf(text, sizeof(text), fmt, px.port, admin_port);
+    cr_assert_eq(sup_start_proxy(&px, "switchyard", px.port, text, PROXY_T), 0,
+                 "switchyard did not start");
+    cr_assert_eq(sup_wait_port(px.proc, admin_port, PROXY_T), 0, "admin did not listen");
+}
+
+/* ---- required = no (issue 19) ---- */
+
+struct log_wait {
+    struct sup_proc *p;
+    const char *needle;
+};
+
+static bool log_has(void *arg)
+{
+    struct log_wait *w = arg;
+
+    return sup_file_contains(w->p->err_path, w->needle);
+}
+
+Test(operator, a_cluster_with_required_no_leaves_healthz_alone)
+{
+    char text[2048];
+    struct sup_http_resp r;
+    struct log_wait lw;
+
+    /* A backend without a health service: Check answers UNIMPLEMENTED. */
+    fake = fhs_start(FHS_STATUS, 12);
+    cr_assert_not_null(fake);
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 1\n"
+             "[admin]\nlisten = 127.0.0.1:%%d\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n"
+             "[cluster.nohealth]\ntargets = %s\nroutes = /nohealth.\nrequired = no\n"
+             "health_interval = 200ms\nhealth_timeout = 150ms\n",
+             be[0].addr, fhs_addr(fake));
+    start_proxy_fmt(text);
+    lw = (struct log_wait){px.proc, "stays out of rotation"};
+    cr_assert(sup_poll(log_has, &lw, 10000), "the failed first check was not logged");
+    cr_assert(sup_file_contains(px.proc->err_path, "health_unimplemented = healthy"),
+              "the log does not suggest health_unimplemented = healthy");
+    cr_assert_eq(sup_http_get(admin_port, "/healthz", &r), 0);
+    cr_assert_eq(r.code, 200, "/healthz: %d %s", r.code, r.body);
+    cr_assert_not_null(strstr(r.body, "nohealth"), "%s", r.body);
+    sup_http_resp_free(&r);
+    stop_proxy_clean();
+
+    /* The same cluster with required = yes (the default) makes it 503. */
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 1\n"
+             "[admin]\nlisten = 127.0.0.1:%%d\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n"
+             "[cluster.nohealth]\ntargets = %s\nroutes = /nohealth.\n"
+             "health_interval = 200ms\nhealth_timeout = 150ms\n",
+             be[0].addr, fhs_addr(fake));
+    start_proxy_fmt(text);
+    cr_assert_eq(sup_http_get(admin_port, "/healthz", &r), 0);
+    cr_assert_eq(r.code, 503, "/healthz: %d %s", r.code, r.body);
+    sup_http_resp_free(&r);
+    stop_proxy_clean();
+}
