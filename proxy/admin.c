@@ -52,6 +52,14 @@ static double now_wall(void)
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+/* A number for /status, rounded to 3 decimals (ms for seconds, us for ms);
+ * answer() prints reals with 15 significant digits, so 157.343 stays
+ * 157.343 instead of 157.34299999999999. */
+static json_t *json_num3(double v)
+{
+    return json_real((double)(int64_t)(v * 1000.0 + (v >= 0 ? 0.5 : -0.5)) / 1000.0);
+}
+
 /* ---- aggregation over the workers' reports ---- */
 
 static void ep_totals(const struct proxy_admin *a, uint32_t id, uint64_t *active, uint64_t *total,
@@ -115,13 +123,13 @@ static json_t *endpoint_json(struct proxy_admin *a, const struct bal_snapshot *s
     json_object_set_new(e, "reason", json_string(ep != NULL ? ep->reason : ""));
     json_object_set_new(e, "since_seconds",
                         ep != NULL && ep->since_ms > 0
-                            ? json_real((double)(now_ms - ep->since_ms) / 1000.0)
+                            ? json_num3((double)(now_ms - ep->since_ms) / 1000.0)
                             : json_null());
     json_object_set_new(e, "last_check_seconds_ago",
-                        hi.checked ? json_real((double)(now_ms - hi.last_check_ms) / 1000.0)
+                        hi.checked ? json_num3((double)(now_ms - hi.last_check_ms) / 1000.0)
                                    : json_null());
     json_object_set_new(e, "last_check_latency_ms",
-                        hi.checked ? json_real(hi.last_latency_ms) : json_null());
+                        hi.checked ? json_num3(hi.last_latency_ms) : json_null());
     json_object_set_new(e, "consecutive_failures",
                         json_integer((json_int_t)hi.consecutive_failures));
     json_object_set_new(e, "active_calls", json_integer((json_int_t)active));
@@ -139,7 +147,7 @@ static json_t *status_json(struct proxy_admin *a)
     json_t *root = json_object(), *clusters = json_array();
 
     json_object_set_new(root, "version", json_string(SWITCHYARD_VERSION));
-    json_object_set_new(root, "uptime_seconds", json_real(now_wall() - rt->start_time));
+    json_object_set_new(root, "uptime_seconds", json_num3(now_wall() - rt->start_time));
     json_object_set_new(root, "config_file", json_string(rt->conf_path));
     json_object_set_new(root, "workers", json_integer((json_int_t)rt->nworkers));
     json_object_set_new(root, "draining", json_boolean(rt->draining));
@@ -376,7 +384,7 @@ static void answer(struct proxy_admin *a, struct pending *p)
 
     if (p->kind == ADMIN_STATUS) {
         json_t *j = status_json(a);
-        char *s = json_dumps(j, JSON_INDENT(2));
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
 
         evbuffer_add(b, s, strlen(s));
         evbuffer_add(b, "\n", 1);

@@ -73,6 +73,20 @@ static void start_proxy_fmt(const char *fmt)
     cr_assert_eq(sup_wait_port(px.proc, admin_port, PROXY_T), 0, "admin did not listen");
 }
 
+static json_t *get_status(void)
+{
+    struct sup_http_resp r;
+    json_error_t err;
+    json_t *j;
+
+    cr_assert_eq(sup_http_get(admin_port, "/status", &r), 0, "GET /status failed");
+    cr_assert_eq(r.code, 200);
+    j = json_loads(r.body, 0, &err);
+    cr_assert_not_null(j, "/status is not JSON: %s: %s", err.text, r.body);
+    sup_http_resp_free(&r);
+    return j;
+}
+
 /* ---- required = no (issue 19) ---- */
 
 struct log_wait {
@@ -125,6 +139,52 @@ Test(operator, a_cluster_with_required_no_leaves_healthz_alone)
     start_proxy_fmt(text);
     cr_assert_eq(sup_http_get(admin_port, "/healthz", &r), 0);
     cr_assert_eq(r.code, 503, "/healthz: %d %s", r.code, r.body);
+    sup_http_resp_free(&r);
+    stop_proxy_clean();
+}
+
+/* ---- /status numbers (issue 19) ---- */
+
+static bool latency_known(void *arg)
+{
+    json_t *j = get_status();
+    json_t *e = json_array_get(
+        json_object_get(json_array_get(json_object_get(j, "clusters"), 0), "endpoints"), 0);
+    bool ok = json_is_real(json_object_get(e, "last_check_latency_ms"));
+
+    (void)arg;
+    json_decref(j);
+    return ok;
+}
+
+Test(operator, status_numbers_have_at_most_three_decimals)
+{
+    char text[2048];
+    struct sup_http_resp r;
+    int reals = 0;
+
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 1\n"
+             "[admin]\nlisten = 127.0.0.1:%%d\n"
+             "[cluster.echo]\ntargets = %s, %s\nroutes = /sy.test.\n"
+             "health_interval = 100ms\nhealth_timeout = 90ms\n",
+             be[0].addr, be[1].addr);
+    start_proxy_fmt(text);
+    cr_assert(sup_poll(latency_known, NULL, 10000), "no health check latency in /status");
+    sup_sleep_ms(333); /* let uptime and ages take odd values */
+    cr_assert_eq(sup_http_get(admin_port, "/status", &r), 0);
+    for (const char *p = r.body; *p != '\0'; p++) {
+        size_t digits = 0;
+
+        if (*p != '.' || p == r.body || p[-1] < '0' || p[-1] > '9')
+            continue;
+        reals++;
+        while (p[1 + digits] >= '0' && p[1 + digits] <= '9')
+            digits++;
+        cr_assert_leq(digits, 3, "a number with %zu decimals in /status: ...%.40s", digits,
+                      p - 10 > r.body ? p - 10 : r.body);
+    }
+    cr_assert_geq(reals, 3, "expected uptime, ages and latencies as decimals:\n%s", r.body);
     sup_http_resp_free(&r);
     stop_proxy_clean();
 }
