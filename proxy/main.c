@@ -8,10 +8,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -34,11 +36,14 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: switchyard [-t] -c FILE\n"
-               "  -c FILE   configuration file (INI)\n"
-               "  -t        check the configuration and exit\n"
-               "  -v        print the version and exit\n"
-               "  -h        this help\n"
-               "Signals: SIGTERM/SIGINT drain running calls (up to drain_timeout) and exit 0.\n");
+               "  -c, --config FILE  configuration file (INI)\n"
+               "  -t, --test         check the configuration and exit (0: usable; target names\n"
+               "                     that do not resolve now are warnings)\n"
+               "  -V, --version      print the version and exit\n"
+               "  -h, --help         this help\n"
+               "Signals: SIGTERM/SIGINT drain running calls (up to drain_timeout) and exit 0;\n"
+               "SIGHUP reloads the configuration; SIGUSR1 reopens the access log.\n"
+               "Exit status: 0 success, 1 bad configuration or runtime failure, 2 usage error.\n");
 }
 
 static void stop_main_loop(struct runtime *rt)
@@ -372,15 +377,52 @@ out:
     return rc;
 }
 
+/* -t: target names that do not resolve now are worth a warning, not a
+ * failure: DNS may come up after switchyard (which keeps trying). */
+static void warn_unresolved(const struct conf *c)
+{
+    for (size_t i = 0; i < c->nclusters; i++) {
+        const struct conf_cluster *cc = &c->clusters[i];
+
+        for (size_t j = 0; j < cc->ntargets; j++) {
+            const struct conf_target *t = &cc->targets[j];
+            struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+            int rv;
+
+            if (t->is_literal)
+                continue;
+            hints.ai_family = cc->dns_family == CONF_DNS_V4   ? AF_INET
+                              : cc->dns_family == CONF_DNS_V6 ? AF_INET6
+                                                              : AF_UNSPEC;
+            rv = getaddrinfo(t->host, NULL, &hints, &res);
+            if (rv == 0) {
+                freeaddrinfo(res);
+                continue;
+            }
+            fprintf(stderr,
+                    "switchyard: warning: %s: [cluster.%s] (line %d) targets: '%s' does not "
+                    "resolve now: %s; switchyard would start and keep resolving it\n",
+                    c->path, cc->name, cc->line, t->spec,
+                    rv == EAI_SYSTEM ? strerror(errno) : gai_strerror(rv));
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"test", no_argument, NULL, 't'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     struct runtime rt = {0};
     const char *path = NULL;
     bool test_only = false;
     char err[1024];
     int opt, rc;
 
-    while ((opt = getopt(argc, argv, "c:thv")) != -1) {
+    opterr = 0; /* our own messages, with a hint for -v */
+    while ((opt = getopt_long(argc, argv, ":c:thV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -388,18 +430,33 @@ int main(int argc, char **argv)
         case 't':
             test_only = true;
             break;
-        case 'v':
+        case 'V':
             printf("switchyard %s\n", SWITCHYARD_VERSION);
             return 0;
         case 'h':
             usage(stdout);
             return 0;
+        case ':':
+            fprintf(stderr, "switchyard: %s needs an argument\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
         default:
+            if (optopt == 'v')
+                fprintf(stderr, "switchyard: unknown option -v; the version is -V (--version), "
+                                "as in switchyard-health, where -v means verbose\n");
+            else if (optopt != 0)
+                fprintf(stderr, "switchyard: unknown option -%c\n", optopt);
+            else
+                fprintf(stderr, "switchyard: unknown option %s\n", argv[optind - 1]);
             usage(stderr);
             return 2;
         }
     }
     if (path == NULL || optind != argc) {
+        if (optind != argc)
+            fprintf(stderr, "switchyard: unexpected argument '%s'\n", argv[optind]);
+        else
+            fprintf(stderr, "switchyard: -c FILE is required\n");
         usage(stderr);
         return 2;
     }
@@ -411,6 +468,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test_only) {
+        warn_unresolved(rt.conf);
         printf("switchyard: %s: configuration ok\n", path);
         conf_free(rt.conf);
         return 0;

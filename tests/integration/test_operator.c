@@ -188,3 +188,88 @@ Test(operator, status_numbers_have_at_most_three_decimals)
     sup_http_resp_free(&r);
     stop_proxy_clean();
 }
+
+/* ---- the command line (issue 19) ---- */
+
+/* Runs switchyard with |args| (NULL-terminated); returns its exit status and
+ * fills |out| (stdout) and |err| (stderr), which the caller frees. */
+static int run_sy(const char *const *args, char **out, char **errtext)
+{
+    const char *argv[16];
+    struct sup_proc *p;
+    int n = 0, st;
+
+    argv[n++] = sup_proxy_bin();
+    for (int i = 0; args[i] != NULL && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    st = sup_run("sy-cli", argv, 20000, &p);
+    cr_assert_not_null(p);
+    *out = sup_read_file(p->out_path);
+    *errtext = sup_read_file(p->err_path);
+    cr_assert_not_null(*out);
+    cr_assert_not_null(*errtext);
+    return st;
+}
+
+Test(operator, help_and_version_exit_zero)
+{
+    static const char *const help[][2] = {{"--help", NULL}, {"-h", NULL}};
+    static const char *const version[][2] = {{"--version", NULL}, {"-V", NULL}};
+    char *out, *err;
+
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(run_sy(help[i], &out, &err), 0, "%s", help[i][0]);
+        cr_assert_not_null(strstr(out, "usage: switchyard"), "%s: %s", help[i][0], out);
+        cr_assert_not_null(strstr(out, "--version"), "%s", out);
+        free(out);
+        free(err);
+        cr_assert_eq(run_sy(version[i], &out, &err), 0, "%s", version[i][0]);
+        cr_assert_eq(strncmp(out, "switchyard ", 11), 0, "%s: %s", version[i][0], out);
+        free(out);
+        free(err);
+    }
+}
+
+Test(operator, lower_case_v_is_refused_with_a_hint)
+{
+    static const char *const v[] = {"-v", NULL};
+    static const char *const bogus[] = {"--bogus", NULL};
+    static const char *const noarg[] = {"-c", NULL};
+    char *out, *err;
+
+    cr_assert_eq(run_sy(v, &out, &err), 2);
+    cr_assert_not_null(strstr(err, "-V"), "no hint at -V: %s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(run_sy(bogus, &out, &err), 2);
+    cr_assert_not_null(strstr(err, "--bogus"), "%s", err);
+    free(out);
+    free(err);
+    cr_assert_eq(run_sy(noarg, &out, &err), 2);
+    cr_assert_not_null(strstr(err, "needs an argument"), "%s", err);
+    free(out);
+    free(err);
+}
+
+Test(operator, check_warns_about_names_that_do_not_resolve)
+{
+    char path[512], text[1024];
+    const char *args[] = {"-t", "-c", path, NULL};
+    char *out, *err;
+
+    snprintf(text, sizeof(text),
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\n"
+             "[cluster.ghosts]\ntargets = %s, ghost.invalid:50051\nroutes = /ghost.\n",
+             be[0].addr, be[1].addr);
+    cr_assert_eq(sup_write_file("t.ini", text, path, sizeof(path)), 0);
+    cr_assert_eq(run_sy(args, &out, &err), 0, "%s%s", out, err);
+    cr_assert_not_null(strstr(out, "configuration ok"), "%s", out);
+    cr_assert_not_null(strstr(err, "warning"), "%s", err);
+    cr_assert_not_null(strstr(err, path), "the file is not named: %s", err);
+    cr_assert_not_null(strstr(err, "[cluster.ghosts]"), "the cluster is not named: %s", err);
+    cr_assert_not_null(strstr(err, "'ghost.invalid:50051' does not resolve"), "%s", err);
+    cr_assert_null(strstr(err, "[cluster.echo]"), "%s", err);
+    free(out);
+    free(err);
+}
