@@ -63,6 +63,46 @@ static evutil_socket_t bind_listener(const char *name, const struct sockaddr_sto
     return fd;
 }
 
+/* SO_REUSEPORT lets any process of the same user bind a port our workers
+ * listen on, and take half its connections. A socket bound without
+ * SO_REUSEPORT first tells: the kernel refuses it next to any listener on
+ * that address (SO_REUSEADDR only forgives TIME_WAIT leftovers). */
+static int probe_free(const char *name, const struct sockaddr_storage *ss, socklen_t sslen,
+                      char *err, size_t errlen)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)ss;
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, e;
+
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: socket: %s", name, strerror(errno));
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+        bind(fd, sa, sslen) == 0) {
+        close(fd);
+        return 0;
+    }
+    e = errno;
+    close(fd);
+    if (e == EADDRINUSE)
+        snprintf(err, errlen, "%s: address already in use (another process listens there)", name);
+    else
+        snprintf(err, errlen, "%s: %s", name, strerror(e));
+    return -1;
+}
+
+int proxy_listen_check(const struct conf_proxy *pc, char *err, size_t errlen)
+{
+    if (pc->listen != NULL &&
+        probe_free(pc->listen, &pc->listen_addr, pc->listen_addrlen, err, errlen) != 0)
+        return -1;
+    if (pc->listen_tls != NULL &&
+        probe_free(pc->listen_tls, &pc->listen_tls_addr, pc->listen_tls_addrlen, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
 static void swap_listener(struct proxy_worker *w, struct evconnlistener **l, evutil_socket_t fd,
                           evconnlistener_cb cb)
 {
@@ -123,6 +163,12 @@ int proxy_workers_rebind(struct runtime *rt, const struct conf *oc, const struct
 
     if (!plain && !tls)
         return 0;
+    if ((plain && np->listen != NULL &&
+         probe_free(np->listen, &np->listen_addr, np->listen_addrlen, err, errlen) != 0) ||
+        (tls && np->listen_tls != NULL &&
+         probe_free(np->listen_tls, &np->listen_tls_addr, np->listen_tls_addrlen, err, errlen) !=
+             0))
+        return -1;
     rbs = calloc(rt->nworkers, sizeof(*rbs));
     if (rbs == NULL)
         abort();

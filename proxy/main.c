@@ -318,6 +318,11 @@ static int run(struct runtime *rt)
         rc = 1;
         goto out;
     }
+    if (proxy_listen_check(&rt->conf->proxy, err, sizeof(err)) != 0) {
+        log_error("cannot listen on %s", err);
+        rc = 1;
+        goto out;
+    }
     if (proxy_workers_init(rt) != 0) {
         rc = 1;
         goto out;

@@ -13,6 +13,7 @@
 struct event;
 struct event_base;
 struct conf;
+struct conf_proxy;
 struct bal_registry;
 struct bal_snapshot;
 struct bal_epset;
@@ -57,6 +58,12 @@ void proxy_snapshot_changed(struct runtime *rt);
  *  the configured address. Returns 0, or -1 (logged) when a listener cannot be
  *  bound; nothing is left running then. Does not start the threads. */
 int proxy_workers_init(struct runtime *rt);
+
+/** Checks that no other process listens on |pc|'s listen and listen_tls
+ *  addresses (the workers' SO_REUSEPORT sockets would share them silently).
+ *  Returns 0, or -1 with "ADDRESS: reason" in |err|. Main thread, before
+ *  proxy_workers_init(). */
+int proxy_listen_check(const struct conf_proxy *pc, char *err, size_t errlen);
 
 /** Starts the worker threads. Returns 0 or -1 (logged). */
 int proxy_workers_start(struct runtime *rt);

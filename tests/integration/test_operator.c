@@ -273,3 +273,48 @@ Test(operator, check_warns_about_names_that_do_not_resolve)
     free(out);
     free(err);
 }
+
+/* ---- a listen address another process holds (issue 19) ---- */
+
+Test(operator, a_second_switchyard_on_the_same_port_is_refused)
+{
+    char text[1024], path[512];
+    const char *argv[4];
+    struct sup_proc *second;
+    struct gc_opts o;
+    int st, admin2 = sup_free_port();
+
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 2\n"
+             "[admin]\nlisten = 127.0.0.1:%%d\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
+             be[0].addr);
+    start_proxy_fmt(text);
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 2\n"
+             "[admin]\nlisten = 127.0.0.1:%d\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
+             px.port, admin2, be[1].addr);
+    cr_assert_eq(sup_write_file("second.ini", text, path, sizeof(path)), 0);
+    argv[0] = sup_proxy_bin();
+    argv[1] = "-c";
+    argv[2] = path;
+    argv[3] = NULL;
+    second = sup_spawn("second", argv);
+    cr_assert_not_null(second);
+    st = sup_wait_exit(second, 10000);
+    if (st == -2)
+        sup_stop(second, 5000);
+    cr_assert_neq(st, -2, "the second switchyard kept running on a port the first holds");
+    cr_assert_neq(st, 0);
+    cr_assert(sup_file_contains(second->err_path, "address already in use"), "no reason given");
+    /* every call still reaches the first process's backend */
+    gc_opts_init(&o, GC_UNARY);
+    for (int i = 0; i < 20; i++) {
+        struct gc_result r;
+
+        cr_assert_eq(gc_call(px.addr, &o, &r), 0, "call %d: %s", i, r.message);
+        cr_assert_str_eq(r.backend_id, be[0].id);
+    }
+    stop_proxy_clean();
+}
