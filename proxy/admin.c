@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/http.h>
 #include <jansson.h>
@@ -138,6 +139,36 @@ static json_t *endpoint_json(struct proxy_admin *a, const struct bal_snapshot *s
     return e;
 }
 
+/* The last reload: when, whether it was applied, and why not. */
+static json_t *reload_json(const struct runtime *rt)
+{
+    const struct proxy_reload_info *ri = &rt->reload;
+    json_t *j = json_object();
+    char ts[64];
+
+    json_object_set_new(j, "result",
+                        json_string(ri->time == 0 ? "none"
+                                    : ri->ok      ? "success"
+                                                  : "failure"));
+    if (ri->time > 0) {
+        time_t t = (time_t)ri->time;
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_object_set_new(j, "time", json_string(ts));
+        json_object_set_new(j, "timestamp_seconds", json_num3(ri->time));
+    } else {
+        json_object_set_new(j, "time", json_null());
+        json_object_set_new(j, "timestamp_seconds", json_null());
+    }
+    if (ri->time > 0 && !ri->ok)
+        json_object_set_new(j, "error", json_string(ri->error));
+    json_object_set_new(j, "successes", json_integer((json_int_t)ri->successes));
+    json_object_set_new(j, "failures", json_integer((json_int_t)ri->failures));
+    return j;
+}
+
 static json_t *status_json(struct proxy_admin *a)
 {
     struct runtime *rt = a->rt;
@@ -151,6 +182,7 @@ static json_t *status_json(struct proxy_admin *a)
     json_object_set_new(root, "config_file", json_string(rt->conf_path));
     json_object_set_new(root, "workers", json_integer((json_int_t)rt->nworkers));
     json_object_set_new(root, "draining", json_boolean(rt->draining));
+    json_object_set_new(root, "reload", reload_json(rt));
     for (size_t i = 0; i < s->nclusters; i++) {
         const struct conf_cluster *cc = &c->clusters[i];
         const struct bal_cluster *bc = &s->clusters[i];
@@ -316,6 +348,27 @@ static void endpoint_metrics(struct proxy_admin *a, struct evbuffer *b)
     }
 }
 
+/* The names Prometheus itself uses for its configuration reloads. */
+static void reload_metrics(const struct runtime *rt, struct evbuffer *b)
+{
+    const struct proxy_reload_info *ri = &rt->reload;
+
+    header(b, "switchyard_config_reloads_total", "counter",
+           "SIGHUP reloads of the configuration file, by result.");
+    evbuffer_add_printf(b, "switchyard_config_reloads_total{result=\"success\"} %llu\n",
+                        (unsigned long long)ri->successes);
+    evbuffer_add_printf(b, "switchyard_config_reloads_total{result=\"failure\"} %llu\n",
+                        (unsigned long long)ri->failures);
+    header(b, "switchyard_config_last_reload_success", "gauge",
+           "1 when the last reload applied the file (or none was tried since start), else 0.");
+    evbuffer_add_printf(b, "switchyard_config_last_reload_success %d\n",
+                        ri->time == 0 || ri->ok ? 1 : 0);
+    header(b, "switchyard_config_last_reload_timestamp_seconds", "gauge",
+           "Unix time of the last reload, or of the start when none was tried.");
+    evbuffer_add_printf(b, "switchyard_config_last_reload_timestamp_seconds %.3f\n",
+                        ri->time > 0 ? ri->time : rt->start_time);
+}
+
 static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
 {
     struct runtime *rt = a->rt;
@@ -366,6 +419,7 @@ static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
     evbuffer_add_printf(b, "grpc_active_connections %llu\n", (unsigned long long)fe);
 
     endpoint_metrics(a, b);
+    reload_metrics(rt, b);
 }
 
 /* ---- request handling ---- */

@@ -203,18 +203,194 @@ static bool same_str(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* Appends |item| to the list in |buf| ("a, b, c"); an item that does not fit
+ * ends the list with "...". */
+static void list_add(char *buf, size_t len, const char *item)
+{
+    size_t n = strlen(buf);
+
+    if (n + strlen(item) + 6 >= len) {
+        if (n + 4 < len && (n < 3 || strcmp(buf + n - 3, "...") != 0))
+            snprintf(buf + n, len - n, "%s...", n > 0 ? ", " : "");
+        return;
+    }
+    snprintf(buf + n, len - n, "%s%s", n > 0 ? ", " : "", item);
+}
+
+static const struct conf_cluster *cluster_named(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nclusters; i++) {
+        if (strcmp(c->clusters[i].name, name) == 0)
+            return &c->clusters[i];
+    }
+    return NULL;
+}
+
+static bool has_target(const struct conf_cluster *cc, const char *spec)
+{
+    for (size_t i = 0; i < cc->ntargets; i++) {
+        if (strcmp(cc->targets[i].spec, spec) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool same_routes(const struct conf_cluster *a, const struct conf_cluster *b)
+{
+    if (a->nroutes != b->nroutes)
+        return false;
+    for (size_t i = 0; i < a->nroutes; i++) {
+        if (strcmp(a->routes[i], b->routes[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The groups of settings, besides targets, that differ between two versions
+ * of one cluster, into |buf| ("" when none). A key added to struct
+ * conf_cluster belongs in one of these groups. */
+static void cluster_settings_diff(const struct conf_cluster *a, const struct conf_cluster *b,
+                                  char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (a->policy != b->policy)
+        list_add(buf, len, "policy");
+    if (!same_routes(a, b))
+        list_add(buf, len, "routes");
+    if (a->max_connections != b->max_connections ||
+        a->max_streams_per_connection != b->max_streams_per_connection ||
+        a->connect_timeout_ms != b->connect_timeout_ms || a->max_retries != b->max_retries)
+        list_add(buf, len, "connections");
+    if (a->dns_refresh_ms != b->dns_refresh_ms || a->dns_min_ttl_ms != b->dns_min_ttl_ms ||
+        a->dns_family != b->dns_family)
+        list_add(buf, len, "dns");
+    if (a->health_check != b->health_check || !same_str(a->health_service, b->health_service) ||
+        !same_str(a->health_authority, b->health_authority) || a->health_mode != b->health_mode ||
+        a->health_interval_ms != b->health_interval_ms ||
+        a->health_timeout_ms != b->health_timeout_ms ||
+        a->healthy_threshold != b->healthy_threshold ||
+        a->unhealthy_threshold != b->unhealthy_threshold ||
+        a->health_initial_healthy != b->health_initial_healthy ||
+        a->health_unimplemented_healthy != b->health_unimplemented_healthy ||
+        a->panic_threshold != b->panic_threshold)
+        list_add(buf, len, "health");
+    if (a->tls != b->tls || !same_str(a->tls_ca, b->tls_ca) ||
+        !same_str(a->tls_server_name, b->tls_server_name) || !same_str(a->tls_cert, b->tls_cert) ||
+        !same_str(a->tls_key, b->tls_key) || a->tls_verify != b->tls_verify)
+        list_add(buf, len, "tls");
+    if (a->required != b->required)
+        list_add(buf, len, "required");
+}
+
+/* Logs what a reload from |oc| to |nc| changes in the clusters: clusters
+ * added and removed, and per cluster that stays, the targets added and
+ * removed and the groups of settings changed. */
+static void log_change_set(const struct conf *oc, const struct conf *nc)
+{
+    char added[512] = "", removed[512] = "";
+    bool any = false;
+
+    for (size_t i = 0; i < nc->nclusters; i++) {
+        if (cluster_named(oc, nc->clusters[i].name) == NULL)
+            list_add(added, sizeof(added), nc->clusters[i].name);
+    }
+    for (size_t i = 0; i < oc->nclusters; i++) {
+        if (cluster_named(nc, oc->clusters[i].name) == NULL)
+            list_add(removed, sizeof(removed), oc->clusters[i].name);
+    }
+    if (added[0] != '\0')
+        log_info("reload: clusters added: %s", added);
+    if (removed[0] != '\0')
+        log_info("reload: clusters removed: %s", removed);
+    any = added[0] != '\0' || removed[0] != '\0';
+    for (size_t i = 0; i < nc->nclusters; i++) {
+        const struct conf_cluster *ncc = &nc->clusters[i];
+        const struct conf_cluster *occ = cluster_named(oc, ncc->name);
+        char tadd[512] = "", tdel[512] = "", settings[256];
+
+        if (occ == NULL)
+            continue;
+        for (size_t j = 0; j < ncc->ntargets; j++) {
+            if (!has_target(occ, ncc->targets[j].spec))
+                list_add(tadd, sizeof(tadd), ncc->targets[j].spec);
+        }
+        for (size_t j = 0; j < occ->ntargets; j++) {
+            if (!has_target(ncc, occ->targets[j].spec))
+                list_add(tdel, sizeof(tdel), occ->targets[j].spec);
+        }
+        cluster_settings_diff(occ, ncc, settings, sizeof(settings));
+        if (tadd[0] == '\0' && tdel[0] == '\0' && settings[0] == '\0')
+            continue;
+        any = true;
+        log_info("reload: cluster %s changed:%s%s%s%s%s%s", ncc->name,
+                 tadd[0] != '\0' ? " targets added: " : "", tadd,
+                 tdel[0] != '\0' ? (tadd[0] != '\0' ? "; targets removed: " : " targets removed: ")
+                                 : "",
+                 tdel,
+                 settings[0] != '\0'
+                     ? (tadd[0] != '\0' || tdel[0] != '\0' ? "; settings: " : " settings: ")
+                     : "",
+                 settings);
+    }
+    if (!any)
+        log_info("reload: no cluster changed");
+}
+
+static const char *on_off(bool on)
+{
+    return on ? "on" : "off";
+}
+
+/* Settings bound at start: a reload that changes one says so, by name. */
+static void log_restart_only(const struct conf *oc, const struct conf *nc)
+{
+    static const char *const tail = "takes effect at the next restart only";
+    bool alog_old = strcmp(oc->proxy.access_log, "off") != 0;
+    bool alog_new = strcmp(nc->proxy.access_log, "off") != 0;
+
+    if (nc->proxy.workers != oc->proxy.workers)
+        log_warn("reload: [proxy] workers changed from %u to %u (0: auto); %s", oc->proxy.workers,
+                 nc->proxy.workers, tail);
+    if (alog_old != alog_new)
+        log_warn("reload: [proxy] access_log turned %s; %s", on_off(alog_new), tail);
+    if (!same_str(nc->admin.listen, oc->admin.listen))
+        log_warn("reload: [admin] listen changed from %s to %s; %s",
+                 oc->admin.listen != NULL ? oc->admin.listen : "off",
+                 nc->admin.listen != NULL ? nc->admin.listen : "off", tail);
+    if (nc->admin.max_method_labels != oc->admin.max_method_labels)
+        log_warn("reload: [admin] max_method_labels changed from %u to %u; %s",
+                 oc->admin.max_method_labels, nc->admin.max_method_labels, tail);
+}
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* Records the outcome of a reload for /status and /metrics. */
+static void reload_done(struct runtime *rt, bool ok, const char *err)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    rt->reload.time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    rt->reload.ok = ok;
+    if (ok)
+        rt->reload.successes++;
+    else
+        rt->reload.failures++;
+    snprintf(rt->reload.error, sizeof(rt->reload.error), "%s", ok ? "" : err);
+}
+
 /* SIGHUP: load the file again. A bad file changes nothing. A good one
  * replaces clusters, targets, routes, policies and health settings at once:
  * workers get a snapshot built on the new conf, endpoints that stay keep their
  * id (so their backend connections) and health state, and running calls go
- * on. What is bound at start (listeners, worker count, access log on/off)
- * needs a restart; a change there is logged. */
+ * on. What is bound at start (worker count, admin listener, access log on/off,
+ * metric labels) needs a restart; a change there is logged by name. */
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     struct runtime *rt = arg;
     struct conf *nc, *oc = rt->conf;
     struct bal_epset *neps;
-    char err[1024];
+    char err[1024], msg[1100];
 
     (void)sig;
     (void)what;
@@ -225,20 +401,20 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0 ||
         proxy_auth_attach(nc, err, sizeof(err)) != 0 || tls_attach(nc, err, sizeof(err)) != 0) {
         log_error("reload failed, keeping the running configuration: %s", err);
+        reload_done(rt, false, err);
         conf_free(nc);
         return;
     }
     /* New listen addresses are bound before anything else changes. */
     if (proxy_workers_rebind(rt, oc, nc, err, sizeof(err)) != 0) {
-        log_error("reload failed, keeping the running configuration: cannot listen on %s", err);
+        snprintf(msg, sizeof(msg), "cannot listen on %s", err);
+        log_error("reload failed, keeping the running configuration: %s", msg);
+        reload_done(rt, false, msg);
         conf_free(nc);
         return;
     }
-    if (nc->proxy.workers != oc->proxy.workers || !same_str(nc->admin.listen, oc->admin.listen) ||
-        (strcmp(nc->proxy.access_log, "off") == 0) != (strcmp(oc->proxy.access_log, "off") == 0) ||
-        nc->admin.max_method_labels != oc->admin.max_method_labels)
-        log_warn("reload: workers, admin listen, max_method_labels and turning the access log "
-                 "on or off take effect at the next restart only");
+    log_restart_only(oc, nc);
+    log_change_set(oc, nc);
     if (!same_str(nc->proxy.listen, oc->proxy.listen) ||
         !same_str(nc->proxy.listen_tls, oc->proxy.listen_tls))
         log_info("reload: now listening on %s%s%s (connections already open stay)",
@@ -266,7 +442,6 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
             close(fd);
         }
     }
-    conf_free(oc); /* snapshots still in use hold their own reference */
     rt->hc = hc_new(rt->base, rt->conf, rt->eps, on_health_changed, rt, err, sizeof(err));
     if (rt->hc == NULL)
         log_error("reload: health checker: %s", err);
@@ -274,6 +449,14 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         log_error("reload: DNS resolution could not start");
     log_config(rt);
     log_info("configuration reloaded from %s", rt->conf_path);
+    /* Last, so that a quieter level still shows this reload's lines. */
+    if (nc->proxy.log_level != oc->proxy.log_level) {
+        log_info("reload: log_level %s -> %s", level_names[oc->proxy.log_level],
+                 level_names[nc->proxy.log_level]);
+        log_set_level((enum log_level)nc->proxy.log_level);
+    }
+    reload_done(rt, true, NULL);
+    conf_free(oc); /* snapshots still in use hold their own reference */
     proxy_snapshot_changed(rt);
 }
 

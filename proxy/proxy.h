@@ -22,6 +22,14 @@ struct proxy_dns;
 struct proxy_admin;
 struct hc;
 
+/** The last SIGHUP reload, for /status and /metrics. */
+struct proxy_reload_info {
+    uint64_t successes, failures;
+    double time;      /* wall clock of the last reload; 0: none since start */
+    bool ok;          /* the last reload was applied */
+    char error[1024]; /* why the last one failed ("" after a success) */
+};
+
 struct runtime {
     const char *conf_path;
     struct conf *conf; /* owned */
@@ -48,6 +56,7 @@ struct runtime {
     struct event *ev_sighup;
     struct event *ev_report_ready; /* a worker posted a proxy_report */
     struct proxy_admin *admin;     /* owned (admin.c) */
+    struct proxy_reload_info reload;
 };
 
 /** Tells the main loop that rt->eps changed: one new snapshot is built and

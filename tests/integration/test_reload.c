@@ -63,16 +63,18 @@ static void write_conf(const char *text)
     cr_assert_eq(rename(tmp, px.conf), 0);
 }
 
+static int workers = 2; /* [proxy] workers of the next conf_text() */
+
 /* [proxy] and [admin] with |proxy_extra|, then cluster "echo" on |echo_targets|
- * and |nextra| more clusters x1..xN on b1 (health checking off). */
+ * and |nextra| more clusters x1..xN on b1 and b2 (health checking off). */
 static void conf_text(char *buf, size_t len, const char *proxy_extra, const char *echo_targets,
                       int nextra)
 {
     int n = snprintf(buf, len,
-                     "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 2\ndrain_timeout = 10s\n%s\n"
+                     "[proxy]\nlisten = 127.0.0.1:%d\nworkers = %d\ndrain_timeout = 10s\n%s\n"
                      "[admin]\nlisten = 127.0.0.1:%d\n"
                      "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
-                     px.port, proxy_extra ? proxy_extra : "", admin_port, echo_targets);
+                     px.port, workers, proxy_extra ? proxy_extra : "", admin_port, echo_targets);
 
     for (int i = 1; i <= nextra; i++)
         n += snprintf(buf + n, len - (size_t)n,
@@ -184,5 +186,153 @@ Test(reload, thirty_reloads_under_status_and_metrics_polling)
     cr_assert_eq(atomic_load(&p.failed), 0, "%d admin requests failed (%d answered)",
                  atomic_load(&p.failed), atomic_load(&p.ok));
     cr_assert_eq(count_clusters(), 1 + last);
+    stop_proxy_clean();
+}
+
+/* ---- the reload report (issue 19) ---- */
+
+static char *get_metrics(void)
+{
+    struct sup_http_resp r;
+    char *body;
+
+    cr_assert_eq(sup_http_get(admin_port, "/metrics", &r), 0, "GET /metrics failed");
+    cr_assert_eq(r.code, 200);
+    body = r.body;
+    r.body = NULL;
+    sup_http_resp_free(&r);
+    return body;
+}
+
+/* The value of the sample line that starts with |sample| and a space. */
+static double metric(const char *text, const char *sample)
+{
+    size_t len = strlen(sample);
+
+    for (const char *p = text; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+        if (strncmp(p, sample, len) == 0 && p[len] == ' ')
+            return strtod(p + len + 1, NULL);
+    }
+    cr_assert_fail("no sample %s in:\n%s", sample, text);
+    return 0;
+}
+
+struct reload_wait {
+    const char *key; /* "successes" or "failures" */
+    long want;
+};
+
+static bool reloads_reach(void *arg)
+{
+    struct reload_wait *w = arg;
+    json_t *j = get_status();
+    long n = (long)json_integer_value(json_object_get(json_object_get(j, "reload"), w->key));
+
+    json_decref(j);
+    return n >= w->want;
+}
+
+static void reload_and_wait(const char *text, const char *key, long want)
+{
+    struct reload_wait w = {key, want};
+
+    write_conf(text);
+    cr_assert_eq(sup_signal(px.proc, SIGHUP), 0);
+    cr_assert(sup_poll(reloads_reach, &w, 10000), "/status never counted %s = %ld", key, want);
+}
+
+static int count_in_log(const char *needle)
+{
+    char *t = sup_read_file(px.proc->err_path);
+    int n = 0;
+
+    for (const char *p = t; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(t);
+    return n;
+}
+
+Test(reload, reports_good_and_bad_reloads_and_applies_log_level)
+{
+    char text[4096], targets[128], *m;
+    json_t *j, *ri;
+
+    pick_ports();
+    workers = 2;
+    conf_text(text, sizeof(text), NULL, be[0].addr, 0);
+    start_proxy(text);
+    j = get_status();
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "reload"), "result")),
+                     "none");
+    json_decref(j);
+    m = get_metrics();
+    cr_assert_eq(metric(m, "switchyard_config_last_reload_success"), 1);
+    cr_assert_eq(metric(m, "switchyard_config_reloads_total{result=\"success\"}"), 0);
+    free(m);
+
+    /* good: a target and a cluster added, a restart-only setting changed */
+    workers = 3;
+    snprintf(targets, sizeof(targets), "%s, %s", be[0].addr, be[1].addr);
+    conf_text(text, sizeof(text), NULL, targets, 1);
+    reload_and_wait(text, "successes", 1);
+    j = get_status();
+    ri = json_object_get(j, "reload");
+    cr_assert_str_eq(json_string_value(json_object_get(ri, "result")), "success");
+    cr_assert(json_is_string(json_object_get(ri, "time")));
+    cr_assert_null(json_object_get(ri, "error"));
+    json_decref(j);
+    m = get_metrics();
+    cr_assert_eq(metric(m, "switchyard_config_reloads_total{result=\"success\"}"), 1);
+    cr_assert_eq(metric(m, "switchyard_config_reloads_total{result=\"failure\"}"), 0);
+    cr_assert_eq(metric(m, "switchyard_config_last_reload_success"), 1);
+    cr_assert_gt(metric(m, "switchyard_config_last_reload_timestamp_seconds"), 1.6e9);
+    free(m);
+    cr_assert(sup_file_contains(px.proc->err_path, "reload: clusters added: x1"));
+    {
+        char want[160];
+
+        snprintf(want, sizeof(want), "reload: cluster echo changed: targets added: %s", be[1].addr);
+        cr_assert(sup_file_contains(px.proc->err_path, want), "no '%s' in the log", want);
+    }
+    cr_assert(sup_file_contains(px.proc->err_path, "[proxy] workers changed from 2 to 3"));
+    cr_assert(sup_file_contains(px.proc->err_path, "next restart"));
+
+    /* bad: the running configuration stays; /status and /metrics say why */
+    {
+        FILE *f = fopen(px.conf, "a");
+
+        cr_assert_not_null(f);
+        fputs("[cluster.broken]\nroutes = /broken.\n", f);
+        fclose(f);
+    }
+    cr_assert_eq(sup_signal(px.proc, SIGHUP), 0);
+    {
+        struct reload_wait w = {"failures", 1};
+
+        cr_assert(sup_poll(reloads_reach, &w, 10000), "the failed reload was not counted");
+    }
+    j = get_status();
+    ri = json_object_get(j, "reload");
+    cr_assert_str_eq(json_string_value(json_object_get(ri, "result")), "failure");
+    cr_assert_not_null(strstr(json_string_value(json_object_get(ri, "error")), "[cluster.broken]"),
+                       "%s", json_string_value(json_object_get(ri, "error")));
+    cr_assert_eq(json_array_size(json_object_get(j, "clusters")), 2, "the running conf changed");
+    json_decref(j);
+    m = get_metrics();
+    cr_assert_eq(metric(m, "switchyard_config_reloads_total{result=\"failure\"}"), 1);
+    cr_assert_eq(metric(m, "switchyard_config_last_reload_success"), 0);
+    free(m);
+
+    /* log_level: warn from now on, so the next reload logs no info line */
+    cr_assert_eq(count_in_log("configuration reloaded"), 1);
+    conf_text(text, sizeof(text), "log_level = warn", targets, 0);
+    reload_and_wait(text, "successes", 2);
+    cr_assert(sup_file_contains(px.proc->err_path, "reload: clusters removed: x1"));
+    cr_assert(sup_file_contains(px.proc->err_path, "log_level info -> warn"));
+    cr_assert_eq(count_in_log("configuration reloaded"), 2);
+    conf_text(text, sizeof(text), "log_level = warn", be[0].addr, 0);
+    reload_and_wait(text, "successes", 3);
+    cr_assert_eq(count_in_log("configuration reloaded"), 2, "log_level = warn was not applied");
+    cr_assert_eq(count_in_log("targets removed"), 0, "an info line passed log_level = warn");
     stop_proxy_clean();
 }
