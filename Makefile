@@ -135,6 +135,7 @@ $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJ
 $(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/core/log.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_conf_admin: $(BUILD)/tests/unit/test_conf_admin.o $(CONF_OBJS)
+$(BUILD)/tests/unit/test_drain: $(BUILD)/tests/unit/test_drain.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
     $(BUILD)/core/tls.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
