@@ -8,14 +8,19 @@
 #include "proxy/internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "balancer/epset.h"
 #include "core/log.h"
@@ -25,9 +30,18 @@
 #define SWITCHYARD_VERSION "0.1.0"
 #endif
 
+/* Admin requests are small: a request line with a query, a few headers,
+ * never a body. */
+#define ADMIN_MAX_HEADERS (8 * 1024)
+#define ADMIN_MAX_BODY    1024
+#define ADMIN_TIMEOUT_S   10 /* to read a request, or to write an answer */
+
 enum admin_kind {
-    ADMIN_STATUS = 0,
-    ADMIN_METRICS,
+    ADMIN_STATUS = 0, /* answered once the workers' reports are in */
+    ADMIN_METRICS,    /* likewise */
+    ADMIN_HEALTHZ,
+    ADMIN_DRAIN,
+    ADMIN_UNDRAIN,
 };
 
 struct pending {
@@ -113,15 +127,26 @@ static json_t *endpoint_json(struct proxy_admin *a, const struct bal_snapshot *s
     json_t *e = json_object();
     uint64_t active, total;
     uint32_t conns;
+    bool drained = ep != NULL && ep->drained;
+    bool healthy = ep != NULL ? ep->healthy : se->in_rotation;
 
     ep_totals(a, se->id, &active, &total, &conns);
     if (ep != NULL)
         hc_ep_info(rt->hc, ep, &hi);
     json_object_set_new(e, "address", json_string(se->addr_str));
     json_object_set_new(e, "origin", json_string(se->origin != NULL ? se->origin : ""));
-    json_object_set_new(e, "healthy", json_boolean(ep != NULL ? ep->healthy : se->in_rotation));
+    json_object_set_new(e, "healthy", json_boolean(healthy));
     json_object_set_new(e, "in_rotation", json_boolean(se->in_rotation));
-    json_object_set_new(e, "reason", json_string(ep != NULL ? ep->reason : ""));
+    json_object_set_new(e, "drained", json_boolean(drained));
+    json_object_set_new(e, "state",
+                        json_string(drained           ? "drained"
+                                    : se->in_rotation ? "in_rotation"
+                                    : healthy         ? "out_of_rotation"
+                                                      : "unhealthy"));
+    json_object_set_new(e, "reason",
+                        json_string(drained      ? "drained by operator"
+                                    : ep != NULL ? ep->reason
+                                                 : ""));
     json_object_set_new(e, "since_seconds",
                         ep != NULL && ep->since_ms > 0
                             ? json_num3((double)(now_ms - ep->since_ms) / 1000.0)
@@ -527,35 +552,220 @@ static void healthz(struct proxy_admin *a, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
+/* ---- operator actions: POST /drain and /undrain ---- */
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *fmt,
+                       ...)
+{
+    struct evbuffer *b = evbuffer_new();
+    va_list ap;
+
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(b, fmt, ap);
+    va_end(ap);
+    evbuffer_add(b, "\n", 1);
+    reply(req, code, reason, "text/plain; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
+static int cluster_index(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nclusters; i++) {
+        if (strcmp(c->clusters[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Whether |ep| is what the operator named: its address ("10.0.0.7:50051",
+ * "[::1]:50051", any spelling of it) or, for a name, the target it came from
+ * ("users.svc:50051": every address of it). */
+static bool ep_named(const struct conf *c, const struct bal_ep *ep, const struct conf_target *t,
+                     const char *spec)
+{
+    char addr[BAL_ADDRSTRLEN];
+
+    if (t->is_literal)
+        return strcmp(bal_addr_str((const struct sockaddr *)&t->addr, addr, sizeof(addr)),
+                      ep->addr_str) == 0;
+    return strcasecmp(c->clusters[ep->cluster].targets[ep->target].spec, spec) == 0;
+}
+
+/* POST /drain?cluster=C&endpoint=HOST:PORT (|on|) or /undrain?... : the
+ * endpoint leaves (or rejoins) the rotation in a snapshot published before
+ * the answer; running calls on it finish. */
+static void drain(struct proxy_admin *a, struct evhttp_request *req, bool on)
+{
+    struct runtime *rt = a->rt;
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *name, *spec, *verb = on ? "drain" : "undrain";
+    struct evkeyvalq q;
+    struct conf_target t;
+    char err[256], list[512] = "";
+    json_t *j, *addrs;
+    size_t matched = 0, changed = 0;
+    int ci;
+
+    TAILQ_INIT(&q);
+    if (query == NULL || evhttp_parse_query_str(query, &q) != 0 ||
+        (name = evhttp_find_header(&q, "cluster")) == NULL ||
+        (spec = evhttp_find_header(&q, "endpoint")) == NULL) {
+        reply_text(req, 400, "Bad Request", "expected POST /%s?cluster=NAME&endpoint=HOST:PORT",
+                   verb);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    ci = cluster_index(rt->conf, name);
+    if (ci < 0) {
+        reply_text(req, 404, "Not Found", "no cluster named '%s'", name);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    if (conf_parse_target(spec, &t, err, sizeof(err)) != 0) {
+        reply_text(req, 400, "Bad Request", "endpoint: expected HOST:PORT, got '%s': %s", spec,
+                   err);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    addrs = json_array();
+    for (size_t i = 0; i < bal_epset_count(rt->eps); i++) {
+        struct bal_ep *ep = bal_epset_at(rt->eps, i);
+
+        if (ep->cluster != (uint32_t)ci)
+            continue;
+        if (!ep_named(rt->conf, ep, &t, spec)) {
+            if (strlen(list) + strlen(ep->addr_str) + 3 < sizeof(list))
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                         list[0] != '\0' ? ", " : "", ep->addr_str);
+            continue;
+        }
+        matched++;
+        json_array_append_new(addrs, json_string(ep->addr_str));
+        if (bal_epset_set_drained(rt->eps, ep, on)) {
+            changed++;
+            log_info("cluster %s: endpoint %s %s by the operator", name, ep->addr_str,
+                     on ? "drained: out of rotation, running calls finish" : "undrained");
+        }
+    }
+    conf_target_deinit(&t);
+    if (matched == 0) {
+        reply_text(req, 404, "Not Found", "cluster %s has no endpoint %s (its endpoints: %s)", name,
+                   spec, list[0] != '\0' ? list : "none");
+        json_decref(addrs);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    if (changed > 0)
+        proxy_snapshot_rebuild(rt); /* applied before we answer */
+    j = json_object();
+    json_object_set_new(j, "cluster", json_string(name));
+    json_object_set_new(j, "endpoint", json_string(spec));
+    json_object_set_new(j, "drained", json_boolean(on));
+    json_object_set_new(j, "endpoints", addrs);
+    json_object_set_new(j, "changed", json_integer((json_int_t)changed));
+    {
+        char *text = json_dumps(j, JSON_INDENT(2));
+        struct evbuffer *b = evbuffer_new();
+
+        evbuffer_add(b, text, strlen(text));
+        evbuffer_add(b, "\n", 1);
+        reply(req, 200, "OK", "application/json", b);
+        evbuffer_free(b);
+        free(text);
+    }
+    json_decref(j);
+    evhttp_clear_headers(&q);
+}
+
+/* ---- request handling: routes, methods, the bearer token ---- */
+
+static const struct admin_route {
+    const char *path;
+    enum admin_kind kind;
+    uint16_t methods;   /* EVHTTP_REQ_* */
+    const char *allow;  /* the Allow header of a 405 */
+    bool changes_state; /* needs [admin] token_file's token when that is set */
+} admin_routes[] = {
+    {"/status", ADMIN_STATUS, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", false},
+    {"/metrics", ADMIN_METRICS, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", false},
+    {"/healthz", ADMIN_HEALTHZ, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", false},
+    {"/drain", ADMIN_DRAIN, EVHTTP_REQ_POST, "POST", true},
+    {"/undrain", ADMIN_UNDRAIN, EVHTTP_REQ_POST, "POST", true},
+};
+
+/* RFC 6750 §2.1: "Authorization: Bearer TOKEN". Both sides are hashed first,
+ * so the comparison takes the same time whatever the length or the first
+ * differing byte of what was sent. */
+static bool bearer_ok(const struct conf_admin *ca, const char *h)
+{
+    unsigned char want[SHA256_DIGEST_LENGTH], got[SHA256_DIGEST_LENGTH];
+
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    SHA256((const unsigned char *)ca->token, ca->token_len, want);
+    SHA256((const unsigned char *)h, strlen(h), got);
+    return CRYPTO_memcmp(want, got, sizeof(want)) == 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct proxy_admin *a = arg;
+    const struct conf_admin *ca = &a->rt->conf->admin;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const struct admin_route *r = NULL;
     struct pending *p;
-    enum admin_kind kind;
 
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
-        evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
-        evhttp_send_error(req, 405, "only GET");
+    for (size_t i = 0; path != NULL && i < sizeof(admin_routes) / sizeof(admin_routes[0]); i++) {
+        if (strcmp(path, admin_routes[i].path) == 0)
+            r = &admin_routes[i];
+    }
+    if (r == NULL) {
+        reply_text(req, 404, "Not Found",
+                   "try GET /status, /metrics or /healthz, or POST /drain or /undrain");
         return;
     }
-    if (path != NULL && strcmp(path, "/healthz") == 0) {
+    if ((r->methods & cmd) == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", r->allow);
+        reply_text(req, 405, "Method Not Allowed", "%s takes %s", r->path, r->allow);
+        return;
+    }
+    if (r->changes_state && ca->token != NULL) {
+        const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+
+        if (!bearer_ok(ca, h)) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                              h == NULL ? "Bearer realm=\"switchyard-admin\""
+                                        : "Bearer realm=\"switchyard-admin\", "
+                                          "error=\"invalid_token\"");
+            reply_text(req, 401, "Unauthorized", "%s needs Authorization: Bearer TOKEN%s", r->path,
+                       h == NULL ? "" : " (the token sent does not match)");
+            return;
+        }
+    }
+    switch (r->kind) {
+    case ADMIN_HEALTHZ:
         healthz(a, req);
         return;
-    }
-    if (path != NULL && strcmp(path, "/status") == 0) {
-        kind = ADMIN_STATUS;
-    } else if (path != NULL && strcmp(path, "/metrics") == 0) {
-        kind = ADMIN_METRICS;
-    } else {
-        evhttp_send_error(req, 404, "try /status, /metrics or /healthz");
+    case ADMIN_DRAIN:
+    case ADMIN_UNDRAIN:
+        drain(a, req, r->kind == ADMIN_DRAIN);
         return;
+    case ADMIN_STATUS:
+    case ADMIN_METRICS:
+        break;
     }
     p = calloc(1, sizeof(*p));
     if (p == NULL)
         abort();
     p->req = req;
-    p->kind = kind;
+    p->kind = r->kind;
     p->next = a->pending;
     a->pending = p;
     if (!a->collecting)
@@ -579,6 +789,18 @@ int proxy_admin_start(struct runtime *rt)
     a->http = evhttp_new(rt->base);
     if (a->reports == NULL || a->http == NULL)
         abort();
+    /* Limits against a client that sends too much or too slowly (issue
+     * 12.4): no admin request has a body, and every header fits in a few
+     * hundred bytes. Over a limit evhttp answers 431/413 and closes. */
+    evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS);
+    evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
+    evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
+    /* Every method reaches on_request, which answers 405 with Allow. */
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(a->http, on_request, a);
     l = evconnlistener_new_bind(
         rt->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
         128, (const struct sockaddr *)&ca->listen_addr, (int)ca->listen_addrlen);
@@ -591,11 +813,9 @@ int proxy_admin_start(struct runtime *rt)
         free(a);
         return -1;
     }
-    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
-    evhttp_set_gencb(a->http, on_request, a);
     rt->admin = a;
-    log_info("admin listening on %s (/status, /metrics, /healthz)", ca->listen);
+    log_info("admin listening on %s (GET /status, /metrics, /healthz; POST /drain, /undrain%s)",
+             ca->listen, ca->token != NULL ? " with a bearer token" : "");
     return 0;
 }
 

@@ -118,6 +118,11 @@ static void rebuild_now(struct runtime *rt)
     rt->snap = s;
 }
 
+void proxy_snapshot_rebuild(struct runtime *rt)
+{
+    rebuild_now(rt);
+}
+
 static void on_rebuild(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

@@ -63,6 +63,11 @@ struct runtime {
  *  published at the end of this loop iteration, however many changes came. */
 void proxy_snapshot_changed(struct runtime *rt);
 
+/** Builds and publishes a snapshot of rt->eps at once rather than at the end
+ *  of the loop turn: for a change its caller must see applied before it
+ *  answers (a drain by hand). Main thread. */
+void proxy_snapshot_rebuild(struct runtime *rt);
+
 /** Creates |rt->nworkers| workers: each binds its own SO_REUSEPORT listener on
  *  the configured address. Returns 0, or -1 (logged) when a listener cannot be
  *  bound; nothing is left running then. Does not start the threads. */

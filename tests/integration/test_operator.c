@@ -318,3 +318,239 @@ Test(operator, a_second_switchyard_on_the_same_port_is_refused)
     }
     stop_proxy_clean();
 }
+
+/* ---- drain by hand (issue 19) ---- */
+
+static const char *health_bin(void)
+{
+    const char *s = getenv("SY_HEALTH_BIN");
+
+    return s && s[0] ? s : "build/switchyard-health";
+}
+
+/* Runs switchyard-health |verb| [--token-file |token_file|] |cluster| |ep|
+ * against the admin listener; returns its exit status. */
+static int cli_drain(const char *verb, const char *token_file, const char *cluster, const char *ep)
+{
+    char admin[32];
+    const char *argv[10];
+    struct sup_proc *p;
+    int n = 0, st;
+
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", admin_port);
+    argv[n++] = health_bin();
+    argv[n++] = verb;
+    argv[n++] = "--admin";
+    argv[n++] = admin;
+    if (token_file != NULL) {
+        argv[n++] = "--token-file";
+        argv[n++] = token_file;
+    }
+    argv[n++] = cluster;
+    argv[n++] = ep;
+    argv[n] = NULL;
+    st = sup_run("cli", argv, 20000, &p);
+    if (st != 0)
+        sup_dump_log(p, 5);
+    return st;
+}
+
+static int post(const char *path, const char *headers, struct sup_http_resp *r)
+{
+    return sup_http(admin_port, "POST", path, headers, NULL, 0, 10000, r);
+}
+
+/* Runs |n| unary calls; counts replies per backend into |per| (NB entries). */
+static void unary_calls(int n, int *per)
+{
+    struct gc_chan *ch = gc_chan_new(px.addr);
+    struct gc_opts o;
+
+    gc_opts_init(&o, GC_UNARY);
+    memset(per, 0, NB * sizeof(*per));
+    for (int i = 0; i < n; i++) {
+        struct gc_result r;
+
+        cr_assert_eq(gc_chan_call(ch, &o, &r), 0, "call %d failed: %s", i, r.message);
+        for (int b = 0; b < NB; b++)
+            per[b] += strcmp(r.backend_id, be[b].id) == 0;
+    }
+    gc_chan_free(ch);
+}
+
+/* The /status entry of endpoint |addr| in cluster "echo" (a new reference). */
+static json_t *status_ep(const char *addr)
+{
+    json_t *j = get_status(), *clusters = json_object_get(j, "clusters"), *found = NULL;
+
+    for (size_t i = 0; i < json_array_size(clusters); i++) {
+        json_t *c = json_array_get(clusters, i), *eps = json_object_get(c, "endpoints");
+
+        if (strcmp(json_string_value(json_object_get(c, "name")), "echo") != 0)
+            continue;
+        for (size_t k = 0; k < json_array_size(eps); k++) {
+            json_t *e = json_array_get(eps, k);
+
+            if (strcmp(json_string_value(json_object_get(e, "address")), addr) == 0)
+                found = json_incref(e);
+        }
+    }
+    json_decref(j);
+    cr_assert_not_null(found, "no endpoint %s in /status", addr);
+    return found;
+}
+
+static void *long_stream(void *arg)
+{
+    struct gc_result *res = arg;
+    struct gc_opts o;
+
+    gc_opts_init(&o, GC_SERVER_STREAM);
+    o.response_count = 3;
+    o.delay_ms = 1000;
+    gc_call(px.addr, &o, res);
+    return NULL;
+}
+
+#define DRAIN_CONF                                                                                 \
+    "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 2\ndrain_timeout = 10s\n"                          \
+    "[admin]\nlisten = 127.0.0.1:%%d\n%s"                                                          \
+    "[cluster.echo]\ntargets = %s, %s\nroutes = /sy.test.\nhealth_check = off\n%s"
+
+Test(operator, drain_and_undrain_by_hand)
+{
+    char text[2048], path[256];
+    struct sup_http_resp r;
+    int per[NB];
+    json_t *e;
+    pthread_t th;
+    struct gc_result res;
+
+    snprintf(text, sizeof(text), DRAIN_CONF, "", be[0].addr, be[1].addr, "");
+    start_proxy_fmt(text);
+
+    /* drain b1 through the admin endpoint: no new call reaches it */
+    snprintf(path, sizeof(path), "/drain?cluster=echo&endpoint=%s", be[1].addr);
+    cr_assert_eq(post(path, NULL, &r), 0);
+    cr_assert_eq(r.code, 200, "%d %s", r.code, r.body);
+    sup_http_resp_free(&r);
+    unary_calls(20, per);
+    cr_assert_eq(per[1], 0, "a drained endpoint got %d calls", per[1]);
+    e = status_ep(be[1].addr);
+    cr_assert(json_is_true(json_object_get(e, "drained")));
+    cr_assert(json_is_false(json_object_get(e, "in_rotation")));
+    cr_assert_str_eq(json_string_value(json_object_get(e, "reason")), "drained by operator");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "state")), "drained");
+    json_decref(e);
+
+    /* a stream running on b0 finishes while b0 is drained by the CLI */
+    pthread_create(&th, NULL, long_stream, &res);
+    sup_sleep_ms(500);
+    cr_assert_eq(cli_drain("undrain", NULL, "echo", be[1].addr), 0);
+    cr_assert_eq(cli_drain("drain", NULL, "echo", be[0].addr), 0);
+    unary_calls(20, per);
+    cr_assert_eq(per[0], 0, "a drained endpoint got %d calls", per[0]);
+    cr_assert_eq(per[1], 20);
+    pthread_join(th, NULL);
+    cr_assert_eq(res.status, 0, "the running stream failed: %s", res.message);
+    cr_assert_eq(res.replies, 3);
+    cr_assert_str_eq(res.backend_id, be[0].id);
+
+    /* the mark survives a reload that keeps the endpoint */
+    snprintf(text, sizeof(text), DRAIN_CONF, "", be[0].addr, be[1].addr,
+             "[cluster.more]\ntargets = 127.0.0.1:1\nroutes = /more.\nhealth_check = off\n");
+    {
+        char full[2048];
+        FILE *f;
+
+        snprintf(full, sizeof(full), text, px.port, admin_port);
+        f = fopen(px.conf, "w");
+        cr_assert_not_null(f);
+        fputs(full, f);
+        fclose(f);
+    }
+    sup_signal(px.proc, SIGHUP);
+    {
+        struct log_wait lw = {px.proc, "configuration reloaded"};
+
+        cr_assert(sup_poll(log_has, &lw, 10000), "no reload");
+    }
+    e = status_ep(be[0].addr);
+    cr_assert(json_is_true(json_object_get(e, "drained")), "the reload lost the drain");
+    json_decref(e);
+    unary_calls(10, per);
+    cr_assert_eq(per[0], 0);
+
+    /* undrain brings it back */
+    cr_assert_eq(cli_drain("undrain", NULL, "echo", be[0].addr), 0);
+    unary_calls(20, per);
+    cr_assert_gt(per[0], 0, "an undrained endpoint got no calls");
+    cr_assert_gt(per[1], 0);
+
+    /* unknown cluster or endpoint: 404 and exit 3; wrong methods: 405 */
+    cr_assert_eq(post("/drain?cluster=nope&endpoint=127.0.0.1:1", NULL, &r), 0);
+    cr_assert_eq(r.code, 404);
+    cr_assert_not_null(strstr(r.body, "no cluster named 'nope'"), "%s", r.body);
+    sup_http_resp_free(&r);
+    cr_assert_eq(cli_drain("drain", NULL, "nope", be[0].addr), 3);
+    cr_assert_eq(cli_drain("drain", NULL, "echo", "127.0.0.1:1"), 3);
+    cr_assert_eq(post("/drain?cluster=echo", NULL, &r), 0);
+    cr_assert_eq(r.code, 400);
+    sup_http_resp_free(&r);
+    cr_assert_eq(sup_http_get(admin_port, path, &r), 0);
+    cr_assert_eq(r.code, 405);
+    cr_assert(sup_http_header_has(&r, "Allow", "POST"), "%s", r.head);
+    sup_http_resp_free(&r);
+    cr_assert_eq(post("/status", NULL, &r), 0);
+    cr_assert_eq(r.code, 405);
+    cr_assert(sup_http_header_has(&r, "Allow", "GET, HEAD"), "%s", r.head);
+    sup_http_resp_free(&r);
+    stop_proxy_clean();
+}
+
+Test(operator, drain_needs_the_token_when_one_is_configured)
+{
+    char text[2048], admin_extra[700], token[512], wrong[512], path[256];
+    struct sup_http_resp r;
+
+    cr_assert_eq(sup_write_file("token", "s3cret-Token\n", token, sizeof(token)), 0);
+    cr_assert_eq(sup_write_file("wrong", "s3cret-Tokem\n", wrong, sizeof(wrong)), 0);
+    snprintf(admin_extra, sizeof(admin_extra), "token_file = %s\n", token);
+    snprintf(text, sizeof(text), DRAIN_CONF, admin_extra, be[0].addr, be[1].addr, "");
+    start_proxy_fmt(text);
+    snprintf(path, sizeof(path), "/drain?cluster=echo&endpoint=%s", be[1].addr);
+
+    cr_assert_eq(post(path, NULL, &r), 0);
+    cr_assert_eq(r.code, 401, "%d %s", r.code, r.body);
+    cr_assert(sup_http_header_has(&r, "WWW-Authenticate", "Bearer"), "%s", r.head);
+    sup_http_resp_free(&r);
+    cr_assert_eq(post(path, "Authorization: Bearer s3cret-Tokem\r\n", &r), 0);
+    cr_assert_eq(r.code, 401);
+    sup_http_resp_free(&r);
+    cr_assert_eq(post(path, "Authorization: Bearer s3cret-Token-and-more\r\n", &r), 0);
+    cr_assert_eq(r.code, 401);
+    sup_http_resp_free(&r);
+    cr_assert_eq(post(path, "Authorization: Basic czNjcmV0LVRva2Vu\r\n", &r), 0);
+    cr_assert_eq(r.code, 401);
+    sup_http_resp_free(&r);
+    {
+        json_t *e = status_ep(be[1].addr); /* reading needs no token */
+
+        cr_assert(json_is_false(json_object_get(e, "drained")), "a refused drain drained");
+        json_decref(e);
+    }
+    cr_assert_eq(post(path, "Authorization: Bearer s3cret-Token\r\n", &r), 0);
+    cr_assert_eq(r.code, 200, "%d %s", r.code, r.body);
+    sup_http_resp_free(&r);
+
+    cr_assert_eq(cli_drain("undrain", NULL, "echo", be[1].addr), 4);
+    cr_assert_eq(cli_drain("undrain", wrong, "echo", be[1].addr), 4);
+    cr_assert_eq(cli_drain("undrain", token, "echo", be[1].addr), 0);
+    {
+        json_t *e = status_ep(be[1].addr);
+
+        cr_assert(json_is_false(json_object_get(e, "drained")));
+        json_decref(e);
+    }
+    stop_proxy_clean();
+}
