@@ -813,6 +813,7 @@ int proxy_admin_start(struct runtime *rt)
         free(a);
         return -1;
     }
+    proxy_listen_guard_admin(l);
     rt->admin = a;
     log_info("admin listening on %s (GET /status, /metrics, /healthz; POST /drain, /undrain%s)",
              ca->listen, ca->token != NULL ? " with a bearer token" : "");

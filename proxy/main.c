@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -201,6 +202,64 @@ static void log_config(const struct runtime *rt)
         }
     }
     bal_snapshot_unref(s);
+}
+
+/* File descriptors kept aside for everything but client and backend
+ * connections: epoll and eventfds, listeners, the admin listener and its
+ * clients, DNS, logs, TLS files read at reload. */
+#define FD_RESERVE 64
+
+/* Warns when |c| may need more file descriptors than the limit: every client
+ * connection, and per worker up to max_connections backend connections per
+ * target (more when a name resolves to several addresses), plus one health
+ * check connection per target and FD_RESERVE. */
+static void check_fd_budget(const struct conf *c, size_t nworkers)
+{
+    struct rlimit rl;
+    unsigned long long need = c->proxy.max_connections + FD_RESERVE;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    for (size_t i = 0; i < c->nclusters; i++)
+        need += (unsigned long long)c->clusters[i].ntargets *
+                ((unsigned long long)c->clusters[i].max_connections * nworkers + 1);
+    if (need > rl.rlim_cur)
+        log_warn("the file descriptor limit (%llu) is below what this configuration may use "
+                 "(%llu: [proxy] max_connections %u, backend and health check connections of "
+                 "%zu worker(s), %d spare); accepting pauses when it runs out. Raise the limit "
+                 "(LimitNOFILE=, ulimit -n) or lower max_connections",
+                 (unsigned long long)rl.rlim_cur, need, c->proxy.max_connections, nworkers,
+                 FD_RESERVE);
+}
+
+/* The soft limit on open files is often 1024, far below max_connections'
+ * default; the hard limit is what an administrator allowed (issue 12.3). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t want;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    want = rl.rlim_max;
+    if (want == RLIM_INFINITY) {
+        /* NOFILE cannot be unlimited; the kernel's ceiling is fs.nr_open. */
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        unsigned long long nr = 0;
+
+        want = 1024 * 1024;
+        if (f != NULL) {
+            if (fscanf(f, "%llu", &nr) == 1 && nr > 0)
+                want = (rlim_t)nr;
+            fclose(f);
+        }
+    }
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("file descriptor limit raised to %llu", (unsigned long long)want);
+    else
+        log_warn("cannot raise the file descriptor limit to %llu: %s", (unsigned long long)want,
+                 strerror(errno));
 }
 
 static bool same_str(const char *a, const char *b)
@@ -460,6 +519,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
                  level_names[nc->proxy.log_level]);
         log_set_level((enum log_level)nc->proxy.log_level);
     }
+    if (nc->proxy.max_connections != oc->proxy.max_connections)
+        check_fd_budget(nc, rt->nworkers);
     reload_done(rt, true, NULL);
     conf_free(oc); /* snapshots still in use hold their own reference */
     proxy_snapshot_changed(rt);
@@ -501,6 +562,8 @@ static int run(struct runtime *rt)
     }
     rt->snap = build_snapshot(rt);
     rt->nworkers = worker_count(rt->conf);
+    raise_fd_limit();
+    check_fd_budget(rt->conf, rt->nworkers);
     rt->alog_fd = alog_open(rt->conf->proxy.access_log);
     if (rt->alog_fd == -2) {
         rc = 1;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct event;
+struct evconnlistener;
 struct event_base;
 struct conf;
 struct conf_proxy;
@@ -78,6 +79,11 @@ int proxy_workers_init(struct runtime *rt);
  *  Returns 0, or -1 with "ADDRESS: reason" in |err|. Main thread, before
  *  proxy_workers_init(). */
 int proxy_listen_check(const struct conf_proxy *pc, char *err, size_t errlen);
+
+/** Makes the admin listener |l| pause (not spin) when accept() runs out of
+ *  file descriptors, and resume once one can be opened: call after
+ *  evhttp_bind_listener(), which keeps the error callback. Main thread. */
+void proxy_listen_guard_admin(struct evconnlistener *l);
 
 /** Starts the worker threads. Returns 0 or -1 (logged). */
 int proxy_workers_start(struct runtime *rt);
