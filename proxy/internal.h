@@ -161,6 +161,8 @@ struct proxy_ep_report {
     uint32_t id;
     uint64_t active_calls, calls_total;
     uint32_t conns;
+    char addr[BAL_ADDRSTRLEN]; /* the pool's address: /status shows endpoints a reload
+                                  removed under it while their calls drain */
 };
 
 /** A worker's counters, copied on the worker and handed to the main thread. */

@@ -258,8 +258,9 @@ struct proxy_report *proxy_report_new(struct proxy_worker *w)
 
         if (p == NULL)
             continue;
-        r->eps[r->neps++] =
-            (struct proxy_ep_report){p->id, p->active_calls, p->calls_total, p->nconns};
+        r->eps[r->neps] =
+            (struct proxy_ep_report){p->id, p->active_calls, p->calls_total, p->nconns, ""};
+        memcpy(r->eps[r->neps++].addr, p->addr_str, sizeof(r->eps[0].addr));
         r->be_conns += p->nconns;
     }
     return r;
