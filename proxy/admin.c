@@ -50,6 +50,14 @@ struct pending {
     struct pending *next;
 };
 
+/* An endpoint that left a cluster's snapshot (reload, DNS): shown as
+ * "draining" under that cluster while the workers report calls on it. */
+struct gone_ep {
+    uint32_t id;
+    char *cluster; /* owned copy of the cluster's name */
+    char addr[BAL_ADDRSTRLEN];
+};
+
 struct proxy_admin {
     struct runtime *rt;
     struct evhttp *http;
@@ -57,6 +65,8 @@ struct proxy_admin {
     struct proxy_report **reports;
     size_t nreports; /* arrived in this round */
     bool collecting;
+    struct gone_ep *gone; /* unique by (cluster, id) */
+    size_t ngone, capgone;
 };
 
 static double now_wall(void)
@@ -113,6 +123,137 @@ static const struct bal_ep *live_ep(const struct runtime *rt, const struct bal_s
             return ep;
     }
     return NULL;
+}
+
+static int cluster_index(const struct conf *c, const char *name);
+
+/* ---- endpoints that left (issue 19: "draining" until their calls end) ---- */
+
+static bool snap_has(const struct bal_snapshot *s, const char *cluster, uint32_t id)
+{
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        if (strcmp(bc->name, cluster) != 0)
+            continue;
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            if (bc->endpoints[j].id == id)
+                return true;
+        }
+    }
+    return false;
+}
+
+static void gone_del(struct proxy_admin *a, size_t i)
+{
+    free(a->gone[i].cluster);
+    a->gone[i] = a->gone[--a->ngone];
+}
+
+void proxy_admin_snapshot_replaced(struct runtime *rt, const struct bal_snapshot *old,
+                                   const struct bal_snapshot *now)
+{
+    struct proxy_admin *a = rt->admin;
+
+    if (a == NULL || old == NULL)
+        return;
+    for (size_t i = 0; i < a->ngone;) {
+        if (snap_has(now, a->gone[i].cluster, a->gone[i].id))
+            gone_del(a, i); /* back again */
+        else
+            i++;
+    }
+    for (size_t i = 0; i < old->nclusters; i++) {
+        const struct bal_cluster *bc = &old->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            const struct bal_endpoint *e = &bc->endpoints[j];
+            bool known = snap_has(now, bc->name, e->id);
+
+            for (size_t k = 0; k < a->ngone && !known; k++)
+                known = a->gone[k].id == e->id && strcmp(a->gone[k].cluster, bc->name) == 0;
+            if (known)
+                continue;
+            if (a->ngone == a->capgone) {
+                a->capgone = a->capgone == 0 ? 8 : a->capgone * 2;
+                a->gone = reallocarray(a->gone, a->capgone, sizeof(*a->gone));
+                if (a->gone == NULL)
+                    abort();
+            }
+            a->gone[a->ngone].id = e->id;
+            a->gone[a->ngone].cluster = strdup(bc->name);
+            if (a->gone[a->ngone].cluster == NULL)
+                abort();
+            memcpy(a->gone[a->ngone].addr, e->addr_str, sizeof(a->gone[0].addr));
+            a->ngone++;
+        }
+    }
+}
+
+/* Forgets endpoints no worker has a call on any more (the reports are in). */
+static void gone_prune(struct proxy_admin *a)
+{
+    for (size_t i = 0; i < a->ngone;) {
+        uint64_t active, total;
+        uint32_t conns;
+
+        ep_totals(a, a->gone[i].id, &active, &total, &conns);
+        if (active == 0)
+            gone_del(a, i);
+        else
+            i++;
+    }
+}
+
+/* The address a worker reports for pool |id| (the authority on it), else |def|. */
+static const char *reported_addr(const struct proxy_admin *a, uint32_t id, const char *def)
+{
+    for (size_t i = 0; i < a->rt->nworkers; i++) {
+        const struct proxy_report *r = a->reports[i];
+
+        for (size_t j = 0; r != NULL && j < r->neps; j++) {
+            if (r->eps[j].id == id && r->eps[j].addr[0] != '\0')
+                return r->eps[j].addr;
+        }
+    }
+    return def;
+}
+
+/* Appends to |eps| the endpoints that left cluster |name| and still have
+ * calls. Returns how many. */
+static size_t draining_json(struct proxy_admin *a, const char *name, json_t *eps)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < a->ngone; i++) {
+        const struct gone_ep *g = &a->gone[i];
+        uint64_t active, total;
+        uint32_t conns;
+        json_t *e;
+        char why[128];
+
+        if (strcmp(g->cluster, name) != 0)
+            continue;
+        ep_totals(a, g->id, &active, &total, &conns);
+        if (active == 0)
+            continue;
+        e = json_object();
+        snprintf(why, sizeof(why), "removed from the cluster; %llu call%s still running",
+                 (unsigned long long)active, active == 1 ? "" : "s");
+        json_object_set_new(e, "address", json_string(reported_addr(a, g->id, g->addr)));
+        json_object_set_new(e, "origin", json_null());
+        json_object_set_new(e, "healthy", json_null());
+        json_object_set_new(e, "in_rotation", json_false());
+        json_object_set_new(e, "drained", json_false());
+        json_object_set_new(e, "state", json_string("draining"));
+        json_object_set_new(e, "reason", json_string(why));
+        json_object_set_new(e, "active_calls", json_integer((json_int_t)active));
+        json_object_set_new(e, "calls_total", json_integer((json_int_t)total));
+        json_object_set_new(e, "backend_connections", json_integer((json_int_t)conns));
+        json_array_append_new(eps, e);
+        n++;
+    }
+    return n;
 }
 
 /* ---- /status ---- */
@@ -227,6 +368,30 @@ static json_t *status_json(struct proxy_admin *a)
         json_object_set_new(cl, "panic", json_boolean(bc->panic));
         json_object_set_new(cl, "endpoints_total", json_integer((json_int_t)bc->nendpoints));
         json_object_set_new(cl, "endpoints_in_rotation", json_integer((json_int_t)bc->nrotation));
+        draining_json(a, cc->name, eps);
+        json_object_set_new(cl, "endpoints", eps);
+        json_array_append_new(clusters, cl);
+    }
+    /* Clusters a reload removed, while calls on their endpoints run. */
+    for (size_t i = 0; i < a->ngone; i++) {
+        const char *name = a->gone[i].cluster;
+        bool seen = cluster_index(c, name) >= 0;
+        json_t *cl, *eps;
+
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(a->gone[k].cluster, name) == 0;
+        if (seen)
+            continue;
+        eps = json_array();
+        if (draining_json(a, name, eps) == 0) {
+            json_decref(eps);
+            continue;
+        }
+        cl = json_object();
+        json_object_set_new(cl, "name", json_string(name));
+        json_object_set_new(cl, "removed", json_true());
+        json_object_set_new(cl, "endpoints_total", json_integer(0));
+        json_object_set_new(cl, "endpoints_in_rotation", json_integer(0));
         json_object_set_new(cl, "endpoints", eps);
         json_array_append_new(clusters, cl);
     }
@@ -510,6 +675,7 @@ void proxy_admin_report_ready(struct runtime *rt)
         answer(a, p);
         free(p);
     }
+    gone_prune(a);
     for (size_t i = 0; i < rt->nworkers; i++) {
         proxy_report_free(a->reports[i]);
         a->reports[i] = NULL;
@@ -837,6 +1003,9 @@ void proxy_admin_stop(struct runtime *rt)
         free(p);
     }
     evhttp_free(a->http);
+    while (a->ngone > 0)
+        gone_del(a, a->ngone - 1);
+    free(a->gone);
     for (size_t i = 0; i < rt->nworkers; i++)
         proxy_report_free(a->reports[i]);
     free(a->reports);

@@ -115,6 +115,7 @@ static void rebuild_now(struct runtime *rt)
     struct bal_snapshot *s = build_snapshot(rt);
 
     proxy_publish(rt, s);
+    proxy_admin_snapshot_replaced(rt, rt->snap, s);
     bal_snapshot_unref(rt->snap);
     rt->snap = s;
 }

@@ -98,6 +98,11 @@ void proxy_workers_drain(struct runtime *rt);
  *  or -1 (logged). */
 int proxy_admin_start(struct runtime *rt);
 void proxy_admin_stop(struct runtime *rt);
+/** rt->snap is about to become |now| instead of |old| (NULL at start): the
+ *  admin remembers the endpoints that left a cluster, to show them as
+ *  draining while workers report calls on them. Main thread. */
+void proxy_admin_snapshot_replaced(struct runtime *rt, const struct bal_snapshot *old,
+                                   const struct bal_snapshot *now);
 /** A worker's report arrived (called on the main thread by worker.c). */
 void proxy_admin_report_ready(struct runtime *rt);
 

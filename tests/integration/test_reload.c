@@ -336,3 +336,85 @@ Test(reload, reports_good_and_bad_reloads_and_applies_log_level)
     cr_assert_eq(count_in_log("targets removed"), 0, "an info line passed log_level = warn");
     stop_proxy_clean();
 }
+
+/* ---- endpoints a reload removed stay visible while they drain (issue 19) ---- */
+
+static void *long_stream(void *arg)
+{
+    struct gc_result *res = arg;
+    struct gc_opts o;
+
+    gc_opts_init(&o, GC_SERVER_STREAM);
+    o.response_count = 3;
+    o.delay_ms = 1000;
+    gc_call(px.addr, &o, res);
+    return NULL;
+}
+
+/* The /status entry of |addr| in cluster |cluster|, or NULL (a new reference). */
+static json_t *find_ep(const char *cluster, const char *addr)
+{
+    json_t *j = get_status(), *clusters = json_object_get(j, "clusters"), *found = NULL;
+
+    for (size_t i = 0; i < json_array_size(clusters); i++) {
+        json_t *c = json_array_get(clusters, i), *eps = json_object_get(c, "endpoints");
+
+        if (strcmp(json_string_value(json_object_get(c, "name")), cluster) != 0)
+            continue;
+        for (size_t k = 0; k < json_array_size(eps); k++) {
+            json_t *e = json_array_get(eps, k);
+
+            if (strcmp(json_string_value(json_object_get(e, "address")), addr) == 0)
+                found = json_incref(e);
+        }
+    }
+    json_decref(j);
+    return found;
+}
+
+static bool b0_gone(void *arg)
+{
+    json_t *e = find_ep("echo", be[0].addr);
+
+    (void)arg;
+    json_decref(e);
+    return e == NULL;
+}
+
+Test(reload, a_removed_endpoint_shows_as_draining_until_its_calls_end)
+{
+    char text[4096];
+    pthread_t th;
+    struct gc_result res;
+    json_t *e;
+
+    pick_ports();
+    workers = 2;
+    conf_text(text, sizeof(text), NULL, be[0].addr, 0);
+    start_proxy(text);
+    pthread_create(&th, NULL, long_stream, &res);
+    sup_sleep_ms(500); /* the stream is running on b0 */
+    conf_text(text, sizeof(text), NULL, be[1].addr, 0);
+    write_conf(text);
+    cr_assert_eq(sup_signal(px.proc, SIGHUP), 0);
+    {
+        struct reload_wait w = {"successes", 1};
+
+        cr_assert(sup_poll(reloads_reach, &w, 10000), "no reload");
+    }
+    e = find_ep("echo", be[0].addr);
+    cr_assert_not_null(e, "the removed endpoint vanished while its call runs");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "state")), "draining");
+    cr_assert(json_is_false(json_object_get(e, "in_rotation")));
+    cr_assert_eq(json_integer_value(json_object_get(e, "active_calls")), 1);
+    json_decref(e);
+    e = find_ep("echo", be[1].addr);
+    cr_assert_not_null(e);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "state")), "in_rotation");
+    json_decref(e);
+    pthread_join(th, NULL);
+    cr_assert_eq(res.status, 0, "the stream on the removed endpoint failed: %s", res.message);
+    cr_assert_eq(res.replies, 3);
+    cr_assert(sup_poll(b0_gone, NULL, 5000), "the endpoint stayed after its calls ended");
+    stop_proxy_clean();
+}
