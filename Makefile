@@ -17,7 +17,7 @@ endif
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads libnghttp2 libcares libprotobuf-c inih jansson libjwt libcrypto \
-           libevent_openssl libssl
+           libevent_openssl libssl libsystemd
 TPKGS   := criterion
 GPKGS   := grpc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpedantic

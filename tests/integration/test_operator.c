@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "tests/peers/gclient.h"
@@ -553,4 +555,59 @@ Test(operator, drain_needs_the_token_when_one_is_configured)
         json_decref(e);
     }
     stop_proxy_clean();
+}
+
+/* ---- sd_notify for systemd's Type=notify ---- */
+
+/* Waits up to |ms| for a datagram on |fd| that contains |needle|; the
+ * datagrams read meanwhile are appended to |seen|. */
+static bool notify_wait(int fd, const char *needle, int ms, char *seen, size_t seenlen)
+{
+    long end = sup_now_ms() + ms;
+
+    while (sup_now_ms() < end) {
+        char buf[1024];
+        struct timeval tv = {.tv_sec = 0, .tv_usec = 100 * 1000};
+        ssize_t n;
+
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        n = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        snprintf(seen + strlen(seen), seenlen - strlen(seen), "[%s]", buf);
+        if (strstr(buf, needle) != NULL)
+            return true;
+    }
+    return false;
+}
+
+Test(operator, tells_systemd_when_ready_reloading_and_stopping)
+{
+    char text[2048], seen[4096] = "";
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_geq(fd, 0);
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/notify", sup_tmpdir());
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    cr_assert_eq(setenv("NOTIFY_SOCKET", sun.sun_path, 1), 0); /* this test's process only */
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 1\n"
+             "[admin]\nlisten = 127.0.0.1:%%d\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
+             be[0].addr);
+    start_proxy_fmt(text);
+    unsetenv("NOTIFY_SOCKET");
+    cr_assert(notify_wait(fd, "READY=1", 10000, seen, sizeof(seen)), "no READY=1: %s", seen);
+    cr_assert_eq(sup_signal(px.proc, SIGHUP), 0);
+    cr_assert(notify_wait(fd, "RELOADING=1", 10000, seen, sizeof(seen)), "no RELOADING=1: %s",
+              seen);
+    cr_assert_not_null(strstr(seen, "MONOTONIC_USEC="), "%s", seen);
+    cr_assert(notify_wait(fd, "READY=1", 10000, seen, sizeof(seen)),
+              "no READY=1 after the reload: %s", seen);
+    cr_assert_eq(sup_signal(px.proc, SIGTERM), 0);
+    cr_assert(notify_wait(fd, "STOPPING=1", 10000, seen, sizeof(seen)), "no STOPPING=1: %s", seen);
+    cr_assert_eq(sup_wait_exit(px.proc, PROXY_T), 0);
+    close(fd);
 }
