@@ -216,23 +216,26 @@ void bal_epset_carry(struct bal_epset *dst, const struct bal_epset *src)
             free(lens);
         }
     }
-    /* Health state of endpoints that stay. */
+    /* Drained marks and health state of endpoints that stay. */
     for (size_t k = 0; k < dst->n; k++) {
         struct bal_ep *ep = dst->eps[k];
         const struct conf_cluster *ncc = &nc->clusters[ep->cluster];
         int ocl = cluster_by_name(oc, ncc->name);
 
-        if (ocl < 0 || oc->clusters[ocl].health_check != ncc->health_check)
+        if (ocl < 0)
             continue;
         for (size_t j = 0; j < src->n; j++) {
             const struct bal_ep *o = src->eps[j];
 
-            if (o->cluster == (uint32_t)ocl && same_addr(o, &ep->addr, ep->addrlen)) {
+            if (o->cluster != (uint32_t)ocl || !same_addr(o, &ep->addr, ep->addrlen))
+                continue;
+            ep->drained = o->drained;
+            if (oc->clusters[ocl].health_check == ncc->health_check) {
                 ep->healthy = o->healthy;
                 ep->since_ms = o->since_ms;
                 memcpy(ep->reason, o->reason, sizeof(ep->reason));
-                break;
             }
+            break;
         }
     }
 }
@@ -251,6 +254,15 @@ bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy,
         return false;
     ep->healthy = healthy;
     ep->since_ms = now_ms;
+    return true;
+}
+
+bool bal_epset_set_drained(struct bal_epset *s, struct bal_ep *ep, bool drained)
+{
+    (void)s;
+    if (ep->drained == drained)
+        return false;
+    ep->drained = drained;
     return true;
 }
 
@@ -277,13 +289,14 @@ struct bal_snapshot *bal_epset_snapshot(const struct bal_epset *s, uint64_t gene
         e.addrlen = ep->addrlen;
         memcpy(e.addr_str, ep->addr_str, sizeof(e.addr_str));
         e.origin = s->conf->clusters[ep->cluster].targets[ep->target].spec;
-        e.in_rotation = ep->healthy;
+        e.in_rotation = ep->healthy && !ep->drained;
         bal_snapshot_add_endpoint(snap, ep->cluster, &e);
     }
     for (size_t i = 0; i < s->conf->nclusters; i++) {
         const struct conf_cluster *cc = &s->conf->clusters[i];
         struct bal_cluster *cl = &snap->clusters[i];
-        size_t healthy = 0;
+        size_t healthy = 0, usable = 0;
+        bool *drained = xcalloc(cl->nendpoints, sizeof(*drained));
 
         for (size_t j = 0; j < cc->ntargets; j++) {
             if (!s->resolved[i][j]) {
@@ -291,16 +304,25 @@ struct bal_snapshot *bal_epset_snapshot(const struct bal_epset *s, uint64_t gene
                 break;
             }
         }
-        for (size_t j = 0; j < cl->nendpoints; j++)
+        /* The snapshot's endpoints of cluster |i| are its epset entries, in order. */
+        for (size_t j = 0, k = 0; j < s->n && k < cl->nendpoints; j++) {
+            if (s->eps[j]->cluster == i)
+                drained[k++] = s->eps[j]->drained;
+        }
+        for (size_t j = 0; j < cl->nendpoints; j++) {
             healthy += cl->endpoints[j].in_rotation;
+            usable += !drained[j];
+        }
         /* Panic mode (Envoy): too few healthy endpoints left, so spread the
-         * load over all of them rather than overload the few. */
-        if (cl->nendpoints > 0 && cc->panic_threshold > 0 &&
-            healthy * 100 < (size_t)cc->panic_threshold * cl->nendpoints) {
+         * load over all of them rather than overload the few. An operator's
+         * drain holds even then. */
+        if (usable > 0 && cc->panic_threshold > 0 &&
+            healthy * 100 < (size_t)cc->panic_threshold * usable) {
             cl->panic = true;
             for (size_t j = 0; j < cl->nendpoints; j++)
-                cl->endpoints[j].in_rotation = true;
+                cl->endpoints[j].in_rotation = !drained[j];
         }
+        free(drained);
     }
     bal_snapshot_seal(snap);
     return snap;

@@ -24,6 +24,7 @@ struct bal_ep {
     socklen_t addrlen;
     char addr_str[BAL_ADDRSTRLEN];
     bool healthy;      /* may take calls, as far as health checking says */
+    bool drained;      /* taken out by an operator (POST /drain): never in rotation */
     char reason[160];  /* why it is in its current state ("initial", "NOT_SERVING", ...) */
     uint64_t since_ms; /* CLOCK_MONOTONIC ms of the last transition (0: never changed) */
     void *hc;          /* the health checker's state for this endpoint; owned by health/ */
@@ -58,8 +59,9 @@ int bal_epset_set_addrs(struct bal_epset *s, uint32_t cl, uint32_t t,
 /** After a reload: gives |dst| (a new set, for a new conf) what |src| (the
  *  old one) knew. Name targets whose cluster name and spec are unchanged get
  *  their last addresses; endpoints of an unchanged cluster name and address
- *  keep their health state, unless health checking was turned off or on for
- *  that cluster. Observers of |dst| see the additions. */
+ *  keep their drained mark, and their health state unless health checking
+ *  was turned off or on for that cluster. Observers of |dst| see the
+ *  additions. */
 void bal_epset_carry(struct bal_epset *dst, const struct bal_epset *src);
 
 /** Whether target |t| of cluster |cl| ever got addresses (literals: always). */
@@ -70,13 +72,20 @@ bool bal_epset_target_resolved(const struct bal_epset *s, uint32_t cl, uint32_t 
 bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy, const char *reason,
                            uint64_t now_ms);
 
+/** Marks |ep| drained by an operator (out of rotation whatever its health,
+ *  also in panic mode) or not. The mark stays while the endpoint exists,
+ *  across DNS answers and reloads (bal_epset_carry()). Returns true when it
+ *  changed (then a new snapshot is due). */
+bool bal_epset_set_drained(struct bal_epset *s, struct bal_ep *ep, bool drained);
+
 /** Iteration, in cluster, then target, then address order. */
 size_t bal_epset_count(const struct bal_epset *s);
 struct bal_ep *bal_epset_at(const struct bal_epset *s, size_t i);
 
 /** Builds a sealed snapshot (one reference, the caller's). Endpoints are in
- *  rotation when healthy; when a cluster's healthy share is below its
- *  panic_threshold percent, all its endpoints are (Envoy's panic mode). */
+ *  rotation when healthy and not drained; when a cluster's healthy share of
+ *  its endpoints that are not drained is below its panic_threshold percent,
+ *  all of those are (Envoy's panic mode). */
 struct bal_snapshot *bal_epset_snapshot(const struct bal_epset *s, uint64_t generation);
 
 #endif

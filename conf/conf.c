@@ -509,6 +509,7 @@ static const struct keyword keywords[] = {
     {SECT_ADMIN, "listen", KW_LISTEN, offsetof(struct conf_admin, listen), 0, 0, NULL},
     {SECT_ADMIN, "max_method_labels", KW_U32, offsetof(struct conf_admin, max_method_labels), 1,
      10000, NULL},
+    {SECT_ADMIN, "token_file", KW_FILE, offsetof(struct conf_admin, token_file), 0, 0, NULL},
 
     {SECT_CLUSTER, "targets", KW_TARGETS, CL(targets), 0, 0, NULL},
     {SECT_CLUSTER, "policy", KW_ENUM, CL(policy), 0, 0, policy_names},
@@ -534,6 +535,7 @@ static const struct keyword keywords[] = {
     {SECT_CLUSTER, "health_unimplemented", KW_ENUM_BOOL, CL(health_unimplemented_healthy), 0, 0,
      health_state_names},
     {SECT_CLUSTER, "panic_threshold", KW_U32, CL(panic_threshold), 0, 100, NULL},
+    {SECT_CLUSTER, "required", KW_BOOL, CL(required), 0, 0, NULL},
     {SECT_CLUSTER, "tls", KW_BOOL, CL(tls), 0, 0, NULL},
     {SECT_CLUSTER, "tls_ca", KW_FILE, CL(tls_ca), 0, 0, NULL},
     {SECT_CLUSTER, "tls_server_name", KW_OPTIONAL, CL(tls_server_name), 0, 0, NULL},
@@ -593,6 +595,7 @@ static void cluster_defaults(struct conf_cluster *cl)
     cl->health_initial_healthy = false;
     cl->health_unimplemented_healthy = false;
     cl->panic_threshold = 0;
+    cl->required = true;
     cl->tls_verify = true;
 }
 
@@ -716,6 +719,8 @@ void conf_free(struct conf *c)
         free(c->proxy.dns_servers[i]);
     free(c->proxy.dns_servers);
     free(c->admin.listen);
+    free(c->admin.token_file);
+    free_secret(c->admin.token, c->admin.token_len);
     auth_deinit(&c->auth);
     for (size_t i = 0; i < c->nclusters; i++)
         cluster_deinit(&c->clusters[i]);
@@ -1983,10 +1988,47 @@ static void finish_cluster(struct parse *p)
     }
 }
 
+/* [admin] token_file: one bearer token (RFC 6750 §2.1 b64token), read now so
+ * that a request never opens a file. Surrounding blanks and the newline
+ * `echo TOKEN > file` leaves are not part of it. */
+static void finish_admin(struct parse *p)
+{
+    struct conf_admin *a = &p->c->admin;
+    int line = p->key_line[keyword_index(SECT_ADMIN, "token_file")];
+    char msg[512] = "";
+    char *buf;
+    size_t len, all, b = 0;
+
+    if (a->token_file == NULL)
+        return;
+    if (read_key_file(a->token_file, 4096, &buf, &all, msg, sizeof(msg)) != 0) {
+        fail_key(p, line, "token_file", "%s", msg);
+        return;
+    }
+    len = all;
+    while (len > 0 && isspace((unsigned char)buf[len - 1]))
+        len--;
+    while (b < len && isspace((unsigned char)buf[b]))
+        b++;
+    if (b == len || memchr(buf + b, '\0', len - b) != NULL || !is_token68(buf + b, len - b)) {
+        fail_key(p, line, "token_file",
+                 "expected %s to hold one token made of letters, digits and -._~+/ with "
+                 "optional trailing '=' (the content is not shown)",
+                 a->token_file);
+    } else {
+        a->token = xstrndup(buf + b, len - b);
+        a->token_len = len - b;
+    }
+    explicit_bzero(buf, all);
+    free(buf);
+}
+
 static void end_section(struct parse *p)
 {
     if (p->sect == SECT_PROXY)
         finish_proxy(p);
+    else if (p->sect == SECT_ADMIN)
+        finish_admin(p);
     else if (p->sect == SECT_CLUSTER)
         finish_cluster(p);
     else if (p->sect == SECT_AUTH)

@@ -93,6 +93,9 @@ struct conf_cluster {
     bool health_initial_healthy;       /* health_initial = unhealthy|healthy (unhealthy) */
     bool health_unimplemented_healthy; /* health_unimplemented = unhealthy|healthy (unhealthy) */
     uint32_t panic_threshold;          /* panic_threshold (0), percent 0..100 */
+    bool required;                     /* required = yes|no (yes): switchyard's own health
+                                          (service "") and /healthz need an endpoint of this
+                                          cluster in rotation */
 
     /* TLS to the backends (calls and health checks); files readable at load */
     bool tls;              /* tls = on|off (off) */
@@ -153,6 +156,10 @@ struct conf_admin {
                                    label values in /metrics; the rest count as "other" */
     struct sockaddr_storage listen_addr;
     socklen_t listen_addrlen;
+    char *token_file; /* token_file (NULL): a file holding one bearer token; when set, every
+                         state-changing admin request needs Authorization: Bearer <token> */
+    char *token;      /* its token, read at load (a reload reads it again); wiped on free */
+    size_t token_len;
 };
 
 /** [auth]: call authentication, checked before routing. The key material is

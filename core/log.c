@@ -11,7 +11,7 @@
 
 #include <event2/event.h>
 
-enum log_level log_min_level = LOG_LVL_INFO;
+_Atomic(enum log_level) log_min_level = LOG_LVL_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -22,14 +22,19 @@ static void on_libevent_log(int severity, const char *msg)
                          : severity >= EVENT_LOG_MSG  ? LOG_LVL_INFO
                                                       : LOG_LVL_DEBUG;
 
-    if (lvl >= log_min_level)
+    if (lvl >= atomic_load_explicit(&log_min_level, memory_order_relaxed))
         log_emit(lvl, "libevent", "%s", msg);
 }
 
 void log_init(enum log_level min)
 {
-    log_min_level = min;
+    atomic_store_explicit(&log_min_level, min, memory_order_relaxed);
     event_set_log_callback(on_libevent_log);
+}
+
+void log_set_level(enum log_level min)
+{
+    atomic_store_explicit(&log_min_level, min, memory_order_relaxed);
 }
 
 void log_emit(enum log_level lvl, const char *mod, const char *fmt, ...)

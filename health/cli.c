@@ -21,6 +21,8 @@ static void usage(FILE *f)
                "                    flags work too: " HC_CLI_NAME " -addr=HOST:PORT ...\n"
                "  status            show switchyard's clusters and endpoints from its admin\n"
                "                    listener (exit 0 all in rotation, 1 some out, 2 unreachable)\n"
+               "  drain CLUSTER HOST:PORT    take an endpoint out of switchyard's rotation\n"
+               "  undrain CLUSTER HOST:PORT  put it back (exit codes: drain --help)\n"
                "  help [COMMAND]    show this help, or a command's\n"
                "\n"
                "Options:\n"
@@ -42,6 +44,10 @@ static int help_for(const char *cmd)
     }
     if (strcmp(cmd, "status") == 0) {
         hc_cli_status_usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0) {
+        hc_cli_drain_usage(stdout);
         return 0;
     }
     fprintf(stderr, HC_CLI_NAME ": unknown command '%s'\n", cmd);
@@ -78,6 +84,8 @@ int main(int argc, char **argv)
         return hc_cli_check_main(argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0)
         return hc_cli_status_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "undrain") == 0)
+        return hc_cli_drain_main(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)
         return help_for(argc > 2 ? argv[2] : NULL);
     if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {

@@ -60,8 +60,31 @@ struct hc_cli_http_resp {
 int hc_cli_http_get(const char *addr, int default_port, const char *path, int64_t timeout_ms,
                     struct hc_cli_http_resp *resp, char *err, size_t errlen);
 
+/** Like hc_cli_http_get() with request method |method| ("GET", "POST": a
+ *  POST has an empty body) and |headers| (NULL, or lines each ending in
+ *  "\r\n") instead of Accept: application/json. */
+int hc_cli_http_request(const char *method, const char *addr, int default_port, const char *path,
+                        const char *headers, int64_t timeout_ms, struct hc_cli_http_resp *resp,
+                        char *err, size_t errlen);
+
 /** Frees what |resp| holds; safe on a zeroed or already-deinited |resp|. */
 void hc_cli_http_resp_deinit(struct hc_cli_http_resp *resp);
+
+/* Exit statuses of `drain` and `undrain`. */
+enum hc_cli_drain_exit {
+    HC_CLI_DRAIN_DONE = 0,        /* the endpoint is (now) drained, or undrained */
+    HC_CLI_DRAIN_BAD_ARGS = 1,    /* bad arguments, an unreadable token file */
+    HC_CLI_DRAIN_UNREACHABLE = 2, /* no answer, or an answer other than the ones below */
+    HC_CLI_DRAIN_NOT_FOUND = 3,   /* no such cluster, or no such endpoint in it */
+    HC_CLI_DRAIN_REFUSED = 4,     /* a token is required ([admin] token_file) or wrong */
+};
+
+/** Runs `switchyard-health drain` or `undrain` (|argv[0]| says which).
+ *  Returns an enum hc_cli_drain_exit value. */
+int hc_cli_drain_main(int argc, char **argv);
+
+/** Prints the help of `drain` and `undrain` to |f|. */
+void hc_cli_drain_usage(FILE *f);
 
 /** Runs `switchyard-health check`: |argv[0]| is the command's name ("check",
  *  or the program's when called as grpc_health_probe) and is not parsed.

@@ -1,4 +1,4 @@
-/* switchyard-health: a tiny blocking HTTP/1.1 GET client for the admin
+/* switchyard-health: a tiny blocking HTTP/1.1 client for the admin
  * listener (loopback, one request per connection).
  * Invariant: every wait goes through poll() against one absolute deadline,
  * so a whole GET never takes longer than its timeout; a signal ends it at
@@ -384,9 +384,17 @@ void hc_cli_http_resp_deinit(struct hc_cli_http_resp *resp)
 int hc_cli_http_get(const char *addr, int default_port, const char *path, int64_t timeout_ms,
                     struct hc_cli_http_resp *resp, char *err, size_t errlen)
 {
+    return hc_cli_http_request("GET", addr, default_port, path, "Accept: application/json\r\n",
+                               timeout_ms, resp, err, errlen);
+}
+
+int hc_cli_http_request(const char *method, const char *addr, int default_port, const char *path,
+                        const char *headers, int64_t timeout_ms, struct hc_cli_http_resp *resp,
+                        char *err, size_t errlen)
+{
     long long deadline = now_ms() + timeout_ms;
     struct target t;
-    char req[1024];
+    char req[8192];
     size_t cap = 16384, len = 0;
     char *buf;
     int fd, rc, n;
@@ -398,14 +406,15 @@ int hc_cli_http_get(const char *addr, int default_port, const char *path, int64_
     if (fd < 0)
         return fd;
     n = snprintf(req, sizeof(req),
-                 "GET %s HTTP/1.1\r\n"
+                 "%s %s HTTP/1.1\r\n"
                  "Host: %s%s%s:%s\r\n"
                  "User-Agent: " HC_CLI_NAME "/" HC_CLI_VERSION "\r\n"
-                 "Accept: application/json\r\n"
+                 "%s%s"
                  "Connection: close\r\n"
                  "\r\n",
-                 path, strchr(t.host, ':') ? "[" : "", t.host, strchr(t.host, ':') ? "]" : "",
-                 t.port);
+                 method, path, strchr(t.host, ':') ? "[" : "", t.host,
+                 strchr(t.host, ':') ? "]" : "", t.port, headers != NULL ? headers : "",
+                 strcmp(method, "POST") == 0 ? "Content-Length: 0\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(req)) {
         snprintf(err, errlen, "request too long");
         close(fd);

@@ -206,7 +206,10 @@ static void report(struct hc_ep *e, enum hc_result r, const char *why)
     else if (!in && was_in && r == HC_RES_FAIL && e->smc.unhealthy_threshold > 1)
         snprintf(reason, sizeof(reason), "%s (%u failures in a row)", why, old_count + 1);
     else
-        snprintf(reason, sizeof(reason), "%s", why);
+        snprintf(reason, sizeof(reason), "%s%s", why,
+                 r == HC_RES_UNIMPLEMENTED && !e->smc.unimplemented_healthy
+                     ? " (no health service: health_unimplemented = healthy counts that as healthy)"
+                     : "");
 
     if (in != was_in) {
         if (bal_epset_set_healthy(h->eps, e->ep, in, reason, now_ms()))

@@ -8,14 +8,21 @@
 #include "proxy/internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "balancer/epset.h"
 #include "core/log.h"
@@ -25,15 +32,32 @@
 #define SWITCHYARD_VERSION "0.1.0"
 #endif
 
+/* Admin requests are small: a request line with a query, a few headers,
+ * never a body. */
+#define ADMIN_MAX_HEADERS (8 * 1024)
+#define ADMIN_MAX_BODY    1024
+#define ADMIN_TIMEOUT_S   10 /* to read a request, or to write an answer */
+
 enum admin_kind {
-    ADMIN_STATUS = 0,
-    ADMIN_METRICS,
+    ADMIN_STATUS = 0, /* answered once the workers' reports are in */
+    ADMIN_METRICS,    /* likewise */
+    ADMIN_HEALTHZ,
+    ADMIN_DRAIN,
+    ADMIN_UNDRAIN,
 };
 
 struct pending {
     struct evhttp_request *req;
     enum admin_kind kind;
     struct pending *next;
+};
+
+/* An endpoint that left a cluster's snapshot (reload, DNS): shown as
+ * "draining" under that cluster while the workers report calls on it. */
+struct gone_ep {
+    uint32_t id;
+    char *cluster; /* owned copy of the cluster's name */
+    char addr[BAL_ADDRSTRLEN];
 };
 
 struct proxy_admin {
@@ -43,6 +67,8 @@ struct proxy_admin {
     struct proxy_report **reports;
     size_t nreports; /* arrived in this round */
     bool collecting;
+    struct gone_ep *gone; /* unique by (cluster, id) */
+    size_t ngone, capgone;
 };
 
 static double now_wall(void)
@@ -53,10 +79,20 @@ static double now_wall(void)
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+/* A number for /status, rounded to 3 decimals (ms for seconds, us for ms);
+ * answer() prints reals with 15 significant digits, so 157.343 stays
+ * 157.343 instead of 157.34299999999999. */
+static json_t *json_num3(double v)
+{
+    return json_real((double)(int64_t)(v * 1000.0 + (v >= 0 ? 0.5 : -0.5)) / 1000.0);
+}
+
 /* ---- aggregation over the workers' reports ---- */
 
-static void ep_totals(const struct proxy_admin *a, uint32_t id, uint64_t *active, uint64_t *total,
-                      uint32_t *conns)
+/* The workers' pools are per (cluster, endpoint): the same address in two
+ * clusters counts apart. */
+static void ep_totals(const struct proxy_admin *a, const char *cluster, uint32_t id,
+                      uint64_t *active, uint64_t *total, uint32_t *conns)
 {
     *active = *total = 0;
     *conns = 0;
@@ -64,7 +100,7 @@ static void ep_totals(const struct proxy_admin *a, uint32_t id, uint64_t *active
         const struct proxy_report *r = a->reports[i];
 
         for (size_t j = 0; r != NULL && j < r->neps; j++) {
-            if (r->eps[j].id == id) {
+            if (r->eps[j].id == id && strcmp(r->eps[j].cluster, cluster) == 0) {
                 *active += r->eps[j].active_calls;
                 *total += r->eps[j].calls_total;
                 *conns += r->eps[j].conns;
@@ -73,34 +109,253 @@ static void ep_totals(const struct proxy_admin *a, uint32_t id, uint64_t *active
     }
 }
 
-static bool ep_in_rotation(const struct runtime *rt, const struct bal_ep *ep)
+/* The admin builders read one snapshot, rt->snap, and the conf it was built
+ * on (s->conf): cluster indices of the one are valid in the other. rt->eps
+ * adds what only the main thread knows (health reasons, check counters); its
+ * entries are looked up by cluster index and endpoint id, and only while it
+ * belongs to the same conf (main.c rebuilds rt->snap whenever rt->conf
+ * changes, so that is always the case once a reload returned). */
+static const struct bal_ep *live_ep(const struct runtime *rt, const struct bal_snapshot *s,
+                                    uint32_t cluster, uint32_t id)
 {
-    const struct bal_cluster *cl = &rt->snap->clusters[ep->cluster];
+    if (rt->conf != s->conf)
+        return NULL;
+    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
+        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
 
-    for (size_t i = 0; i < cl->nrotation; i++) {
-        if (cl->endpoints[cl->rotation[i]].id == ep->id)
-            return true;
+        if (ep->cluster == cluster && ep->id == id)
+            return ep;
+    }
+    return NULL;
+}
+
+static int cluster_index(const struct conf *c, const char *name);
+
+/* ---- endpoints that left (issue 19: "draining" until their calls end) ---- */
+
+static bool snap_has(const struct bal_snapshot *s, const char *cluster, uint32_t id)
+{
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        if (strcmp(bc->name, cluster) != 0)
+            continue;
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            if (bc->endpoints[j].id == id)
+                return true;
+        }
     }
     return false;
 }
 
+static void gone_del(struct proxy_admin *a, size_t i)
+{
+    free(a->gone[i].cluster);
+    a->gone[i] = a->gone[--a->ngone];
+}
+
+void proxy_admin_snapshot_replaced(struct runtime *rt, const struct bal_snapshot *old,
+                                   const struct bal_snapshot *now)
+{
+    struct proxy_admin *a = rt->admin;
+
+    if (a == NULL || old == NULL)
+        return;
+    for (size_t i = 0; i < a->ngone;) {
+        if (snap_has(now, a->gone[i].cluster, a->gone[i].id))
+            gone_del(a, i); /* back again */
+        else
+            i++;
+    }
+    for (size_t i = 0; i < old->nclusters; i++) {
+        const struct bal_cluster *bc = &old->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            const struct bal_endpoint *e = &bc->endpoints[j];
+            bool known = snap_has(now, bc->name, e->id);
+
+            for (size_t k = 0; k < a->ngone && !known; k++)
+                known = a->gone[k].id == e->id && strcmp(a->gone[k].cluster, bc->name) == 0;
+            if (known)
+                continue;
+            if (a->ngone == a->capgone) {
+                a->capgone = a->capgone == 0 ? 8 : a->capgone * 2;
+                a->gone = reallocarray(a->gone, a->capgone, sizeof(*a->gone));
+                if (a->gone == NULL)
+                    abort();
+            }
+            a->gone[a->ngone].id = e->id;
+            a->gone[a->ngone].cluster = strdup(bc->name);
+            if (a->gone[a->ngone].cluster == NULL)
+                abort();
+            memcpy(a->gone[a->ngone].addr, e->addr_str, sizeof(a->gone[0].addr));
+            a->ngone++;
+        }
+    }
+}
+
+/* Forgets endpoints no worker has a call on any more (the reports are in). */
+static void gone_prune(struct proxy_admin *a)
+{
+    for (size_t i = 0; i < a->ngone;) {
+        uint64_t active, total;
+        uint32_t conns;
+
+        ep_totals(a, a->gone[i].cluster, a->gone[i].id, &active, &total, &conns);
+        if (active == 0)
+            gone_del(a, i);
+        else
+            i++;
+    }
+}
+
+/* The address a worker reports for pool |id| (the authority on it), else |def|. */
+static const char *reported_addr(const struct proxy_admin *a, uint32_t id, const char *def)
+{
+    for (size_t i = 0; i < a->rt->nworkers; i++) {
+        const struct proxy_report *r = a->reports[i];
+
+        for (size_t j = 0; r != NULL && j < r->neps; j++) {
+            if (r->eps[j].id == id && r->eps[j].addr[0] != '\0')
+                return r->eps[j].addr;
+        }
+    }
+    return def;
+}
+
+/* Appends to |eps| the endpoints that left cluster |name| and still have
+ * calls. Returns how many. */
+static size_t draining_json(struct proxy_admin *a, const char *name, json_t *eps)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < a->ngone; i++) {
+        const struct gone_ep *g = &a->gone[i];
+        uint64_t active, total;
+        uint32_t conns;
+        json_t *e;
+        char why[128];
+
+        if (strcmp(g->cluster, name) != 0)
+            continue;
+        ep_totals(a, g->cluster, g->id, &active, &total, &conns);
+        if (active == 0)
+            continue;
+        e = json_object();
+        snprintf(why, sizeof(why), "removed from the cluster; %llu call%s still running",
+                 (unsigned long long)active, active == 1 ? "" : "s");
+        json_object_set_new(e, "address", json_string(reported_addr(a, g->id, g->addr)));
+        json_object_set_new(e, "origin", json_null());
+        json_object_set_new(e, "healthy", json_null());
+        json_object_set_new(e, "in_rotation", json_false());
+        json_object_set_new(e, "drained", json_false());
+        json_object_set_new(e, "state", json_string("draining"));
+        json_object_set_new(e, "reason", json_string(why));
+        json_object_set_new(e, "active_calls", json_integer((json_int_t)active));
+        json_object_set_new(e, "calls_total", json_integer((json_int_t)total));
+        json_object_set_new(e, "backend_connections", json_integer((json_int_t)conns));
+        json_array_append_new(eps, e);
+        n++;
+    }
+    return n;
+}
+
 /* ---- /status ---- */
+
+static json_t *endpoint_json(struct proxy_admin *a, const struct bal_snapshot *s,
+                             const struct bal_cluster *bc, const struct bal_endpoint *se,
+                             uint64_t now_ms)
+{
+    struct runtime *rt = a->rt;
+    const struct bal_ep *ep = live_ep(rt, s, bc->index, se->id);
+    struct hc_ep_info hi = {0};
+    json_t *e = json_object();
+    uint64_t active, total;
+    uint32_t conns;
+    bool drained = ep != NULL && ep->drained;
+    bool healthy = ep != NULL ? ep->healthy : se->in_rotation;
+
+    ep_totals(a, bc->name, se->id, &active, &total, &conns);
+    if (ep != NULL)
+        hc_ep_info(rt->hc, ep, &hi);
+    json_object_set_new(e, "address", json_string(se->addr_str));
+    json_object_set_new(e, "origin", json_string(se->origin != NULL ? se->origin : ""));
+    json_object_set_new(e, "healthy", json_boolean(healthy));
+    json_object_set_new(e, "in_rotation", json_boolean(se->in_rotation));
+    json_object_set_new(e, "drained", json_boolean(drained));
+    json_object_set_new(e, "state",
+                        json_string(drained           ? "drained"
+                                    : se->in_rotation ? "in_rotation"
+                                    : healthy         ? "out_of_rotation"
+                                                      : "unhealthy"));
+    json_object_set_new(e, "reason",
+                        json_string(drained      ? "drained by operator"
+                                    : ep != NULL ? ep->reason
+                                                 : ""));
+    json_object_set_new(e, "since_seconds",
+                        ep != NULL && ep->since_ms > 0
+                            ? json_num3((double)(now_ms - ep->since_ms) / 1000.0)
+                            : json_null());
+    json_object_set_new(e, "last_check_seconds_ago",
+                        hi.checked ? json_num3((double)(now_ms - hi.last_check_ms) / 1000.0)
+                                   : json_null());
+    json_object_set_new(e, "last_check_latency_ms",
+                        hi.checked ? json_num3(hi.last_latency_ms) : json_null());
+    json_object_set_new(e, "consecutive_failures",
+                        json_integer((json_int_t)hi.consecutive_failures));
+    json_object_set_new(e, "active_calls", json_integer((json_int_t)active));
+    json_object_set_new(e, "calls_total", json_integer((json_int_t)total));
+    json_object_set_new(e, "backend_connections", json_integer((json_int_t)conns));
+    return e;
+}
+
+/* The last reload: when, whether it was applied, and why not. */
+static json_t *reload_json(const struct runtime *rt)
+{
+    const struct proxy_reload_info *ri = &rt->reload;
+    json_t *j = json_object();
+    char ts[64];
+
+    json_object_set_new(j, "result",
+                        json_string(ri->time == 0 ? "none"
+                                    : ri->ok      ? "success"
+                                                  : "failure"));
+    if (ri->time > 0) {
+        time_t t = (time_t)ri->time;
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_object_set_new(j, "time", json_string(ts));
+        json_object_set_new(j, "timestamp_seconds", json_num3(ri->time));
+    } else {
+        json_object_set_new(j, "time", json_null());
+        json_object_set_new(j, "timestamp_seconds", json_null());
+    }
+    if (ri->time > 0 && !ri->ok)
+        json_object_set_new(j, "error", json_string(ri->error));
+    json_object_set_new(j, "successes", json_integer((json_int_t)ri->successes));
+    json_object_set_new(j, "failures", json_integer((json_int_t)ri->failures));
+    return j;
+}
 
 static json_t *status_json(struct proxy_admin *a)
 {
     struct runtime *rt = a->rt;
-    const struct conf *c = rt->conf;
+    const struct bal_snapshot *s = rt->snap;
+    const struct conf *c = s->conf;
     uint64_t now_ms = proxy_mono_ns() / 1000000;
     json_t *root = json_object(), *clusters = json_array();
 
     json_object_set_new(root, "version", json_string(SWITCHYARD_VERSION));
-    json_object_set_new(root, "uptime_seconds", json_real(now_wall() - rt->start_time));
+    json_object_set_new(root, "uptime_seconds", json_num3(now_wall() - rt->start_time));
     json_object_set_new(root, "config_file", json_string(rt->conf_path));
     json_object_set_new(root, "workers", json_integer((json_int_t)rt->nworkers));
     json_object_set_new(root, "draining", json_boolean(rt->draining));
-    for (size_t i = 0; i < c->nclusters; i++) {
+    json_object_set_new(root, "reload", reload_json(rt));
+    for (size_t i = 0; i < s->nclusters; i++) {
         const struct conf_cluster *cc = &c->clusters[i];
-        const struct bal_cluster *bc = &rt->snap->clusters[i];
+        const struct bal_cluster *bc = &s->clusters[i];
         json_t *cl = json_object(), *routes = json_array(), *targets = json_array();
         json_t *eps = json_array();
 
@@ -108,39 +363,8 @@ static json_t *status_json(struct proxy_admin *a)
             json_array_append_new(routes, json_string(cc->routes[j]));
         for (size_t j = 0; j < cc->ntargets; j++)
             json_array_append_new(targets, json_string(cc->targets[j].spec));
-        for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-            const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-            struct hc_ep_info hi;
-            json_t *e;
-            uint64_t active, total;
-            uint32_t conns;
-
-            if (ep->cluster != i)
-                continue;
-            e = json_object();
-            ep_totals(a, ep->id, &active, &total, &conns);
-            hc_ep_info(rt->hc, ep, &hi);
-            json_object_set_new(e, "address", json_string(ep->addr_str));
-            json_object_set_new(e, "origin", json_string(cc->targets[ep->target].spec));
-            json_object_set_new(e, "healthy", json_boolean(ep->healthy));
-            json_object_set_new(e, "in_rotation", json_boolean(ep_in_rotation(rt, ep)));
-            json_object_set_new(e, "reason", json_string(ep->reason));
-            json_object_set_new(e, "since_seconds",
-                                ep->since_ms > 0
-                                    ? json_real((double)(now_ms - ep->since_ms) / 1000.0)
-                                    : json_null());
-            json_object_set_new(e, "last_check_seconds_ago",
-                                hi.checked ? json_real((double)(now_ms - hi.last_check_ms) / 1000.0)
-                                           : json_null());
-            json_object_set_new(e, "last_check_latency_ms",
-                                hi.checked ? json_real(hi.last_latency_ms) : json_null());
-            json_object_set_new(e, "consecutive_failures",
-                                json_integer((json_int_t)hi.consecutive_failures));
-            json_object_set_new(e, "active_calls", json_integer((json_int_t)active));
-            json_object_set_new(e, "calls_total", json_integer((json_int_t)total));
-            json_object_set_new(e, "backend_connections", json_integer((json_int_t)conns));
-            json_array_append_new(eps, e);
-        }
+        for (size_t j = 0; j < bc->nendpoints; j++)
+            json_array_append_new(eps, endpoint_json(a, s, bc, &bc->endpoints[j], now_ms));
         json_object_set_new(cl, "name", json_string(cc->name));
         json_object_set_new(cl, "policy", json_string(conf_policy_name(cc->policy)));
         json_object_set_new(cl, "routes", routes);
@@ -148,6 +372,30 @@ static json_t *status_json(struct proxy_admin *a)
         json_object_set_new(cl, "panic", json_boolean(bc->panic));
         json_object_set_new(cl, "endpoints_total", json_integer((json_int_t)bc->nendpoints));
         json_object_set_new(cl, "endpoints_in_rotation", json_integer((json_int_t)bc->nrotation));
+        draining_json(a, cc->name, eps);
+        json_object_set_new(cl, "endpoints", eps);
+        json_array_append_new(clusters, cl);
+    }
+    /* Clusters a reload removed, while calls on their endpoints run. */
+    for (size_t i = 0; i < a->ngone; i++) {
+        const char *name = a->gone[i].cluster;
+        bool seen = cluster_index(c, name) >= 0;
+        json_t *cl, *eps;
+
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(a->gone[k].cluster, name) == 0;
+        if (seen)
+            continue;
+        eps = json_array();
+        if (draining_json(a, name, eps) == 0) {
+            json_decref(eps);
+            continue;
+        }
+        cl = json_object();
+        json_object_set_new(cl, "name", json_string(name));
+        json_object_set_new(cl, "removed", json_true());
+        json_object_set_new(cl, "endpoints_total", json_integer(0));
+        json_object_set_new(cl, "endpoints_in_rotation", json_integer(0));
         json_object_set_new(cl, "endpoints", eps);
         json_array_append_new(clusters, cl);
     }
@@ -213,6 +461,106 @@ static struct proxy_mstat *merge_methods(const struct proxy_admin *a, size_t *n)
     }
     *n = k;
     return out;
+}
+
+/* One sample line "NAME{cluster="C",endpoint="E"LABELS} " without the value. */
+static void ep_sample(struct evbuffer *b, const char *name, const struct bal_cluster *bc,
+                      const struct bal_endpoint *se)
+{
+    evbuffer_add_printf(b, "%s{cluster=\"", name);
+    label(b, bc->name);
+    evbuffer_add_printf(b, "\",endpoint=\"");
+    label(b, se->addr_str);
+    evbuffer_add_printf(b, "\"");
+}
+
+/* Per-endpoint families, from rt->snap (see live_ep()). */
+static void endpoint_metrics(struct proxy_admin *a, struct evbuffer *b)
+{
+    struct runtime *rt = a->rt;
+    const struct bal_snapshot *s = rt->snap;
+
+    header(b, "switchyard_endpoint_healthy", "gauge",
+           "1 when the endpoint passes its health checks, else 0.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            const struct bal_endpoint *se = &bc->endpoints[j];
+            const struct bal_ep *ep = live_ep(rt, s, bc->index, se->id);
+
+            ep_sample(b, "switchyard_endpoint_healthy", bc, se);
+            evbuffer_add_printf(b, "} %d\n", (ep != NULL ? ep->healthy : se->in_rotation) ? 1 : 0);
+        }
+    }
+    header(b, "switchyard_endpoint_active_calls", "gauge",
+           "Calls in flight to the endpoint, over all workers.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            uint64_t active, total;
+            uint32_t conns;
+
+            ep_totals(a, bc->name, bc->endpoints[j].id, &active, &total, &conns);
+            ep_sample(b, "switchyard_endpoint_active_calls", bc, &bc->endpoints[j]);
+            evbuffer_add_printf(b, "} %llu\n", (unsigned long long)active);
+        }
+    }
+    header(b, "switchyard_backend_connections", "gauge",
+           "Open HTTP/2 connections to the endpoint, over all workers.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            uint64_t active, total;
+            uint32_t conns;
+
+            ep_totals(a, bc->name, bc->endpoints[j].id, &active, &total, &conns);
+            ep_sample(b, "switchyard_backend_connections", bc, &bc->endpoints[j]);
+            evbuffer_add_printf(b, "} %u\n", conns);
+        }
+    }
+    header(b, "switchyard_health_checks_total", "counter",
+           "Health checks of the endpoint, by result (pass or fail).");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            const struct bal_endpoint *se = &bc->endpoints[j];
+            const struct bal_ep *ep = live_ep(rt, s, bc->index, se->id);
+            struct hc_ep_info hi = {0};
+
+            if (ep != NULL)
+                hc_ep_info(rt->hc, ep, &hi);
+            for (int r = 0; r < 2; r++) {
+                ep_sample(b, "switchyard_health_checks_total", bc, se);
+                evbuffer_add_printf(b, ",result=\"%s\"} %llu\n", r == 0 ? "pass" : "fail",
+                                    (unsigned long long)(r == 0 ? hi.passes : hi.failures));
+            }
+        }
+    }
+}
+
+/* The names Prometheus itself uses for its configuration reloads. */
+static void reload_metrics(const struct runtime *rt, struct evbuffer *b)
+{
+    const struct proxy_reload_info *ri = &rt->reload;
+
+    header(b, "switchyard_config_reloads_total", "counter",
+           "SIGHUP reloads of the configuration file, by result.");
+    evbuffer_add_printf(b, "switchyard_config_reloads_total{result=\"success\"} %llu\n",
+                        (unsigned long long)ri->successes);
+    evbuffer_add_printf(b, "switchyard_config_reloads_total{result=\"failure\"} %llu\n",
+                        (unsigned long long)ri->failures);
+    header(b, "switchyard_config_last_reload_success", "gauge",
+           "1 when the last reload applied the file (or none was tried since start), else 0.");
+    evbuffer_add_printf(b, "switchyard_config_last_reload_success %d\n",
+                        ri->time == 0 || ri->ok ? 1 : 0);
+    header(b, "switchyard_config_last_reload_timestamp_seconds", "gauge",
+           "Unix time of the last reload, or of the start when none was tried.");
+    evbuffer_add_printf(b, "switchyard_config_last_reload_timestamp_seconds %.3f\n",
+                        ri->time > 0 ? ri->time : rt->start_time);
 }
 
 static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
@@ -282,55 +630,8 @@ static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
                             (unsigned long long)dropped);
     }
 
-    header(b, "switchyard_endpoint_healthy", "gauge",
-           "1 when the endpoint passes its health checks, else 0.");
-    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-
-        evbuffer_add_printf(b, "switchyard_endpoint_healthy{cluster=\"");
-        label(b, rt->conf->clusters[ep->cluster].name);
-        evbuffer_add_printf(b, "\",endpoint=\"%s\"} %d\n", ep->addr_str, ep->healthy ? 1 : 0);
-    }
-    header(b, "switchyard_endpoint_active_calls", "gauge",
-           "Calls in flight to the endpoint, over all workers.");
-    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-        uint64_t active, total;
-        uint32_t conns;
-
-        ep_totals(a, ep->id, &active, &total, &conns);
-        evbuffer_add_printf(b, "switchyard_endpoint_active_calls{cluster=\"");
-        label(b, rt->conf->clusters[ep->cluster].name);
-        evbuffer_add_printf(b, "\",endpoint=\"%s\"} %llu\n", ep->addr_str,
-                            (unsigned long long)active);
-    }
-    header(b, "switchyard_backend_connections", "gauge",
-           "Open HTTP/2 connections to the endpoint, over all workers.");
-    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-        uint64_t active, total;
-        uint32_t conns;
-
-        ep_totals(a, ep->id, &active, &total, &conns);
-        evbuffer_add_printf(b, "switchyard_backend_connections{cluster=\"");
-        label(b, rt->conf->clusters[ep->cluster].name);
-        evbuffer_add_printf(b, "\",endpoint=\"%s\"} %u\n", ep->addr_str, conns);
-    }
-    header(b, "switchyard_health_checks_total", "counter",
-           "Health checks of the endpoint, by result (pass or fail).");
-    for (size_t j = 0; j < bal_epset_count(rt->eps); j++) {
-        const struct bal_ep *ep = bal_epset_at(rt->eps, j);
-        struct hc_ep_info hi;
-
-        hc_ep_info(rt->hc, ep, &hi);
-        for (int r = 0; r < 2; r++) {
-            evbuffer_add_printf(b, "switchyard_health_checks_total{cluster=\"");
-            label(b, rt->conf->clusters[ep->cluster].name);
-            evbuffer_add_printf(b, "\",endpoint=\"%s\",result=\"%s\"} %llu\n", ep->addr_str,
-                                r == 0 ? "pass" : "fail",
-                                (unsigned long long)(r == 0 ? hi.passes : hi.failures));
-        }
-    }
+    endpoint_metrics(a, b);
+    reload_metrics(rt, b);
 }
 
 /* ---- request handling ---- */
@@ -349,7 +650,7 @@ static void answer(struct proxy_admin *a, struct pending *p)
 
     if (p->kind == ADMIN_STATUS) {
         json_t *j = status_json(a);
-        char *s = json_dumps(j, JSON_INDENT(2));
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
 
         evbuffer_add(b, s, strlen(s));
         evbuffer_add(b, "\n", 1);
@@ -396,6 +697,7 @@ void proxy_admin_report_ready(struct runtime *rt)
         answer(a, p);
         free(p);
     }
+    gone_prune(a);
     for (size_t i = 0; i < rt->nworkers; i++) {
         proxy_report_free(a->reports[i]);
         a->reports[i] = NULL;
@@ -420,12 +722,16 @@ static void healthz(struct proxy_admin *a, struct evhttp_request *req)
         code = 503;
         evbuffer_add_printf(b, "draining\n");
     } else {
+        /* Only clusters with required = yes decide; the others are named. */
         for (size_t i = 0; i < rt->snap->nclusters; i++) {
-            if (rt->snap->clusters[i].nrotation == 0) {
+            const struct bal_cluster *bc = &rt->snap->clusters[i];
+
+            if (bc->nrotation > 0)
+                continue;
+            if (bc->conf->required)
                 code = 503;
-                evbuffer_add_printf(b, "cluster %s has no endpoint in rotation\n",
-                                    rt->snap->clusters[i].name);
-            }
+            evbuffer_add_printf(b, "cluster %s has no endpoint in rotation%s\n", bc->name,
+                                bc->conf->required ? "" : " (required = no)");
         }
     }
     if (code == 200)
@@ -434,35 +740,220 @@ static void healthz(struct proxy_admin *a, struct evhttp_request *req)
     evbuffer_free(b);
 }
 
+/* ---- operator actions: POST /drain and /undrain ---- */
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *fmt,
+                       ...)
+{
+    struct evbuffer *b = evbuffer_new();
+    va_list ap;
+
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(b, fmt, ap);
+    va_end(ap);
+    evbuffer_add(b, "\n", 1);
+    reply(req, code, reason, "text/plain; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
+static int cluster_index(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nclusters; i++) {
+        if (strcmp(c->clusters[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Whether |ep| is what the operator named: its address ("10.0.0.7:50051",
+ * "[::1]:50051", any spelling of it) or, for a name, the target it came from
+ * ("users.svc:50051": every address of it). */
+static bool ep_named(const struct conf *c, const struct bal_ep *ep, const struct conf_target *t,
+                     const char *spec)
+{
+    char addr[BAL_ADDRSTRLEN];
+
+    if (t->is_literal)
+        return strcmp(bal_addr_str((const struct sockaddr *)&t->addr, addr, sizeof(addr)),
+                      ep->addr_str) == 0;
+    return strcasecmp(c->clusters[ep->cluster].targets[ep->target].spec, spec) == 0;
+}
+
+/* POST /drain?cluster=C&endpoint=HOST:PORT (|on|) or /undrain?... : the
+ * endpoint leaves (or rejoins) the rotation in a snapshot published before
+ * the answer; running calls on it finish. */
+static void drain(struct proxy_admin *a, struct evhttp_request *req, bool on)
+{
+    struct runtime *rt = a->rt;
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *name, *spec, *verb = on ? "drain" : "undrain";
+    struct evkeyvalq q;
+    struct conf_target t;
+    char err[256], list[512] = "";
+    json_t *j, *addrs;
+    size_t matched = 0, changed = 0;
+    int ci;
+
+    TAILQ_INIT(&q);
+    if (query == NULL || evhttp_parse_query_str(query, &q) != 0 ||
+        (name = evhttp_find_header(&q, "cluster")) == NULL ||
+        (spec = evhttp_find_header(&q, "endpoint")) == NULL) {
+        reply_text(req, 400, "Bad Request", "expected POST /%s?cluster=NAME&endpoint=HOST:PORT",
+                   verb);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    ci = cluster_index(rt->conf, name);
+    if (ci < 0) {
+        reply_text(req, 404, "Not Found", "no cluster named '%s'", name);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    if (conf_parse_target(spec, &t, err, sizeof(err)) != 0) {
+        reply_text(req, 400, "Bad Request", "endpoint: expected HOST:PORT, got '%s': %s", spec,
+                   err);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    addrs = json_array();
+    for (size_t i = 0; i < bal_epset_count(rt->eps); i++) {
+        struct bal_ep *ep = bal_epset_at(rt->eps, i);
+
+        if (ep->cluster != (uint32_t)ci)
+            continue;
+        if (!ep_named(rt->conf, ep, &t, spec)) {
+            if (strlen(list) + strlen(ep->addr_str) + 3 < sizeof(list))
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                         list[0] != '\0' ? ", " : "", ep->addr_str);
+            continue;
+        }
+        matched++;
+        json_array_append_new(addrs, json_string(ep->addr_str));
+        if (bal_epset_set_drained(rt->eps, ep, on)) {
+            changed++;
+            log_info("cluster %s: endpoint %s %s by the operator", name, ep->addr_str,
+                     on ? "drained: out of rotation, running calls finish" : "undrained");
+        }
+    }
+    conf_target_deinit(&t);
+    if (matched == 0) {
+        reply_text(req, 404, "Not Found", "cluster %s has no endpoint %s (its endpoints: %s)", name,
+                   spec, list[0] != '\0' ? list : "none");
+        json_decref(addrs);
+        evhttp_clear_headers(&q);
+        return;
+    }
+    if (changed > 0)
+        proxy_snapshot_rebuild(rt); /* applied before we answer */
+    j = json_object();
+    json_object_set_new(j, "cluster", json_string(name));
+    json_object_set_new(j, "endpoint", json_string(spec));
+    json_object_set_new(j, "drained", json_boolean(on));
+    json_object_set_new(j, "endpoints", addrs);
+    json_object_set_new(j, "changed", json_integer((json_int_t)changed));
+    {
+        char *text = json_dumps(j, JSON_INDENT(2));
+        struct evbuffer *b = evbuffer_new();
+
+        evbuffer_add(b, text, strlen(text));
+        evbuffer_add(b, "\n", 1);
+        reply(req, 200, "OK", "application/json", b);
+        evbuffer_free(b);
+        free(text);
+    }
+    json_decref(j);
+    evhttp_clear_headers(&q);
+}
+
+/* ---- request handling: routes, methods, the bearer token ---- */
+
+static const struct admin_route {
+    const char *path;
+    enum admin_kind kind;
+    uint16_t methods;   /* EVHTTP_REQ_* */
+    const char *allow;  /* the Allow header of a 405 */
+    bool changes_state; /* needs [admin] token_file's token when that is set */
+} admin_routes[] = {
+    {"/status", ADMIN_STATUS, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", false},
+    {"/metrics", ADMIN_METRICS, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", false},
+    {"/healthz", ADMIN_HEALTHZ, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", false},
+    {"/drain", ADMIN_DRAIN, EVHTTP_REQ_POST, "POST", true},
+    {"/undrain", ADMIN_UNDRAIN, EVHTTP_REQ_POST, "POST", true},
+};
+
+/* RFC 6750 §2.1: "Authorization: Bearer TOKEN". Both sides are hashed first,
+ * so the comparison takes the same time whatever the length or the first
+ * differing byte of what was sent. */
+static bool bearer_ok(const struct conf_admin *ca, const char *h)
+{
+    unsigned char want[SHA256_DIGEST_LENGTH], got[SHA256_DIGEST_LENGTH];
+
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    SHA256((const unsigned char *)ca->token, ca->token_len, want);
+    SHA256((const unsigned char *)h, strlen(h), got);
+    return CRYPTO_memcmp(want, got, sizeof(want)) == 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct proxy_admin *a = arg;
+    const struct conf_admin *ca = &a->rt->conf->admin;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const struct admin_route *r = NULL;
     struct pending *p;
-    enum admin_kind kind;
 
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
-        evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
-        evhttp_send_error(req, 405, "only GET");
+    for (size_t i = 0; path != NULL && i < sizeof(admin_routes) / sizeof(admin_routes[0]); i++) {
+        if (strcmp(path, admin_routes[i].path) == 0)
+            r = &admin_routes[i];
+    }
+    if (r == NULL) {
+        reply_text(req, 404, "Not Found",
+                   "try GET /status, /metrics or /healthz, or POST /drain or /undrain");
         return;
     }
-    if (path != NULL && strcmp(path, "/healthz") == 0) {
+    if ((r->methods & cmd) == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", r->allow);
+        reply_text(req, 405, "Method Not Allowed", "%s takes %s", r->path, r->allow);
+        return;
+    }
+    if (r->changes_state && ca->token != NULL) {
+        const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+
+        if (!bearer_ok(ca, h)) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                              h == NULL ? "Bearer realm=\"switchyard-admin\""
+                                        : "Bearer realm=\"switchyard-admin\", "
+                                          "error=\"invalid_token\"");
+            reply_text(req, 401, "Unauthorized", "%s needs Authorization: Bearer TOKEN%s", r->path,
+                       h == NULL ? "" : " (the token sent does not match)");
+            return;
+        }
+    }
+    switch (r->kind) {
+    case ADMIN_HEALTHZ:
         healthz(a, req);
         return;
-    }
-    if (path != NULL && strcmp(path, "/status") == 0) {
-        kind = ADMIN_STATUS;
-    } else if (path != NULL && strcmp(path, "/metrics") == 0) {
-        kind = ADMIN_METRICS;
-    } else {
-        evhttp_send_error(req, 404, "try /status, /metrics or /healthz");
+    case ADMIN_DRAIN:
+    case ADMIN_UNDRAIN:
+        drain(a, req, r->kind == ADMIN_DRAIN);
         return;
+    case ADMIN_STATUS:
+    case ADMIN_METRICS:
+        break;
     }
     p = calloc(1, sizeof(*p));
     if (p == NULL)
         abort();
     p->req = req;
-    p->kind = kind;
+    p->kind = r->kind;
     p->next = a->pending;
     a->pending = p;
     if (!a->collecting)
@@ -486,6 +977,18 @@ int proxy_admin_start(struct runtime *rt)
     a->http = evhttp_new(rt->base);
     if (a->reports == NULL || a->http == NULL)
         abort();
+    /* Limits against a client that sends too much or too slowly (issue
+     * 12.4): no admin request has a body, and every header fits in a few
+     * hundred bytes. Over a limit evhttp answers 431/413 and closes. */
+    evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS);
+    evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
+    evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
+    /* Every method reaches on_request, which answers 405 with Allow. */
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(a->http, on_request, a);
     l = evconnlistener_new_bind(
         rt->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
         128, (const struct sockaddr *)&ca->listen_addr, (int)ca->listen_addrlen);
@@ -498,11 +1001,10 @@ int proxy_admin_start(struct runtime *rt)
         free(a);
         return -1;
     }
-    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
-    evhttp_set_gencb(a->http, on_request, a);
+    proxy_listen_guard_admin(l);
     rt->admin = a;
-    log_info("admin listening on %s (/status, /metrics, /healthz)", ca->listen);
+    log_info("admin listening on %s (GET /status, /metrics, /healthz; POST /drain, /undrain%s)",
+             ca->listen, ca->token != NULL ? " with a bearer token" : "");
     return 0;
 }
 
@@ -523,6 +1025,9 @@ void proxy_admin_stop(struct runtime *rt)
         free(p);
     }
     evhttp_free(a->http);
+    while (a->ngone > 0)
+        gone_del(a, a->ngone - 1);
+    free(a->gone);
     for (size_t i = 0; i < rt->nworkers; i++)
         proxy_report_free(a->reports[i]);
     free(a->reports);

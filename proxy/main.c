@@ -8,15 +8,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <systemd/sd-daemon.h>
 
 #include "balancer/bal.h"
 #include "balancer/epset.h"
@@ -34,11 +39,14 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: switchyard [-t] -c FILE\n"
-               "  -c FILE   configuration file (INI)\n"
-               "  -t        check the configuration and exit\n"
-               "  -v        print the version and exit\n"
-               "  -h        this help\n"
-               "Signals: SIGTERM/SIGINT drain running calls (up to drain_timeout) and exit 0.\n");
+               "  -c, --config FILE  configuration file (INI)\n"
+               "  -t, --test         check the configuration and exit (0: usable; target names\n"
+               "                     that do not resolve now are warnings)\n"
+               "  -V, --version      print the version and exit\n"
+               "  -h, --help         this help\n"
+               "Signals: SIGTERM/SIGINT drain running calls (up to drain_timeout) and exit 0;\n"
+               "SIGHUP reloads the configuration; SIGUSR1 reopens the access log.\n"
+               "Exit status: 0 success, 1 bad configuration or runtime failure, 2 usage error.\n");
 }
 
 static void stop_main_loop(struct runtime *rt)
@@ -82,6 +90,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     rt->draining = true;
     log_info("%s: draining (up to %u ms)", strsignal((int)sig), ms);
+    sd_notify(0, "STOPPING=1");
     event_add(rt->drain_timer, &tv);
     proxy_workers_drain(rt);
 }
@@ -101,16 +110,29 @@ static struct bal_snapshot *build_snapshot(struct runtime *rt)
     return s;
 }
 
-static void on_rebuild(evutil_socket_t fd, short what, void *arg)
+/* Builds a snapshot of rt->eps on rt->conf, publishes it and makes it
+ * rt->snap. Whatever reads rt->snap (the admin builders) then sees one
+ * snapshot and the conf it was built on, never a conf ahead of it. */
+static void rebuild_now(struct runtime *rt)
 {
-    struct runtime *rt = arg;
     struct bal_snapshot *s = build_snapshot(rt);
 
-    (void)fd;
-    (void)what;
     proxy_publish(rt, s);
+    proxy_admin_snapshot_replaced(rt, rt->snap, s);
     bal_snapshot_unref(rt->snap);
     rt->snap = s;
+}
+
+void proxy_snapshot_rebuild(struct runtime *rt)
+{
+    rebuild_now(rt);
+}
+
+static void on_rebuild(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rebuild_now(arg);
 }
 
 void proxy_snapshot_changed(struct runtime *rt)
@@ -186,47 +208,296 @@ static void log_config(const struct runtime *rt)
     bal_snapshot_unref(s);
 }
 
+/* File descriptors kept aside for everything but client and backend
+ * connections: epoll and eventfds, listeners, the admin listener and its
+ * clients, DNS, logs, TLS files read at reload. */
+#define FD_RESERVE 64
+
+/* Warns when |c| may need more file descriptors than the limit: every client
+ * connection, and per worker up to max_connections backend connections per
+ * target (more when a name resolves to several addresses), plus one health
+ * check connection per target and FD_RESERVE. */
+static void check_fd_budget(const struct conf *c, size_t nworkers)
+{
+    struct rlimit rl;
+    unsigned long long need = c->proxy.max_connections + FD_RESERVE;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    for (size_t i = 0; i < c->nclusters; i++)
+        need += (unsigned long long)c->clusters[i].ntargets *
+                ((unsigned long long)c->clusters[i].max_connections * nworkers + 1);
+    if (need > rl.rlim_cur)
+        log_warn("the file descriptor limit (%llu) is below what this configuration may use "
+                 "(%llu: [proxy] max_connections %u, backend and health check connections of "
+                 "%zu worker(s), %d spare); accepting pauses when it runs out. Raise the limit "
+                 "(LimitNOFILE=, ulimit -n) or lower max_connections",
+                 (unsigned long long)rl.rlim_cur, need, c->proxy.max_connections, nworkers,
+                 FD_RESERVE);
+}
+
+/* The soft limit on open files is often 1024, far below max_connections'
+ * default; the hard limit is what an administrator allowed (issue 12.3). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t want;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    want = rl.rlim_max;
+    if (want == RLIM_INFINITY) {
+        /* NOFILE cannot be unlimited; the kernel's ceiling is fs.nr_open. */
+        FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+        unsigned long long nr = 0;
+
+        want = 1024 * 1024;
+        if (f != NULL) {
+            if (fscanf(f, "%llu", &nr) == 1 && nr > 0)
+                want = (rlim_t)nr;
+            fclose(f);
+        }
+    }
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("file descriptor limit raised to %llu", (unsigned long long)want);
+    else
+        log_warn("cannot raise the file descriptor limit to %llu: %s", (unsigned long long)want,
+                 strerror(errno));
+}
+
 static bool same_str(const char *a, const char *b)
 {
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Appends |item| to the list in |buf| ("a, b, c"); an item that does not fit
+ * ends the list with "...". */
+static void list_add(char *buf, size_t len, const char *item)
+{
+    size_t n = strlen(buf);
+
+    if (n + strlen(item) + 6 >= len) {
+        if (n + 4 < len && (n < 3 || strcmp(buf + n - 3, "...") != 0))
+            snprintf(buf + n, len - n, "%s...", n > 0 ? ", " : "");
+        return;
+    }
+    snprintf(buf + n, len - n, "%s%s", n > 0 ? ", " : "", item);
+}
+
+static const struct conf_cluster *cluster_named(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nclusters; i++) {
+        if (strcmp(c->clusters[i].name, name) == 0)
+            return &c->clusters[i];
+    }
+    return NULL;
+}
+
+static bool has_target(const struct conf_cluster *cc, const char *spec)
+{
+    for (size_t i = 0; i < cc->ntargets; i++) {
+        if (strcmp(cc->targets[i].spec, spec) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool same_routes(const struct conf_cluster *a, const struct conf_cluster *b)
+{
+    if (a->nroutes != b->nroutes)
+        return false;
+    for (size_t i = 0; i < a->nroutes; i++) {
+        if (strcmp(a->routes[i], b->routes[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The groups of settings, besides targets, that differ between two versions
+ * of one cluster, into |buf| ("" when none). A key added to struct
+ * conf_cluster belongs in one of these groups. */
+static void cluster_settings_diff(const struct conf_cluster *a, const struct conf_cluster *b,
+                                  char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (a->policy != b->policy)
+        list_add(buf, len, "policy");
+    if (!same_routes(a, b))
+        list_add(buf, len, "routes");
+    if (a->max_connections != b->max_connections ||
+        a->max_streams_per_connection != b->max_streams_per_connection ||
+        a->connect_timeout_ms != b->connect_timeout_ms || a->max_retries != b->max_retries)
+        list_add(buf, len, "connections");
+    if (a->dns_refresh_ms != b->dns_refresh_ms || a->dns_min_ttl_ms != b->dns_min_ttl_ms ||
+        a->dns_family != b->dns_family)
+        list_add(buf, len, "dns");
+    if (a->health_check != b->health_check || !same_str(a->health_service, b->health_service) ||
+        !same_str(a->health_authority, b->health_authority) || a->health_mode != b->health_mode ||
+        a->health_interval_ms != b->health_interval_ms ||
+        a->health_timeout_ms != b->health_timeout_ms ||
+        a->healthy_threshold != b->healthy_threshold ||
+        a->unhealthy_threshold != b->unhealthy_threshold ||
+        a->health_initial_healthy != b->health_initial_healthy ||
+        a->health_unimplemented_healthy != b->health_unimplemented_healthy ||
+        a->panic_threshold != b->panic_threshold)
+        list_add(buf, len, "health");
+    if (a->tls != b->tls || !same_str(a->tls_ca, b->tls_ca) ||
+        !same_str(a->tls_server_name, b->tls_server_name) || !same_str(a->tls_cert, b->tls_cert) ||
+        !same_str(a->tls_key, b->tls_key) || a->tls_verify != b->tls_verify)
+        list_add(buf, len, "tls");
+    if (a->required != b->required)
+        list_add(buf, len, "required");
+}
+
+/* Logs what a reload from |oc| to |nc| changes in the clusters: clusters
+ * added and removed, and per cluster that stays, the targets added and
+ * removed and the groups of settings changed. */
+static void log_change_set(const struct conf *oc, const struct conf *nc)
+{
+    char added[512] = "", removed[512] = "";
+    bool any = false;
+
+    for (size_t i = 0; i < nc->nclusters; i++) {
+        if (cluster_named(oc, nc->clusters[i].name) == NULL)
+            list_add(added, sizeof(added), nc->clusters[i].name);
+    }
+    for (size_t i = 0; i < oc->nclusters; i++) {
+        if (cluster_named(nc, oc->clusters[i].name) == NULL)
+            list_add(removed, sizeof(removed), oc->clusters[i].name);
+    }
+    if (added[0] != '\0')
+        log_info("reload: clusters added: %s", added);
+    if (removed[0] != '\0')
+        log_info("reload: clusters removed: %s", removed);
+    any = added[0] != '\0' || removed[0] != '\0';
+    for (size_t i = 0; i < nc->nclusters; i++) {
+        const struct conf_cluster *ncc = &nc->clusters[i];
+        const struct conf_cluster *occ = cluster_named(oc, ncc->name);
+        char tadd[512] = "", tdel[512] = "", settings[256];
+
+        if (occ == NULL)
+            continue;
+        for (size_t j = 0; j < ncc->ntargets; j++) {
+            if (!has_target(occ, ncc->targets[j].spec))
+                list_add(tadd, sizeof(tadd), ncc->targets[j].spec);
+        }
+        for (size_t j = 0; j < occ->ntargets; j++) {
+            if (!has_target(ncc, occ->targets[j].spec))
+                list_add(tdel, sizeof(tdel), occ->targets[j].spec);
+        }
+        cluster_settings_diff(occ, ncc, settings, sizeof(settings));
+        if (tadd[0] == '\0' && tdel[0] == '\0' && settings[0] == '\0')
+            continue;
+        any = true;
+        log_info("reload: cluster %s changed:%s%s%s%s%s%s", ncc->name,
+                 tadd[0] != '\0' ? " targets added: " : "", tadd,
+                 tdel[0] != '\0' ? (tadd[0] != '\0' ? "; targets removed: " : " targets removed: ")
+                                 : "",
+                 tdel,
+                 settings[0] != '\0'
+                     ? (tadd[0] != '\0' || tdel[0] != '\0' ? "; settings: " : " settings: ")
+                     : "",
+                 settings);
+    }
+    if (!any)
+        log_info("reload: no cluster changed");
+}
+
+static const char *on_off(bool on)
+{
+    return on ? "on" : "off";
+}
+
+/* Settings bound at start: a reload that changes one says so, by name. */
+static void log_restart_only(const struct conf *oc, const struct conf *nc)
+{
+    static const char *const tail = "takes effect at the next restart only";
+    bool alog_old = strcmp(oc->proxy.access_log, "off") != 0;
+    bool alog_new = strcmp(nc->proxy.access_log, "off") != 0;
+
+    if (nc->proxy.workers != oc->proxy.workers)
+        log_warn("reload: [proxy] workers changed from %u to %u (0: auto); %s", oc->proxy.workers,
+                 nc->proxy.workers, tail);
+    if (alog_old != alog_new)
+        log_warn("reload: [proxy] access_log turned %s; %s", on_off(alog_new), tail);
+    if (!same_str(nc->admin.listen, oc->admin.listen))
+        log_warn("reload: [admin] listen changed from %s to %s; %s",
+                 oc->admin.listen != NULL ? oc->admin.listen : "off",
+                 nc->admin.listen != NULL ? nc->admin.listen : "off", tail);
+    if (nc->admin.max_method_labels != oc->admin.max_method_labels)
+        log_warn("reload: [admin] max_method_labels changed from %u to %u; %s",
+                 oc->admin.max_method_labels, nc->admin.max_method_labels, tail);
+}
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* systemd (Type=notify, sd_notify(3)): a reload starts. MONOTONIC_USEC lets
+ * Type=notify-reload match it with its SIGHUP. Without NOTIFY_SOCKET this
+ * does nothing. */
+static void notify_reloading(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+}
+
+/* Records the outcome of a reload for /status and /metrics, and tells
+ * systemd the service is ready again (with the old or the new file). */
+static void reload_done(struct runtime *rt, bool ok, const char *err)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    rt->reload.time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    rt->reload.ok = ok;
+    if (ok)
+        rt->reload.successes++;
+    else
+        rt->reload.failures++;
+    snprintf(rt->reload.error, sizeof(rt->reload.error), "%s", ok ? "" : err);
+    sd_notifyf(0, "READY=1\nSTATUS=%s", ok ? "configuration reloaded" : "reload failed");
 }
 
 /* SIGHUP: load the file again. A bad file changes nothing. A good one
  * replaces clusters, targets, routes, policies and health settings at once:
  * workers get a snapshot built on the new conf, endpoints that stay keep their
  * id (so their backend connections) and health state, and running calls go
- * on. What is bound at start (listeners, worker count, access log on/off)
- * needs a restart; a change there is logged. */
+ * on. What is bound at start (worker count, admin listener, access log on/off,
+ * metric labels) needs a restart; a change there is logged by name. */
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     struct runtime *rt = arg;
     struct conf *nc, *oc = rt->conf;
     struct bal_epset *neps;
-    char err[1024];
+    char err[1024], msg[1100];
 
     (void)sig;
     (void)what;
     if (rt->draining)
         return;
+    notify_reloading();
     /* TLS contexts are built anew: new certificates and keys serve new
      * handshakes once workers take the snapshot; open connections keep theirs. */
     if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0 ||
         proxy_auth_attach(nc, err, sizeof(err)) != 0 || tls_attach(nc, err, sizeof(err)) != 0) {
         log_error("reload failed, keeping the running configuration: %s", err);
+        reload_done(rt, false, err);
         conf_free(nc);
         return;
     }
     /* New listen addresses are bound before anything else changes. */
     if (proxy_workers_rebind(rt, oc, nc, err, sizeof(err)) != 0) {
-        log_error("reload failed, keeping the running configuration: cannot listen on %s", err);
+        snprintf(msg, sizeof(msg), "cannot listen on %s", err);
+        log_error("reload failed, keeping the running configuration: %s", msg);
+        reload_done(rt, false, msg);
         conf_free(nc);
         return;
     }
-    if (nc->proxy.workers != oc->proxy.workers || !same_str(nc->admin.listen, oc->admin.listen) ||
-        (strcmp(nc->proxy.access_log, "off") == 0) != (strcmp(oc->proxy.access_log, "off") == 0) ||
-        nc->admin.max_method_labels != oc->admin.max_method_labels)
-        log_warn("reload: workers, admin listen, max_method_labels and turning the access log "
-                 "on or off take effect at the next restart only");
+    log_restart_only(oc, nc);
+    log_change_set(oc, nc);
     if (!same_str(nc->proxy.listen, oc->proxy.listen) ||
         !same_str(nc->proxy.listen_tls, oc->proxy.listen_tls))
         log_info("reload: now listening on %s%s%s (connections already open stay)",
@@ -241,6 +512,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     bal_epset_free(rt->eps);
     rt->eps = neps;
     rt->conf = nc;
+    /* The snapshot follows the conf at once: a worker report or an admin
+     * request handled later in this loop turn must not find rt->conf with
+     * more clusters than rt->snap (issue 12.1). */
+    rebuild_now(rt);
     if (rt->alog_fd >= 0 && strcmp(nc->proxy.access_log, oc->proxy.access_log) != 0 &&
         strcmp(nc->proxy.access_log, "-") != 0) {
         int fd = alog_open(nc->proxy.access_log);
@@ -250,7 +525,6 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
             close(fd);
         }
     }
-    conf_free(oc); /* snapshots still in use hold their own reference */
     rt->hc = hc_new(rt->base, rt->conf, rt->eps, on_health_changed, rt, err, sizeof(err));
     if (rt->hc == NULL)
         log_error("reload: health checker: %s", err);
@@ -258,6 +532,16 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         log_error("reload: DNS resolution could not start");
     log_config(rt);
     log_info("configuration reloaded from %s", rt->conf_path);
+    /* Last, so that a quieter level still shows this reload's lines. */
+    if (nc->proxy.log_level != oc->proxy.log_level) {
+        log_info("reload: log_level %s -> %s", level_names[oc->proxy.log_level],
+                 level_names[nc->proxy.log_level]);
+        log_set_level((enum log_level)nc->proxy.log_level);
+    }
+    if (nc->proxy.max_connections != oc->proxy.max_connections)
+        check_fd_budget(nc, rt->nworkers);
+    reload_done(rt, true, NULL);
+    conf_free(oc); /* snapshots still in use hold their own reference */
     proxy_snapshot_changed(rt);
 }
 
@@ -297,8 +581,15 @@ static int run(struct runtime *rt)
     }
     rt->snap = build_snapshot(rt);
     rt->nworkers = worker_count(rt->conf);
+    raise_fd_limit();
+    check_fd_budget(rt->conf, rt->nworkers);
     rt->alog_fd = alog_open(rt->conf->proxy.access_log);
     if (rt->alog_fd == -2) {
+        rc = 1;
+        goto out;
+    }
+    if (proxy_listen_check(&rt->conf->proxy, err, sizeof(err)) != 0) {
+        log_error("cannot listen on %s", err);
         rc = 1;
         goto out;
     }
@@ -329,6 +620,11 @@ static int run(struct runtime *rt)
                  rt->conf->proxy.listen_tls != NULL ? ", TLS on " : "",
                  rt->conf->proxy.listen_tls != NULL ? rt->conf->proxy.listen_tls : "",
                  rt->nworkers);
+        sd_notifyf(0, "READY=1\nSTATUS=listening on %s%s%s with %zu worker(s)",
+                   rt->conf->proxy.listen != NULL ? rt->conf->proxy.listen : "(no h2c)",
+                   rt->conf->proxy.listen_tls != NULL ? ", TLS on " : "",
+                   rt->conf->proxy.listen_tls != NULL ? rt->conf->proxy.listen_tls : "",
+                   rt->nworkers);
         event_base_loop(rt->base, EVLOOP_NO_EXIT_ON_EMPTY);
     }
 stop:
@@ -361,15 +657,52 @@ out:
     return rc;
 }
 
+/* -t: target names that do not resolve now are worth a warning, not a
+ * failure: DNS may come up after switchyard (which keeps trying). */
+static void warn_unresolved(const struct conf *c)
+{
+    for (size_t i = 0; i < c->nclusters; i++) {
+        const struct conf_cluster *cc = &c->clusters[i];
+
+        for (size_t j = 0; j < cc->ntargets; j++) {
+            const struct conf_target *t = &cc->targets[j];
+            struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+            int rv;
+
+            if (t->is_literal)
+                continue;
+            hints.ai_family = cc->dns_family == CONF_DNS_V4   ? AF_INET
+                              : cc->dns_family == CONF_DNS_V6 ? AF_INET6
+                                                              : AF_UNSPEC;
+            rv = getaddrinfo(t->host, NULL, &hints, &res);
+            if (rv == 0) {
+                freeaddrinfo(res);
+                continue;
+            }
+            fprintf(stderr,
+                    "switchyard: warning: %s: [cluster.%s] (line %d) targets: '%s' does not "
+                    "resolve now: %s; switchyard would start and keep resolving it\n",
+                    c->path, cc->name, cc->line, t->spec,
+                    rv == EAI_SYSTEM ? strerror(errno) : gai_strerror(rv));
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"test", no_argument, NULL, 't'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     struct runtime rt = {0};
     const char *path = NULL;
     bool test_only = false;
     char err[1024];
     int opt, rc;
 
-    while ((opt = getopt(argc, argv, "c:thv")) != -1) {
+    opterr = 0; /* our own messages, with a hint for -v */
+    while ((opt = getopt_long(argc, argv, ":c:thV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -377,18 +710,33 @@ int main(int argc, char **argv)
         case 't':
             test_only = true;
             break;
-        case 'v':
+        case 'V':
             printf("switchyard %s\n", SWITCHYARD_VERSION);
             return 0;
         case 'h':
             usage(stdout);
             return 0;
+        case ':':
+            fprintf(stderr, "switchyard: %s needs an argument\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
         default:
+            if (optopt == 'v')
+                fprintf(stderr, "switchyard: unknown option -v; the version is -V (--version), "
+                                "as in switchyard-health, where -v means verbose\n");
+            else if (optopt != 0)
+                fprintf(stderr, "switchyard: unknown option -%c\n", optopt);
+            else
+                fprintf(stderr, "switchyard: unknown option %s\n", argv[optind - 1]);
             usage(stderr);
             return 2;
         }
     }
     if (path == NULL || optind != argc) {
+        if (optind != argc)
+            fprintf(stderr, "switchyard: unexpected argument '%s'\n", argv[optind]);
+        else
+            fprintf(stderr, "switchyard: -c FILE is required\n");
         usage(stderr);
         return 2;
     }
@@ -400,6 +748,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test_only) {
+        warn_unresolved(rt.conf);
         printf("switchyard: %s: configuration ok\n", path);
         conf_free(rt.conf);
         return 0;

@@ -11,8 +11,10 @@
 #include <stdint.h>
 
 struct event;
+struct evconnlistener;
 struct event_base;
 struct conf;
+struct conf_proxy;
 struct bal_registry;
 struct bal_snapshot;
 struct bal_epset;
@@ -20,6 +22,14 @@ struct proxy_worker;
 struct proxy_dns;
 struct proxy_admin;
 struct hc;
+
+/** The last SIGHUP reload, for /status and /metrics. */
+struct proxy_reload_info {
+    uint64_t successes, failures;
+    double time;      /* wall clock of the last reload; 0: none since start */
+    bool ok;          /* the last reload was applied */
+    char error[1024]; /* why the last one failed ("" after a success) */
+};
 
 struct runtime {
     const char *conf_path;
@@ -47,16 +57,33 @@ struct runtime {
     struct event *ev_sighup;
     struct event *ev_report_ready; /* a worker posted a proxy_report */
     struct proxy_admin *admin;     /* owned (admin.c) */
+    struct proxy_reload_info reload;
 };
 
 /** Tells the main loop that rt->eps changed: one new snapshot is built and
  *  published at the end of this loop iteration, however many changes came. */
 void proxy_snapshot_changed(struct runtime *rt);
 
+/** Builds and publishes a snapshot of rt->eps at once rather than at the end
+ *  of the loop turn: for a change its caller must see applied before it
+ *  answers (a drain by hand). Main thread. */
+void proxy_snapshot_rebuild(struct runtime *rt);
+
 /** Creates |rt->nworkers| workers: each binds its own SO_REUSEPORT listener on
  *  the configured address. Returns 0, or -1 (logged) when a listener cannot be
  *  bound; nothing is left running then. Does not start the threads. */
 int proxy_workers_init(struct runtime *rt);
+
+/** Checks that no other process listens on |pc|'s listen and listen_tls
+ *  addresses (the workers' SO_REUSEPORT sockets would share them silently).
+ *  Returns 0, or -1 with "ADDRESS: reason" in |err|. Main thread, before
+ *  proxy_workers_init(). */
+int proxy_listen_check(const struct conf_proxy *pc, char *err, size_t errlen);
+
+/** Makes the admin listener |l| pause (not spin) when accept() runs out of
+ *  file descriptors, and resume once one can be opened: call after
+ *  evhttp_bind_listener(), which keeps the error callback. Main thread. */
+void proxy_listen_guard_admin(struct evconnlistener *l);
 
 /** Starts the worker threads. Returns 0 or -1 (logged). */
 int proxy_workers_start(struct runtime *rt);
@@ -71,6 +98,11 @@ void proxy_workers_drain(struct runtime *rt);
  *  or -1 (logged). */
 int proxy_admin_start(struct runtime *rt);
 void proxy_admin_stop(struct runtime *rt);
+/** rt->snap is about to become |now| instead of |old| (NULL at start): the
+ *  admin remembers the endpoints that left a cluster, to show them as
+ *  draining while workers report calls on them. Main thread. */
+void proxy_admin_snapshot_replaced(struct runtime *rt, const struct bal_snapshot *old,
+                                   const struct bal_snapshot *now);
 /** A worker's report arrived (called on the main thread by worker.c). */
 void proxy_admin_report_ready(struct runtime *rt);
 

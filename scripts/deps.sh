@@ -12,7 +12,7 @@ PKGS=(
     build-essential pkg-config
     libevent-dev libnghttp2-dev libc-ares-dev libinih-dev libssl-dev libjansson-dev libjwt-dev
     libprotobuf-c-dev protobuf-c-compiler grpc-proto
-    libgrpc-dev libcriterion-dev
+    libgrpc-dev libcriterion-dev libsystemd-dev
     nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl
 )
 

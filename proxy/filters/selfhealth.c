@@ -56,7 +56,8 @@ static bool path_is(struct proxy_call *call, const char *p, size_t len)
 
 /* ---- status ---- */
 
-/* The ServingStatus of |svc| now, or -1 for an unknown service. */
+/* The ServingStatus of |svc| now, or -1 for an unknown service. Service ""
+ * depends on the clusters with `required = yes` only, as /healthz does. */
 static int status_of(const struct proxy_call_env *env, const char *svc)
 {
     const struct bal_snapshot *s = env->snap;
@@ -67,7 +68,7 @@ static int status_of(const struct proxy_call_env *env, const char *svc)
 
         if (svc[0] != '\0' && strcmp(s->clusters[i].name, svc) == 0)
             return up ? SERVING : NOT_SERVING;
-        all = all && up;
+        all = all && (up || !s->clusters[i].conf->required);
     }
     if (svc[0] != '\0')
         return -1;

@@ -749,3 +749,91 @@ Test(admin, reload_moves_the_listener_and_keeps_open_connections)
     px.port = new_port;
     stop_proxy_clean();
 }
+
+/* ---- limits of the admin listener (issue 12.4) ---- */
+
+/* Sends |head| and then |body_bytes| bytes of filler on one connection to
+ * the admin port, as fast as the server takes them, and reads whatever comes
+ * back until it closes (at most 20 s). Returns the bytes of body it took. */
+static size_t blast(const char *head, size_t body_bytes)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)admin_port)};
+    struct timeval tv = {.tv_sec = 20};
+    static char chunk[65536];
+    size_t sent = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(chunk, 'a', sizeof(chunk));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_geq(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    if (send(fd, head, strlen(head), MSG_NOSIGNAL) == (ssize_t)strlen(head)) {
+        while (sent < body_bytes) {
+            size_t n = body_bytes - sent < sizeof(chunk) ? body_bytes - sent : sizeof(chunk);
+            ssize_t w = send(fd, chunk, n, MSG_NOSIGNAL);
+
+            if (w <= 0)
+                break; /* the server gave up on us: fine */
+            sent += (size_t)w;
+        }
+    }
+    shutdown(fd, SHUT_WR);
+    while (read(fd, chunk, sizeof(chunk)) > 0)
+        ;
+    close(fd);
+    return sent;
+}
+
+Test(admin, a_huge_body_and_huge_headers_cost_little_memory)
+{
+    struct http_resp r;
+    char *head;
+    size_t len = 0, cap = 1100 * 1024;
+    long before, after;
+
+    start_proxy(0, 1, NULL, NULL);
+    cr_assert_eq(http_get(admin_port, "/status", &r), 0);
+    free(r.body);
+    before = sup_rss_kb(px.proc->pid);
+    cr_assert_gt(before, 0);
+
+    /* 50 MB of body */
+    blast("POST /drain?cluster=echo&endpoint=x HTTP/1.1\r\nHost: a\r\n"
+          "Content-Length: 52428800\r\n\r\n",
+          50u * 1024 * 1024);
+    /* the same without a Content-Length: chunked */
+    {
+        static char chunked[8 * 1024 * 1024 + 256];
+        size_t n = (size_t)snprintf(chunked, 256,
+                                    "POST /drain HTTP/1.1\r\nHost: a\r\n"
+                                    "Transfer-Encoding: chunked\r\n\r\n%x\r\n",
+                                    8 * 1024 * 1024);
+
+        memset(chunked + n, 'b', 8 * 1024 * 1024);
+        chunked[n + 8 * 1024 * 1024] = '\0';
+        blast(chunked, 0);
+    }
+    /* 1 MB of headers */
+    head = malloc(cap);
+    cr_assert_not_null(head);
+    len += (size_t)snprintf(head, cap, "GET /status HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 0; len + 1100 < cap - 8 && len < 1024 * 1024; i++) {
+        len += (size_t)snprintf(head + len, cap - len, "X-Pad-%06d: ", i);
+        memset(head + len, 'h', 1000);
+        len += 1000;
+        len += (size_t)snprintf(head + len, cap - len, "\r\n");
+    }
+    snprintf(head + len, cap - len, "\r\n");
+    blast(head, 0);
+    free(head);
+
+    after = sup_rss_kb(px.proc->pid);
+    cr_assert_lt(after - before, 16 * 1024, "RSS grew from %ld KiB to %ld KiB", before, after);
+    cr_assert_eq(http_get(admin_port, "/status", &r), 0, "/status no longer answers");
+    cr_assert_eq(r.code, 200);
+    free(r.body);
+    fprintf(stderr, "admin limits: RSS %ld KiB before, %ld KiB after\n", before, after);
+    stop_proxy_clean();
+}

@@ -510,7 +510,9 @@ Test(health, failures_counted_or_immediate_per_kind)
         {FHS_BAD_MESSAGE, 0, "undecodable HealthCheckResponse (2 failures in a row)"},
         {FHS_NOT_SERVING, 0, "out of rotation: NOT_SERVING\n"},
         {FHS_STATUS, 5, "out of rotation: grpc-status 5 NOT_FOUND: fake health server\n"},
-        {FHS_STATUS, 12, "out of rotation: grpc-status 12 UNIMPLEMENTED: fake health server\n"},
+        {FHS_STATUS, 12,
+         "out of rotation: grpc-status 12 UNIMPLEMENTED: fake health server (no health service: "
+         "health_unimplemented = healthy counts that as healthy)\n"},
         {FHS_GOAWAY, 0, "out of rotation: GOAWAY (NO_ERROR)\n"},
     };
     char more[512], out[160], in[160], first[160];

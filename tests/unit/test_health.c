@@ -21,7 +21,7 @@
 #include "health/internal.h"
 
 /* hc.c logs through core/log.h; the proxy's logger is not linked here. */
-enum log_level log_min_level = LOG_LVL_ERROR;
+_Atomic(enum log_level) log_min_level = LOG_LVL_ERROR;
 
 void log_emit(enum log_level lvl, const char *mod, const char *fmt, ...)
 {
