@@ -22,6 +22,7 @@
 
 #include "tests/peers/gclient.h"
 #include "tests/support/dnsmasq.h"
+#include "tests/support/httpc.h"
 #include "tests/support/support.h"
 
 #define NB      3
@@ -730,7 +731,8 @@ Test(dns, churn_keeps_pools_and_endpoint_ids_bounded)
         PER = 5
     };
     struct dconf c = {0};
-    char targets[128], admin_addr[32], hosts[512], needle[64], *m = NULL;
+    char targets[128], admin_addr[32], hosts[512], needle[64];
+    struct sup_http_resp m = {0};
     int admin = sup_free_port();
     double ids, pools;
     struct gc_opts o;
@@ -761,10 +763,10 @@ Test(dns, churn_keeps_pools_and_endpoint_ids_bounded)
             cr_assert_eq(res.status, 0, "round %d: %s", r, res.message);
         }
     }
-    cr_assert_eq(sup_http_get(admin, "/metrics", &m), 200);
-    ids = sup_metric(m, "switchyard_endpoint_ids");
-    pools = sup_metric(m, "switchyard_backend_pools");
-    free(m);
+    cr_assert_eq(sup_http_get(admin, "/metrics", &m), 0);
+    ids = sup_metric(m.body, "switchyard_endpoint_ids");
+    pools = sup_metric(m.body, "switchyard_backend_pools");
+    sup_http_resp_free(&m);
     cr_log_info("after %d address changes: %.0f endpoint ids, %.0f pools", ROUNDS * PER, ids,
                 pools);
     /* Alive at once: the backend and at most two rounds' 5 addresses. */

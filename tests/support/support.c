@@ -569,54 +569,6 @@ int sup_h2abuse(int port, const char *mode, int arg, const char *extra, char *li
     return st;
 }
 
-int sup_http_get(int port, const char *path, char **body)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    char req[512], *buf = NULL, *sep;
-    size_t len = 0, cap = 0;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), code;
-    ssize_t n;
-
-    *body = NULL;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (write(fd, req, strlen(req)) < 0) {
-        close(fd);
-        return -1;
-    }
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            char *nb;
-
-            cap = cap == 0 ? 65536 : cap * 2;
-            nb = realloc(buf, cap);
-            if (nb == NULL)
-                break;
-            buf = nb;
-        }
-        n = read(fd, buf + len, cap - len - 1);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    if (buf == NULL)
-        return -1;
-    buf[len] = '\0';
-    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1 || (sep = strstr(buf, "\r\n\r\n")) == NULL) {
-        free(buf);
-        return -1;
-    }
-    *body = strdup(sep + 4);
-    free(buf);
-    return *body != NULL ? code : -1;
-}
-
 double sup_metric(const char *metrics, const char *name)
 {
     size_t nlen = strlen(name);

@@ -153,11 +153,6 @@ int sup_run(const char *name, const char *const argv[], int timeout_ms, struct s
 int sup_h2abuse(int port, const char *mode, int arg, const char *extra, char *line, size_t len,
                 int timeout_ms);
 
-/** Sends `GET |path|` (HTTP/1.0) to 127.0.0.1:|port| and reads the whole
- *  answer. Returns the status code with the body in |*body| (malloc'd; the
- *  caller frees it), or -1. */
-int sup_http_get(int port, const char *path, char **body);
-
 /** The value of the Prometheus sample |name| (exactly, labels included, e.g.
  *  "switchyard_backend_pools" or "x{a=\"b\"}") in the text |metrics|, or -1
  *  when absent. */
