@@ -134,6 +134,7 @@ $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
 $(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/core/log.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
+$(BUILD)/tests/unit/test_grpc: $(BUILD)/tests/unit/test_grpc.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
     $(BUILD)/core/tls.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
@@ -202,6 +203,7 @@ FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/tests/fuzz/%)
 $(BUILD)/tests/fuzz/fuzz_conf: $(CONF_OBJS)
 $(BUILD)/tests/fuzz/fuzz_health: $(BUILD)/health/codec.o $(BUILD)/core/grpc.o $(HEALTH_PB_OBJ)
 $(BUILD)/tests/fuzz/fuzz_grpc_timeout: $(BUILD)/core/grpc.o
+$(BUILD)/tests/fuzz/fuzz_grpc_path: $(BUILD)/core/grpc.o
 $(BUILD)/tests/fuzz/fuzz_auth: $(BUILD)/proxy/auth.o $(CONF_OBJS) $(BUILD)/core/grpc.o
 
 $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o

@@ -1,9 +1,10 @@
 /* gRPC-over-HTTP/2 protocol helpers (PROTOCOL-HTTP2.md): status codes,
- * grpc-timeout, grpc-message encoding. I/O-free.
+ * grpc-timeout, the method path, grpc-message encoding. I/O-free.
  * SPDX-License-Identifier: MIT */
 #ifndef CORE_GRPC_H
 #define CORE_GRPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,17 @@ const char *grpc_code_name(int code);
  *  of H M S m u n). Stores milliseconds, rounded up, capped at UINT32_MAX.
  *  Returns 0, or -1 when the value is malformed. */
 int grpc_timeout_parse(const uint8_t *v, size_t len, uint32_t *ms);
+
+/** Whether the |len| bytes at |path| are a canonical gRPC method path
+ *  (PROTOCOL-HTTP2.md, "Path": "/" Service-Name "/" method name): exactly two
+ *  segments after the leading '/', neither of them empty, "." or "..", made
+ *  of visible ASCII (0x21-0x7E) other than '%' (no percent-encoding) and '?'
+ *  or '#' (no query or fragment). Names are otherwise IDL-specific, so any
+ *  other visible character is allowed. A path that is not canonical could be
+ *  read differently by a hop that normalises it, so it must be refused before
+ *  it is matched against prefixes (auth exempt entries, routes). Pure; any
+ *  thread. |path| may be NULL when |len| is 0. */
+bool grpc_path_is_canonical(const uint8_t *path, size_t len);
 
 /** Percent-encodes |msg| for grpc-message into |out| (NUL-terminated,
  *  truncated to fit). Returns the length written. */
