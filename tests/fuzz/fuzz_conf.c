@@ -28,11 +28,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0'; /* conf_load_file() refuses a NUL; here it ends the text */
     rc = conf_load_string(text, NAME, &c, err, sizeof(err));
     if (rc == 0 && c == NULL) {
-        fprintf(stderr, "conf_load_string: 0 without a conf\n");
+        fprintf(stderr, "fuzz check failed: conf_load_string: 0 without a conf\n");
         abort();
     }
     if (rc != 0 && (c != NULL || strncmp(err, NAME, strlen(NAME)) != 0)) {
-        fprintf(stderr, "conf_load_string: %d, error not naming the file: '%s'\n", rc, err);
+        fprintf(stderr,
+                "fuzz check failed: conf_load_string: %d, error not naming the file: '%s'\n", rc,
+                err);
         abort();
     }
     conf_free(c);

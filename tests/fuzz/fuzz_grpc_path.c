@@ -50,8 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     got = grpc_path_is_canonical(size ? p : NULL, size);
     want = reference(p, size);
     if (got != want) {
-        fprintf(stderr, "grpc_path_is_canonical('%.*s') = %d, the reference says %d\n", (int)size,
-                (const char *)p, got, want);
+        fprintf(stderr,
+                "fuzz check failed: grpc_path_is_canonical('%.*s') = %d, the reference says %d\n",
+                (int)size, (const char *)p, got, want);
         abort();
     }
     free(p);

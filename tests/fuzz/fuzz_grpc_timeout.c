@@ -62,13 +62,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint64_t want;
 
         if (!fits_grammar(v, size)) {
-            fprintf(stderr, "grpc_timeout_parse accepted '%.*s'\n", (int)size, (const char *)v);
+            fprintf(stderr, "fuzz check failed: grpc_timeout_parse accepted '%.*s'\n", (int)size,
+                    (const char *)v);
             abort();
         }
         want = expect_ms(v, size);
         if (ms != (want > UINT32_MAX ? UINT32_MAX : want)) {
-            fprintf(stderr, "grpc_timeout_parse('%.*s') = %u ms, expected %llu\n", (int)size,
-                    (const char *)v, ms, (unsigned long long)want);
+            fprintf(stderr,
+                    "fuzz check failed: grpc_timeout_parse('%.*s') = %u ms, expected %llu\n",
+                    (int)size, (const char *)v, ms, (unsigned long long)want);
             abort();
         }
     } else if (rc != -1) {

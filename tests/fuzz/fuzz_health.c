@@ -32,7 +32,7 @@ static void watch_body(const uint8_t *body, size_t len)
             return;
         }
         if (used < HC_FRAME_HDR || used > len - off) {
-            fprintf(stderr, "decode used %zu of %zu bytes\n", used, len - off);
+            fprintf(stderr, "fuzz check failed: decode used %zu of %zu bytes\n", used, len - off);
             abort();
         }
         (void)hc_result_of_serving(status);

@@ -65,10 +65,10 @@ for bin in "$@"; do
         failed=1
         echo "fuzz $name: FAILED (exit $rc) after ${secs} s; its report:"
         # From the sanitizer's or libFuzzer's first word on, without the shadow-byte map.
-        awk '/ERROR: |runtime error:|deadly signal|ALARM|out-of-memory/ { on = 1 }
+        # A harness's own checks print "fuzz check failed: ..." first.
+        awk '/fuzz check failed|ERROR: |runtime error:|deadly signal|ALARM|out-of-memory/ { on = 1 }
              /Shadow bytes around/ { skip = 1 } /^==[0-9]+==ABORTING/ { skip = 0 }
-             on && !skip && n < 40 { print "    " $0; n++ }' "$log"
-        grep -E '^(MS:|artifact_prefix|Base64:)' "$log" | sed 's/^/    /'
+             on && !skip && n < 50 { print "    " $0; n++ }' "$log"
         art=$(ls -t "$arts"/* 2>/dev/null | head -n 1)
         if [ -n "$art" ]; then
             echo "    input kept in $art; replay: $bin $art"
