@@ -33,9 +33,9 @@ done
 # Fuzz step: each libFuzzer harness in $SY_FUZZ_BINS runs $SY_FUZZ_RUNS inputs
 # over its seed corpus (tests/fuzz/run.sh) and counts as one test.
 if [ -n "${SY_FUZZ_BINS:-}" ]; then
-    echo "==> fuzz (${SY_FUZZ_RUNS:-4000} inputs per harness)"
+    echo "==> fuzz (${SY_FUZZ_RUNS:-20000} inputs per harness)"
     for bin in $SY_FUZZ_BINS; do
-        if bash "$top/tests/fuzz/run.sh" --runs "${SY_FUZZ_RUNS:-4000}" "$bin"; then
+        if bash "$top/tests/fuzz/run.sh" --runs "${SY_FUZZ_RUNS:-20000}" "$bin"; then
             passed=$((passed + 1))
         else
             failed=$((failed + 1))
