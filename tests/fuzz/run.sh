@@ -69,7 +69,7 @@ for bin in "$@"; do
         awk '/fuzz check failed|ERROR: |runtime error:|deadly signal|ALARM|out-of-memory/ { on = 1 }
              /Shadow bytes around/ { skip = 1 } /^==[0-9]+==ABORTING/ { skip = 0 }
              on && !skip && n < 50 { print "    " $0; n++ }' "$log"
-        art=$(ls -t "$arts"/* 2>/dev/null | head -n 1)
+        art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
         if [ -n "$art" ]; then
             echo "    input kept in $art; replay: $bin $art"
             echo "    once fixed, add it to $seeds/ as a regression input"
