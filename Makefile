@@ -48,7 +48,7 @@ LIB_SRCS  := $(CORE_SRCS) $(CONF_SRCS) $(BAL_SRCS) $(HC_SRCS) $(PROXY_SRCS)
 
 HEALTH_PB_OBJ := $(GEN)/grpc/health/v1/health.pb-c.o
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
-CONF_OBJS := $(CONF_SRCS:%.c=$(BUILD)/%.o)
+CONF_OBJS := $(CONF_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/core/grpc.o # exempt: grpc_path_is_canonical()
 BAL_OBJS  := $(BAL_SRCS:%.c=$(BUILD)/%.o)
 HC_OBJS   := $(HC_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
 
@@ -137,6 +137,7 @@ $(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.
 $(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_conf_admin: $(BUILD)/tests/unit/test_conf_admin.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_drain: $(BUILD)/tests/unit/test_drain.o $(BAL_OBJS) $(CONF_OBJS)
+$(BUILD)/tests/unit/test_grpc: $(BUILD)/tests/unit/test_grpc.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
     $(BUILD)/core/tls.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_flow: $(BUILD)/tests/unit/test_flow.o $(BUILD)/proxy/flow.o
@@ -164,10 +165,14 @@ test: deps
 	    SY_BIN_RELEASE=$(abspath $(BIN)) run-tests
 
 # Peers are built without sanitizers: they are the gRPC C core, not our code.
+# The fuzz harnesses are built by clang under build/fuzz (see "fuzz" below) and
+# run for FUZZ_RUNS inputs each after the Criterion binaries.
 run-tests: $(BIN) $(HEALTH_BIN) $(UNIT_BINS) $(INTEG_BINS)
 	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
+	$(Q)$(MAKE) --no-print-directory fuzz-bins
 	$(Q)SY_BIN=$(abspath $(BIN)) SY_BIN_RELEASE=$(SY_BIN_RELEASE) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
-	    SY_TOP=$(CURDIR) bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
+	    SY_TOP=$(CURDIR) SY_FUZZ_BINS="$(abspath $(FUZZ_BINS))" SY_FUZZ_RUNS=$(FUZZ_RUNS) \
+	    bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
 peers: $(PEER_BINS)
 
@@ -204,6 +209,45 @@ install: $(BIN) $(HEALTH_BIN) $(MANPAGES) docker/systemd/switchyard.service
 
 clean:
 	rm -rf build
+
+# ---- fuzz: libFuzzer harnesses (tests/fuzz/fuzz_NAME.c), clang with ASan+UBSan ----
+# A harness is one file tests/fuzz/fuzz_NAME.c (LLVMFuzzerTestOneInput, and
+# LLVMFuzzerInitialize if it needs set-up) with seeds in tests/fuzz/corpus/NAME/,
+# plus one line below naming the objects it links. Objects are built again by
+# clang with coverage under build/fuzz. `make test` runs each harness for
+# FUZZ_RUNS inputs (fixed seed: the same inputs every time); `make fuzz` runs
+# each for FUZZ_SECONDS with a random seed, keeping new inputs in
+# build/fuzz/corpus/NAME and crashes in build/fuzz/artifacts/NAME.
+FUZZ_CC      ?= clang-14
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=undefined
+FUZZ_RUNS    ?= 20000
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/tests/fuzz/%)
+
+# One line per harness: the objects it links besides its own.
+$(BUILD)/tests/fuzz/fuzz_conf: $(CONF_OBJS)
+$(BUILD)/tests/fuzz/fuzz_health: $(BUILD)/health/codec.o $(BUILD)/core/grpc.o $(HEALTH_PB_OBJ)
+$(BUILD)/tests/fuzz/fuzz_grpc_timeout: $(BUILD)/core/grpc.o
+$(BUILD)/tests/fuzz/fuzz_grpc_path: $(BUILD)/core/grpc.o
+$(BUILD)/tests/fuzz/fuzz_auth: $(BUILD)/proxy/auth.o $(CONF_OBJS) $(BUILD)/core/grpc.o
+
+$(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lpthread
+
+.PHONY: fuzz fuzz-bins fuzz-bins-here
+fuzz-bins:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN="$(FUZZ_SAN)" OPT=-O1 \
+	    fuzz-bins-here
+
+fuzz-bins-here: $(FUZZ_BINS)
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)bash tests/fuzz/run.sh --seconds $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 FMT_DIRS := core proxy balancer health conf tests
 format:

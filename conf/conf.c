@@ -20,6 +20,8 @@
 
 #include <ini.h>
 
+#include "core/grpc.h"
+
 #define MAX_FILE_SIZE (1024 * 1024) /* a config is a few KiB; this stops `-c /dev/zero` */
 #define KEY_TEXT_SIZE 48            /* value kept per key for cross-key messages */
 #define KEY_NAME_MAX  64            /* longest key name "did you mean" compares */
@@ -448,7 +450,7 @@ enum kw_type {
     KW_ALGORITHMS,  /* list of JWS algorithm names */
     KW_AUDIENCE,    /* list */
     KW_CLAIMS,      /* list of claim names */
-    KW_EXEMPT,      /* list of :path prefixes; the key replaces the default */
+    KW_EXEMPT,      /* list of methods or services; the key replaces the default */
 };
 
 struct keyword {
@@ -1192,6 +1194,29 @@ static bool is_claim_name(const char *s)
     return true;
 }
 
+/* An [auth] exempt entry: a method (/pkg.Service/Method, a canonical gRPC
+ * path) or a whole service (/pkg.Service/, the prefix of canonical paths).
+ * proxy/auth.c matches the first exactly and the second as a prefix, and only
+ * on canonical paths, so no spelling of another path can fall under either. */
+static bool is_exempt_entry(const char *item)
+{
+    size_t len = strlen(item);
+    char *probe;
+    bool ok;
+
+    if (grpc_path_is_canonical((const uint8_t *)item, len))
+        return true;
+    if (len < 3 || item[len - 1] != '/')
+        return false;
+    /* /Svc/ names a service when /Svc/m would be a method of it. */
+    probe = xcalloc(1, len + 2);
+    memcpy(probe, item, len);
+    probe[len] = 'm';
+    ok = grpc_path_is_canonical((const uint8_t *)probe, len + 1);
+    free(probe);
+    return ok;
+}
+
 static void add_auth_item(struct parse *p, const struct keyword *kw, const char *item)
 {
     struct conf_auth *a = &p->c->auth;
@@ -1243,15 +1268,16 @@ static void add_auth_item(struct parse *p, const struct keyword *kw, const char 
         push_item(&a->forward_claims, &a->nforward_claims, item);
         return;
     case KW_EXEMPT:
-        if (item[0] != '/' || has_ctl_or_space(item)) {
+        if (!is_exempt_entry(item)) {
             fail_key(p, p->lineno, kw->name,
-                     "expected a :path prefix starting with '/' such as /grpc.health.v1.Health/, "
-                     "got '%s'",
+                     "expected a method /pkg.Service/Method or a whole service /pkg.Service/ "
+                     "(no empty, '.' or '..' part, no '%%', '?', '#', space or non-ASCII "
+                     "byte), got '%s'",
                      item);
             return;
         }
         if (has_item(a->exempt, a->nexempt, item, false)) {
-            fail_key(p, p->lineno, kw->name, "expected each prefix once, got '%s' twice", item);
+            fail_key(p, p->lineno, kw->name, "expected each entry once, got '%s' twice", item);
             return;
         }
         push_item(&a->exempt, &a->nexempt, item);

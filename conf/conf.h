@@ -189,8 +189,13 @@ struct conf_auth {
     size_t ntokens;
     /* both modes */
     bool strip_authorization; /* strip_authorization = on|off (off) */
-    char **exempt;            /* exempt (/grpc.health.v1.Health/): :path prefixes without auth; */
-    size_t nexempt;           /* an empty value exempts nothing */
+    /* exempt (/grpc.health.v1.Health/): calls that skip the check. Each entry is
+     * a method, /pkg.Service/Method (matches that :path exactly), or a whole
+     * service, /pkg.Service/ (every method of it); both canonical gRPC paths
+     * (grpc_path_is_canonical(), core/grpc.h), so no '.', '..' or empty part,
+     * no '%', '?', '#', space or non-ASCII byte. An empty value exempts nothing. */
+    char **exempt;
+    size_t nexempt;
     /* The verifier its owner builds from this section right after loading and
      * before sharing the conf (proxy_auth_attach()); conf_free() releases it
      * with |verifier_free|. NULL when mode = off or nobody built one. */

@@ -85,30 +85,6 @@ int grpc_status_parse(const uint8_t *v, size_t len)
     return n;
 }
 
-bool grpc_path_is_canonical(const uint8_t *path, size_t len)
-{
-    size_t seg = 0, start = 1;
-
-    if (len < 4 || path[0] != '/')
-        return false;
-    for (size_t i = 1; i <= len; i++) {
-        if (i == len || path[i] == '/') {
-            size_t slen = i - start;
-
-            if (slen == 0 || (slen == 1 && path[start] == '.') ||
-                (slen == 2 && path[start] == '.' && path[start + 1] == '.'))
-                return false;
-            seg++;
-            start = i + 1;
-            continue;
-        }
-        if (path[i] <= 0x20 || path[i] >= 0x7f || path[i] == '%' || path[i] == '?' ||
-            path[i] == '#')
-            return false;
-    }
-    return seg == 2;
-}
-
 int grpc_scan_feed(struct grpc_scan *s, const uint8_t *p, size_t len, uint32_t max)
 {
     while (len > 0) {
@@ -134,6 +110,36 @@ int grpc_scan_feed(struct grpc_scan *s, const uint8_t *p, size_t len, uint32_t m
         }
     }
     return 0;
+}
+
+bool grpc_path_is_canonical(const uint8_t *path, size_t len)
+{
+    /* Path → ":path" "/" Service-Name "/" {method name}: "/a/b" at least. */
+    size_t start = 1, nseg = 0;
+
+    if (len < 4 || path[0] != '/')
+        return false;
+    for (size_t i = 1; i <= len; i++) {
+        if (i == len || path[i] == '/') {
+            size_t n = i - start;
+
+            /* RFC 3986 §3.3, §5.2.4: empty, "." and ".." segments are what
+             * normalisation removes or resolves; a gRPC name is none of them. */
+            if (n == 0 || (n == 1 && path[start] == '.') ||
+                (n == 2 && path[start] == '.' && path[start + 1] == '.'))
+                return false;
+            if (++nseg > 2)
+                return false;
+            start = i + 1;
+            continue;
+        }
+        /* Visible ASCII only; '%' would be percent-encoding (a second
+         * spelling of the same path), '?' and '#' a query or fragment. */
+        if (path[i] <= 0x20 || path[i] >= 0x7f || path[i] == '%' || path[i] == '?' ||
+            path[i] == '#')
+            return false;
+    }
+    return nseg == 2;
 }
 
 size_t grpc_message_encode(const char *msg, char *out, size_t outlen)

@@ -1,5 +1,5 @@
 /* gRPC-over-HTTP/2 protocol helpers (PROTOCOL-HTTP2.md): status codes,
- * grpc-timeout, grpc-message encoding. I/O-free.
+ * grpc-timeout, the method path, grpc-message encoding. I/O-free.
  * SPDX-License-Identifier: MIT */
 #ifndef CORE_GRPC_H
 #define CORE_GRPC_H
@@ -41,10 +41,16 @@ int grpc_timeout_parse(const uint8_t *v, size_t len, uint64_t *ms);
 /** Parses a grpc-status value (1 to 3 ASCII digits). Returns it, or -1. */
 int grpc_status_parse(const uint8_t *v, size_t len);
 
-/** Whether |path| is a canonical gRPC method path, "/" Service "/" Method
- *  (PROTOCOL-HTTP2.md: Path → ":path" "/" Service-Name "/" {method name}):
- *  no empty, "." or ".." segment, no percent-encoding, query or fragment, only
- *  printable ASCII. */
+
+/** Whether the |len| bytes at |path| are a canonical gRPC method path
+ *  (PROTOCOL-HTTP2.md, "Path": "/" Service-Name "/" method name): exactly two
+ *  segments after the leading '/', neither of them empty, "." or "..", made
+ *  of visible ASCII (0x21-0x7E) other than '%' (no percent-encoding) and '?'
+ *  or '#' (no query or fragment). Names are otherwise IDL-specific, so any
+ *  other visible character is allowed. A path that is not canonical could be
+ *  read differently by a hop that normalises it, so it must be refused before
+ *  it is matched against prefixes (auth exempt entries, routes). Pure; any
+ *  thread. |path| may be NULL when |len| is 0. */
 bool grpc_path_is_canonical(const uint8_t *path, size_t len);
 
 /** Percent-encodes |msg| for grpc-message into |out| (NUL-terminated,

@@ -87,6 +87,7 @@ struct hc_ep {
     struct bufferevent *bev;
     nghttp2_session *session;
     bool conn_answered;  /* it delivered at least one complete answer */
+    bool goaway;         /* a graceful GOAWAY came: no new probe on it, closed once idle */
     uint64_t quick_ms;   /* last immediate re-probe after a lost connection */
     uint32_t quick_left; /* quick retries left after that one */
     uint32_t conn_fails; /* connections in a row that ended without an answer */
@@ -268,12 +269,13 @@ static void conn_free(struct hc_ep *e)
     e->bev = NULL;
     e->conn = HC_CONN_NONE;
     e->close_pending = false;
+    e->goaway = false;
 }
 
 /* The connection ended (or must end) with |r| / |why|: close it, end the probe
  * in flight with that result, and pick when to probe again. Outside a probe
- * only a DOWN (GOAWAY) counts as a result. From an nghttp2 callback the close
- * is deferred until nghttp2 has returned. */
+ * only a DOWN (a GOAWAY with an error) counts as a result. From an nghttp2
+ * callback the close is deferred until nghttp2 has returned. */
 static void conn_lost(struct hc_ep *e, enum hc_result r, const char *why)
 {
     bool answered = e->conn_answered;
@@ -450,7 +452,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         conn_lost(e, HC_RES_FAIL, why);
         return;
     }
-    if (what & BEV_EVENT_EOF)
+    /* After a graceful GOAWAY the endpoint closes; our last frames may make
+     * its kernel answer with a reset rather than let us read the EOF. */
+    if (e->goaway)
+        snprintf(why, sizeof(why), "connection closed after GOAWAY (NO_ERROR), before the answer");
+    else if (what & BEV_EVENT_EOF)
         snprintf(why, sizeof(why), "connection closed by the endpoint");
     else
         snprintf(why, sizeof(why), "connection error: %s", evutil_socket_error_to_string(err));
@@ -562,6 +568,8 @@ static void probe_start(struct hc_ep *e)
     int32_t sid;
     char why[128];
 
+    if (e->conn != HC_CONN_NONE && e->goaway)
+        conn_free(e); /* never a new stream after GOAWAY (RFC 9113 §6.8) */
     if (e->conn == HC_CONN_NONE)
         e->conn_answered = false;
     if (e->conn == HC_CONN_NONE && conn_open(e) != 0) {
@@ -653,6 +661,10 @@ static void check_done(struct hc_ep *e)
     probe_finish(e);
     report(e, r, why);
     schedule(e, next_interval(e));
+    /* The check that was in flight at a graceful GOAWAY is answered: now the
+     * connection goes, and the next check opens a new one (no result). */
+    if (e->goaway)
+        conn_lost(e, HC_RES_FAIL, "GOAWAY (NO_ERROR)"); /* no probe in flight: no result */
 }
 
 /* One Watch update. */
@@ -673,6 +685,12 @@ static void watch_update(struct hc_ep *e, int status)
     if (hc_result_of_serving(status) == HC_RES_FAIL)
         snprintf(why, sizeof(why), "unknown serving status %d (Watch)", status);
     report(e, hc_result_of_serving(status), why);
+    /* The first update of a Watch taken before a graceful GOAWAY: watch again
+     * on a new connection (no result), as check_done() does. */
+    if (e->goaway) {
+        probe_finish(e);
+        conn_lost(e, HC_RES_FAIL, "GOAWAY (NO_ERROR)");
+    }
 }
 
 /* The Watch stream ended (END_STREAM with trailers). */
@@ -800,18 +818,54 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t sid, c
     return 0;
 }
 
+/* A GOAWAY (RFC 9113 §6.8; PROTOCOL-HTTP2.md "GOAWAY Frame"). With an error
+ * code the endpoint found the connection, or us, at fault: out at once.
+ * NO_ERROR is a graceful close, e.g. a gRPC server's MaxConnectionAge or the
+ * start of its shutdown (often two GOAWAYs: last id 2^31-1, then the real
+ * one), and no result by itself: a Check the endpoint took (id <= last id)
+ * finishes on this connection, which then closes; otherwise the connection
+ * closes now. The next probe opens a new connection at once (conn_lost()'s
+ * quick re-probe, at most once per interval), so an endpoint that is really
+ * stopping is found refusing connections right away. A probe it did not take
+ * on a connection that never answered counts as a failure, so an endpoint
+ * that sends GOAWAY on every new connection cannot stay healthy. */
+static void on_goaway(struct hc_ep *e, const nghttp2_goaway *ga)
+{
+    char why[160];
+
+    snprintf(why, sizeof(why), "GOAWAY (%s)", nghttp2_http2_strerror(ga->error_code));
+    if (ga->error_code != NGHTTP2_NO_ERROR) {
+        conn_lost(e, HC_RES_DOWN, why);
+        return;
+    }
+    e->goaway = true;
+    log_debug("cluster %s: endpoint %s: graceful GOAWAY (NO_ERROR, last stream %d), probe %s "
+              "(stream %d); the next probe goes on a new connection",
+              cluster_name(e), addr_of(e), ga->last_stream_id, probe_state_names[e->probe], e->sid);
+    if ((e->probe == HC_PROBE_CHECK || e->probe == HC_PROBE_WATCH_FIRST) && e->sid != 0 &&
+        e->sid <= ga->last_stream_id)
+        return; /* its answer (check_done(), watch_update()), a reset or the timeout ends it */
+    if (e->probe != HC_PROBE_IDLE && !e->conn_answered) {
+        conn_lost(e, HC_RES_FAIL, "GOAWAY (NO_ERROR) before any answer on the connection");
+        return;
+    }
+    /* Idle, a Watch that has had its first update (the server would cut it at
+     * the end of its grace), or a probe not taken on a connection that
+     * answered before: nothing to report (conn_lost() reports only a probe in
+     * flight). */
+    probe_finish(e);
+    conn_lost(e, HC_RES_FAIL, why);
+}
+
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct hc_ep *e = user_data;
-    char why[160];
 
     (void)session;
     if (e->close_pending)
         return 0;
     if (frame->hd.type == NGHTTP2_GOAWAY) {
-        /* The endpoint is going away (or found us at fault): out at once. */
-        snprintf(why, sizeof(why), "GOAWAY (%s)", nghttp2_http2_strerror(frame->goaway.error_code));
-        conn_lost(e, HC_RES_DOWN, why);
+        on_goaway(e, &frame->goaway);
         return 0;
     }
     if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||

@@ -18,7 +18,8 @@ enum hc_result {
     HC_RES_FAIL,          /* ambiguous failure, counted toward unhealthy_threshold: timeout,
                              reset, other grpc-status, bad framing, undecodable message */
     HC_RES_DOWN,          /* clean negative answer, out at once: NOT_SERVING, UNKNOWN,
-                             SERVICE_UNKNOWN, grpc-status NOT_FOUND, connection refused, GOAWAY */
+                             SERVICE_UNKNOWN, grpc-status NOT_FOUND, connection refused, GOAWAY
+                             with an error code (a graceful one is no result: hc.c) */
     HC_RES_UNIMPLEMENTED, /* grpc-status UNIMPLEMENTED: a PASS or a DOWN per
                              health_unimplemented */
     HC_RES_COUNT

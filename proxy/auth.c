@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 
 #include "conf/conf.h"
+#include "core/grpc.h"
 
 #define DIGEST_LEN      32   /* SHA-256 of each static token */
 #define MAX_CLAIM_VALUE 1024 /* a forwarded claim longer than this is left out */
@@ -71,6 +72,7 @@ static const char *const reasons[PROXY_AUTH_STATUS_COUNT] = {
     [PROXY_AUTH_EISSUER] = "wrong issuer",
     [PROXY_AUTH_EAUDIENCE] = "wrong audience",
     [PROXY_AUTH_EUNKNOWN] = "unknown token",
+    [PROXY_AUTH_EPATH] = "malformed :path (expected /package.Service/Method)",
 };
 
 const char *proxy_auth_reason(int status)
@@ -345,12 +347,17 @@ int proxy_auth_attach(struct conf *c, char *err, size_t errlen)
 
 /* ---- verifying (workers) ---- */
 
+/* |path| is canonical (checked first): an entry ending in '/' is a whole
+ * service, whose prefix leaves exactly one method segment; any other entry is
+ * one method, matched exactly (conf.c allows only these two forms). */
 static bool is_exempt(const struct proxy_auth *a, const uint8_t *path, size_t len)
 {
     for (size_t i = 0; i < a->nexempt; i++) {
-        size_t plen = strlen(a->exempt[i]);
+        const char *e = a->exempt[i];
+        size_t elen = strlen(e);
 
-        if (len >= plen && memcmp(path, a->exempt[i], plen) == 0)
+        if ((elen > 0 && e[elen - 1] == '/') ? len > elen && memcmp(path, e, elen) == 0
+                                             : len == elen && memcmp(path, e, elen) == 0)
             return true;
     }
     return false;
@@ -675,6 +682,10 @@ int proxy_auth_request(const struct proxy_auth *a, const uint8_t *path, size_t p
         return PROXY_AUTH_ENOTCONF;
     if (a->mode == CONF_AUTH_OFF)
         return PROXY_AUTH_OK;
+    /* Issue 12.9: /grpc.health.v1.Health/../x.Svc/M is under an exempt
+     * prefix as bytes, but a hop that normalises it calls x.Svc/M. */
+    if (!grpc_path_is_canonical(path, pathlen))
+        return PROXY_AUTH_EPATH;
     if (!is_exempt(a, path, pathlen)) {
         for (size_t i = 0; i < n; i++) {
             if (name_is(&nv[i], "authorization", 13)) {

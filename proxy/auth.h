@@ -32,6 +32,7 @@ enum proxy_auth_status {
     PROXY_AUTH_EISSUER,    /* iss differs from [auth] issuer */
     PROXY_AUTH_EAUDIENCE,  /* aud names none of [auth] audience */
     PROXY_AUTH_EUNKNOWN,   /* token mode: not one of tokens_file's */
+    PROXY_AUTH_EPATH,      /* :path is not a canonical gRPC path (grpc_path_is_canonical()) */
     PROXY_AUTH_STATUS_COUNT
 };
 
@@ -57,7 +58,10 @@ int proxy_auth_attach(struct conf *c, char *err, size_t errlen);
 
 /** Authenticates one request. |nv| are its |n| header fields as received;
  *  |path| its :path. now is the wall clock in seconds since the epoch.
- *  A :path under an [auth] exempt prefix is not verified. On PROXY_AUTH_OK,
+ *  A :path that is not a canonical gRPC path (core/grpc.h) is refused with
+ *  PROXY_AUTH_EPATH, exempt or not, so that no other spelling of a path can
+ *  pass for an exempt one. A :path equal to an [auth] exempt method, or
+ *  under an exempt service (/pkg.Service/), is not verified. On PROXY_AUTH_OK,
  *  |*out| is either NULL (forward |nv| as it is) or a new list of |*nout|
  *  fields to forward instead (the caller free()s the one block): |nv| less
  *  the fields switchyard owns (authorization with strip_authorization; in jwt

@@ -14,6 +14,7 @@ PKGS=(
     libprotobuf-c-dev protobuf-c-compiler grpc-proto
     libgrpc-dev libcriterion-dev libsystemd-dev
     nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl
+    clang-14 libclang-rt-14-dev # tests/fuzz: libFuzzer (-fsanitize=fuzzer) and clang's ASan/UBSan runtimes
 )
 
 # Needed by `make test` only (Criterion, test clients and servers, checkers):

@@ -29,6 +29,21 @@ for bin in "$@"; do
     fi
     rm -f "$out"
 done
+
+# Fuzz step: each libFuzzer harness in $SY_FUZZ_BINS runs $SY_FUZZ_RUNS inputs
+# over its seed corpus (tests/fuzz/run.sh) and counts as one test.
+if [ -n "${SY_FUZZ_BINS:-}" ]; then
+    echo "==> fuzz (${SY_FUZZ_RUNS:-20000} inputs per harness)"
+    for bin in $SY_FUZZ_BINS; do
+        if bash "$top/tests/fuzz/run.sh" --runs "${SY_FUZZ_RUNS:-20000}" "$bin"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            bad_bins+=("$(basename "$bin")")
+        fi
+    done
+fi
+
 echo
 [ "${#bad_bins[@]}" -gt 0 ] && echo "failing binaries: ${bad_bins[*]}"
 echo "$passed passed, $failed failed"

@@ -55,6 +55,7 @@ TestSuite(auth, .init = start_peers, .fini = stop_all, .timeout = 120);
 /* ---- switchyard ---- */
 
 static char alog_path[512];
+static const char *echo_routes = "/sy.test."; /* a test may route everything ("/") there */
 
 /* |auth| is the [auth] section's body. */
 static void start_proxy(const char *auth)
@@ -77,13 +78,13 @@ static void start_proxy(const char *auth)
              "%s\n"
              "[cluster.echo]\n"
              "targets = %s\n"
-             "routes = /sy.test.\n"
+             "routes = %s\n"
              "health_check = off\n"
              "[cluster.fake]\n"
              "targets = %s\n"
              "routes = /sy.auth.Fake/\n"
              "health_check = off\n",
-             port, alog_path, auth, be.addr, fhs_addr(fake));
+             port, alog_path, auth, be.addr, echo_routes, fhs_addr(fake));
     cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0,
                  "switchyard did not start (%s -c %s)", sup_proxy_bin(), px.conf);
 }
@@ -296,6 +297,46 @@ Test(auth, own_health_service_is_exempt)
     call(NULL, NULL, NULL, 0, &r);
     assert_unauthenticated(&r, "missing authorization header");
     stop_proxy_clean();
+}
+
+/* Issue 12.9: a path that only spells its way under the exempt health
+ * service is refused before routing, with or without a good token, even
+ * when every path would route to the backend. */
+Test(auth, traversal_past_an_exempt_service_is_refused_and_never_reaches_a_backend)
+{
+    static const char *const paths[] = {
+        "/grpc.health.v1.Health/../sy.test.Echo/Unary",
+        "/grpc.health.v1.Health/%2e%2e/sy.test.Echo/Unary",
+        "/grpc.health.v1.Health/Check/../../sy.test.Echo/Unary",
+        "/grpc.health.v1.Health//sy.test.Echo/Unary",
+        "/grpc.health.v1.Health/./../sy.test.Echo/Unary",
+    };
+    char *tok = good_token("alice");
+    char authz[2048];
+    struct gc_result r;
+    uint64_t before;
+    int st = -1;
+
+    echo_routes = "/";
+    start_jwt_proxy();
+    snprintf(authz, sizeof(authz), "Bearer %s", tok);
+    before = backend_calls();
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        call(paths[i], NULL, NULL, 0, &r);
+        cr_assert_eq(r.status, 16, "%s: want UNAUTHENTICATED, got %d (%s)", paths[i], r.status,
+                     r.message);
+        assert_unauthenticated(&r, "malformed :path (expected /package.Service/Method)");
+        call(paths[i], authz, NULL, 0, &r);
+        assert_unauthenticated(&r, "malformed :path (expected /package.Service/Method)");
+    }
+    cr_assert_eq(backend_calls(), before, "%llu refused calls reached the backend",
+                 (unsigned long long)(backend_calls() - before));
+    /* the exempt service and the canonical path with a token still work */
+    cr_assert_eq(gc_health_check(px.addr, "", &st), 0, "switchyard's own Health/Check");
+    cr_assert_eq(call(NULL, authz, NULL, 0, &r), 0, "status %d (%s)", r.status, r.message);
+    cr_assert_eq(backend_calls(), before + 1);
+    stop_proxy_clean();
+    free(tok);
 }
 
 Test(auth, empty_exempt_protects_the_health_service_too)

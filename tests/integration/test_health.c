@@ -7,6 +7,8 @@
  * are CLOCK_MONOTONIC ms on the test's side; a call "lands" on the backend
  * named by its x-backend-id.
  * SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -513,7 +516,10 @@ Test(health, failures_counted_or_immediate_per_kind)
         {FHS_STATUS, 12,
          "out of rotation: grpc-status 12 UNIMPLEMENTED: fake health server (no health service: "
          "health_unimplemented = healthy counts that as healthy)\n"},
-        {FHS_GOAWAY, 0, "out of rotation: GOAWAY (NO_ERROR)\n"},
+        /* a graceful GOAWAY is no failure, but closing before the answer is */
+        {FHS_GOAWAY, 0,
+         "out of rotation: connection closed after GOAWAY (NO_ERROR), before the answer (2 "
+         "failures in a row)\n"},
     };
     char more[512], out[160], in[160], first[160];
 
@@ -934,4 +940,108 @@ Test(health, goaway_from_a_stopping_backend_takes_it_out_at_once)
             t_out);
     load_free();
     stop_proxy_clean();
+}
+
+/* The status code of GET |path| on 127.0.0.1:|port| (HTTP/1.0), or -1. */
+static int http_status(int port, const char *path)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char buf[512];
+    int fd = socket(AF_INET, SOCK_STREAM, 0), code = -1;
+    size_t len = 0;
+    ssize_t n;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        dprintf(fd, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path) > 0) {
+        while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+            len += (size_t)n;
+        buf[len] = '\0';
+        if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
+            code = -1;
+    }
+    close(fd);
+    return code;
+}
+
+/* Issue 12.8: a gRPC server with MaxConnectionAge sends GOAWAY(NO_ERROR) on
+ * every connection (here every 2 s); that is no failure: the check in flight
+ * finishes, the next one goes out on a new connection, and the endpoint never
+ * leaves rotation. |watch|: the same with health_mode = watch. */
+static void max_connection_age_run(bool watch)
+{
+    static const char *const age[] = {"--max-connection-age", "2000", NULL};
+    struct sup_backend b;
+    struct gc_stats st;
+    char text[2048], needle[160];
+    int port = sup_free_port(), admin = sup_free_port(), polls = 0, bad = 0, goaways;
+    long t0;
+
+    cr_assert_gt(port, 0);
+    cr_assert_gt(admin, 0);
+    cr_assert_eq(sup_start_backend(&b, "age", age), 0);
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 1\nlog_level = debug\n"
+             "[admin]\nlisten = 127.0.0.1:%d\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.Echo/\n"
+             "health_interval = 200ms\nhealth_timeout = 200ms\nhealth_mode = %s\n",
+             port, admin, b.addr, watch ? "watch" : "check");
+    cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0,
+                 "switchyard did not start (%s -c %s)", sup_proxy_bin(), px.conf);
+    snprintf(needle, sizeof(needle), "endpoint %s passed its first health check", b.addr);
+    wait_log(needle, 0, 10000);
+    cr_assert_eq(gc_stats(b.addr, true, &st), 0);
+
+    /* ~8 s of checks every 200 ms: about four connection ages */
+    t0 = sup_now_ms();
+    while (sup_now_ms() - t0 < 8500) {
+        int code = http_status(admin, "/healthz");
+
+        polls++;
+        if (code != 200) {
+            if (bad == 0)
+                fprintf(stderr, "/healthz answered %d %ld ms into the run\n", code,
+                        sup_now_ms() - t0);
+            bad++;
+        }
+        sup_sleep_ms(100);
+    }
+    cr_assert_eq(gc_stats(b.addr, false, &st), 0);
+    goaways = log_count("graceful GOAWAY (NO_ERROR");
+    if (bad > 0 || log_count(out_line(needle, sizeof(needle), b.addr)) > 0)
+        sup_dump_log(px.proc, 30);
+    cr_assert_eq(log_count(out_line(needle, sizeof(needle), b.addr)), 0,
+                 "the endpoint left rotation %d times (/healthz not 200 on %d of %d polls)",
+                 log_count(needle), bad, polls);
+    cr_assert_eq(bad, 0, "/healthz answered other than 200 %d times of %d", bad, polls);
+    /* not even a counted failure: every check passed */
+    snprintf(needle, sizeof(needle), "endpoint %s: fail (", b.addr);
+    cr_assert_eq(log_count(needle), 0, "a check failed");
+    snprintf(needle, sizeof(needle), "endpoint %s: down (", b.addr);
+    cr_assert_eq(log_count(needle), 0, "a check said down");
+    cr_assert_geq(goaways, 3, "only %d GOAWAYs in 8.5 s with a 2 s connection age", goaways);
+    if (watch)
+        cr_assert_geq(st.health_watches, 3, "only %llu Watch calls: not one per connection",
+                      (unsigned long long)st.health_watches);
+    else
+        cr_assert_geq(st.health_checks, 30, "only %llu checks in 8.5 s (interval 200 ms)",
+                      (unsigned long long)st.health_checks);
+    fprintf(stderr,
+            "measured: %s, max connection age 2 s: %d GOAWAYs, %llu checks, %llu watches, "
+            "/healthz 200 on %d of %d polls over 8.5 s, never out of rotation\n",
+            watch ? "watch" : "check", goaways, (unsigned long long)st.health_checks,
+            (unsigned long long)st.health_watches, polls - bad, polls);
+    stop_proxy_clean();
+}
+
+Test(health, graceful_goaway_from_max_connection_age_keeps_the_endpoint_in_rotation)
+{
+    max_connection_age_run(false);
+}
+
+Test(health, graceful_goaway_ends_a_watch_without_a_result)
+{
+    max_connection_age_run(true);
 }

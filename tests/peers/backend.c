@@ -854,13 +854,15 @@ static void request_new_call(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sy-backend --listen HOST:PORT [--id NAME] [--health SERVING|NOT_SERVING]\n"
-               "                  [--grace MS] [--quiet]\n"
+               "                  [--grace MS] [--max-connection-age MS] [--quiet]\n"
                "                  [--tls-cert F --tls-key F [--tls-client-ca F]] [--md-log F]\n"
                "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure,\n"
                "or TLS with --tls-cert; --tls-client-ca requires client certificates).\n"
                "--md-log F appends the metadata of every Health/Check call to F.\n"
                "SIGUSR1: service \"\" NOT_SERVING; SIGUSR2: SERVING; SIGTERM/SIGINT: exit 0\n"
-               "after running calls finish or --grace MS (default 0) passes.\n");
+               "after running calls finish or --grace MS (default 0) passes.\n"
+               "--max-connection-age MS: the gRPC server's MaxConnectionAge (GOAWAY NO_ERROR\n"
+               "on each connection after about MS, +-10%%, then closed 1 s later).\n");
 }
 
 /* TLS mode: the PEM files' contents (they stay allocated for the process). */
@@ -919,6 +921,7 @@ int main(int argc, char **argv)
                                              {"id", required_argument, NULL, 'i'},
                                              {"health", required_argument, NULL, 'H'},
                                              {"grace", required_argument, NULL, 'g'},
+                                             {"max-connection-age", required_argument, NULL, 'a'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"tls-cert", required_argument, NULL, 'C'},
@@ -929,16 +932,16 @@ int main(int argc, char **argv)
     const char *listen = NULL;
     const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
     int health = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-    long grace_ms = 0;
+    long grace_ms = 0, max_age_ms = 0;
     gpr_timespec cancel_at = gpr_inf_future(GPR_CLOCK_MONOTONIC);
-    grpc_arg args[4];
-    grpc_channel_args cargs = {sizeof(args) / sizeof(args[0]), args};
+    grpc_arg args[7];
+    grpc_channel_args cargs = {5, args};
     grpc_server_credentials *creds;
     struct sigaction sa;
     int opt;
 
     g.id = "backend";
-    while ((opt = getopt_long(argc, argv, "l:i:H:g:qhC:K:A:M:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:i:H:g:a:qhC:K:A:M:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen = optarg;
@@ -954,6 +957,11 @@ int main(int argc, char **argv)
             grace_ms = strtol(optarg, NULL, 10);
             if (grace_ms < 0)
                 die("--grace: expected milliseconds >= 0");
+            break;
+        case 'a':
+            max_age_ms = strtol(optarg, NULL, 10);
+            if (max_age_ms <= 0 || max_age_ms > INT32_MAX)
+                die("--max-connection-age: expected milliseconds > 0");
             break;
         case 'q':
             g.quiet = true;
@@ -1015,6 +1023,21 @@ int main(int argc, char **argv)
     args[3].type = GRPC_ARG_INTEGER;
     args[3].key = GRPC_ARG_MAX_METADATA_SIZE;
     args[3].value.integer = PEER_MAX_METADATA;
+    /* No SO_REUSEPORT: a port another test's process holds must fail to bind
+     * (the harness then picks another) instead of being shared silently. */
+    args[4].type = GRPC_ARG_INTEGER;
+    args[4].key = GRPC_ARG_ALLOW_REUSEPORT;
+    args[4].value.integer = 0;
+    if (max_age_ms > 0) {
+        /* Graceful GOAWAY (NO_ERROR) after the age; streams get the grace to finish. */
+        args[5].type = GRPC_ARG_INTEGER;
+        args[5].key = GRPC_ARG_MAX_CONNECTION_AGE_MS;
+        args[5].value.integer = (int)max_age_ms;
+        args[6].type = GRPC_ARG_INTEGER;
+        args[6].key = GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS;
+        args[6].value.integer = 1000;
+        cargs.num_args = 7;
+    }
 
     g.cq = grpc_completion_queue_create_for_next(NULL);
     g.server = grpc_server_create(&cargs, NULL);

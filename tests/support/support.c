@@ -53,23 +53,47 @@ const char *sup_tmpdir(void)
     return reg.tmpdir;
 }
 
+/* Ports handed out lately: the kernel may give a closed port out again at
+ * once, and two processes of one test must not get the same one. */
+static int recent_ports[64];
+static unsigned nrecent_ports;
+
+static bool handed_out(int port)
+{
+    unsigned n = nrecent_ports < 64 ? nrecent_ports : 64;
+
+    for (unsigned i = 0; i < n; i++) {
+        if (recent_ports[i] == port)
+            return true;
+    }
+    return false;
+}
+
 int sup_free_port(void)
 {
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int port = -1;
+    for (int attempt = 0; attempt < 32; attempt++) {
+        struct sockaddr_in sin;
+        socklen_t len = sizeof(sin);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int port = -1;
 
-    if (fd < 0)
-        return -1;
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-        port = ntohs(sin.sin_port);
-    close(fd);
-    return port;
+        if (fd < 0)
+            return -1;
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+            getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+            port = ntohs(sin.sin_port);
+        close(fd);
+        if (port < 0)
+            return -1;
+        if (!handed_out(port)) {
+            recent_ports[nrecent_ports++ % 64] = port;
+            return port;
+        }
+    }
+    return -1;
 }
 
 long sup_now_ms(void)
@@ -462,11 +486,29 @@ static struct sup_proc *backend_spawn(struct sup_backend *b, const char *id,
     return b->proc;
 }
 
+/* Waits for |b|; a backend that exited before listening (its port was taken
+ * meanwhile by some other process) is started again on another port. */
+static int backend_ready(struct sup_backend *b, const char *const *extra)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc = sup_wait_port(b->proc, b->port, 10000);
+        char id[16];
+
+        if (rc == 0 || rc == -2 || attempt == 3)
+            return rc == 0 ? 0 : -1;
+        fprintf(stderr, "support: %s could not listen on %d; trying another port\n", b->id,
+                b->port);
+        snprintf(id, sizeof(id), "%s", b->id);
+        if (!backend_spawn(b, id, extra))
+            return -1;
+    }
+}
+
 int sup_start_backend(struct sup_backend *b, const char *id, const char *const *extra)
 {
     if (!backend_spawn(b, id, extra))
         return -1;
-    return sup_wait_port(b->proc, b->port, 10000) == 0 ? 0 : -1;
+    return backend_ready(b, extra);
 }
 
 int sup_start_backends(struct sup_backend *b, int n, const char *const *extra)
@@ -479,7 +521,7 @@ int sup_start_backends(struct sup_backend *b, int n, const char *const *extra)
             return -1;
     }
     for (int i = 0; i < n; i++) {
-        if (sup_wait_port(b[i].proc, b[i].port, 10000) != 0)
+        if (backend_ready(&b[i], extra) != 0)
             return -1;
     }
     return 0;

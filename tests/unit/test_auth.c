@@ -689,24 +689,84 @@ Test(auth, exempt_paths)
     cr_assert_not_null(r.out);
     cr_assert_null(field(&r, "authorization"));
     free(r.out);
-    /* a prefix, not a substring */
-    req_init(&r, "/x/grpc.health.v1.Health/Check", NULL);
+    /* a service name, not a substring: another service whose name contains it */
+    req_init(&r, "/x.grpc.health.v1.Health/Check", NULL);
     assert_status(check(c, &r), PROXY_AUTH_EMISSING);
+    req_init(&r, "/x/grpc.health.v1.Health/Check", NULL); /* three segments */
+    assert_status(check(c, &r), PROXY_AUTH_EPATH);
     conf_free(c);
 
-    c = load_secret("exempt = /pub.v1.Public/, /sy.test.Echo/Un\n");
+    c = load_secret("exempt = /pub.v1.Public/, /sy.test.Echo/Unary\n");
     req_init(&r, "/sy.test.Echo/Unary", NULL);
     assert_status(check(c, &r), PROXY_AUTH_OK);
     req_init(&r, "/pub.v1.Public/Get", NULL);
     assert_status(check(c, &r), PROXY_AUTH_OK);
     req_init(&r, "/grpc.health.v1.Health/Check", NULL);
     assert_status(check(c, &r), PROXY_AUTH_EMISSING); /* the default is replaced */
+    /* a method entry is one method, a service entry a whole service name */
+    req_init(&r, "/sy.test.Echo/UnaryX", NULL);
+    assert_status(check(c, &r), PROXY_AUTH_EMISSING);
+    req_init(&r, "/sy.test.Echo/Un", NULL);
+    assert_status(check(c, &r), PROXY_AUTH_EMISSING);
+    req_init(&r, "/pub.v1.PublicX/Get", NULL);
+    assert_status(check(c, &r), PROXY_AUTH_EMISSING);
     conf_free(c);
 
     c = load_secret("exempt =\n");
     req_init(&r, "/grpc.health.v1.Health/Check", NULL);
     assert_status(check(c, &r), PROXY_AUTH_EMISSING);
     conf_free(c);
+}
+
+/* Issue 12.9: a path that is not canonical is refused before the exempt
+ * entries are looked at, whatever the credential. */
+Test(auth, non_canonical_paths_are_refused_even_under_exempt)
+{
+    static const char *const paths[] = {
+        "/grpc.health.v1.Health/../sy.test.Echo/Unary",
+        "/grpc.health.v1.Health/./Check",
+        "/grpc.health.v1.Health//Check",
+        "/grpc.health.v1.Health/Check/",
+        "/grpc.health.v1.Health/Check/../../sy.test.Echo/Unary",
+        "/grpc.health.v1.Health/%2e%2e",
+        "/grpc.health.v1.Health/Check?x=/sy.test.Echo/Unary",
+        "/grpc.health.v1.Health/Check#x",
+        "/sy.test.Echo/../sy.test.Echo/Unary",
+        "/sy.test.Echo/Un\xc3\xa4ry",
+        "/",
+        "*",
+    };
+    struct conf *c = load_secret("strip_authorization = on\n");
+    struct conf *t;
+    char *tok = mint_hs(SECRET, "{\"sub\":\"alice\",\"exp\":1700000600}");
+    char tokens[512], sect[600];
+    struct req r;
+
+    path_of(tokens, sizeof(tokens), "tokens");
+    write_file("tokens", "tok-0123456789abcdef\n");
+    snprintf(sect, sizeof(sect), "mode = token\ntokens_file = %s\n", tokens);
+    t = load(sect);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        req_init(&r, paths[i], NULL);
+        assert_status(check(c, &r), PROXY_AUTH_EPATH);
+        cr_assert_null(r.out);
+        req_bearer(&r, paths[i], tok); /* a good token does not make the path good */
+        assert_status(check(c, &r), PROXY_AUTH_EPATH);
+        cr_assert_null(r.out);
+        req_init(&r, paths[i], "Bearer tok-0123456789abcdef");
+        assert_status(check(t, &r), PROXY_AUTH_EPATH);
+    }
+    /* the same token on the canonical path passes */
+    req_bearer(&r, "/sy.test.Echo/Unary", tok);
+    assert_status(check(c, &r), PROXY_AUTH_OK);
+    free(r.out);
+    req_init(&r, "/sy.test.Echo/Unary", "Bearer tok-0123456789abcdef");
+    assert_status(check(t, &r), PROXY_AUTH_OK);
+    cr_assert_str_eq(proxy_auth_reason(PROXY_AUTH_EPATH),
+                     "malformed :path (expected /package.Service/Method)");
+    free(tok);
+    conf_free(c);
+    conf_free(t);
 }
 
 /* ---- lifecycle ---- */

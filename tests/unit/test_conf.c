@@ -1471,7 +1471,7 @@ Test(conf, auth_jwt_every_key)
                                      "forward_claims = sub, Email,\n"
                                      "  tenant.id\n"
                                      "strip_authorization = on\n"
-                                     "exempt = /grpc.health.v1.Health/, /pub.v1.\n");
+                                     "exempt = /grpc.health.v1.Health/, /pub.v1.Public/Get\n");
     const struct conf_auth *a = &c->auth;
 
     cr_assert_eq(a->mode, CONF_AUTH_JWT);
@@ -1489,7 +1489,7 @@ Test(conf, auth_jwt_every_key)
     cr_assert_str_eq(a->forward_claims[2], "tenant.id");
     cr_assert(a->strip_authorization);
     cr_assert_eq(a->nexempt, 2);
-    cr_assert_str_eq(a->exempt[1], "/pub.v1.");
+    cr_assert_str_eq(a->exempt[1], "/pub.v1.Public/Get");
     cr_assert_null(a->verifier, "conf never builds the verifier");
     conf_free(c);
 }
@@ -1693,9 +1693,23 @@ Test(conf, error_auth_lists)
                        "  q, r, s, t, u, v, w, x, y, z, aa, bb, cc, dd, ee, ff, gg\n",
                "t.ini:5: [auth] forward_claims: expected at most 32 claims", NULL);
     expect_err(MINIMAL "[auth]\nexempt = grpc.health.v1.Health/\n",
-               "t.ini:4: [auth] exempt: expected a :path prefix starting with '/'", NULL);
+               "t.ini:4: [auth] exempt: expected a method /pkg.Service/Method or a whole service "
+               "/pkg.Service/",
+               "got 'grpc.health.v1.Health/'", NULL);
+    /* issue 12.9: partial names, traversal, encodings and whole trees are refused */
+    static const char *const bad_exempt[] = {"/",        "/pub.v1.",  "/sy.test.Echo/Un/",
+                                             "/a/../b/", "/a/./",     "/a//",
+                                             "//",       "/a/%2e%2e", "/a/b?x",
+                                             "/a/b#f",   "/a/b/c",    "/a/b/c/"};
+    for (size_t i = 0; i < sizeof(bad_exempt) / sizeof(bad_exempt[0]); i++) {
+        char text[256], got[128];
+
+        snprintf(text, sizeof(text), MINIMAL "[auth]\nexempt = %s\n", bad_exempt[i]);
+        snprintf(got, sizeof(got), "got '%s'", bad_exempt[i]);
+        expect_err(text, "t.ini:4: [auth] exempt: expected a method", got, NULL);
+    }
     expect_err(MINIMAL "[auth]\nexempt = /a/, /a/\n",
-               "t.ini:4: [auth] exempt: expected each prefix once", NULL);
+               "t.ini:4: [auth] exempt: expected each entry once", NULL);
     expect_err(MINIMAL "[auth]\naudience = a,,b\n",
                "t.ini:4: [auth] audience: expected a non-empty item", NULL);
 }
