@@ -397,6 +397,8 @@ static int be_submit(struct proxy_be_conn *bc, struct proxy_call *call)
     call->be_open = true;
     bc->nstreams++;
     bc->pool->active_calls++;
+    if (call->cluster < call->w->nlb) /* h-bal hookup: least_request counts attempts */
+        bal_attempt_start(&call->w->lb[call->cluster], bc->pool->id);
     bc->pool->calls_total++;
     TAILQ_INSERT_TAIL(&bc->calls, call, be_link);
     proxy_conn_schedule(&bc->c);

@@ -87,6 +87,8 @@ void proxy_call_detach_be(struct proxy_call *call, uint32_t err)
     if (bc == NULL)
         return;
     bc->pool->active_calls--;
+    if (call->cluster < call->w->nlb) /* h-bal hookup */
+        bal_attempt_end(&call->w->lb[call->cluster], bc->pool->id);
     proxy_call_release_rhdr(call);
     if (call->be_open) {
         nghttp2_session_set_stream_user_data(bc->c.session, call->be_sid, NULL);
@@ -355,10 +357,40 @@ static enum bal_skip skip_endpoint(const struct bal_endpoint *ep, void *arg)
     return BAL_SKIP_NO;
 }
 
+/* h-bal hookup (the call spine redoes this): what ring_hash hashes, per
+ * hash_on: the first value of a request header, or the client's IP address
+ * without the port. No key: the policy picks at random. */
+static void pick_key(const struct proxy_call *call, const struct conf_cluster *cc,
+                     struct bal_pick_req *req)
+{
+    if (cc->hash_on == CONF_HASH_PEER && call->fe != NULL) {
+        const char *colon = strrchr(call->fe->peer, ':');
+
+        req->key = (const uint8_t *)call->fe->peer;
+        req->keylen = colon != NULL ? (size_t)(colon - call->fe->peer) : strlen(call->fe->peer);
+        return;
+    }
+    if (cc->hash_on != CONF_HASH_HEADER)
+        return;
+    for (size_t i = 0; i + 1 < call->nhdr; i += 2) {
+        nghttp2_vec name = nghttp2_rcbuf_get_buf(call->hdr[i]);
+
+        if (name.len == strlen(cc->hash_header) &&
+            memcmp(name.base, cc->hash_header, name.len) == 0) {
+            nghttp2_vec value = nghttp2_rcbuf_get_buf(call->hdr[i + 1]);
+
+            req->key = value.base;
+            req->keylen = value.len;
+            return;
+        }
+    }
+}
+
 void proxy_call_dispatch(struct proxy_call *call)
 {
     struct proxy_worker *w = call->w;
     const struct bal_cluster *cl;
+    struct bal_pick_req req = {.skip = skip_endpoint, .arg = call}; /* h-bal hookup */
     int idx;
     char msg[320];
 
@@ -373,7 +405,9 @@ void proxy_call_dispatch(struct proxy_call *call)
         call->gen = w->snap->generation;
     }
     cl = &w->snap->clusters[call->cluster];
-    idx = bal_pick(cl, &w->lb[call->cluster], skip_endpoint, call);
+    req.now_ms = proxy_mono_ns() / 1000000; /* h-bal hookup: slow_start's clock */
+    pick_key(call, cl->conf, &req);
+    idx = bal_pick(cl, &w->lb[call->cluster], &req);
     if (idx == BAL_ENOENDPOINT) {
         if (cl->nendpoints == 0 && cl->unresolved != NULL)
             snprintf(msg, sizeof(msg), "switchyard: cluster %s has no endpoint: %s is unresolved",

@@ -298,14 +298,19 @@ static void take_snapshot(struct proxy_worker *w)
 
     if (s == NULL)
         return;
+    /* h-bal hookup (redone by the call spine): policy state per cluster,
+     * moved to the new snapshot while the old one is still referenced. */
     if (w->snap == NULL || w->snap->nclusters != s->nclusters) {
+        for (size_t i = 0; i < w->nlb; i++)
+            bal_lb_deinit(&w->lb[i]);
         free(w->lb);
         w->lb = xcalloc(s->nclusters, sizeof(*w->lb));
         w->nlb = s->nclusters;
-        for (size_t i = 0; i < w->nlb; i++) {
-            /* Random start so N workers do not all begin on endpoint 0. */
-            w->lb[i].rr_next = (uint32_t)random();
-        }
+        for (size_t i = 0; i < w->nlb; i++) /* random: N workers do not start alike */
+            bal_lb_init(&w->lb[i], &s->clusters[i], (uint64_t)random() << 31 ^ (uint64_t)random());
+    } else {
+        for (size_t i = 0; i < w->nlb; i++)
+            bal_lb_update(&w->lb[i], &s->clusters[i]);
     }
     bal_snapshot_unref(w->snap);
     w->snap = s;
@@ -492,6 +497,8 @@ static void worker_deinit(struct proxy_worker *w)
     nghttp2_option_del(w->fe_opt);
     nghttp2_option_del(w->be_opt);
     bal_snapshot_unref(atomic_exchange(&w->pending, NULL));
+    for (size_t i = 0; i < w->nlb; i++) /* h-bal hookup */
+        bal_lb_deinit(&w->lb[i]);
     bal_snapshot_unref(w->snap);
     free(w->lb);
     free(w->nv);
