@@ -106,6 +106,7 @@ struct service_status {
 static struct {
     const char *id;
     bool quiet;
+    uint32_t delay_ms; /* --delay-ms: added before every unary reply */
     grpc_server *server;
     grpc_completion_queue *cq;
     bool shutting_down;
@@ -375,11 +376,14 @@ static void on_timer(struct call *c)
     }
 }
 
-/* Runs the delay (if any) before the call's next reply. */
+/* Runs the delay (if any) before the call's next reply: the request's own,
+ * plus --delay-ms for unary calls (a backend that is slow at everything). */
 static void reply_after_delay(struct call *c)
 {
-    if (c->req->delay_ms > 0)
-        timer_arm(c, c->req->delay_ms);
+    uint32_t ms = c->req->delay_ms + (c->method == M_UNARY ? g.delay_ms : 0);
+
+    if (ms > 0)
+        timer_arm(c, ms);
     else
         on_timer(c);
 }
@@ -772,12 +776,13 @@ static void request_new_call(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sy-backend --listen HOST:PORT [--id NAME] [--health SERVING|NOT_SERVING]\n"
-               "                  [--grace MS] [--quiet]\n"
+               "                  [--grace MS] [--delay-ms MS] [--quiet]\n"
                "                  [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
                "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure,\n"
                "or TLS with --tls-cert; --tls-client-ca requires client certificates).\n"
                "SIGUSR1: service \"\" NOT_SERVING; SIGUSR2: SERVING; SIGTERM/SIGINT: exit 0\n"
-               "after running calls finish or --grace MS (default 0) passes.\n");
+               "after running calls finish or --grace MS (default 0) passes. --delay-ms MS\n"
+               "delays every unary reply by MS on top of the request's own delay.\n");
 }
 
 /* TLS mode: the PEM files' contents (they stay allocated for the process). */
@@ -836,6 +841,7 @@ int main(int argc, char **argv)
                                              {"id", required_argument, NULL, 'i'},
                                              {"health", required_argument, NULL, 'H'},
                                              {"grace", required_argument, NULL, 'g'},
+                                             {"delay-ms", required_argument, NULL, 'D'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"tls-cert", required_argument, NULL, 'C'},
@@ -854,7 +860,7 @@ int main(int argc, char **argv)
     int opt;
 
     g.id = "backend";
-    while ((opt = getopt_long(argc, argv, "l:i:H:g:qhC:K:A:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:i:H:g:D:qhC:K:A:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen = optarg;
@@ -871,6 +877,15 @@ int main(int argc, char **argv)
             if (grace_ms < 0)
                 die("--grace: expected milliseconds >= 0");
             break;
+        case 'D': {
+            char *end;
+            unsigned long ms = strtoul(optarg, &end, 10);
+
+            if (*optarg == '\0' || *end != '\0' || ms > 600000)
+                die("--delay-ms: expected milliseconds in 0..600000, got '%s'", optarg);
+            g.delay_ms = (uint32_t)ms;
+            break;
+        }
         case 'q':
             g.quiet = true;
             break;
