@@ -48,9 +48,13 @@ struct bal_lb_state {
     uint64_t rng;                /* splitmix64 state */
     uint32_t *idx_of_id;         /* endpoint id -> index in c->endpoints + 1; 0: not there */
     uint32_t nids;
-    uint32_t *cand;             /* scratch, c->nendpoints entries: candidate indices of one pick */
-    uint32_t *seen;             /* scratch, c->nendpoints entries: pick number that looked at it */
-    uint32_t npick;             /* picks so far (for |seen|) */
+    uint32_t *cand; /* scratch, c->nendpoints entries: candidate indices of one pick */
+    uint32_t *seen; /* scratch, c->nendpoints entries: pick number that looked at it */
+    uint32_t npick; /* picks so far (for |seen|) */
+    /* the rotation's configured weights, for picks that do not scan it */
+    uint64_t *cum;              /* c->nrotation prefix sums: cum[i] = weights of rotation[0..i] */
+    bool equal_weights;         /* every endpoint in rotation has the same weight */
+    uint64_t ramp_end_ms;       /* slow_start: no endpoint ramps from then on (0: none ramps) */
     max_align_t policy_state[]; /* |ops->state_size| bytes */
 };
 
@@ -88,8 +92,26 @@ static inline uint32_t bal_weight(const struct bal_endpoint *ep)
 
 /** |ep|'s weight in thousandths, ramped by slow_start: from 10 % when it
  *  entered the rotation, linearly to 100 % after the cluster's slow_start. */
-uint64_t bal_slow_start_weight(const struct bal_cluster *c, const struct bal_endpoint *ep,
-                               uint64_t now_ms);
+static inline uint64_t bal_slow_start_weight(const struct bal_cluster *c,
+                                             const struct bal_endpoint *ep, uint64_t now_ms)
+{
+    uint64_t w = (uint64_t)bal_weight(ep) * 1000;
+    uint32_t window = c->conf != NULL ? c->conf->slow_start_ms : 0;
+    uint64_t elapsed;
+
+    if (window == 0 || ep->since_ms == 0 || now_ms >= ep->since_ms + window)
+        return w;
+    elapsed = now_ms > ep->since_ms ? now_ms - ep->since_ms : 0;
+    /* Linear from 10 % to 100 % (Envoy's min_weight_percent default is 10). */
+    return w * (100 + 900 * elapsed / window) / 1000;
+}
+
+/** Whether every endpoint in rotation weighs the same at |now_ms|: equal
+ *  configured weights and no slow_start ramp running. */
+static inline bool bal_equal_weights(const struct bal_lb_state *lb, uint64_t now_ms)
+{
+    return lb->equal_weights && now_ms >= lb->ramp_end_ms;
+}
 
 /** Fills lb->cand with the indices of the endpoints in rotation that |r|
  *  accepts, in rotation order; when it accepts none, with those it refuses
@@ -101,6 +123,12 @@ size_t bal_candidates(struct bal_lb_state *lb, const struct bal_cluster *c,
 /** A random candidate among |lb->cand[0..n)| (n > 0), weighted by the
  *  endpoints' weights. Returns its endpoint index. */
 int bal_pick_weighted(struct bal_lb_state *lb, const struct bal_cluster *c, size_t n);
+
+/** A random endpoint in rotation that |r| accepts (soft-refused ones only
+ *  when it accepts none), weighted by configured weight; BAL_EEXHAUSTED.
+ *  One draw and one |r->skip| call unless the draw is refused. */
+int bal_pick_random(struct bal_lb_state *lb, const struct bal_cluster *c,
+                    const struct bal_pick_req *r);
 
 /** Copies the per-endpoint values of |old| (|old_n| entries) to a new array
  *  of |n| entries laid out as |old_of| says (missing: 0); frees |old|. */

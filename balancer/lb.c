@@ -58,6 +58,20 @@ static void size_for_cluster(struct bal_lb_state *lb)
     lb->cand = bal_xcalloc(c->nendpoints, sizeof(*lb->cand));
     lb->seen = bal_xcalloc(c->nendpoints, sizeof(*lb->seen));
     lb->npick = 0;
+    free(lb->cum);
+    lb->cum = bal_xcalloc(c->nrotation, sizeof(*lb->cum));
+    lb->equal_weights = true;
+    lb->ramp_end_ms = 0;
+    for (size_t i = 0; i < c->nrotation; i++) {
+        const struct bal_endpoint *ep = &c->endpoints[c->rotation[i]];
+        uint32_t window = c->conf != NULL ? c->conf->slow_start_ms : 0;
+
+        lb->cum[i] = (i > 0 ? lb->cum[i - 1] : 0) + bal_weight(ep);
+        if (bal_weight(ep) != bal_weight(&c->endpoints[c->rotation[0]]))
+            lb->equal_weights = false;
+        if (window > 0 && ep->since_ms != 0 && ep->since_ms + window > lb->ramp_end_ms)
+            lb->ramp_end_ms = ep->since_ms + window;
+    }
 }
 
 static struct bal_lb_state *state_new(const struct bal_cluster *c, uint64_t rng)
@@ -82,6 +96,7 @@ static void state_free(struct bal_lb_state *lb)
     free(lb->idx_of_id);
     free(lb->cand);
     free(lb->seen);
+    free(lb->cum);
     free(lb);
 }
 
@@ -164,20 +179,6 @@ void bal_attempt_end(struct bal_lb *lb, uint32_t ep_id)
 
 /* ---- shared by the policies ---- */
 
-uint64_t bal_slow_start_weight(const struct bal_cluster *c, const struct bal_endpoint *ep,
-                               uint64_t now_ms)
-{
-    uint64_t w = (uint64_t)bal_weight(ep) * 1000;
-    uint32_t window = c->conf != NULL ? c->conf->slow_start_ms : 0;
-    uint64_t elapsed;
-
-    if (window == 0 || ep->since_ms == 0 || now_ms >= ep->since_ms + window)
-        return w;
-    elapsed = now_ms > ep->since_ms ? now_ms - ep->since_ms : 0;
-    /* Linear from 10 % to 100 % (Envoy's min_weight_percent default is 10). */
-    return w * (100 + 900 * elapsed / window) / 1000;
-}
-
 size_t bal_candidates(struct bal_lb_state *lb, const struct bal_cluster *c,
                       const struct bal_pick_req *r)
 {
@@ -220,6 +221,36 @@ int bal_pick_weighted(struct bal_lb_state *lb, const struct bal_cluster *c, size
         x -= w;
     }
     return (int)lb->cand[n - 1]; /* not reached */
+}
+
+int bal_pick_random(struct bal_lb_state *lb, const struct bal_cluster *c,
+                    const struct bal_pick_req *r)
+{
+    size_t n = c->nrotation, pos = 0;
+    uint32_t idx;
+
+    if (lb->equal_weights) {
+        pos = bal_rand_below(lb, (uint32_t)n);
+    } else {
+        uint64_t x = bal_rand(lb) % lb->cum[n - 1];
+        size_t hi = n - 1;
+
+        while (pos < hi) { /* the first prefix sum above |x| */
+            size_t mid = pos + (hi - pos) / 2;
+
+            if (lb->cum[mid] > x)
+                hi = mid;
+            else
+                pos = mid + 1;
+        }
+    }
+    idx = c->rotation[pos];
+    if (bal_skip_of(&c->endpoints[idx], r) == BAL_SKIP_NO)
+        return (int)idx;
+    /* Refused: draw again among the accepted ones only. Together this is
+     * still in proportion to weight among them. */
+    n = bal_candidates(lb, c, r);
+    return n > 0 ? bal_pick_weighted(lb, c, n) : BAL_EEXHAUSTED;
 }
 
 void *bal_remap(void *old, size_t old_n, size_t size, size_t n, const uint32_t *old_of)

@@ -9,6 +9,7 @@
  * same way.
  * SPDX-License-Identifier: MIT */
 #include <stdlib.h>
+#include <string.h>
 
 #include "balancer/internal.h"
 
@@ -20,36 +21,44 @@ static int lr_pick(struct bal_lb_state *lb, const struct bal_cluster *c,
                    const struct bal_pick_req *r)
 {
     struct lr *lr = bal_policy_state(lb);
-    size_t n = bal_candidates(lb, c, r);
-    uint32_t k = c->conf != NULL ? c->conf->least_request_choices : 2;
-    uint64_t w0;
-    bool equal = true;
-    uint32_t best = BAL_NO_INDEX;
+    size_t n = c->nrotation;
+    uint32_t k =
+        c->conf != NULL && c->conf->least_request_choices >= 2 ? c->conf->least_request_choices : 2;
+    uint32_t best = BAL_NO_INDEX, soft = BAL_NO_INDEX, accepted = 0;
     double total = 0, x;
 
-    if (n == 0)
-        return BAL_EEXHAUSTED;
-    w0 = bal_slow_start_weight(c, &c->endpoints[lb->cand[0]], r->now_ms);
-    for (size_t i = 1; i < n && equal; i++)
-        equal = bal_slow_start_weight(c, &c->endpoints[lb->cand[i]], r->now_ms) == w0;
-    if (equal) {
-        /* k distinct draws (a partial Fisher-Yates shuffle of the candidates);
-         * the first drawn wins ties, so an idle cluster is spread at random. */
-        if (k < 2)
-            k = 2;
-        if (k > n)
-            k = (uint32_t)n;
-        for (uint32_t i = 0; i < k; i++) {
+    if (bal_equal_weights(lb, r->now_ms)) {
+        /* Distinct draws from the rotation (a partial Fisher-Yates shuffle of
+         * a copy) until k accepted ones; a refused draw does not count. The
+         * first drawn wins ties, so an idle cluster is spread at random. */
+        memcpy(lb->cand, c->rotation, n * sizeof(*lb->cand));
+        for (uint32_t i = 0; i < n && accepted < k; i++) {
             uint32_t j = i + bal_rand_below(lb, (uint32_t)(n - i));
             uint32_t idx = lb->cand[j];
 
             lb->cand[j] = lb->cand[i];
             lb->cand[i] = idx;
-            if (best == BAL_NO_INDEX || lr->active[idx] < lr->active[best])
-                best = idx;
+            switch (bal_skip_of(&c->endpoints[idx], r)) {
+            case BAL_SKIP_NO:
+                accepted++;
+                if (best == BAL_NO_INDEX || lr->active[idx] < lr->active[best])
+                    best = idx;
+                break;
+            case BAL_SKIP_SOFT:
+                if (soft == BAL_NO_INDEX || lr->active[idx] < lr->active[soft])
+                    soft = idx;
+                break;
+            case BAL_SKIP_HARD:
+                break;
+            }
         }
-        return (int)best;
+        if (best != BAL_NO_INDEX)
+            return (int)best;
+        return soft != BAL_NO_INDEX ? (int)soft : BAL_EEXHAUSTED;
     }
+    n = bal_candidates(lb, c, r);
+    if (n == 0)
+        return BAL_EEXHAUSTED;
     for (size_t i = 0; i < n; i++) {
         uint32_t idx = lb->cand[i];
 

@@ -150,11 +150,8 @@ static int ring_pick(struct bal_lb_state *lb, const struct bal_cluster *c,
     uint64_t h;
     int soft = -1;
 
-    if (r->key == NULL || ring == NULL || ring->n == 0) {
-        size_t n = bal_candidates(lb, c, r);
-
-        return n > 0 ? bal_pick_weighted(lb, c, n) : BAL_EEXHAUSTED;
-    }
+    if (r->key == NULL || ring == NULL || ring->n == 0)
+        return bal_pick_random(lb, c, r);
     h = bal_hash64(r->key, r->keylen, 0);
     hi = ring->n;
     while (lo < hi) { /* the first point at or after |h| */

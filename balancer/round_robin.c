@@ -15,14 +15,48 @@ struct rr {
     int64_t *score; /* per endpoint index: nginx's current_weight, in thousandths */
 };
 
+/* One round of nginx's algorithm over the rotation, assuming |r| accepts
+ * everyone: the common case, with one skip call instead of one per endpoint.
+ * Returns the pick, or BAL_NO_INDEX with the scores as they were. */
+static uint32_t rr_pick_all(struct bal_lb_state *lb, const struct bal_cluster *c,
+                            const struct bal_pick_req *r)
+{
+    struct rr *rr = bal_policy_state(lb);
+    int64_t total = 0;
+    uint32_t best = BAL_NO_INDEX;
+
+    for (size_t i = 0; i < c->nrotation; i++) {
+        uint32_t idx = c->rotation[i];
+        int64_t w = (int64_t)bal_slow_start_weight(c, &c->endpoints[idx], r->now_ms);
+
+        rr->score[idx] += w;
+        total += w;
+        if (best == BAL_NO_INDEX || rr->score[idx] > rr->score[best])
+            best = idx;
+    }
+    if (bal_skip_of(&c->endpoints[best], r) == BAL_SKIP_NO) {
+        rr->score[best] -= total;
+        return best;
+    }
+    for (size_t i = 0; i < c->nrotation; i++) {
+        uint32_t idx = c->rotation[i];
+
+        rr->score[idx] -= (int64_t)bal_slow_start_weight(c, &c->endpoints[idx], r->now_ms);
+    }
+    return BAL_NO_INDEX;
+}
+
 static int rr_pick(struct bal_lb_state *lb, const struct bal_cluster *c,
                    const struct bal_pick_req *r)
 {
     struct rr *rr = bal_policy_state(lb);
-    size_t n = bal_candidates(lb, c, r);
+    size_t n;
     int64_t total = 0;
-    uint32_t best = BAL_NO_INDEX;
+    uint32_t best = rr_pick_all(lb, c, r);
 
+    if (best != BAL_NO_INDEX)
+        return (int)best;
+    n = bal_candidates(lb, c, r);
     if (n == 0)
         return BAL_EEXHAUSTED;
     /* Refused endpoints sit this round out, as nginx skips tried peers. */
