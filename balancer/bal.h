@@ -2,6 +2,8 @@
  * cluster snapshots, routing by :path prefix and the pick policies.
  * Invariant: a sealed bal_snapshot is never written again; it is shared by the
  * main thread and every worker and freed by whoever drops the last reference.
+ * Policy state that changes per pick lives in a struct bal_lb, one per worker
+ * and cluster, touched only by its worker.
  * SPDX-License-Identifier: MIT */
 #ifndef BALANCER_BAL_H
 #define BALANCER_BAL_H
@@ -29,7 +31,12 @@ struct bal_endpoint {
     char addr_str[BAL_ADDRSTRLEN]; /* "127.0.0.1:50051", "[::1]:50051" */
     const char *origin;            /* the target spec it came from (owned by the snapshot) */
     bool in_rotation;              /* may receive new calls */
+    uint32_t weight;               /* its target's weight=N, 1..1000 (0 is taken as 1) */
+    uint64_t since_ms; /* CLOCK_MONOTONIC ms when it entered the rotation, for slow_start;
+                          0: not known or not in rotation (full weight) */
 };
+
+struct bal_ring; /* ring_hash's ring of a cluster (balancer/internal.h) */
 
 struct bal_cluster {
     const char *name; /* borrowed from the conf */
@@ -41,6 +48,9 @@ struct bal_cluster {
     size_t nrotation;
     const char *unresolved; /* a target that has no address yet (for error messages), or NULL */
     bool panic;             /* healthy share below panic_threshold: every endpoint in rotation */
+    int32_t active; /* pick_first: index into |endpoints| of the process-wide choice, made when
+                       the snapshot was built; -1: none (then the first in rotation) */
+    const struct bal_ring *ring; /* ring_hash: built by bal_snapshot_seal(); else NULL */
 };
 
 struct bal_route {
@@ -61,12 +71,11 @@ struct bal_snapshot {
     size_t nroutes;
 };
 
-/** Per-worker, per-cluster policy state. Zero it, then seed |rr_next| with a
- *  random value so the workers do not all start on the same endpoint. */
+/** Per-worker, per-cluster policy state: a handle to embed (an array of them
+ *  is fine) and to treat as opaque; only balancer/ looks behind |st|. A zeroed
+ *  one is "not set up": bal_lb_deinit() and bal_attempt_*() accept it. */
 struct bal_lb {
-    uint32_t rr_next; /* round_robin: next position in the rotation */
-    uint32_t pf_id;   /* pick_first: id of the endpoint we stick to */
-    bool pf_set;      /* pick_first: |pf_id| is valid */
+    struct bal_lb_state *st;
 };
 
 /** How much a pick should avoid an endpoint. */
@@ -76,6 +85,15 @@ enum bal_skip {
     BAL_SKIP_HARD,   /* never (e.g. already tried by this call) */
 };
 typedef enum bal_skip (*bal_skip_cb)(const struct bal_endpoint *ep, void *arg);
+
+/** What a pick needs to know about the call. */
+struct bal_pick_req {
+    bal_skip_cb skip;   /* may refuse endpoints; NULL: none refused */
+    void *arg;          /* for |skip| */
+    const uint8_t *key; /* ring_hash: the bytes to hash (hash_on); NULL: no key, random */
+    size_t keylen;
+    uint64_t now_ms; /* CLOCK_MONOTONIC ms (slow_start); the epoch of bal_endpoint.since_ms */
+};
 
 /* ---- snapshots (built on the main thread) ---- */
 
@@ -93,7 +111,8 @@ void bal_snapshot_add_endpoint(struct bal_snapshot *s, uint32_t cluster,
  *  (the first one wins); used in UNAVAILABLE messages. |spec| is copied. */
 void bal_snapshot_set_unresolved(struct bal_snapshot *s, uint32_t cluster, const char *spec);
 
-/** Computes the rotation arrays. After this the snapshot is read-only. */
+/** Computes the rotation arrays and, for ring_hash clusters, the ring. After
+ *  this the snapshot is read-only. */
 void bal_snapshot_seal(struct bal_snapshot *s);
 
 /** Takes one more reference; returns |s|. Thread-safe. */
@@ -108,11 +127,35 @@ void bal_snapshot_unref(struct bal_snapshot *s);
 /** Returns the cluster whose route is the longest prefix of |path|, or NULL. */
 const struct bal_cluster *bal_route(const struct bal_snapshot *s, const char *path, size_t len);
 
-/** Picks an endpoint of |c| for a new call with the cluster's policy, using and
- *  updating |st|. |skip| (may be NULL) can refuse endpoints. Returns an index
- *  into c->endpoints, BAL_ENOENDPOINT when none is in rotation, or
- *  BAL_EEXHAUSTED when every endpoint in rotation was refused hard. */
-int bal_pick(const struct bal_cluster *c, struct bal_lb *st, bal_skip_cb skip, void *arg);
+/** Sets up |lb| (zeroed or deinitialised) for cluster |c| with |c|'s policy.
+ *  |seed| makes picks differ between workers (e.g. a random number). |c| is
+ *  borrowed until the next bal_lb_update() or bal_lb_deinit(): keep its
+ *  snapshot referenced. Allocates; not for the request path. */
+void bal_lb_init(struct bal_lb *lb, const struct bal_cluster *c, uint64_t seed);
+
+/** Frees what |lb| holds and zeroes it. A zeroed |lb| is a no-op. */
+void bal_lb_deinit(struct bal_lb *lb);
+
+/** Moves |lb| to |c|, the same cluster in a new snapshot (a zeroed |lb| is set
+ *  up). Policy state of endpoints that stay (same id) is kept: active attempt
+ *  counts, round-robin weights. When |c| has another policy (a reload), the
+ *  state starts afresh. Allocates; call it when a worker takes a snapshot. */
+void bal_lb_update(struct bal_lb *lb, const struct bal_cluster *c);
+
+/** Picks an endpoint of |c| for a new attempt with the cluster's policy. |lb|
+ *  must have been given |c| by bal_lb_init() or bal_lb_update(). Endpoints
+ *  |r->skip| refuses hard are never returned; soft ones only when nothing else
+ *  is left. Returns an index into c->endpoints, BAL_ENOENDPOINT when none is
+ *  in rotation, or BAL_EEXHAUSTED when every endpoint in rotation was refused
+ *  hard. Allocates nothing and takes no lock. */
+int bal_pick(const struct bal_cluster *c, struct bal_lb *lb, const struct bal_pick_req *r);
+
+/** An attempt starts on / ends at endpoint |ep_id| of |lb|'s cluster (for
+ *  least_request: counts are per worker). Every start needs one end; an end
+ *  whose start |lb| never saw (a reload reset it) is ignored. An id that is not
+ *  in the cluster is ignored. O(1), no allocation. */
+void bal_attempt_start(struct bal_lb *lb, uint32_t ep_id);
+void bal_attempt_end(struct bal_lb *lb, uint32_t ep_id);
 
 /* ---- endpoint identity (main thread) ---- */
 

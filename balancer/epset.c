@@ -6,16 +6,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* pick_first's process-wide choice for one cluster */
+struct pf_choice {
+    uint32_t id; /* endpoint id */
+    bool set;
+};
 
 struct bal_epset {
     const struct conf *conf;
     struct bal_registry *reg;
     struct bal_ep **eps; /* ordered by (cluster, target), then insertion */
     size_t n, cap;
-    bool **resolved; /* [cluster][target] */
+    bool **resolved;      /* [cluster][target] */
+    struct pf_choice *pf; /* [cluster] */
     bal_ep_cb on_add, on_del;
     void *arg;
 };
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -47,6 +63,8 @@ static struct bal_ep *ep_insert(struct bal_epset *s, uint32_t cl, uint32_t t,
     ep->id = bal_registry_id(s->reg, (const struct sockaddr *)addr, len);
     bal_addr_str((const struct sockaddr *)addr, ep->addr_str, sizeof(ep->addr_str));
     ep->healthy = starts_healthy(cc);
+    ep->weight = cc->targets[t].weight != 0 ? cc->targets[t].weight : 1;
+    ep->rotation_since_ms = ep->healthy ? mono_ms() : 0;
     snprintf(ep->reason, sizeof(ep->reason), "%s",
              !cc->health_check ? "health checking off"
              : ep->healthy     ? "initial state healthy"
@@ -90,6 +108,7 @@ struct bal_epset *bal_epset_new(const struct conf *c, struct bal_registry *reg)
     s->conf = c;
     s->reg = reg;
     s->resolved = xcalloc(c->nclusters, sizeof(*s->resolved));
+    s->pf = xcalloc(c->nclusters, sizeof(*s->pf));
     for (size_t i = 0; i < c->nclusters; i++) {
         const struct conf_cluster *cc = &c->clusters[i];
 
@@ -112,6 +131,7 @@ void bal_epset_free(struct bal_epset *s)
     for (size_t i = 0; i < s->conf->nclusters; i++)
         free(s->resolved[i]);
     free(s->resolved);
+    free(s->pf);
     free(s->eps);
     free(s);
 }
@@ -216,6 +236,14 @@ void bal_epset_carry(struct bal_epset *dst, const struct bal_epset *src)
             free(lens);
         }
     }
+    /* pick_first's choice, while the cluster stays pick_first. */
+    for (size_t ci = 0; ci < oc->nclusters; ci++) {
+        int ncl = cluster_by_name(nc, oc->clusters[ci].name);
+
+        if (ncl >= 0 && oc->clusters[ci].policy == CONF_POLICY_PICK_FIRST &&
+            nc->clusters[ncl].policy == CONF_POLICY_PICK_FIRST)
+            dst->pf[ncl] = src->pf[ci];
+    }
     /* Drained marks and health state of endpoints that stay. */
     for (size_t k = 0; k < dst->n; k++) {
         struct bal_ep *ep = dst->eps[k];
@@ -233,6 +261,7 @@ void bal_epset_carry(struct bal_epset *dst, const struct bal_epset *src)
             if (oc->clusters[ocl].health_check == ncc->health_check) {
                 ep->healthy = o->healthy;
                 ep->since_ms = o->since_ms;
+                ep->rotation_since_ms = o->rotation_since_ms;
                 memcpy(ep->reason, o->reason, sizeof(ep->reason));
             }
             break;
@@ -254,6 +283,8 @@ bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy,
         return false;
     ep->healthy = healthy;
     ep->since_ms = now_ms;
+    if (healthy)
+        ep->rotation_since_ms = now_ms;
     return true;
 }
 
@@ -276,7 +307,42 @@ struct bal_ep *bal_epset_at(const struct bal_epset *s, size_t i)
     return i < s->n ? s->eps[i] : NULL;
 }
 
-struct bal_snapshot *bal_epset_snapshot(const struct bal_epset *s, uint64_t generation)
+bool bal_epset_pick_first(const struct bal_epset *s, uint32_t cl, uint32_t *id)
+{
+    if (cl >= s->conf->nclusters || !s->pf[cl].set)
+        return false;
+    *id = s->pf[cl].id;
+    return true;
+}
+
+/* gRPC pick_first, once for the process: stay on the chosen endpoint while it
+ * is in rotation; else the first in rotation in target/DNS order. */
+static void choose_first(struct bal_epset *s, uint32_t i, struct bal_cluster *cl)
+{
+    const struct conf_cluster *cc = &s->conf->clusters[i];
+    int first = -1, cur = -1;
+
+    if (cc->policy != CONF_POLICY_PICK_FIRST) {
+        s->pf[i].set = false;
+        return;
+    }
+    for (size_t j = 0; j < cl->nendpoints; j++) {
+        if (!cl->endpoints[j].in_rotation)
+            continue;
+        if (first < 0)
+            first = (int)j;
+        if (s->pf[i].set && cl->endpoints[j].id == s->pf[i].id)
+            cur = (int)j;
+    }
+    if (cur < 0 || (cc->pick_first_failback && cur != first)) {
+        cur = first;
+        if (cur >= 0) /* with nothing in rotation, the last choice is kept */
+            s->pf[i] = (struct pf_choice){.id = cl->endpoints[cur].id, .set = true};
+    }
+    cl->active = cur;
+}
+
+struct bal_snapshot *bal_epset_snapshot(struct bal_epset *s, uint64_t generation)
 {
     struct bal_snapshot *snap = bal_snapshot_new(s->conf, generation);
 
@@ -290,6 +356,8 @@ struct bal_snapshot *bal_epset_snapshot(const struct bal_epset *s, uint64_t gene
         memcpy(e.addr_str, ep->addr_str, sizeof(e.addr_str));
         e.origin = s->conf->clusters[ep->cluster].targets[ep->target].spec;
         e.in_rotation = ep->healthy && !ep->drained;
+        e.weight = ep->weight;
+        e.since_ms = ep->healthy ? ep->rotation_since_ms : 0;
         bal_snapshot_add_endpoint(snap, ep->cluster, &e);
     }
     for (size_t i = 0; i < s->conf->nclusters; i++) {
@@ -322,6 +390,7 @@ struct bal_snapshot *bal_epset_snapshot(const struct bal_epset *s, uint64_t gene
             for (size_t j = 0; j < cl->nendpoints; j++)
                 cl->endpoints[j].in_rotation = !drained[j];
         }
+        choose_first(s, (uint32_t)i, cl);
         free(drained);
     }
     bal_snapshot_seal(snap);

@@ -1,6 +1,8 @@
 /* The main thread's live view of every cluster's endpoints: which addresses
  * each target resolved to and whether each endpoint is healthy. Snapshots for
  * the workers are built from it; DNS and health checking only write here.
+ * It also keeps what must be decided once for the whole process: pick_first's
+ * choice of endpoint per cluster, which survives snapshot rebuilds and reloads.
  * Invariant: main thread only; a struct bal_ep keeps its address (pointer)
  * from its addition until its removal, so observers may hold it.
  * SPDX-License-Identifier: MIT */
@@ -23,11 +25,14 @@ struct bal_ep {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char addr_str[BAL_ADDRSTRLEN];
-    bool healthy;      /* may take calls, as far as health checking says */
-    bool drained;      /* taken out by an operator (POST /drain): never in rotation */
-    char reason[160];  /* why it is in its current state ("initial", "NOT_SERVING", ...) */
-    uint64_t since_ms; /* CLOCK_MONOTONIC ms of the last transition (0: never changed) */
-    void *hc;          /* the health checker's state for this endpoint; owned by health/ */
+    bool healthy;               /* may take calls, as far as health checking says */
+    bool drained;               /* taken out by an operator (POST /drain): never in rotation */
+    char reason[160];           /* why it is in its current state ("initial", "NOT_SERVING", ...) */
+    uint64_t since_ms;          /* CLOCK_MONOTONIC ms of the last transition (0: never changed) */
+    void *hc;                   /* the health checker's state for this endpoint; owned by health/ */
+    uint32_t weight;            /* its target's weight (1..1000) */
+    uint64_t rotation_since_ms; /* CLOCK_MONOTONIC ms when it last became healthy (added healthy,
+                                   or a transition to healthy); slow_start ramps from here */
 };
 
 typedef void (*bal_ep_cb)(struct bal_ep *ep, void *arg);
@@ -60,15 +65,16 @@ int bal_epset_set_addrs(struct bal_epset *s, uint32_t cl, uint32_t t,
  *  old one) knew. Name targets whose cluster name and spec are unchanged get
  *  their last addresses; endpoints of an unchanged cluster name and address
  *  keep their drained mark, and their health state unless health checking
- *  was turned off or on for that cluster. Observers of |dst| see the
- *  additions. */
+ *  was turned off or on for that cluster. A cluster that stays pick_first
+ *  keeps its choice. Observers of |dst| see the additions. */
 void bal_epset_carry(struct bal_epset *dst, const struct bal_epset *src);
 
 /** Whether target |t| of cluster |cl| ever got addresses (literals: always). */
 bool bal_epset_target_resolved(const struct bal_epset *s, uint32_t cl, uint32_t t);
 
 /** Sets the health of |ep|; |reason| is copied. Returns true when the state
- *  changed (then a new snapshot is due). |now_ms| is recorded on a change. */
+ *  changed (then a new snapshot is due). |now_ms| (CLOCK_MONOTONIC ms) is
+ *  recorded on a change, and as |rotation_since_ms| when |ep| became healthy. */
 bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy, const char *reason,
                            uint64_t now_ms);
 
@@ -85,7 +91,16 @@ struct bal_ep *bal_epset_at(const struct bal_epset *s, size_t i);
 /** Builds a sealed snapshot (one reference, the caller's). Endpoints are in
  *  rotation when healthy and not drained; when a cluster's healthy share of
  *  its endpoints that are not drained is below its panic_threshold percent,
- *  all of those are (Envoy's panic mode). */
-struct bal_snapshot *bal_epset_snapshot(const struct bal_epset *s, uint64_t generation);
+ *  all of those are (Envoy's panic mode).
+ *  Endpoints carry their target's weight and, when healthy, when they entered
+ *  the rotation. For pick_first clusters it makes the process-wide choice
+ *  (bal_cluster.active) and records it in |s|: the endpoint chosen before if
+ *  it is still in rotation (unless pick_first_failback = on and an earlier one
+ *  is), otherwise the first in rotation in target/DNS order. */
+struct bal_snapshot *bal_epset_snapshot(struct bal_epset *s, uint64_t generation);
+
+/** pick_first: the id of cluster |cl|'s chosen endpoint in |*id|, as of the
+ *  last snapshot built. Returns false when there is none. */
+bool bal_epset_pick_first(const struct bal_epset *s, uint32_t cl, uint32_t *id);
 
 #endif

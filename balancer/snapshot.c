@@ -68,6 +68,7 @@ struct bal_snapshot *bal_snapshot_new(const struct conf *c, uint64_t generation)
         s->clusters[i].name = c->clusters[i].name;
         s->clusters[i].index = (uint32_t)i;
         s->clusters[i].conf = &c->clusters[i];
+        s->clusters[i].active = -1;
         nroutes += c->clusters[i].nroutes;
     }
     s->routes = xcalloc(nroutes, sizeof(*s->routes));
@@ -113,6 +114,8 @@ void bal_snapshot_seal(struct bal_snapshot *s)
             if (cl->endpoints[j].in_rotation)
                 cl->rotation[cl->nrotation++] = (uint32_t)j;
         }
+        if (cl->conf->policy == CONF_POLICY_RING_HASH)
+            cl->ring = bal_ring_build(cl);
     }
 }
 
@@ -136,6 +139,7 @@ void bal_snapshot_unref(struct bal_snapshot *s)
         free(cl->endpoints);
         free(cl->rotation);
         free((char *)cl->unresolved);
+        bal_ring_free(cl->ring);
     }
     free(s->clusters);
     free(s->routes);
@@ -153,18 +157,6 @@ const struct bal_cluster *bal_route(const struct bal_snapshot *s, const char *pa
             return &s->clusters[r->cluster];
     }
     return NULL;
-}
-
-static const struct bal_ops *const policies[CONF_POLICY_COUNT] = {
-    [CONF_POLICY_ROUND_ROBIN] = &bal_round_robin_ops,
-    [CONF_POLICY_PICK_FIRST] = &bal_pick_first_ops,
-};
-
-int bal_pick(const struct bal_cluster *c, struct bal_lb *st, bal_skip_cb skip, void *arg)
-{
-    if (c->nrotation == 0)
-        return BAL_ENOENDPOINT;
-    return policies[c->conf->policy]->pick(c, st, skip, arg);
 }
 
 /* ---- registry ---- */

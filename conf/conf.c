@@ -290,6 +290,7 @@ int conf_parse_target(const char *spec, struct conf_target *t, char *err, size_t
     t->spec = xstrdup(spec);
     t->host = xstrdup(host);
     t->port = (uint16_t)pn;
+    t->weight = 1;
     if (family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&t->addr;
 
@@ -324,6 +325,12 @@ const char *conf_policy_name(enum conf_policy p)
         return "round_robin";
     case CONF_POLICY_PICK_FIRST:
         return "pick_first";
+    case CONF_POLICY_LEAST_REQUEST:
+        return "least_request";
+    case CONF_POLICY_RING_HASH:
+        return "ring_hash";
+    case CONF_POLICY_RANDOM:
+        return "random";
     case CONF_POLICY_COUNT:
         break;
     }
@@ -451,6 +458,7 @@ enum kw_type {
     KW_AUDIENCE,    /* list */
     KW_CLAIMS,      /* list of claim names */
     KW_EXEMPT,      /* list of methods or services; the key replaces the default */
+    KW_HASH_ON,     /* hash_on + hash_header: header:NAME or peer */
 };
 
 struct keyword {
@@ -463,7 +471,8 @@ struct keyword {
 };
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
-static const char *const policy_names[] = {"round_robin", "pick_first", NULL};
+static const char *const policy_names[] = {"round_robin", "pick_first", "least_request",
+                                           "ring_hash",   "random",     NULL};
 static const char *const dns_family_names[] = {"auto", "v4", "v6", NULL};
 static const char *const health_mode_names[] = {"check", "watch", NULL};
 static const char *const health_state_names[] = {"unhealthy", "healthy", NULL};
@@ -516,6 +525,11 @@ static const struct keyword keywords[] = {
     {SECT_CLUSTER, "targets", KW_TARGETS, CL(targets), 0, 0, NULL},
     {SECT_CLUSTER, "policy", KW_ENUM, CL(policy), 0, 0, policy_names},
     {SECT_CLUSTER, "routes", KW_ROUTES, CL(routes), 0, 0, NULL},
+    {SECT_CLUSTER, "least_request_choices", KW_U32, CL(least_request_choices), 2, 64, NULL},
+    {SECT_CLUSTER, "hash_on", KW_HASH_ON, CL(hash_on), 0, 0, NULL},
+    {SECT_CLUSTER, "ring_min_size", KW_U32, CL(ring_min_size), 1, 8388608, NULL},
+    {SECT_CLUSTER, "pick_first_failback", KW_BOOL, CL(pick_first_failback), 0, 0, NULL},
+    {SECT_CLUSTER, "slow_start", KW_DURATION, CL(slow_start_ms), 0, 0, NULL},
     {SECT_CLUSTER, "max_connections", KW_U32, CL(max_connections), 1, 1024, NULL},
     {SECT_CLUSTER, "max_streams_per_connection", KW_U32, CL(max_streams_per_connection), 1, INT31,
      NULL},
@@ -579,6 +593,8 @@ static bool is_list(const struct keyword *kw)
 static void cluster_defaults(struct conf_cluster *cl)
 {
     cl->policy = CONF_POLICY_ROUND_ROBIN;
+    cl->least_request_choices = 2;
+    cl->ring_min_size = 1024;
     cl->max_connections = 4;
     cl->max_streams_per_connection = 100;
     cl->connect_timeout_ms = 2000;
@@ -654,6 +670,7 @@ static void cluster_deinit(struct conf_cluster *cl)
     for (size_t i = 0; i < cl->nroutes; i++)
         free(cl->routes[i]);
     free(cl->routes);
+    free(cl->hash_header);
     free(cl->health_service);
     free(cl->health_authority);
     free(cl->tls_ca);
@@ -1012,6 +1029,38 @@ static void set_string(struct parse *p, const struct keyword *kw, const char *v,
     *field = xstrdup(v);
 }
 
+/* RFC 9110 §5.1 field names are tokens; HTTP/2 sends them in lower case (RFC 9113 §8.2.1). */
+static bool is_header_name(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 128)
+        return false;
+    for (; *s != '\0'; s++)
+        if (!isalnum((unsigned char)*s) && strchr("!#$%&'*+-.^_`|~", *s) == NULL)
+            return false;
+    return true;
+}
+
+static void set_hash_on(struct parse *p, const struct keyword *kw, const char *v)
+{
+    struct conf_cluster *cl = section_base(p);
+
+    if (strcasecmp(v, "peer") == 0) {
+        cl->hash_on = CONF_HASH_PEER;
+        return;
+    }
+    if (strncasecmp(v, "header:", 7) != 0 || !is_header_name(v + 7)) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected header:NAME (a request header such as header:x-user-id) or peer (the "
+                 "client's IP address), got '%s'",
+                 v);
+        return;
+    }
+    cl->hash_on = CONF_HASH_HEADER;
+    cl->hash_header = xstrdup(v + 7);
+    for (char *c = cl->hash_header; *c != '\0'; c++)
+        *c = (char)tolower((unsigned char)*c);
+}
+
 static void set_workers(struct parse *p, const struct keyword *kw, const char *v, uint32_t *field)
 {
     uint64_t n;
@@ -1088,16 +1137,57 @@ static bool same_target(const struct conf_target *a, const struct conf_target *b
     return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
 }
 
+/* "weight=N" after a target; returns N, or 0 when |tok| is not one. */
+static uint32_t parse_weight(const char *tok, size_t len)
+{
+    char num[16];
+    uint64_t n;
+
+    if (len <= 7 || strncasecmp(tok, "weight=", 7) != 0 || len - 7 >= sizeof(num))
+        return 0;
+    memcpy(num, tok + 7, len - 7);
+    num[len - 7] = '\0';
+    if (parse_uint(num, CONF_WEIGHT_MAX, &n) != 0 || n < 1 || n > CONF_WEIGHT_MAX)
+        return 0;
+    return (uint32_t)n;
+}
+
 static void add_target(struct parse *p, const struct keyword *kw, const char *item)
 {
     struct conf_cluster *cl = section_base(p);
     struct conf_target t;
+    const char *opt = item + strcspn(item, " \t");
+    char *spec = xstrndup(item, (size_t)(opt - item));
+    uint32_t weight = 0;
     char msg[256];
+    int rc;
 
-    if (conf_parse_target(item, &t, msg, sizeof(msg)) != 0) {
+    /* HOST:PORT, then options separated by blanks: only weight=N so far */
+    while (*opt != '\0') {
+        size_t len;
+
+        opt += strspn(opt, " \t");
+        len = strcspn(opt, " \t");
+        if (len == 0)
+            break;
+        if (weight != 0 || (weight = parse_weight(opt, len)) == 0) {
+            fail_key(p, p->lineno, kw->name,
+                     "expected HOST:PORT optionally followed by one weight=N with N in 1..%d, got "
+                     "'%s'",
+                     CONF_WEIGHT_MAX, item);
+            free(spec);
+            return;
+        }
+        opt += len;
+    }
+    rc = conf_parse_target(spec, &t, msg, sizeof(msg));
+    free(spec);
+    if (rc != 0) {
         fail_key(p, p->lineno, kw->name, "%s", msg);
         return;
     }
+    if (weight != 0)
+        t.weight = weight;
     for (size_t i = 0; i < cl->ntargets; i++) {
         if (same_target(&cl->targets[i], &t)) {
             fail_key(p, p->lineno, kw->name, "expected each target once, got '%s' twice", item);
@@ -1645,6 +1735,9 @@ static void set_value(struct parse *p, const struct keyword *kw, const char *v, 
     case KW_LISTEN:
         set_listen(p, kw, v);
         break;
+    case KW_HASH_ON:
+        set_hash_on(p, kw, v);
+        break;
     case KW_EXEMPT:
         if (!cont) { /* the key's own line: its items replace the default */
             free_list(p->c->auth.exempt, p->c->auth.nexempt);
@@ -1824,6 +1917,18 @@ static void on_key(struct parse *p, const char *name, const char *value)
     free(v);
 }
 
+/* An '=' on a continuation line means an indented key, except in the
+ * weight=N option of targets. */
+static bool has_stray_equals(const struct keyword *kw, const char *value)
+{
+    for (const char *e = strchr(value, '='); e != NULL; e = strchr(e + 1, '=')) {
+        if (kw->type != KW_TARGETS || e - value < 7 || strncasecmp(e - 6, "weight", 6) != 0 ||
+            !isspace((unsigned char)e[-7]))
+            return true;
+    }
+    return false;
+}
+
 static void on_continuation(struct parse *p, const char *value)
 {
     const struct keyword *kw = p->last_kw;
@@ -1840,7 +1945,7 @@ static void on_continuation(struct parse *p, const char *value)
                  kw->type == KW_SECRET ? "(a secret: not shown)" : value);
         return;
     }
-    if (value[0] == '[' || strchr(value, '=') != NULL) {
+    if (value[0] == '[' || has_stray_equals(kw, value)) {
         fail_key(p, p->lineno, kw->name,
                  "expected more items on this indented continuation line (do not indent keys or "
                  "section headers), got '%s'",
@@ -1958,6 +2063,38 @@ static const char *route_owner(const struct conf *c, size_t upto, const char *ro
     return NULL;
 }
 
+/* Options of one policy are an error with another: a leftover from a policy
+ * change should not silently do nothing. */
+static void finish_cluster_policy(struct parse *p, const struct conf_cluster *cl)
+{
+    static const struct {
+        const char *key;
+        unsigned policies; /* bit per enum conf_policy */
+        const char *which;
+    } opts[] = {
+        {"least_request_choices", 1u << CONF_POLICY_LEAST_REQUEST, "policy = least_request"},
+        {"hash_on", 1u << CONF_POLICY_RING_HASH, "policy = ring_hash"},
+        {"ring_min_size", 1u << CONF_POLICY_RING_HASH, "policy = ring_hash"},
+        {"pick_first_failback", 1u << CONF_POLICY_PICK_FIRST, "policy = pick_first"},
+        {"slow_start", (1u << CONF_POLICY_ROUND_ROBIN) | (1u << CONF_POLICY_LEAST_REQUEST),
+         "policy = round_robin and least_request"},
+    };
+    size_t pi = keyword_index(SECT_CLUSTER, "policy");
+
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        int line = p->key_line[keyword_index(SECT_CLUSTER, opts[i].key)];
+
+        if (line != 0 && (opts[i].policies & (1u << cl->policy)) == 0) {
+            fail_key(p, line, opts[i].key, "applies to %s only; this cluster has policy = %s",
+                     opts[i].which, conf_policy_name(cl->policy));
+            return;
+        }
+    }
+    if (cl->policy == CONF_POLICY_RING_HASH && cl->hash_on == CONF_HASH_NONE)
+        fail_key(p, p->key_line[pi], "policy",
+                 "ring_hash needs hash_on = header:NAME or hash_on = peer (what to hash)");
+}
+
 static void finish_cluster(struct parse *p)
 {
     struct conf_cluster *cl = section_base(p);
@@ -1971,6 +2108,8 @@ static void finish_cluster(struct parse *p)
         return;
     }
     finish_cluster_tls(p, cl);
+    if (!p->failed)
+        finish_cluster_policy(p, cl);
     if (p->failed)
         return;
     if (cl->nroutes == 0) {
@@ -2483,6 +2622,8 @@ static const char *type_name(enum kw_type t)
         return "list of strings";
     case KW_CLAIMS:
         return "list of claim names";
+    case KW_HASH_ON:
+        return "header:NAME or peer";
     }
     return "?";
 }
@@ -2612,6 +2753,9 @@ int conf_keyword_at(size_t i, struct conf_keyword_info *out)
         break;
     case KW_EXEMPT:
         join_list(c->auth.exempt, c->auth.nexempt, out->deflt, sizeof(out->deflt));
+        break;
+    case KW_HASH_ON:
+        snprintf(out->deflt, sizeof(out->deflt), "(none)");
         break;
     }
     cluster_deinit(&cl);

@@ -19,10 +19,22 @@ enum conf_log_level {
 };
 
 enum conf_policy {
-    CONF_POLICY_ROUND_ROBIN = 0, /* per-worker cursor over the endpoints in rotation */
-    CONF_POLICY_PICK_FIRST,      /* first endpoint in configured order, sticky */
+    CONF_POLICY_ROUND_ROBIN = 0, /* smooth weighted round robin, per worker */
+    CONF_POLICY_PICK_FIRST,      /* one endpoint for the whole process, failover in order */
+    CONF_POLICY_LEAST_REQUEST,   /* power of N choices on active attempts, per worker */
+    CONF_POLICY_RING_HASH,       /* consistent hashing of a request key (hash_on) */
+    CONF_POLICY_RANDOM,          /* weighted random */
     CONF_POLICY_COUNT
 };
+
+/* hash_on = header:NAME | peer (ring_hash only) */
+enum conf_hash_on {
+    CONF_HASH_NONE = 0, /* not set */
+    CONF_HASH_HEADER,   /* the value of request header |hash_header| */
+    CONF_HASH_PEER,     /* the client's IP address (without the port) */
+};
+
+#define CONF_WEIGHT_MAX 1000 /* weight=N after a target: 1..CONF_WEIGHT_MAX */
 
 enum conf_dns_family {
     CONF_DNS_AUTO = 0, /* A and AAAA */
@@ -56,6 +68,8 @@ struct conf_target {
     bool is_literal; /* host is an IPv4/IPv6 literal; |addr| is then valid */
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    uint32_t weight; /* `weight=N` after the target (1), 1..CONF_WEIGHT_MAX; every address the
+                        target resolves to carries it */
 };
 
 /** One `[cluster.NAME]` section. */
@@ -64,9 +78,18 @@ struct conf_cluster {
     int line;   /* line of the section header, for messages */
     struct conf_target *targets;
     size_t ntargets;         /* >= 1 */
-    enum conf_policy policy; /* policy = round_robin|pick_first (round_robin) */
+    enum conf_policy policy; /* policy = round_robin|pick_first|least_request|ring_hash|random
+                                (round_robin) */
     char **routes;           /* :path prefixes, each starting with '/' (default: "/") */
     size_t nroutes;
+
+    /* policy options; each applies to the policies named, an error elsewhere */
+    uint32_t least_request_choices; /* least_request_choices (2), 2..64: least_request */
+    enum conf_hash_on hash_on;      /* hash_on = header:NAME|peer: ring_hash (required there) */
+    char *hash_header;              /* NAME of hash_on = header:NAME, lower case; else NULL */
+    uint32_t ring_min_size;         /* ring_min_size (1024), 1..8388608: ring_hash */
+    bool pick_first_failback;       /* pick_first_failback = on|off (off): pick_first */
+    uint32_t slow_start_ms;         /* slow_start (0 = off): round_robin, least_request */
 
     /* backend connections, per endpoint and per worker */
     uint32_t max_connections;            /* max_connections (4), 1..1024 */

@@ -41,7 +41,6 @@ int grpc_timeout_parse(const uint8_t *v, size_t len, uint64_t *ms);
 /** Parses a grpc-status value (1 to 3 ASCII digits). Returns it, or -1. */
 int grpc_status_parse(const uint8_t *v, size_t len);
 
-
 /** Whether the |len| bytes at |path| are a canonical gRPC method path
  *  (PROTOCOL-HTTP2.md, "Path": "/" Service-Name "/" method name): exactly two
  *  segments after the leading '/', neither of them empty, "." or "..", made

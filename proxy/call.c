@@ -294,6 +294,7 @@ void proxy_call_env_deinit(struct proxy_call_env *env)
 /* Cancels every running attempt (RST_STREAM |h2err| to the backends). */
 static void cancel_attempts(struct proxy_call *call, uint32_t h2err);
 static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a);
+static void lb_attempt_end(struct proxy_call *call, uint32_t ep_id);
 
 void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
 {
@@ -470,18 +471,15 @@ static void send_head(struct proxy_call *call, struct proxy_head *h, bool end)
 
 static void cancel_attempts(struct proxy_call *call, uint32_t h2err)
 {
-    struct proxy_call_env *env = call->env;
     struct proxy_attempt *a;
 
     while ((a = call->attempts) != NULL) {
-        call->attempts = a->next;
         proxy_attempt_cancel(a, h2err);
         if (a == call->committed) {
             proxy_flow_set_src(&call->resp_body, NULL, NULL);
             call->committed = NULL;
         }
-        a->next = env->free_attempts;
-        env->free_attempts = a;
+        attempt_unlink(call, a);
     }
 }
 
@@ -626,16 +624,74 @@ static struct proxy_attempt *attempt_alloc(struct proxy_call *call)
     return a;
 }
 
+/* |a| (cancelled or ended) leaves |call|: the policy hears of its end, once,
+ * and it goes back to the free list. */
 static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a)
 {
     struct proxy_attempt **pp = &call->attempts;
 
     while (*pp != NULL && *pp != a)
         pp = &(*pp)->next;
-    if (*pp == a)
+    if (*pp == a) {
         *pp = a->next;
+        lb_attempt_end(call, a->ep_id);
+    }
     a->next = call->env->free_attempts;
     call->env->free_attempts = a;
+}
+
+/* What the policy needs to pick for |call|: the skip rule, ring_hash's key
+ * (per hash_on: a request header's value or the client's IP address without
+ * the port; none: the policy picks at random) and, for slow_start, the time. */
+static void pick_req(struct proxy_call *call, const struct conf_cluster *cc,
+                     struct bal_pick_req *req)
+{
+    *req = (struct bal_pick_req){.skip = skip_endpoint, .arg = call};
+    if (cc->hash_on == CONF_HASH_HEADER) {
+        const nghttp2_nv *f = proxy_head_get(&call->req, cc->hash_header, strlen(cc->hash_header));
+
+        if (f != NULL) {
+            req->key = f->value;
+            req->keylen = f->valuelen;
+        }
+    } else if (cc->hash_on == CONF_HASH_PEER) {
+        const char *colon = strrchr(call->peer, ':');
+
+        req->key = (const uint8_t *)call->peer;
+        req->keylen = colon != NULL ? (size_t)(colon - call->peer) : strlen(call->peer);
+        if (req->keylen > 2 && call->peer[0] == '[') { /* "[v6]:port" -> "v6" */
+            req->key++;
+            req->keylen -= 2;
+        }
+    }
+    if (cc->slow_start_ms > 0)
+        req->now_ms = mono_ns() / 1000000;
+}
+
+/* The policy state an attempt of |call| started with: the same cluster, by
+ * name, in the worker's current snapshot (a reload may have moved it), or
+ * NULL when a reload removed the cluster. */
+static struct bal_lb *lb_of(struct proxy_call *call)
+{
+    struct proxy_call_env *env = call->env;
+    const struct bal_snapshot *s = env->snap;
+
+    if (call->gen == s->generation)
+        return &env->lb[call->cluster];
+    for (size_t i = 0; i < s->nclusters && i < env->nlb; i++) {
+        if (strcmp(s->clusters[i].name, call->cluster_name) == 0)
+            return &env->lb[i];
+    }
+    return NULL;
+}
+
+/* An attempt of |call| on endpoint |ep_id| is over: the policy hears of it. */
+static void lb_attempt_end(struct proxy_call *call, uint32_t ep_id)
+{
+    struct bal_lb *lb = lb_of(call);
+
+    if (lb != NULL)
+        bal_attempt_end(lb, ep_id);
 }
 
 /* Picks an endpoint (skipping those tried) and starts an attempt on it; on no
@@ -651,6 +707,7 @@ static void dispatch(struct proxy_call *call)
         const struct bal_endpoint *ep;
         struct proxy_attempt *a;
         struct proxy_pool *pool;
+        struct bal_pick_req req;
         const char *why = NULL;
         int idx;
 
@@ -666,7 +723,8 @@ static void dispatch(struct proxy_call *call)
             call->gen = s->generation;
         }
         cl = &s->clusters[call->cluster];
-        idx = bal_pick(cl, &env->lb[call->cluster], skip_endpoint, call);
+        pick_req(call, cl->conf, &req);
+        idx = bal_pick(cl, &env->lb[call->cluster], &req);
         if (idx == BAL_ENOENDPOINT) {
             if (cl->nendpoints == 0 && cl->unresolved != NULL)
                 snprintf(msg, sizeof(msg),
@@ -694,6 +752,8 @@ static void dispatch(struct proxy_call *call)
         if (env->start_attempt(a, pool, &call->req, ep->id, &why) == 0) {
             a->next = call->attempts;
             call->attempts = a;
+            /* The policy hears of it (least_request counts, per worker). */
+            bal_attempt_start(&env->lb[call->cluster], ep->id);
             return;
         }
         /* Could not even start: like a connect failure, nothing was sent. */

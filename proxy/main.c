@@ -321,7 +321,10 @@ static void cluster_settings_diff(const struct conf_cluster *a, const struct con
                                   char *buf, size_t len)
 {
     buf[0] = '\0';
-    if (a->policy != b->policy)
+    if (a->policy != b->policy || a->least_request_choices != b->least_request_choices ||
+        a->hash_on != b->hash_on || !same_str(a->hash_header, b->hash_header) ||
+        a->ring_min_size != b->ring_min_size || a->pick_first_failback != b->pick_first_failback ||
+        a->slow_start_ms != b->slow_start_ms)
         list_add(buf, len, "policy");
     if (!same_routes(a, b))
         list_add(buf, len, "routes");

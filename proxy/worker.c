@@ -78,21 +78,41 @@ static void apply_conf(struct proxy_worker *w)
     }
 }
 
+/* Policy state per cluster follows the cluster by name into snapshot |s|
+ * (a reload may add, remove or reorder clusters), while the old snapshot is
+ * still referenced; clusters new to |s| start afresh. */
+static void lb_follow(struct proxy_worker *w, const struct bal_snapshot *s)
+{
+    struct bal_lb *lb = xcalloc(s->nclusters, sizeof(*lb));
+
+    for (size_t i = 0; i < s->nclusters; i++) {
+        for (size_t j = 0; w->snap != NULL && j < w->nlb; j++) {
+            if (w->lb[j].st != NULL &&
+                strcmp(w->snap->clusters[j].name, s->clusters[i].name) == 0) {
+                lb[i] = w->lb[j];
+                w->lb[j] = (struct bal_lb){0};
+                break;
+            }
+        }
+        if (lb[i].st != NULL)
+            bal_lb_update(&lb[i], &s->clusters[i]);
+        else /* random: N workers do not start alike */
+            bal_lb_init(&lb[i], &s->clusters[i], (uint64_t)random() << 31 ^ (uint64_t)random());
+    }
+    for (size_t j = 0; j < w->nlb; j++)
+        bal_lb_deinit(&w->lb[j]);
+    free(w->lb);
+    w->lb = lb;
+    w->nlb = s->nclusters;
+}
+
 static void take_snapshot(struct proxy_worker *w)
 {
     struct bal_snapshot *s = atomic_exchange(&w->pending, NULL);
 
     if (s == NULL)
         return;
-    if (w->snap == NULL || w->snap->nclusters != s->nclusters) {
-        free(w->lb);
-        w->lb = xcalloc(s->nclusters, sizeof(*w->lb));
-        w->nlb = s->nclusters;
-        for (size_t i = 0; i < w->nlb; i++) {
-            /* Random start so N workers do not all begin on endpoint 0. */
-            w->lb[i].rr_next = (uint32_t)random();
-        }
-    }
+    lb_follow(w, s);
     bal_snapshot_unref(w->snap);
     w->snap = s;
     w->calls.snap = s;
@@ -249,8 +269,7 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     }
     /* The main thread's snapshot until the first one published arrives. */
     w->snap = bal_snapshot_ref(rt->snap);
-    w->nlb = w->snap->nclusters;
-    w->lb = xcalloc(w->nlb, sizeof(*w->lb));
+    lb_follow(w, w->snap);
     proxy_flusher_init(&w->fl, w->base);
     w->fl.after = after_flush;
     w->fl.after_arg = w;
@@ -320,6 +339,8 @@ static void worker_deinit(struct proxy_worker *w)
         event_free(w->ev_report);
     proxy_report_free(atomic_exchange(&w->report, NULL));
     bal_snapshot_unref(atomic_exchange(&w->pending, NULL));
+    for (size_t i = 0; i < w->nlb; i++)
+        bal_lb_deinit(&w->lb[i]);
     bal_snapshot_unref(w->snap);
     free(w->lb);
     event_base_free(w->base);
@@ -328,6 +349,8 @@ static void worker_deinit(struct proxy_worker *w)
 
 int proxy_workers_init(struct runtime *rt)
 {
+    /* Seeds of the workers' policies (round_robin starts, random picks). */
+    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     rt->workers = xcalloc(rt->nworkers, sizeof(*rt->workers));
     for (size_t i = 0; i < rt->nworkers; i++) {
         if (worker_init(rt, &rt->workers[i], (int)i) != 0) {
@@ -345,9 +368,6 @@ static void *worker_main(void *arg)
 {
     struct proxy_worker *w = arg;
 
-    srandom((unsigned)time(NULL) ^ (unsigned)(w->index * 7919) ^ (unsigned)getpid());
-    for (size_t i = 0; i < w->nlb; i++)
-        w->lb[i].rr_next = (uint32_t)random();
     take_snapshot(w);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;

@@ -453,7 +453,7 @@ static const struct bad_conf bad_confs[] = {
      "[cluster.echo]\ntargets = 127.0.0.1:1\n"},
     {"bad policy", 7,
      "[proxy]\nlisten = 127.0.0.1:%d\n[admin]\nlisten = off\n[cluster.echo]\n"
-     "targets = 127.0.0.1:1\npolicy = random\n"},
+     "targets = 127.0.0.1:1\npolicy = fastest\n"},
     {"bad target port", 6,
      "[proxy]\nlisten = 127.0.0.1:%d\n[admin]\nlisten = off\n[cluster.echo]\n"
      "targets = 127.0.0.1:99999\n"},

@@ -110,7 +110,8 @@ struct service_status {
 static struct {
     const char *id;
     bool quiet;
-    FILE *md_log; /* --md-log: the metadata of every Health/Check call */
+    FILE *md_log;      /* --md-log: the metadata of every Health/Check call */
+    uint32_t delay_ms; /* --delay-ms: added before every unary reply */
     grpc_server *server;
     grpc_completion_queue *cq;
     bool shutting_down;
@@ -435,11 +436,14 @@ static void on_timer(struct call *c)
     }
 }
 
-/* Runs the delay (if any) before the call's next reply. */
+/* Runs the delay (if any) before the call's next reply: the request's own,
+ * plus --delay-ms for unary calls (a backend that is slow at everything). */
 static void reply_after_delay(struct call *c)
 {
-    if (c->req->delay_ms > 0)
-        timer_arm(c, c->req->delay_ms);
+    uint32_t ms = c->req->delay_ms + (c->method == M_UNARY ? g.delay_ms : 0);
+
+    if (ms > 0)
+        timer_arm(c, ms);
     else
         on_timer(c);
 }
@@ -853,16 +857,18 @@ static void request_new_call(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sy-backend --listen HOST:PORT [--id NAME] [--health SERVING|NOT_SERVING]\n"
-               "                  [--grace MS] [--max-connection-age MS] [--quiet]\n"
-               "                  [--tls-cert F --tls-key F [--tls-client-ca F]] [--md-log F]\n"
-               "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure,\n"
-               "or TLS with --tls-cert; --tls-client-ca requires client certificates).\n"
-               "--md-log F appends the metadata of every Health/Check call to F.\n"
-               "SIGUSR1: service \"\" NOT_SERVING; SIGUSR2: SERVING; SIGTERM/SIGINT: exit 0\n"
-               "after running calls finish or --grace MS (default 0) passes.\n"
-               "--max-connection-age MS: the gRPC server's MaxConnectionAge (GOAWAY NO_ERROR\n"
-               "on each connection after about MS, +-10%%, then closed 1 s later).\n");
+    fprintf(f,
+            "usage: sy-backend --listen HOST:PORT [--id NAME] [--health SERVING|NOT_SERVING]\n"
+            "                  [--grace MS] [--max-connection-age MS] [--delay-ms MS] [--quiet]\n"
+            "                  [--tls-cert F --tls-key F [--tls-client-ca F]] [--md-log F]\n"
+            "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure,\n"
+            "or TLS with --tls-cert; --tls-client-ca requires client certificates).\n"
+            "--md-log F appends the metadata of every Health/Check call to F.\n"
+            "SIGUSR1: service \"\" NOT_SERVING; SIGUSR2: SERVING; SIGTERM/SIGINT: exit 0\n"
+            "after running calls finish or --grace MS (default 0) passes.\n"
+            "--max-connection-age MS: the gRPC server's MaxConnectionAge (GOAWAY NO_ERROR\n"
+            "on each connection after about MS, +-10%%, then closed 1 s later).\n"
+            "--delay-ms MS delays every unary reply by MS on top of the request's own delay.\n");
 }
 
 /* TLS mode: the PEM files' contents (they stay allocated for the process). */
@@ -922,6 +928,7 @@ int main(int argc, char **argv)
                                              {"health", required_argument, NULL, 'H'},
                                              {"grace", required_argument, NULL, 'g'},
                                              {"max-connection-age", required_argument, NULL, 'a'},
+                                             {"delay-ms", required_argument, NULL, 'D'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"tls-cert", required_argument, NULL, 'C'},
@@ -941,7 +948,7 @@ int main(int argc, char **argv)
     int opt;
 
     g.id = "backend";
-    while ((opt = getopt_long(argc, argv, "l:i:H:g:a:qhC:K:A:M:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:i:H:g:a:D:qhC:K:A:M:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen = optarg;
@@ -963,6 +970,15 @@ int main(int argc, char **argv)
             if (max_age_ms <= 0 || max_age_ms > INT32_MAX)
                 die("--max-connection-age: expected milliseconds > 0");
             break;
+        case 'D': {
+            char *end;
+            unsigned long ms = strtoul(optarg, &end, 10);
+
+            if (*optarg == '\0' || *end != '\0' || ms > 600000)
+                die("--delay-ms: expected milliseconds in 0..600000, got '%s'", optarg);
+            g.delay_ms = (uint32_t)ms;
+            break;
+        }
         case 'q':
             g.quiet = true;
             break;

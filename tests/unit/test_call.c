@@ -206,6 +206,8 @@ static void setup(void)
     proxy_be_env_init(&be, base, &fl);
     proxy_pools_init(&pools, &be);
     memset(lb, 0, sizeof(lb));
+    for (size_t i = 0; i < 2; i++)
+        bal_lb_init(&lb[i], &snap->clusters[i], 42 + i);
     env = (struct proxy_call_env){
         .base = base,
         .snap = snap,
@@ -230,6 +232,8 @@ static void setup(void)
 static void teardown(void)
 {
     proxy_call_env_deinit(&env);
+    for (size_t i = 0; i < 2; i++)
+        bal_lb_deinit(&lb[i]);
     proxy_pools_deinit(&pools);
     proxy_be_env_deinit(&be);
     proxy_flusher_deinit(&fl);

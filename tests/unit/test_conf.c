@@ -699,8 +699,9 @@ Test(conf, error_out_of_range_integers)
 
 Test(conf, error_bad_enums)
 {
-    expect_err(MINIMAL "policy = random\n",
-               "t.ini:3: [cluster.a] policy: expected round_robin or pick_first, got 'random'",
+    expect_err(MINIMAL "policy = fastest\n",
+               "t.ini:3: [cluster.a] policy: expected round_robin, pick_first, least_request, "
+               "ring_hash or random, got 'fastest'",
                NULL);
     expect_err(MINIMAL "dns_family = ipv4\n",
                "t.ini:3: [cluster.a] dns_family: expected auto, v4 or v6, got 'ipv4'", NULL);
@@ -1346,7 +1347,7 @@ Test(conf, load_file_ok_and_errors_name_the_file)
     conf_free(c);
 
     cr_assert_eq(conf_load_file(bad, &c, err, sizeof(err)), -1);
-    snprintf(want, sizeof(want), "%s:3: [cluster.a] policy: expected round_robin or pick_first",
+    snprintf(want, sizeof(want), "%s:3: [cluster.a] policy: expected round_robin, pick_first, ",
              bad);
     cr_assert_eq(strncmp(err, want, strlen(want)), 0, "'%s'", err);
     unlink(path);
@@ -1849,4 +1850,171 @@ Test(conf, error_tls_cluster)
                "t.ini:4: [cluster.a] tls_server_name: expected a value without spaces", NULL);
     unlink(f);
     free(f);
+}
+
+/* ---- load-balancing keys (balancer/) ---- */
+
+Test(conf, balancer_defaults)
+{
+    struct conf *c = load_ok(MINIMAL);
+    const struct conf_cluster *cl = &c->clusters[0];
+
+    cr_assert_eq(cl->policy, CONF_POLICY_ROUND_ROBIN);
+    cr_assert_eq(cl->targets[0].weight, 1);
+    cr_assert_eq(cl->least_request_choices, 2);
+    cr_assert_eq(cl->hash_on, CONF_HASH_NONE);
+    cr_assert_null(cl->hash_header);
+    cr_assert_eq(cl->ring_min_size, 1024);
+    cr_assert_not(cl->pick_first_failback);
+    cr_assert_eq(cl->slow_start_ms, 0);
+    conf_free(c);
+}
+
+Test(conf, balancer_every_policy_and_its_keys)
+{
+    struct conf *c = load_ok("[cluster.lr]\ntargets = 127.0.0.1:1\npolicy = least_request\n"
+                             "least_request_choices = 3\nslow_start = 30s\nroutes = /lr/\n"
+                             "[cluster.rh]\ntargets = 127.0.0.1:2\npolicy = ring_hash\n"
+                             "hash_on = header:X-User-Id\nring_min_size = 4096\nroutes = /rh/\n"
+                             "[cluster.rp]\ntargets = 127.0.0.1:3\npolicy = RING_HASH\n"
+                             "hash_on = peer\nroutes = /rp/\n"
+                             "[cluster.pf]\ntargets = 127.0.0.1:4\npolicy = pick_first\n"
+                             "pick_first_failback = on\nroutes = /pf/\n"
+                             "[cluster.rnd]\ntargets = 127.0.0.1:5\npolicy = random\n"
+                             "routes = /rnd/\n"
+                             "[cluster.rr]\ntargets = 127.0.0.1:6\nslow_start = 1m\n");
+
+    cr_assert_eq(c->nclusters, 6);
+    cr_assert_eq(c->clusters[0].policy, CONF_POLICY_LEAST_REQUEST);
+    cr_assert_eq(c->clusters[0].least_request_choices, 3);
+    cr_assert_eq(c->clusters[0].slow_start_ms, 30000);
+    cr_assert_eq(c->clusters[1].policy, CONF_POLICY_RING_HASH);
+    cr_assert_eq(c->clusters[1].hash_on, CONF_HASH_HEADER);
+    cr_assert_str_eq(c->clusters[1].hash_header, "x-user-id", "header names are lower-cased");
+    cr_assert_eq(c->clusters[1].ring_min_size, 4096);
+    cr_assert_eq(c->clusters[2].hash_on, CONF_HASH_PEER);
+    cr_assert_null(c->clusters[2].hash_header);
+    cr_assert_eq(c->clusters[3].policy, CONF_POLICY_PICK_FIRST);
+    cr_assert(c->clusters[3].pick_first_failback);
+    cr_assert_eq(c->clusters[4].policy, CONF_POLICY_RANDOM);
+    cr_assert_eq(c->clusters[5].slow_start_ms, 60000);
+    cr_assert_str_eq(conf_policy_name(CONF_POLICY_LEAST_REQUEST), "least_request");
+    cr_assert_str_eq(conf_policy_name(CONF_POLICY_RING_HASH), "ring_hash");
+    cr_assert_str_eq(conf_policy_name(CONF_POLICY_RANDOM), "random");
+    conf_free(c);
+}
+
+Test(conf, balancer_target_weights)
+{
+    struct conf *c = load_ok("[cluster.a]\n"
+                             "targets = a.example:50051 weight=3, b.example:50051,\n"
+                             "    10.0.0.1:1\tweight=1, [::1]:7   WEIGHT=1000 ,\n"
+                             "    c.example:2 weight=${W:-7}\n");
+    const struct conf_cluster *cl = &c->clusters[0];
+
+    cr_assert_eq(cl->ntargets, 5);
+    cr_assert_str_eq(cl->targets[0].spec, "a.example:50051", "the option is not part of the spec");
+    cr_assert_eq(cl->targets[0].weight, 3);
+    cr_assert_eq(cl->targets[1].weight, 1);
+    cr_assert_eq(cl->targets[2].weight, 1);
+    cr_assert_str_eq(cl->targets[3].spec, "[::1]:7");
+    cr_assert(cl->targets[3].is_literal);
+    cr_assert_eq(cl->targets[3].weight, 1000);
+    cr_assert_eq(cl->targets[4].weight, 7);
+    conf_free(c);
+}
+
+Test(conf, error_balancer_target_weights)
+{
+    static const char *const bad[] = {
+        "a:1 weight=0", "a:1 weight=1001", "a:1 weight=",
+        "a:1 weight=x", "a:1 weight=-1",   "a:1 weight=2 weight=3",
+        "a:1 w=2",      "a:1 2",           "a:1 weight = 2",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[256], want[256];
+
+        snprintf(text, sizeof(text), "[cluster.a]\ntargets = %s\n", bad[i]);
+        snprintf(want, sizeof(want),
+                 "t.ini:2: [cluster.a] targets: expected HOST:PORT optionally followed by one "
+                 "weight=N with N in 1..1000, got '%s'",
+                 bad[i]);
+        expect_err_eq(text, want);
+    }
+    /* the target itself is still checked */
+    expect_err("[cluster.a]\ntargets = a weight=2\n",
+               "t.ini:2: [cluster.a] targets: expected HOST:PORT (the port is required), got 'a'",
+               NULL);
+    /* an '=' on a continuation line is still an indented key, unless it is weight= */
+    expect_err("[cluster.a]\ntargets = a:1,\n    b:2 policy=random\n",
+               "t.ini:3: [cluster.a] targets: expected more items on this indented continuation "
+               "line",
+               NULL);
+    expect_err("[cluster.a]\ntargets = a:1,\n    weight=2\n",
+               "t.ini:3: [cluster.a] targets: expected more items", NULL);
+}
+
+Test(conf, error_balancer_keys)
+{
+    expect_err(MINIMAL "least_request_choices = 1\npolicy = least_request\n",
+               "t.ini:3: [cluster.a] least_request_choices: expected an integer in 2..64, got '1'",
+               NULL);
+    expect_err(MINIMAL "policy = least_request\nleast_request_choices = 65\n",
+               "t.ini:4: [cluster.a] least_request_choices: expected an integer in 2..64", NULL);
+    expect_err(MINIMAL "policy = ring_hash\nhash_on = header:\n",
+               "t.ini:4: [cluster.a] hash_on: expected header:NAME (a request header such as "
+               "header:x-user-id) or peer (the client's IP address), got 'header:'",
+               NULL);
+    expect_err(MINIMAL "policy = ring_hash\nhash_on = cookie:session\n",
+               "t.ini:4: [cluster.a] hash_on: expected header:NAME", "got 'cookie:session'", NULL);
+    expect_err(MINIMAL "policy = ring_hash\nhash_on = header:x user\n",
+               "t.ini:4: [cluster.a] hash_on: expected header:NAME", NULL);
+    expect_err(MINIMAL "policy = ring_hash\nhash_on = header::authority\n",
+               "t.ini:4: [cluster.a] hash_on: expected header:NAME", NULL);
+    expect_err(MINIMAL "policy = ring_hash\nhash_on = peer\nring_min_size = 0\n",
+               "t.ini:5: [cluster.a] ring_min_size: expected an integer in 1..8388608, got '0'",
+               NULL);
+    expect_err(MINIMAL "policy = ring_hash\nhash_on = peer\nring_min_size = 8388609\n",
+               "t.ini:5: [cluster.a] ring_min_size: expected an integer in 1..8388608", NULL);
+    expect_err(MINIMAL "policy = pick_first\npick_first_failback = sometimes\n",
+               "t.ini:4: [cluster.a] pick_first_failback: expected on or off, got 'sometimes'",
+               NULL);
+    expect_err(MINIMAL "slow_start = soon\n",
+               "t.ini:3: [cluster.a] slow_start: expected a duration such as 250ms, 5s or 1m, got "
+               "'soon'",
+               NULL);
+}
+
+Test(conf, error_ring_hash_needs_hash_on)
+{
+    expect_err_eq(MINIMAL "policy = ring_hash\n",
+                  "t.ini:3: [cluster.a] policy: ring_hash needs hash_on = header:NAME or hash_on "
+                  "= peer (what to hash)");
+    /* reported at the end of the section, also when more keys follow */
+    expect_err(MINIMAL "policy = ring_hash\nring_min_size = 10\n[cluster.b]\ntargets = b:1\n",
+               "t.ini:3: [cluster.a] policy: ring_hash needs hash_on", NULL);
+}
+
+Test(conf, error_policy_keys_with_another_policy)
+{
+    expect_err_eq(MINIMAL "least_request_choices = 3\n",
+                  "t.ini:3: [cluster.a] least_request_choices: applies to policy = least_request "
+                  "only; this cluster has policy = round_robin");
+    expect_err_eq(MINIMAL "hash_on = peer\npolicy = random\n",
+                  "t.ini:3: [cluster.a] hash_on: applies to policy = ring_hash only; this cluster "
+                  "has policy = random");
+    expect_err_eq(MINIMAL "ring_min_size = 64\n",
+                  "t.ini:3: [cluster.a] ring_min_size: applies to policy = ring_hash only; this "
+                  "cluster has policy = round_robin");
+    expect_err_eq(MINIMAL "policy = least_request\npick_first_failback = on\n",
+                  "t.ini:4: [cluster.a] pick_first_failback: applies to policy = pick_first only; "
+                  "this cluster has policy = least_request");
+    expect_err_eq(MINIMAL "slow_start = 10s\npolicy = pick_first\n",
+                  "t.ini:3: [cluster.a] slow_start: applies to policy = round_robin and "
+                  "least_request only; this cluster has policy = pick_first");
+    expect_err(MINIMAL "policy = ring_hash\nhash_on = peer\nslow_start = 10s\n",
+               "t.ini:5: [cluster.a] slow_start: applies to policy = round_robin and "
+               "least_request only",
+               NULL);
 }
