@@ -165,6 +165,7 @@ void proxy_attempt_init(struct proxy_attempt *a, const struct proxy_attempt_ops 
 void proxy_attempt_deinit(struct proxy_attempt *a)
 {
     proxy_head_deinit(&a->st.rhead);
+    proxy_head_deinit(&a->head);
 }
 
 int proxy_attempt_start(struct proxy_attempt *a, struct proxy_pool *pool,

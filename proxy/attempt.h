@@ -67,7 +67,8 @@ struct proxy_attempt {
     void *owner;
     enum proxy_attempt_state state;
     struct proxy_pool *pool;
-    const struct proxy_head *req; /* borrowed from the owner while started */
+    const struct proxy_head *req; /* what it sends (e.g. |head|), borrowed while started */
+    struct proxy_head head;       /* the owner's per-attempt request head (its storage) */
     uint32_t ep_id;
     uint32_t number;   /* 0 for the first attempt of a call */
     uint64_t req_sent; /* request body bytes this attempt wrote */

@@ -108,6 +108,13 @@ static void touch(struct proxy_call *call)
     call->last_active_ms = proxy_loop_ms(call->env->base);
 }
 
+/* Cancels every running attempt (RST_STREAM |h2err| to the backends). */
+static void cancel_attempts(struct proxy_call *call, uint32_t h2err);
+static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a,
+                           const struct proxy_attempt_result *r);
+static void attempt_drop(struct proxy_call *call, struct proxy_attempt *a, uint32_t h2err);
+static void lb_attempt_end(struct proxy_call *call, uint32_t ep_id);
+
 /* ---- the decision ---- */
 
 enum proxy_verdict proxy_call_verdict(const struct proxy_verdict_in *in)
@@ -183,8 +190,7 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
              (const char *)call->path, call->peer, limit);
     if (proxy_flow_pending(&call->resp_body) > 0 || call->state >= PROXY_CALL_FINAL) {
         /* The client is not taking what it has: trailers would wait behind it. */
-        for (struct proxy_attempt *a = call->attempts; a != NULL; a = a->next)
-            proxy_attempt_cancel(a, NGHTTP2_CANCEL);
+        cancel_attempts(call, NGHTTP2_CANCEL);
         if (call->status < 0)
             call->status = GRPC_CANCELLED;
         set_state(call, PROXY_CALL_FINAL);
@@ -291,11 +297,6 @@ void proxy_call_env_deinit(struct proxy_call_env *env)
     }
 }
 
-/* Cancels every running attempt (RST_STREAM |h2err| to the backends). */
-static void cancel_attempts(struct proxy_call *call, uint32_t h2err);
-static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a);
-static void lb_attempt_end(struct proxy_call *call, uint32_t ep_id);
-
 void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
 {
     struct proxy_call_env *env = call->env;
@@ -307,9 +308,10 @@ void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
     /* A backend whose response is complete (trailers in) while the client was
      * still sending gets NO_ERROR; the others CANCEL (RFC 9113 §8.1). */
     if (call->committed != NULL && call->resp_body.eof) {
-        proxy_attempt_cancel(call->committed, NGHTTP2_NO_ERROR);
-        attempt_unlink(call, call->committed);
+        struct proxy_attempt *a = call->committed;
+
         call->committed = NULL;
+        attempt_drop(call, a, NGHTTP2_NO_ERROR);
     }
     cancel_attempts(call, NGHTTP2_CANCEL);
     set_state(call, PROXY_CALL_DONE);
@@ -416,9 +418,27 @@ static void resume_attempts(struct proxy_call *call)
         proxy_attempt_resume(a);
 }
 
-void proxy_call_req_data(struct proxy_call *call, const uint8_t *p, size_t n)
+/* gRPC-framed request bytes go to the attempts: checked against
+ * max_message_size, buffered (the one copy), sent on. */
+void proxy_call_req_emit(struct proxy_call *call, const uint8_t *p, size_t n)
 {
     uint32_t max = call->env->snap->conf->proxy.max_message_size;
+
+    if (call->state >= PROXY_CALL_FINAL)
+        return;
+    if (grpc_scan_feed(&call->req_scan, p, n, max) != 0) {
+        proxy_flow_release(&call->req_body);
+        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
+                        "switchyard: request message larger than max_message_size");
+        return;
+    }
+    proxy_flow_add(&call->req_body, p, n);
+    resume_attempts(call);
+}
+
+void proxy_call_req_data(struct proxy_call *call, const uint8_t *p, size_t n)
+{
+    struct proxy_call_env *env = call->env;
 
     if (!proxy_call_wants_request(call)) {
         /* Nobody will send these bytes on: all the credit back now. */
@@ -427,25 +447,31 @@ void proxy_call_req_data(struct proxy_call *call, const uint8_t *p, size_t n)
         return;
     }
     touch(call);
-    if (grpc_scan_feed(&call->req_scan, p, n, max) != 0) {
-        call->side_ops->credit(&call->side, n, false);
-        call->side_ops->credit(&call->side, n, true);
-        proxy_call_fail(call, GRPC_RESOURCE_EXHAUSTED,
-                        "switchyard: request message larger than max_message_size");
-        return;
-    }
     proxy_flow_received(&call->req_body, n);
-    proxy_flow_add(&call->req_body, p, n);
-    resume_attempts(call);
+    for (size_t i = 0; i < env->nfilters; i++) {
+        if (env->filters[i]->on_request_data != NULL &&
+            env->filters[i]->on_request_data(call, fstate(call, i), env->filter_ws[i], p, n, false))
+            return;
+    }
+    proxy_call_req_emit(call, p, n);
 }
 
 void proxy_call_req_end(struct proxy_call *call)
 {
     struct proxy_call_env *env = call->env;
 
-    call->req_body.eof = true;
-    if (call->state < PROXY_CALL_FILTERING)
+    if (call->state < PROXY_CALL_FILTERING) {
+        call->req_body.eof = true;
         return; /* END_STREAM on the head: proxy_call_head_done() has it */
+    }
+    /* A transforming filter emits what it still holds before the end. */
+    for (size_t i = 0; i < env->nfilters && call->state < PROXY_CALL_FINAL; i++) {
+        if (env->filters[i]->on_request_data != NULL &&
+            env->filters[i]->on_request_data(call, fstate(call, i), env->filter_ws[i], NULL, 0,
+                                             true))
+            break;
+    }
+    call->req_body.eof = true;
     resume_attempts(call);
     for (size_t i = 0; i < env->nfilters && call->state < PROXY_CALL_FINAL; i++) {
         if (env->filters[i]->on_request_end != NULL)
@@ -453,20 +479,91 @@ void proxy_call_req_end(struct proxy_call *call)
     }
 }
 
+/* ---- the response body and its end ---- */
+
+void proxy_call_resp_emit(struct proxy_call *call, const uint8_t *p, size_t n)
+{
+    if (call->state < PROXY_CALL_STREAMING || call->state >= PROXY_CALL_DONE)
+        return;
+    proxy_flow_add(&call->resp_body, p, n);
+    call->side_ops->resume(&call->side);
+}
+
+/* Response body bytes (gRPC-framed) for the client: through the filters that
+ * transform them, else as they are. */
+static void resp_data(struct proxy_call *call, const uint8_t *p, size_t n)
+{
+    struct proxy_call_env *env = call->env;
+
+    for (size_t i = 0; i < env->nfilters; i++) {
+        if (env->filters[i]->on_response_data != NULL &&
+            env->filters[i]->on_response_data(call, fstate(call, i), env->filter_ws[i], p, n))
+            return;
+    }
+    proxy_call_resp_emit(call, p, n);
+}
+
+/* The response ends with call->trailers after the body: filters may edit
+ * them or turn them into body bytes (gRPC-Web). */
+static void end_with_trailers(struct proxy_call *call)
+{
+    struct proxy_call_env *env = call->env;
+
+    set_state(call, PROXY_CALL_FINAL);
+    event_del(call->deadline_ev);
+    for (size_t i = 0; i < env->nfilters; i++) {
+        if (env->filters[i]->on_response_trailers != NULL)
+            env->filters[i]->on_response_trailers(call, fstate(call, i), env->filter_ws[i],
+                                                  &call->trailers);
+    }
+    call->resp_body.eof = true;
+    call->side_ops->resume(&call->side);
+}
+
 /* ---- switchyard's own answers ---- */
 
-/* Response heads go through the filters (CORS, tracing) like the backends'. */
+void proxy_call_send_head(struct proxy_call *call, struct proxy_head *h, bool end)
+{
+    if (call->state >= PROXY_CALL_DONE)
+        return;
+    if (call->side_ops->send_head(&call->side, h->nv, h->n, end) != 0)
+        log_debug("call %.*s: response head not submitted", (int)call->pathlen,
+                  (const char *)call->path);
+}
+
+/* Response heads go through the filters (CORS, tracing, conversions) like
+ * the backends', then to the client unless a filter holds it back. */
 static void send_head(struct proxy_call *call, struct proxy_head *h, bool end)
 {
     struct proxy_call_env *env = call->env;
 
     for (size_t i = 0; i < env->nfilters; i++) {
-        if (env->filters[i]->on_response_head != NULL)
-            env->filters[i]->on_response_head(call, fstate(call, i), env->filter_ws[i], h);
+        if (env->filters[i]->on_response_head != NULL &&
+            env->filters[i]->on_response_head(call, fstate(call, i), env->filter_ws[i], h, end) ==
+                PROXY_FILTER_STOP)
+            return;
     }
-    if (call->side_ops->send_head(&call->side, h->nv, h->n, end) != 0)
-        log_debug("call %.*s: response head not submitted", (int)call->pathlen,
-                  (const char *)call->path);
+    proxy_call_send_head(call, h, end);
+}
+
+void proxy_call_resp_finish(struct proxy_call *call)
+{
+    if (call->state >= PROXY_CALL_DONE)
+        return;
+    set_state(call, PROXY_CALL_FINAL);
+    event_del(call->deadline_ev);
+    call->resp_body.eof = true;
+    call->side_ops->resume(&call->side);
+}
+
+void proxy_call_req_credit(struct proxy_call *call, size_t n)
+{
+    proxy_flow_credit_held(&call->req_body, n);
+}
+
+void proxy_call_resp_credit(struct proxy_call *call, size_t n)
+{
+    proxy_flow_credit_held(&call->resp_body, n);
 }
 
 static void cancel_attempts(struct proxy_call *call, uint32_t h2err)
@@ -474,12 +571,11 @@ static void cancel_attempts(struct proxy_call *call, uint32_t h2err)
     struct proxy_attempt *a;
 
     while ((a = call->attempts) != NULL) {
-        proxy_attempt_cancel(a, h2err);
         if (a == call->committed) {
             proxy_flow_set_src(&call->resp_body, NULL, NULL);
             call->committed = NULL;
         }
-        attempt_unlink(call, a);
+        attempt_drop(call, a, h2err);
     }
 }
 
@@ -544,8 +640,7 @@ void proxy_call_fail(struct proxy_call *call, int code, const char *msg)
      * clients read as INTERNAL). */
     proxy_head_clear(&call->trailers);
     add_status(&call->trailers, code, msg);
-    call->resp_body.eof = true;
-    call->side_ops->resume(&call->side);
+    end_with_trailers(call);
 }
 
 void proxy_call_respond_head(struct proxy_call *call)
@@ -564,21 +659,17 @@ void proxy_call_respond_data(struct proxy_call *call, const void *p, size_t n)
 {
     if (call->state != PROXY_CALL_STREAMING)
         return;
-    proxy_flow_add(&call->resp_body, p, n);
-    call->side_ops->resume(&call->side);
+    resp_data(call, p, n);
 }
 
 void proxy_call_respond_end(struct proxy_call *call, int code, const char *msg)
 {
     if (call->state != PROXY_CALL_STREAMING)
         return;
-    event_del(call->deadline_ev);
     call->status = code;
-    set_state(call, PROXY_CALL_FINAL);
     proxy_head_clear(&call->trailers);
     add_status(&call->trailers, code, msg);
-    call->resp_body.eof = true;
-    call->side_ops->resume(&call->side);
+    end_with_trailers(call);
 }
 
 /* ---- routing and attempts ---- */
@@ -624,10 +715,12 @@ static struct proxy_attempt *attempt_alloc(struct proxy_call *call)
     return a;
 }
 
-/* |a| (cancelled or ended) leaves |call|: the policy hears of its end, once,
- * and it goes back to the free list. */
-static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a)
+/* |a| ended (|r|) or was cancelled, and leaves |call|: the policy and the
+ * filters hear of its end, once, and it goes back to the free list. */
+static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a,
+                           const struct proxy_attempt_result *r)
 {
+    struct proxy_call_env *env = call->env;
     struct proxy_attempt **pp = &call->attempts;
 
     while (*pp != NULL && *pp != a)
@@ -635,9 +728,29 @@ static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a)
     if (*pp == a) {
         *pp = a->next;
         lb_attempt_end(call, a->ep_id);
+        for (size_t i = 0; i < env->nfilters; i++) {
+            if (env->filters[i]->on_attempt_end != NULL)
+                env->filters[i]->on_attempt_end(call, fstate(call, i), env->filter_ws[i], a, r);
+        }
     }
-    a->next = call->env->free_attempts;
-    call->env->free_attempts = a;
+    proxy_head_clear(&a->head);
+    a->next = env->free_attempts;
+    env->free_attempts = a;
+}
+
+/* Cancels |a| (RST_STREAM |h2err| at its backend, or out of its pool's
+ * queue) and lets it go. */
+static void attempt_drop(struct proxy_call *call, struct proxy_attempt *a, uint32_t h2err)
+{
+    struct proxy_attempt_result r = {
+        .outcome = PROXY_ATTEMPT_RESET,
+        .reached = a->state >= PROXY_ATTEMPT_SENT,
+        .h2err = h2err,
+        .why = "cancelled by switchyard",
+    };
+
+    proxy_attempt_cancel(a, h2err);
+    attempt_unlink(call, a, &r);
 }
 
 /* What the policy needs to pick for |call|: the skip rule, ring_hash's key
@@ -692,6 +805,20 @@ static void lb_attempt_end(struct proxy_call *call, uint32_t ep_id)
 
     if (lb != NULL)
         bal_attempt_end(lb, ep_id);
+}
+
+/* What attempt |a| sends: the call's request head, as filters edit it for
+ * this attempt (the fields are borrowed, edits are the attempt's own). */
+static void attempt_head(struct proxy_call *call, struct proxy_attempt *a)
+{
+    struct proxy_call_env *env = call->env;
+
+    proxy_head_borrow(&a->head, &call->req);
+    for (size_t i = 0; i < env->nfilters; i++) {
+        if (env->filters[i]->on_attempt_start != NULL)
+            env->filters[i]->on_attempt_start(call, fstate(call, i), env->filter_ws[i], a,
+                                              &a->head);
+    }
 }
 
 /* Picks an endpoint (skipping those tried) and starts an attempt on it; on no
@@ -749,7 +876,8 @@ static void dispatch(struct proxy_call *call)
         pool = proxy_pool_get(env->pools, s, cl, ep);
         a = attempt_alloc(call);
         a->number = call->ntries - 1;
-        if (env->start_attempt(a, pool, &call->req, ep->id, &why) == 0) {
+        attempt_head(call, a);
+        if (env->start_attempt(a, pool, &a->head, ep->id, &why) == 0) {
             a->next = call->attempts;
             call->attempts = a;
             /* The policy hears of it (least_request counts, per worker). */
@@ -757,6 +885,7 @@ static void dispatch(struct proxy_call *call)
             return;
         }
         /* Could not even start: like a connect failure, nothing was sent. */
+        proxy_head_clear(&a->head);
         a->next = env->free_attempts;
         env->free_attempts = a;
         snprintf(call->why, sizeof(call->why), "%s: %s", ep->addr_str, why);
@@ -856,10 +985,8 @@ static void commit(struct proxy_call *call, struct proxy_attempt *a)
     for (o = call->attempts; o != NULL;) {
         struct proxy_attempt *next = o->next;
 
-        if (o != a) {
-            proxy_attempt_cancel(o, NGHTTP2_CANCEL);
-            attempt_unlink(call, o);
-        }
+        if (o != a)
+            attempt_drop(call, o, NGHTTP2_CANCEL);
         o = next;
     }
     proxy_flow_set_src(&call->resp_body, &attempt_src, a);
@@ -870,8 +997,7 @@ static void on_attempt_head(struct proxy_attempt *a, struct proxy_head *h, bool 
     struct proxy_call *call = owner_of(a);
 
     if (call->state != PROXY_CALL_ROUTED) {
-        proxy_attempt_cancel(a, NGHTTP2_CANCEL);
-        attempt_unlink(call, a);
+        attempt_drop(call, a, NGHTTP2_CANCEL);
         return;
     }
     touch(call);
@@ -907,9 +1033,8 @@ static void on_attempt_data(struct proxy_attempt *a, const uint8_t *p, size_t n)
         return;
     }
     proxy_flow_received(&call->resp_body, n);
-    proxy_flow_add(&call->resp_body, p, n);
     call->resp_boundary = call->resp_scan.need == 0 && call->resp_scan.hlen == 0;
-    call->side_ops->resume(&call->side);
+    resp_data(call, p, n);
 }
 
 static void on_attempt_trailers(struct proxy_attempt *a, struct proxy_head *h)
@@ -920,7 +1045,6 @@ static void on_attempt_trailers(struct proxy_attempt *a, struct proxy_head *h)
     if (a != call->committed || call->state != PROXY_CALL_STREAMING)
         return;
     touch(call);
-    event_del(call->deadline_ev);
     proxy_head_clear(&call->trailers);
     if (h->bytes > limit) {
         call->status = GRPC_INTERNAL;
@@ -932,9 +1056,7 @@ static void on_attempt_trailers(struct proxy_attempt *a, struct proxy_head *h)
         proxy_head_copy(&call->trailers, h);
         call->status = status_of(h);
     }
-    set_state(call, PROXY_CALL_FINAL);
-    call->resp_body.eof = true;
-    call->side_ops->resume(&call->side);
+    end_with_trailers(call);
 }
 
 static void on_attempt_end(struct proxy_attempt *a, const struct proxy_attempt_result *r)
@@ -954,7 +1076,7 @@ static void on_attempt_end(struct proxy_attempt *a, const struct proxy_attempt_r
         proxy_flow_set_src(&call->resp_body, NULL, NULL);
         call->committed = NULL;
     }
-    attempt_unlink(call, a);
+    attempt_unlink(call, a, r);
     if (call->state >= PROXY_CALL_FINAL && r->outcome == PROXY_ATTEMPT_COMPLETE)
         return;
     switch (proxy_call_verdict(&in)) {
@@ -962,11 +1084,8 @@ static void on_attempt_end(struct proxy_attempt *a, const struct proxy_attempt_r
         /* The backend ended without trailers (END_STREAM on DATA): so does
          * the client's response. */
         if (call->state == PROXY_CALL_STREAMING) {
-            set_state(call, PROXY_CALL_FINAL);
-            event_del(call->deadline_ev);
             proxy_head_clear(&call->trailers);
-            call->resp_body.eof = true;
-            call->side_ops->resume(&call->side);
+            end_with_trailers(call);
         }
         return;
     case PROXY_VERDICT_RETRY:

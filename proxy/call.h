@@ -144,6 +144,30 @@ void proxy_call_env_deinit(struct proxy_call_env *env);
 
 /* ---- for filters (and the frontend) ---- */
 
+/** Request bytes a transforming filter made (gRPC-framed): checked against
+ *  max_message_size and sent on to the attempts. */
+void proxy_call_req_emit(struct proxy_call *call, const uint8_t *p, size_t n);
+
+/** Response bytes a transforming filter made, for the client. */
+void proxy_call_resp_emit(struct proxy_call *call, const uint8_t *p, size_t n);
+
+/** A filter took |n| received request (response) bytes into its own storage
+ *  (a whole message it converts, bounded by max_message_size): their stream
+ *  window goes back to the client (backend) now, since they will never be
+ *  written on as they are. */
+void proxy_call_req_credit(struct proxy_call *call, size_t n);
+void proxy_call_resp_credit(struct proxy_call *call, size_t n);
+
+/** Sends the response head a filter held back (on_response_head returned
+ *  PROXY_FILTER_STOP), or a head of its own; |end|: nothing follows. The other
+ *  filters do not see it again. */
+void proxy_call_send_head(struct proxy_call *call, struct proxy_head *h, bool end);
+
+/** Ends the response after the body emitted so far, with the current
+ *  trailers (possibly none), without the trailer hooks: for a filter that
+ *  held a trailers-only head and answers with a body of its own. */
+void proxy_call_resp_finish(struct proxy_call *call);
+
 /** Ends the call towards the client with gRPC status |code| and |msg|:
  *  trailers-only when nothing was sent yet, trailers after the body sent so
  *  far when it ends on a message boundary, else RST_STREAM(INTERNAL_ERROR).

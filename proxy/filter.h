@@ -11,6 +11,11 @@
 
 #include <stddef.h>
 
+#include <stdbool.h>
+#include <stdint.h>
+
+struct proxy_attempt;
+struct proxy_attempt_result;
 struct proxy_call;
 struct proxy_call_env;
 struct proxy_head;
@@ -36,9 +41,41 @@ struct proxy_filter {
     enum proxy_filter_rc (*on_request_head)(struct proxy_call *call, void *st, void *ws);
     /** The client finished its request (END_STREAM), after on_request_head. Optional. */
     void (*on_request_end)(struct proxy_call *call, void *st, void *ws);
+    /** Request body bytes from the client, as received. A filter that
+     *  transforms the body (gRPC-Web text, JSON) returns true and hands the
+     *  gRPC-framed result to proxy_call_req_emit() (now or later; |end|: the
+     *  client sent its last byte); false leaves the bytes to the next filter
+     *  and then to the call. Flow control counts the received bytes either
+     *  way. Optional. */
+    bool (*on_request_data)(struct proxy_call *call, void *st, void *ws, const uint8_t *p, size_t n,
+                            bool end);
     /** Response headers are about to go to the client (also switchyard's own
-     *  answers); |h| may be edited. Optional. */
-    void (*on_response_head)(struct proxy_call *call, void *st, void *ws, struct proxy_head *h);
+     *  answers); |h| may be edited (|end|: a trailers-only response). A filter
+     *  that needs to see more before answering (an HTTP status from the
+     *  trailers, say) returns PROXY_FILTER_STOP: it keeps what it needs of |h|
+     *  and sends a head of its own later with proxy_call_send_head(), once.
+     *  Optional. */
+    enum proxy_filter_rc (*on_response_head)(struct proxy_call *call, void *st, void *ws,
+                                             struct proxy_head *h, bool end);
+    /** Response body bytes (gRPC-framed) from the committed attempt or
+     *  switchyard's own answer. A filter that transforms them returns true and
+     *  hands the result to proxy_call_resp_emit(); false leaves them as they
+     *  are. Optional. */
+    bool (*on_response_data)(struct proxy_call *call, void *st, void *ws, const uint8_t *p,
+                             size_t n);
+    /** The trailers that end the response, about to follow the body; a filter
+     *  may edit them, or emit them as body bytes (gRPC-Web) and empty |t|.
+     *  Not called for a trailers-only response (that is on_response_head).
+     *  Optional. */
+    void (*on_response_trailers)(struct proxy_call *call, void *st, void *ws, struct proxy_head *t);
+    /** An attempt is about to start: |head| is what this attempt sends and may
+     *  be edited (trace context, ...). Optional. */
+    void (*on_attempt_start)(struct proxy_call *call, void *st, void *ws,
+                             const struct proxy_attempt *a, struct proxy_head *head);
+    /** An attempt is over (|r|; cancelled attempts report PROXY_ATTEMPT_RESET
+     *  with h2err CANCEL and reached as the attempt knew it). Optional. */
+    void (*on_attempt_end)(struct proxy_call *call, void *st, void *ws,
+                           const struct proxy_attempt *a, const struct proxy_attempt_result *r);
     /** The call is over (the client stream closed); its outcome is final.
      *  Optional. */
     void (*on_done)(struct proxy_call *call, void *st, void *ws);

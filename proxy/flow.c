@@ -71,6 +71,14 @@ void proxy_flow_write(struct proxy_flow *f, struct evbuffer *out, size_t n)
     credit(f, c, true);
 }
 
+void proxy_flow_credit_held(struct proxy_flow *f, size_t n)
+{
+    size_t c = n < f->held ? n : f->held;
+
+    f->held -= c;
+    credit(f, c, true);
+}
+
 void proxy_flow_release(struct proxy_flow *f)
 {
     size_t c = f->held;

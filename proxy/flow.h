@@ -61,6 +61,10 @@ size_t proxy_flow_pending(const struct proxy_flow *f);
  *  credits the source's stream window for them. */
 void proxy_flow_write(struct proxy_flow *f, struct evbuffer *out, size_t n);
 
+/** Credits the source's stream window for |n| held bytes (at most what is
+ *  held) that will not be written on as they are: a filter keeps them. */
+void proxy_flow_credit_held(struct proxy_flow *f, size_t n);
+
 /** Drops every buffered byte and credits all that is held (the other side will
  *  never take them: the call ended or the direction is no longer wanted). */
 void proxy_flow_release(struct proxy_flow *f);

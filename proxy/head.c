@@ -194,3 +194,15 @@ void proxy_head_replace(struct proxy_head *h, const nghttp2_nv *nv, size_t n)
                        nv[i].valuelen);
     free(old);
 }
+
+void proxy_head_borrow(struct proxy_head *dst, const struct proxy_head *src)
+{
+    proxy_head_clear(dst);
+    if (src->n > dst->cap) {
+        dst->cap = src->n;
+        dst->nv = xreallocarray(dst->nv, dst->cap, sizeof(*dst->nv));
+    }
+    memcpy(dst->nv, src->nv, src->n * sizeof(*src->nv));
+    dst->n = src->n;
+    dst->bytes = src->bytes;
+}

@@ -65,6 +65,12 @@ void proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const c
  *  the block is cleared. */
 void proxy_head_replace(struct proxy_head *h, const nghttp2_nv *nv, size_t n);
 
+/** Makes |dst| the same list of fields as |src| without copying or holding
+ *  anything: |dst| points into |src| and must be cleared before |src| is.
+ *  Edits to |dst| (set, add, del) copy into |dst|'s own arena and leave |src|
+ *  as it is. */
+void proxy_head_borrow(struct proxy_head *dst, const struct proxy_head *src);
+
 /** Copies every field of |src| into |dst|'s arena (for fields that must
  *  outlive the session they came from). */
 void proxy_head_copy(struct proxy_head *dst, const struct proxy_head *src);

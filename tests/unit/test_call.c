@@ -131,13 +131,16 @@ static void local_end(struct proxy_call *call, void *st, void *ws)
     proxy_call_respond_end(call, GRPC_OK, NULL);
 }
 
-static void count_head(struct proxy_call *call, void *st, void *ws, struct proxy_head *h)
+static enum proxy_filter_rc count_head(struct proxy_call *call, void *st, void *ws,
+                                       struct proxy_head *h, bool end)
 {
     (void)call;
     (void)st;
     (void)ws;
     (void)h;
+    (void)end;
     response_heads++;
+    return PROXY_FILTER_CONTINUE;
 }
 
 static void count_done(struct proxy_call *call, void *st, void *ws)
@@ -155,9 +158,91 @@ static const struct proxy_filter local_filter = {
     .on_response_head = count_head,
     .on_done = count_done,
 };
-static const struct proxy_filter *const chain[] = {&local_filter};
-static void *filter_ws[1];
-static size_t fstate_off[1];
+
+/* ---- a filter that rewrites bodies, moves trailers into the body, holds
+ * heads and tags each attempt's head; it acts on calls whose :path ends in
+ * /Tx only ---- */
+
+static bool is_tx(struct proxy_call *call)
+{
+    size_t len;
+    const uint8_t *p = proxy_call_path(call, &len);
+
+    return len > 3 && memcmp(p + len - 3, "/Tx", 3) == 0;
+}
+
+static bool tx_request(struct proxy_call *call, void *st, void *ws, const uint8_t *p, size_t n,
+                       bool end)
+{
+    (void)st;
+    (void)ws;
+    (void)end;
+    if (!is_tx(call))
+        return false;
+    /* doubles every byte */
+    for (size_t i = 0; i < n; i++) {
+        proxy_call_req_emit(call, &p[i], 1);
+        proxy_call_req_emit(call, &p[i], 1);
+    }
+    return true;
+}
+
+static enum proxy_filter_rc tx_head(struct proxy_call *call, void *st, void *ws,
+                                    struct proxy_head *h, bool end)
+{
+    (void)st;
+    (void)ws;
+    (void)end;
+    if (is_tx(call))
+        proxy_head_set(h, "content-type", 12, "application/tx", 14);
+    return PROXY_FILTER_CONTINUE;
+}
+
+static bool tx_response(struct proxy_call *call, void *st, void *ws, const uint8_t *p, size_t n)
+{
+    (void)st;
+    (void)ws;
+    if (!is_tx(call))
+        return false;
+    proxy_call_resp_emit(call, (const uint8_t *)"<", 1);
+    proxy_call_resp_emit(call, p, n);
+    proxy_call_resp_emit(call, (const uint8_t *)">", 1);
+    return true;
+}
+
+static void tx_trailers(struct proxy_call *call, void *st, void *ws, struct proxy_head *t)
+{
+    (void)st;
+    (void)ws;
+    if (!is_tx(call))
+        return;
+    proxy_call_resp_emit(call, (const uint8_t *)"T", 1);
+    proxy_head_clear(t);
+}
+
+static void tx_attempt(struct proxy_call *call, void *st, void *ws, const struct proxy_attempt *a,
+                       struct proxy_head *head)
+{
+    char v[16];
+
+    (void)call;
+    (void)st;
+    (void)ws;
+    snprintf(v, sizeof(v), "%u", a->number);
+    proxy_head_set(head, "x-attempt", 9, v, strlen(v));
+}
+
+static const struct proxy_filter tx_filter = {
+    .name = "tx",
+    .on_request_data = tx_request,
+    .on_response_head = tx_head,
+    .on_response_data = tx_response,
+    .on_response_trailers = tx_trailers,
+    .on_attempt_start = tx_attempt,
+};
+static const struct proxy_filter *const chain[] = {&local_filter, &tx_filter};
+static void *filter_ws[2];
+static size_t fstate_off[2];
 
 /* ---- environment: a conf, a snapshot, pools without sockets ---- */
 
@@ -215,7 +300,7 @@ static void setup(void)
         .nlb = 2,
         .pools = &pools,
         .filters = chain,
-        .nfilters = 1,
+        .nfilters = 2,
         .filter_ws = filter_ws,
         .fstate_off = fstate_off,
         .fstate_size = 0,
@@ -681,4 +766,66 @@ Test(verdict, each_way_an_attempt_ends)
         if (!ends[i].reached)
             cr_assert_eq(proxy_call_verdict(&in), PROXY_VERDICT_REFUSE);
     }
+}
+
+/* ---- the filter hooks that transform bodies ---- */
+
+static const char *field_value(const struct proxy_head *h, const char *name, char *buf, size_t len)
+{
+    const nghttp2_nv *f = proxy_head_get(h, name, strlen(name));
+
+    if (f == NULL)
+        return NULL;
+    snprintf(buf, len, "%.*s", (int)f->valuelen, (const char *)f->value);
+    return buf;
+}
+
+Test(call, filters_transform_bodies_and_turn_trailers_into_body_bytes)
+{
+    struct proxy_call *call = call_for("/sy.test.Echo/Tx", NULL, NULL, NULL);
+    struct evbuffer *out = evbuffer_new(), *req = evbuffer_new();
+    struct proxy_attempt *a;
+    char body[64], v[16];
+    bool eof;
+    size_t n;
+
+    proxy_call_head_done(call, false);
+    a = started[0];
+    cr_assert_str_eq(field_value(a->req, "x-attempt", v, sizeof(v)), "0",
+                     "the attempt's own head carries what the filter set");
+    cr_assert_null(proxy_head_get(proxy_call_req_head(call), "x-attempt", 9),
+                   "the call's head is not the attempt's");
+    proxy_call_req_data(call, (const uint8_t *)"ab", 2);
+    n = a->ops->req_avail(a, &eof);
+    cr_assert_eq(n, 4, "the request filter doubles each byte");
+    a->ops->req_write(a, req, n);
+    cr_assert_eq(side.stream_credit, 2, "credit counts the bytes the client sent");
+    backend_head(a, false, NULL);
+    cr_assert_str_eq(side.status, "200");
+    a->ops->on_data(a, message, sizeof(message));
+    backend_trailers(a, "0");
+    cr_assert(pull(call, out));
+    n = evbuffer_get_length(out);
+    cr_assert_eq(n, sizeof(message) + 3);
+    evbuffer_remove(out, body, n);
+    cr_assert_eq(body[0], '<');
+    cr_assert_eq(body[n - 2], '>');
+    cr_assert_eq(body[n - 1], 'T', "the trailers became body bytes");
+    cr_assert_eq(proxy_call_resp_trailers(call)->n, 0, "and left no HTTP trailers");
+    backend_end(a, PROXY_BE_END_COMPLETE);
+    proxy_call_side_closed(call, 0);
+    evbuffer_free(out);
+    evbuffer_free(req);
+}
+
+Test(call, each_retry_gets_a_head_of_its_own)
+{
+    struct proxy_call *call = call_for("/sy.test.Echo/Tx", NULL, NULL, NULL);
+    char v[16];
+
+    proxy_call_head_done(call, true);
+    backend_end(started[0], PROXY_BE_END_NOT_SENT);
+    cr_assert_eq(nstarted, 2);
+    cr_assert_str_eq(field_value(started[1]->req, "x-attempt", v, sizeof(v)), "1");
+    proxy_call_side_closed(call, 0);
 }
