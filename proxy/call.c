@@ -913,6 +913,20 @@ void proxy_call_head_done(struct proxy_call *call, bool end)
                         "switchyard: request headers exceed max_header_list_size");
         return;
     }
+    for (size_t i = 0; i < env->nfilters; i++) {
+        if (env->filters[i]->on_request_early == NULL)
+            continue;
+        if (env->filters[i]->on_request_early(call, fstate(call, i), env->filter_ws[i]) ==
+            PROXY_FILTER_STOP) {
+            call->local = true;
+            if (call->req_body.eof && call->state < PROXY_CALL_FINAL)
+                proxy_call_req_end(call);
+            return;
+        }
+        if (call->state >= PROXY_CALL_FINAL)
+            return;
+        head_note(call); /* it may have rewritten :path, :method or content-type */
+    }
     if (call->methodlen != 4 || memcmp(call->method, "POST", 4) != 0) {
         proxy_call_respond_http(call, "405");
         return;

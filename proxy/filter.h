@@ -36,6 +36,13 @@ struct proxy_filter {
     /** The worker's snapshot or its draining state changed. Optional. */
     void (*on_snapshot)(void *ws, struct proxy_call_env *env);
 
+    /** Request headers are complete, before switchyard checks that the call is
+     *  gRPC (POST, application/grpc, a canonical method path): a filter that
+     *  bridges another protocol (gRPC-Web, REST, a CORS preflight) rewrites
+     *  the head into a gRPC request (:method, :path, content-type: the call
+     *  reads them again afterwards) or answers the call itself (then returns
+     *  PROXY_FILTER_STOP). Optional. */
+    enum proxy_filter_rc (*on_request_early)(struct proxy_call *call, void *st, void *ws);
     /** Request headers are complete and valid gRPC. May edit the request
      *  head (proxy_call_req_head) or answer the call. Optional. */
     enum proxy_filter_rc (*on_request_head)(struct proxy_call *call, void *st, void *ws);
