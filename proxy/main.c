@@ -151,13 +151,27 @@ static int alog_open(const char *spec)
 {
     int fd;
 
+    /* Workers write the access log without ever blocking (a full pipe, a
+     * stalled reader): the descriptor is non-blocking. For stdout that is a
+     * new open file description of the same file or pipe, so the one the
+     * process shares with its parent (a terminal, a pipe to a log shipper)
+     * keeps its flags; a stdout that cannot be reopened (a socket) is
+     * duplicated and set non-blocking itself. */
     if (strcmp(spec, "off") == 0)
         return -1;
-    if (strcmp(spec, "-") == 0)
-        return dup(STDOUT_FILENO);
-    fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (strcmp(spec, "-") == 0) {
+        fd = open("/proc/self/fd/1", O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+            if (fd >= 0)
+                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        }
+        return fd;
+    }
+    fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
     if (fd < 0) {
-        log_error("access_log %s: %s", spec, strerror(errno));
+        log_error("access_log %s: %s", spec,
+                  errno == ENXIO ? "a FIFO with no process reading it" : strerror(errno));
         return -2;
     }
     return fd;

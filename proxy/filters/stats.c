@@ -42,8 +42,10 @@ struct proxy_stats {
 struct stats_worker {
     struct proxy_call_env *env;
     struct proxy_stats st;
-    struct evbuffer *alog; /* access log lines not written yet */
-    uint64_t alog_dropped; /* lines dropped because the log could not keep up */
+    struct evbuffer *alog;    /* access log lines not written yet */
+    uint64_t alog_dropped;    /* lines dropped because the log could not keep up */
+    uint64_t episode_dropped; /* dropped since the log last kept up (0: keeping up) */
+    struct event *alog_ready; /* the log's fd is writable again (armed on EAGAIN) */
 };
 
 static void stats_init(struct proxy_stats *st, size_t cap)
@@ -157,6 +159,10 @@ static void alog_line(struct stats_worker *w, struct proxy_call *call,
     size_t n;
 
     if (evbuffer_get_length(b) > ALOG_MAX) {
+        /* Never block, never grow: count what is lost, say so once. */
+        if (w->episode_dropped++ == 0)
+            log_warn("the access log cannot keep up (its reader or disk is stalled); dropping "
+                     "lines until it does");
         w->alog_dropped++;
         return;
     }
@@ -217,6 +223,13 @@ static void on_done(struct proxy_call *call, void *st, void *ws)
         alog_line(w, call, &ci, secs);
 }
 
+static void on_alog_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    proxy_stats_flush(arg);
+}
+
 void proxy_stats_flush(void *ws)
 {
     struct stats_worker *w = ws;
@@ -226,13 +239,24 @@ void proxy_stats_flush(void *ws)
         int n = evbuffer_write(w->alog, fd);
 
         if (n <= 0) {
-            if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                /* The log is broken (disk full, closed pipe): drop, don't spin. */
-                evbuffer_drain(w->alog, evbuffer_get_length(w->alog));
-                w->alog_dropped++;
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                /* The descriptor is non-blocking: come back when it drains. */
+                if (w->alog_ready == NULL)
+                    w->alog_ready = event_new(w->env->base, fd, EV_WRITE, on_alog_ready, w);
+                if (w->alog_ready != NULL)
+                    event_add(w->alog_ready, NULL);
+                return;
             }
+            /* The log is broken (disk full, closed pipe): drop, don't spin. */
+            evbuffer_drain(w->alog, evbuffer_get_length(w->alog));
+            w->alog_dropped++;
             return;
         }
+    }
+    if (w->episode_dropped > 0) {
+        log_info("the access log keeps up again; %llu line(s) were dropped",
+                 (unsigned long long)w->episode_dropped);
+        w->episode_dropped = 0;
     }
 }
 
@@ -251,6 +275,9 @@ static void worker_deinit(void *ws)
 {
     struct stats_worker *w = ws;
 
+    if (w->alog_ready != NULL)
+        event_free(w->alog_ready);
+    w->alog_ready = NULL;
     if (w->alog != NULL) {
         proxy_stats_flush(w);
         evbuffer_free(w->alog);

@@ -372,7 +372,136 @@ def mode_slow_body(port, calls):
     return 0
 
 
+# ---- raw frames: for what python-h2 refuses to send ----
+
+def raw_frame(ftype, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", sid) + payload
+
+
+def raw_headers(port, sid, path, extra=(), end_stream=False):
+    block = hpack.Encoder().encode(headers(port, path, extra))
+    return raw_frame(0x1, 0x4 | (0x1 if end_stream else 0), sid, block)
+
+
+class RawReader:
+    """Splits what the server sends into frames; remembers a GOAWAY."""
+
+    def __init__(self, s):
+        self.s, self.buf, self.goaway = s, b"", None
+
+    def frames(self, timeout):
+        self.s.settimeout(timeout)
+        try:
+            data = self.s.recv(65536)
+        except socket.timeout:
+            return []
+        except (ConnectionResetError, BlockingIOError):
+            return []
+        if not data:
+            raise EOFError()
+        self.buf += data
+        out = []
+        while len(self.buf) >= 9:
+            n = int.from_bytes(self.buf[0:3], "big")
+            if len(self.buf) < 9 + n:
+                break
+            ftype, flags = self.buf[3], self.buf[4]
+            sid = int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF
+            payload = self.buf[9:9 + n]
+            self.buf = self.buf[9 + n:]
+            if ftype == 0x7 and len(payload) >= 8:
+                self.goaway = int.from_bytes(payload[4:8], "big")
+            out.append((ftype, flags, sid, payload))
+        return out
+
+
+def raw_connect(port):
+    s, c = connect(port)
+    wait_settings(s, c)
+    out = c.data_to_send()
+    if out:
+        s.sendall(out)
+    return s
+
+
+def mode_made_you_reset(port, _):
+    """Streams whose DATA contradicts their content-length, so that switchyard
+    itself must reset each one after its call started (CVE-2025-8671): the
+    connection gets GOAWAY once its budget of early stream ends is spent.
+    Prints how many streams it took."""
+    s = raw_connect(port)
+    r = RawReader(s)
+    sid = 1
+    try:
+        while sid < 2 * 20000:
+            batch = b""
+            for _ in range(50):
+                batch += raw_headers(port, sid, "/sy.test.Echo/Unary", [("content-length", "10")])
+                batch += raw_frame(0x0, 0x1, sid, echo_request())
+                sid += 2
+            s.sendall(batch)
+            for _ in r.frames(0.01):
+                pass
+            if r.goaway is not None:
+                break
+        for _ in range(100):
+            if r.goaway is not None:
+                break
+            r.frames(0.05)
+    except (EOFError, OSError):
+        pass
+    streams = (sid - 1) // 2
+    if r.goaway is None:
+        print("no GOAWAY after %d streams switchyard had to reset" % streams)
+        return 1
+    print("goaway %d after %d streams" % (r.goaway, streams))
+    return 0
+
+
+def stream_id_abuse(port, first, again):
+    """A complete call on stream |first|, then HEADERS on stream |again|
+    (closed or skipped): RFC 9113 §5.1.1 wants GOAWAY PROTOCOL_ERROR."""
+    s = raw_connect(port)
+    r = RawReader(s)
+    s.sendall(raw_headers(port, first, "/sy.test.Echo/Unary") +
+              raw_frame(0x0, 0x1, first, echo_request()))
+    done, deadline = False, time.time() + 5
+    try:
+        while not done and time.time() < deadline:
+            for ftype, flags, sid, _ in r.frames(0.1):
+                if sid == first and ftype in (0x0, 0x1) and flags & 0x1:
+                    done = True
+                if sid == first and ftype == 0x3:
+                    done = True
+        if not done:
+            print("the first call never ended")
+            return 1
+        s.sendall(raw_headers(port, again, "/sy.test.Echo/Unary", end_stream=True))
+        deadline = time.time() + 5
+        while r.goaway is None and time.time() < deadline:
+            r.frames(0.1)
+    except (EOFError, OSError):
+        pass
+    if r.goaway is None:
+        print("no GOAWAY after HEADERS on stream %d" % again)
+        return 1
+    print("goaway %d" % r.goaway)
+    return 0 if r.goaway == 1 else 1
+
+
+def mode_reused_stream_id(port, _):
+    return stream_id_abuse(port, 1, 1)
+
+
+def mode_decreasing_stream_id(port, _):
+    return stream_id_abuse(port, 5, 3)
+
+
 MODES = {
+    "made-you-reset": mode_made_you_reset,
+    "reused-stream-id": mode_reused_stream_id,
+    "decreasing-stream-id": mode_decreasing_stream_id,
     "slow-body": mode_slow_body,
     "timeout-zero": mode_timeout_zero,
     "no-ping-ack": mode_no_ping_ack,

@@ -5,11 +5,14 @@
  * gRPC C core clients that must not notice.
  * SPDX-License-Identifier: MIT */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tests/peers/gclient.h"
 #include "tests/support/support.h"
@@ -333,5 +336,84 @@ Test(limits, connections_over_max_connections_are_closed)
              port, be[0].addr);
     cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0);
     cr_assert_eq(abuse("max-conns", 3, NULL, line, sizeof(line), 40000), 0, "%s", line);
+    stop_proxy_clean();
+}
+
+/* Issue 12.2 (MadeYouReset, CVE-2025-8671): streams switchyard itself must
+ * reset after their calls started (DATA contradicting content-length) count
+ * in the same budget as client resets: GOAWAY within a bounded count, and the
+ * backends see no more calls than that. */
+Test(limits, self_inflicted_resets_are_rate_limited)
+{
+    char line[256];
+    int code = -1, streams = -1;
+    uint64_t started = 0;
+
+    start_proxy("");
+    for (int i = 0; i < NB; i++) {
+        struct gc_stats st;
+
+        cr_assert_eq(gc_stats(be[i].addr, true, &st), 0);
+    }
+    cr_assert_eq(abuse("made-you-reset", 0, NULL, line, sizeof(line), 60000), 0, "%s", line);
+    cr_assert_eq(sscanf(line, "goaway %d after %d streams", &code, &streams), 2, "%s", line);
+    for (int i = 0; i < NB; i++) {
+        struct gc_stats st;
+
+        cr_assert_eq(gc_stats(be[i].addr, false, &st), 0);
+        started += st.calls_started;
+    }
+    cr_log_info("made-you-reset: GOAWAY(%d) after %d streams; backends saw %llu calls", code,
+                streams, (unsigned long long)started);
+    cr_assert_eq(code, 11, "GOAWAY ENHANCE_YOUR_CALM expected, got %d", code);
+    cr_assert_leq(streams, 1500, "%d streams before the GOAWAY", streams);
+    cr_assert_leq(started, (uint64_t)streams, "the backends saw %llu calls",
+                  (unsigned long long)started);
+    stop_proxy_clean();
+}
+
+/* Issue 12.7: HEADERS on a stream id that is closed, or below one already
+ * used, is a connection error PROTOCOL_ERROR (RFC 9113 §5.1.1). */
+Test(limits, closed_and_skipped_stream_ids_get_goaway_protocol_error)
+{
+    char line[256];
+
+    start_proxy("");
+    cr_assert_eq(abuse("reused-stream-id", 0, NULL, line, sizeof(line), 30000), 0, "%s", line);
+    cr_assert_eq(abuse("decreasing-stream-id", 0, NULL, line, sizeof(line), 30000), 0, "%s", line);
+    stop_proxy_clean();
+}
+
+/* Issue 12.5: the access log is a FIFO nobody reads: once its pipe is full,
+ * workers drop lines instead of sleeping in write(), and new clients are
+ * still served. */
+Test(limits, an_access_log_nobody_reads_stalls_no_worker)
+{
+    char fifo[600], extra[700];
+    int rfd, failed = 0;
+    struct gc_opts o;
+
+    snprintf(fifo, sizeof(fifo), "%s/access.fifo", sup_tmpdir());
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    /* A reader that never reads, on a pipe cut to one page: it is full after
+     * a few dozen calls. */
+    rfd = open(fifo, O_RDONLY | O_NONBLOCK);
+    cr_assert_geq(rfd, 0);
+    fcntl(rfd, F_SETPIPE_SZ, 4096);
+    snprintf(extra, sizeof(extra), "access_log = %s", fifo);
+    start_proxy_with(extra, 1, 1, false);
+    gc_opts_init(&o, GC_UNARY);
+    o.timeout_ms = 3000;
+    for (int i = 0; i < 300; i++) {
+        struct gc_result r;
+
+        /* a new connection each time: a new client */
+        if (gc_call(px.addr, &o, &r) != 0 || r.status != 0) {
+            if (failed++ == 0)
+                fprintf(stderr, "call %d: status %d (%s)\n", i, r.status, r.message);
+        }
+    }
+    cr_assert_eq(failed, 0, "%d of 300 calls failed while the access log was stalled", failed);
+    close(rfd);
     stop_proxy_clean();
 }
