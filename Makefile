@@ -141,8 +141,10 @@ $(BUILD)/tests/unit/test_grpc: $(BUILD)/tests/unit/test_grpc.o $(BUILD)/core/grp
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
     $(BUILD)/core/tls.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_flow: $(BUILD)/tests/unit/test_flow.o $(BUILD)/proxy/flow.o
+$(BUILD)/tests/unit/test_retry: $(BUILD)/tests/unit/test_retry.o $(BUILD)/proxy/retry.o
+$(BUILD)/tests/unit/test_outlier: $(BUILD)/tests/unit/test_outlier.o $(BAL_OBJS) $(CONF_OBJS)
 # The call spine without the frontend, the worker or sockets.
-SPINE_OBJS := $(addprefix $(BUILD)/proxy/,call.o attempt.o pool.o be.o conn.o flow.o head.o) \
+SPINE_OBJS := $(addprefix $(BUILD)/proxy/,call.o attempt.o pool.o be.o conn.o flow.o head.o retry.o) \
     $(addprefix $(BUILD)/core/,log.o grpc.o tls.o)
 $(BUILD)/tests/unit/test_call: $(BUILD)/tests/unit/test_call.o $(SPINE_OBJS) $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o

@@ -31,6 +31,8 @@ struct bal_endpoint {
     char addr_str[BAL_ADDRSTRLEN]; /* "127.0.0.1:50051", "[::1]:50051" */
     const char *origin;            /* the target spec it came from (owned by the snapshot) */
     bool in_rotation;              /* may receive new calls */
+    bool healthy;                  /* health checking says so (drained or ejected aside) */
+    bool ejected;                  /* out by outlier detection */
     uint32_t weight;               /* its target's weight=N, 1..1000 (0 is taken as 1) */
     uint64_t since_ms; /* CLOCK_MONOTONIC ms when it entered the rotation, for slow_start;
                           0: not known or not in rotation (full weight) */

@@ -258,6 +258,11 @@ void bal_epset_carry(struct bal_epset *dst, const struct bal_epset *src)
             if (o->cluster != (uint32_t)ocl || !same_addr(o, &ep->addr, ep->addrlen))
                 continue;
             ep->drained = o->drained;
+            ep->ejected_until_ms = o->ejected_until_ms;
+            ep->ejections = o->ejections;
+            ep->ejections_total = o->ejections_total;
+            ep->back_since_ms = o->back_since_ms;
+            memcpy(ep->eject_reason, o->eject_reason, sizeof(ep->eject_reason));
             if (oc->clusters[ocl].health_check == ncc->health_check) {
                 ep->healthy = o->healthy;
                 ep->since_ms = o->since_ms;
@@ -286,6 +291,20 @@ bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy,
     if (healthy)
         ep->rotation_since_ms = now_ms;
     return true;
+}
+
+bool bal_epset_set_ejected(struct bal_epset *s, struct bal_ep *ep, uint64_t until_ms,
+                           const char *reason)
+{
+    bool was = ep->ejected_until_ms != 0;
+
+    (void)s;
+    ep->ejected_until_ms = until_ms;
+    if (until_ms != 0) {
+        ep->ejections_total++;
+        snprintf(ep->eject_reason, sizeof(ep->eject_reason), "%s", reason);
+    }
+    return was != (until_ms != 0);
 }
 
 bool bal_epset_set_drained(struct bal_epset *s, struct bal_ep *ep, bool drained)
@@ -355,7 +374,9 @@ struct bal_snapshot *bal_epset_snapshot(struct bal_epset *s, uint64_t generation
         e.addrlen = ep->addrlen;
         memcpy(e.addr_str, ep->addr_str, sizeof(e.addr_str));
         e.origin = s->conf->clusters[ep->cluster].targets[ep->target].spec;
-        e.in_rotation = ep->healthy && !ep->drained;
+        e.in_rotation = ep->healthy && !ep->drained && ep->ejected_until_ms == 0;
+        e.healthy = ep->healthy;
+        e.ejected = ep->ejected_until_ms != 0;
         e.weight = ep->weight;
         e.since_ms = ep->healthy ? ep->rotation_since_ms : 0;
         bal_snapshot_add_endpoint(snap, ep->cluster, &e);

@@ -33,6 +33,12 @@ struct bal_ep {
     uint32_t weight;            /* its target's weight (1..1000) */
     uint64_t rotation_since_ms; /* CLOCK_MONOTONIC ms when it last became healthy (added healthy,
                                    or a transition to healthy); slow_start ramps from here */
+    /* outlier detection (gRFC A50): ejected while ejected_until_ms > 0 */
+    uint64_t ejected_until_ms; /* CLOCK_MONOTONIC ms the ejection ends; 0: not ejected */
+    uint32_t ejections;        /* the multiplier of the next ejection's time */
+    uint64_t ejections_total;  /* times ejected since it was added */
+    uint64_t back_since_ms;    /* when its last ejection ended (the multiplier decays) */
+    char eject_reason[96];     /* why it was ejected last */
 };
 
 typedef void (*bal_ep_cb)(struct bal_ep *ep, void *arg);
@@ -83,6 +89,13 @@ bool bal_epset_set_healthy(struct bal_epset *s, struct bal_ep *ep, bool healthy,
  *  across DNS answers and reloads (bal_epset_carry()). Returns true when it
  *  changed (then a new snapshot is due). */
 bool bal_epset_set_drained(struct bal_epset *s, struct bal_ep *ep, bool drained);
+
+/** Ejects |ep| (outlier detection) until CLOCK_MONOTONIC |until_ms|, for
+ *  |reason| (copied), or with |until_ms| 0 lets it back. Out of rotation while
+ *  ejected, whatever its health; kept across reloads. Returns true when it
+ *  changed. */
+bool bal_epset_set_ejected(struct bal_epset *s, struct bal_ep *ep, uint64_t until_ms,
+                           const char *reason);
 
 /** Iteration, in cluster, then target, then address order. */
 size_t bal_epset_count(const struct bal_epset *s);

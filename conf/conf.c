@@ -438,27 +438,32 @@ enum section {
 };
 
 enum kw_type {
-    KW_U32,         /* uint32_t in min..max */
-    KW_DURATION,    /* uint32_t milliseconds, >= min */
-    KW_BOOL,        /* bool: on|off */
-    KW_ENUM,        /* an enum (int-sized) indexed by |names| */
-    KW_ENUM_BOOL,   /* bool indexed by |names| (false, true) */
-    KW_STRING,      /* char *, any text */
-    KW_AUTHORITY,   /* char *, NULL when empty */
-    KW_ACCESS_LOG,  /* char *: -, off or a path */
-    KW_WORKERS,     /* uint32_t: auto (0) or 1..256 */
-    KW_LISTEN,      /* listen + listen_addr + listen_addrlen */
-    KW_TARGETS,     /* list */
-    KW_ROUTES,      /* list */
-    KW_DNS_SERVERS, /* list */
-    KW_OPTIONAL,    /* char *, NULL when empty; no spaces */
-    KW_SECRET,      /* char *, never echoed in messages */
-    KW_FILE,        /* char *, a file name read at the end of the section */
-    KW_ALGORITHMS,  /* list of JWS algorithm names */
-    KW_AUDIENCE,    /* list */
-    KW_CLAIMS,      /* list of claim names */
-    KW_EXEMPT,      /* list of methods or services; the key replaces the default */
-    KW_HASH_ON,     /* hash_on + hash_header: header:NAME or peer */
+    KW_U32,          /* uint32_t in min..max */
+    KW_DURATION,     /* uint32_t milliseconds, >= min */
+    KW_BOOL,         /* bool: on|off */
+    KW_ENUM,         /* an enum (int-sized) indexed by |names| */
+    KW_ENUM_BOOL,    /* bool indexed by |names| (false, true) */
+    KW_STRING,       /* char *, any text */
+    KW_AUTHORITY,    /* char *, NULL when empty */
+    KW_ACCESS_LOG,   /* char *: -, off or a path */
+    KW_WORKERS,      /* uint32_t: auto (0) or 1..256 */
+    KW_LISTEN,       /* listen + listen_addr + listen_addrlen */
+    KW_TARGETS,      /* list */
+    KW_ROUTES,       /* list */
+    KW_DNS_SERVERS,  /* list */
+    KW_OPTIONAL,     /* char *, NULL when empty; no spaces */
+    KW_SECRET,       /* char *, never echoed in messages */
+    KW_FILE,         /* char *, a file name read at the end of the section */
+    KW_ALGORITHMS,   /* list of JWS algorithm names */
+    KW_AUDIENCE,     /* list */
+    KW_CLAIMS,       /* list of claim names */
+    KW_EXEMPT,       /* list of methods or services; the key replaces the default */
+    KW_HASH_ON,      /* hash_on + hash_header: header:NAME or peer */
+    KW_CODES,        /* uint32_t, a bit per gRPC status code: a list of names or numbers */
+    KW_FLOAT,        /* double in min..max */
+    KW_PERCENT,      /* uint32_t 0..100, a trailing % allowed */
+    KW_RATE,         /* uint32_t per second in min..max, a trailing /s allowed */
+    KW_DURATION_OFF, /* uint32_t milliseconds: off (0) or a duration >= min */
 };
 
 struct keyword {
@@ -509,6 +514,9 @@ static const struct keyword keywords[] = {
     {SECT_PROXY, "max_header_list_size", KW_U32, PX(max_header_list_size), 1024, 1048576, NULL},
     {SECT_PROXY, "stream_buffer", KW_U32, PX(stream_buffer), 16384, 67108864, NULL},
     {SECT_PROXY, "stream_idle_timeout", KW_DURATION, PX(stream_idle_timeout_ms), 0, 0, NULL},
+    {SECT_PROXY, "max_connection_age", KW_DURATION, PX(max_connection_age_ms), 0, 0, NULL},
+    {SECT_PROXY, "max_connection_age_grace", KW_DURATION, PX(max_connection_age_grace_ms), 0, 0,
+     NULL},
     {SECT_PROXY, "max_message_size", KW_U32, PX(max_message_size), 0, INT31, NULL},
     {SECT_PROXY, "header_timeout", KW_DURATION, PX(header_timeout_ms), 1, 0, NULL},
     {SECT_PROXY, "listen_tls", KW_LISTEN, PX(listen_tls), 0, 0, NULL},
@@ -535,6 +543,30 @@ static const struct keyword keywords[] = {
      NULL},
     {SECT_CLUSTER, "connect_timeout", KW_DURATION, CL(connect_timeout_ms), 1, 0, NULL},
     {SECT_CLUSTER, "max_retries", KW_U32, CL(max_retries), 0, 16, NULL},
+    {SECT_CLUSTER, "retry_on", KW_CODES, CL(retry_on), 0, 0, NULL},
+    {SECT_CLUSTER, "retry_max_attempts", KW_U32, CL(retry_max_attempts), 1, 5, NULL},
+    {SECT_CLUSTER, "retry_initial_backoff", KW_DURATION, CL(retry_initial_backoff_ms), 1, 0, NULL},
+    {SECT_CLUSTER, "retry_max_backoff", KW_DURATION, CL(retry_max_backoff_ms), 1, 0, NULL},
+    {SECT_CLUSTER, "retry_backoff_multiplier", KW_FLOAT, CL(retry_backoff_multiplier), 1, 10, NULL},
+    {SECT_CLUSTER, "retry_buffer", KW_U32, CL(retry_buffer), 0, 16777216, NULL},
+    {SECT_CLUSTER, "retry_budget", KW_PERCENT, CL(retry_budget), 0, 100, NULL},
+    {SECT_CLUSTER, "retry_budget_min", KW_RATE, CL(retry_budget_min), 0, 100000, NULL},
+    {SECT_CLUSTER, "hedge_delay", KW_DURATION, CL(hedge_delay_ms), 0, 0, NULL},
+    {SECT_CLUSTER, "timeout", KW_DURATION, CL(timeout_ms), 0, 0, NULL},
+    {SECT_CLUSTER, "max_timeout", KW_DURATION, CL(max_timeout_ms), 0, 0, NULL},
+    {SECT_CLUSTER, "drain_unhealthy", KW_DURATION_OFF, CL(drain_unhealthy_ms), 1, 0, NULL},
+    {SECT_CLUSTER, "outlier_detection", KW_BOOL, CL(outlier_detection), 0, 0, NULL},
+    {SECT_CLUSTER, "outlier_consecutive_failures", KW_U32, CL(outlier_consecutive_failures), 0,
+     1000, NULL},
+    {SECT_CLUSTER, "outlier_failure_percentage", KW_PERCENT, CL(outlier_failure_percentage), 0, 100,
+     NULL},
+    {SECT_CLUSTER, "outlier_min_calls", KW_U32, CL(outlier_min_calls), 1, 1000000, NULL},
+    {SECT_CLUSTER, "outlier_interval", KW_DURATION, CL(outlier_interval_ms), 100, 0, NULL},
+    {SECT_CLUSTER, "outlier_base_ejection_time", KW_DURATION, CL(outlier_base_ejection_time_ms), 1,
+     0, NULL},
+    {SECT_CLUSTER, "outlier_max_ejection_percent", KW_PERCENT, CL(outlier_max_ejection_percent), 0,
+     100, NULL},
+    {SECT_CLUSTER, "outlier_failure_codes", KW_CODES, CL(outlier_failure_codes), 0, 0, NULL},
     {SECT_CLUSTER, "dns_refresh", KW_DURATION, CL(dns_refresh_ms), 1, 0, NULL},
     {SECT_CLUSTER, "dns_min_ttl", KW_DURATION, CL(dns_min_ttl_ms), 0, 0, NULL},
     {SECT_CLUSTER, "dns_family", KW_ENUM, CL(dns_family), 0, 0, dns_family_names},
@@ -599,6 +631,20 @@ static void cluster_defaults(struct conf_cluster *cl)
     cl->max_streams_per_connection = 100;
     cl->connect_timeout_ms = 2000;
     cl->max_retries = 2;
+    cl->retry_max_attempts = 3;
+    cl->retry_initial_backoff_ms = 25;
+    cl->retry_max_backoff_ms = 250;
+    cl->retry_backoff_multiplier = 2.0;
+    cl->retry_buffer = 64 * 1024;
+    cl->retry_budget = 20;
+    cl->retry_budget_min = 10;
+    cl->outlier_consecutive_failures = 5;
+    cl->outlier_min_calls = 20;
+    cl->outlier_interval_ms = 10 * 1000;
+    cl->outlier_base_ejection_time_ms = 30 * 1000;
+    cl->outlier_max_ejection_percent = 50;
+    cl->outlier_failure_codes =
+        1u << GRPC_UNAVAILABLE | 1u << GRPC_INTERNAL | 1u << GRPC_UNKNOWN | 1u << GRPC_DATA_LOSS;
     cl->dns_refresh_ms = 30 * 1000;
     cl->dns_min_ttl_ms = 5 * 1000;
     cl->dns_family = CONF_DNS_AUTO;
@@ -650,6 +696,7 @@ static struct conf *conf_new(const char *path)
     c->proxy.max_header_list_size = 65536;
     c->proxy.stream_buffer = 256 * 1024;
     c->proxy.stream_idle_timeout_ms = 5 * 60 * 1000;
+    c->proxy.max_connection_age_grace_ms = 30 * 1000;
     c->proxy.max_message_size = 16 * 1024 * 1024;
     c->proxy.header_timeout_ms = 10 * 1000;
     set_addr("127.0.0.1:9901", &c->admin.listen, &c->admin.listen_addr, &c->admin.listen_addrlen);
@@ -917,6 +964,104 @@ static void set_u32(struct parse *p, const struct keyword *kw, const char *v, ui
         return;
     }
     *field = (uint32_t)n;
+}
+
+/* One gRPC status code by name (UNAVAILABLE, unavailable, resource-exhausted)
+ * or number. Returns it, or -1. */
+static int parse_code(const char *s)
+{
+    char name[32];
+    size_t n = strlen(s);
+    uint64_t num;
+
+    if (parse_uint(s, GRPC_CODE_COUNT - 1, &num) == 0)
+        return (int)num;
+    if (n == 0 || n >= sizeof(name))
+        return -1;
+    for (size_t i = 0; i <= n; i++)
+        name[i] = s[i] == '-' ? '_' : (char)toupper((unsigned char)s[i]);
+    for (int c = 0; c < GRPC_CODE_COUNT; c++) {
+        if (strcmp(name, grpc_code_name(c)) == 0)
+            return c;
+    }
+    return -1;
+}
+
+/* A list of gRPC status codes into a bit set; the key's own line replaces
+ * the default, continuation lines add. */
+static void set_codes(struct parse *p, const struct keyword *kw, const char *v, bool cont,
+                      uint32_t *field)
+{
+    const char *s = v;
+
+    if (!cont)
+        *field = 0;
+    while (*s != '\0') {
+        const char *e = s + strcspn(s, ",");
+        char item[64];
+        size_t len;
+        int code;
+
+        while (s < e && isspace((unsigned char)*s))
+            s++;
+        len = (size_t)(e - s);
+        while (len > 0 && isspace((unsigned char)s[len - 1]))
+            len--;
+        if (len > 0) {
+            snprintf(item, sizeof(item), "%.*s", (int)len, s);
+            code = len < sizeof(item) ? parse_code(item) : -1;
+            if (code < 0) {
+                fail_key(p, p->lineno, kw->name,
+                         "expected gRPC status codes such as unavailable, resource_exhausted or "
+                         "14, got '%.*s'",
+                         (int)len, s);
+                return;
+            }
+            *field |= 1u << code;
+        }
+        s = *e == ',' ? e + 1 : e;
+    }
+}
+
+static void set_float(struct parse *p, const struct keyword *kw, const char *v, double *field)
+{
+    char *end;
+    double d;
+
+    errno = 0;
+    d = strtod(v, &end);
+    if (end == v || *end != '\0' || errno != 0 || !(d >= kw->min && d <= kw->max)) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected a number in %" PRIu32 "..%" PRIu32 " such as 1.5, got '%s'", kw->min,
+                 kw->max, v);
+        return;
+    }
+    *field = d;
+}
+
+/* An integer with an optional unit suffix (|suffix|: "%", "/s"). */
+static void set_u32_suffix(struct parse *p, const struct keyword *kw, const char *v,
+                           const char *suffix, const char *example, uint32_t *field)
+{
+    size_t n = strlen(v), sl = strlen(suffix);
+    char num[32];
+    uint64_t x;
+
+    if (n >= sl && strcmp(v + n - sl, suffix) == 0)
+        n -= sl;
+    while (n > 0 && isspace((unsigned char)v[n - 1]))
+        n--;
+    if (n > 0 && n < sizeof(num))
+        snprintf(num, sizeof(num), "%.*s", (int)n, v);
+    if (n == 0 || n >= sizeof(num) || parse_uint(num, kw->max, &x) != 0 || x < kw->min ||
+        x > kw->max) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected %s in %" PRIu32 "..%" PRIu32 " such as %s, got '%s'",
+                 sl > 0 && suffix[0] == '%' ? "a percentage" : "a rate per second", kw->min,
+                 kw->max, example, v);
+        return;
+    }
+    *field = (uint32_t)x;
 }
 
 static void set_duration(struct parse *p, const struct keyword *kw, const char *v, uint32_t *field)
@@ -1737,6 +1882,24 @@ static void set_value(struct parse *p, const struct keyword *kw, const char *v, 
         break;
     case KW_HASH_ON:
         set_hash_on(p, kw, v);
+        break;
+    case KW_CODES:
+        set_codes(p, kw, v, cont, field);
+        break;
+    case KW_FLOAT:
+        set_float(p, kw, v, field);
+        break;
+    case KW_PERCENT:
+        set_u32_suffix(p, kw, v, "%", "20%", field);
+        break;
+    case KW_RATE:
+        set_u32_suffix(p, kw, v, "/s", "10/s", field);
+        break;
+    case KW_DURATION_OFF:
+        if (strcmp(v, "off") == 0)
+            *(uint32_t *)field = 0;
+        else
+            set_duration(p, kw, v, field);
         break;
     case KW_EXEMPT:
         if (!cont) { /* the key's own line: its items replace the default */
@@ -2624,6 +2787,16 @@ static const char *type_name(enum kw_type t)
         return "list of claim names";
     case KW_HASH_ON:
         return "header:NAME or peer";
+    case KW_CODES:
+        return "list of gRPC codes";
+    case KW_FLOAT:
+        return "number";
+    case KW_PERCENT:
+        return "percentage";
+    case KW_RATE:
+        return "rate";
+    case KW_DURATION_OFF:
+        return "off or duration";
     }
     return "?";
 }
@@ -2757,6 +2930,51 @@ int conf_keyword_at(size_t i, struct conf_keyword_info *out)
     case KW_HASH_ON:
         snprintf(out->deflt, sizeof(out->deflt), "(none)");
         break;
+    case KW_CODES: {
+        uint32_t v;
+        size_t n = 0;
+
+        memcpy(&v, base, sizeof(v));
+        out->deflt[0] = '\0';
+        for (int code = 0; code < GRPC_CODE_COUNT; code++) {
+            if (v & 1u << code)
+                n += (size_t)snprintf(out->deflt + n, sizeof(out->deflt) - n, "%s%s",
+                                      n > 0 ? ", " : "", grpc_code_name(code));
+        }
+        if (n == 0)
+            snprintf(out->deflt, sizeof(out->deflt), "(none)");
+        for (char *ch = out->deflt; *ch != '\0'; ch++)
+            *ch = (char)tolower((unsigned char)*ch);
+        break;
+    }
+    case KW_FLOAT: {
+        double v;
+
+        memcpy(&v, base, sizeof(v));
+        snprintf(out->deflt, sizeof(out->deflt), "%g", v);
+        snprintf(out->range, sizeof(out->range), "%" PRIu32 "..%" PRIu32, kw->min, kw->max);
+        break;
+    }
+    case KW_PERCENT:
+    case KW_RATE: {
+        uint32_t v;
+
+        memcpy(&v, base, sizeof(v));
+        snprintf(out->deflt, sizeof(out->deflt), "%" PRIu32 "%s", v,
+                 kw->type == KW_PERCENT ? "%" : "/s");
+        snprintf(out->range, sizeof(out->range), "%" PRIu32 "..%" PRIu32, kw->min, kw->max);
+        break;
+    }
+    case KW_DURATION_OFF: {
+        uint32_t v;
+
+        memcpy(&v, base, sizeof(v));
+        if (v == 0)
+            snprintf(out->deflt, sizeof(out->deflt), "off");
+        else
+            format_duration(v, out->deflt, sizeof(out->deflt));
+        break;
+    }
     }
     cluster_deinit(&cl);
     conf_free(c);

@@ -99,6 +99,30 @@ struct conf_cluster {
     uint32_t max_retries;                /* max_retries (2): extra endpoints tried when a call
                                             never reached its backend; 0..16 */
 
+    /* resilience (traffic-management.md): retries as gRFC A6, hedging, deadlines */
+    uint32_t retry_on;                 /* retry_on (none): a bit per gRPC status code */
+    uint32_t retry_max_attempts;       /* retry_max_attempts (3), 1..5: all attempts of a call */
+    uint32_t retry_initial_backoff_ms; /* retry_initial_backoff (25ms) */
+    uint32_t retry_max_backoff_ms;     /* retry_max_backoff (250ms) */
+    double retry_backoff_multiplier;   /* retry_backoff_multiplier (2), 1..10 */
+    uint32_t retry_buffer;             /* retry_buffer (65536): request bytes kept for replay */
+    uint32_t retry_budget;             /* retry_budget (20%): retries per calls over 10 s */
+    uint32_t retry_budget_min;         /* retry_budget_min (10/s): retries always allowed */
+    uint32_t hedge_delay_ms;           /* hedge_delay (0 = off) */
+    uint32_t timeout_ms;               /* timeout (0 = none): for calls without grpc-timeout */
+    uint32_t max_timeout_ms;           /* max_timeout (0 = none): caps grpc-timeout */
+    uint32_t drain_unhealthy_ms;       /* drain_unhealthy (off = 0): running calls on an endpoint
+                                          that failed its health checks end after this long */
+    /* outlier detection (gRFC A50) */
+    bool outlier_detection;                 /* outlier_detection (off) */
+    uint32_t outlier_consecutive_failures;  /* (5); 0 = not by consecutive failures */
+    uint32_t outlier_failure_percentage;    /* (0 = off), 0..100 */
+    uint32_t outlier_min_calls;             /* (20) per interval, for the percentage */
+    uint32_t outlier_interval_ms;           /* (10s) */
+    uint32_t outlier_base_ejection_time_ms; /* (30s) x times ejected */
+    uint32_t outlier_max_ejection_percent;  /* (50), 0..100 */
+    uint32_t outlier_failure_codes;         /* (unavailable, internal, unknown, data_loss) */
+
     /* DNS (used once targets may be names) */
     uint32_t dns_refresh_ms;         /* dns_refresh (30s) */
     uint32_t dns_min_ttl_ms;         /* dns_min_ttl (5s): floor when honouring a shorter TTL */
@@ -163,6 +187,9 @@ struct conf_proxy {
                                               the most one stream buffers per direction */
     uint32_t stream_idle_timeout_ms;       /* stream_idle_timeout (5m); 0 = off: a stream that
                                               moves no byte either way that long is reset */
+    uint32_t max_connection_age_ms;        /* max_connection_age (0 = off): GOAWAY to a client
+                                              connection at this age, +-10 %% */
+    uint32_t max_connection_age_grace_ms;  /* max_connection_age_grace (30s): then closed */
     uint32_t max_message_size;             /* max_message_size (16777216): one gRPC message, each
                                               direction; 0 = no limit */
     uint32_t header_timeout_ms;            /* header_timeout (10s): a connection must complete

@@ -158,6 +158,8 @@ void proxy_attempt_init(struct proxy_attempt *a, const struct proxy_attempt_ops 
     a->ops = ops;
     a->owner = owner;
     a->state = PROXY_ATTEMPT_IDLE;
+    a->req_sent = 0;
+    a->status = -1;
     a->wt.ready = on_ready;
     a->wt.failed = on_failed;
 }

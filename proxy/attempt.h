@@ -44,6 +44,7 @@ struct proxy_attempt_result {
     bool reached; /* the backend may have seen (and acted on) the request */
     uint32_t h2err;
     const char *why; /* a sentence for messages; valid during on_end only */
+    bool cancelled;  /* switchyard cancelled it (not the backend's doing) */
 };
 
 /** What an attempt tells its owner (the call). */
@@ -71,6 +72,7 @@ struct proxy_attempt {
     struct proxy_head head;       /* the owner's per-attempt request head (its storage) */
     uint32_t ep_id;
     uint32_t number;   /* 0 for the first attempt of a call */
+    int status;        /* the gRPC status the backend answered, once known; -1 before */
     uint64_t req_sent; /* request body bytes this attempt wrote */
     struct proxy_be_stream st;
     struct proxy_pool_waiter wt;

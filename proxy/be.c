@@ -586,6 +586,11 @@ void proxy_be_reset(struct proxy_be_stream *st, uint32_t h2err)
     unlink_stream(bc, st);
 }
 
+void proxy_be_shutdown(struct proxy_be_conn *bc, const char *why)
+{
+    be_fail(bc, why);
+}
+
 void proxy_be_close_idle(struct proxy_be_conn *bc)
 {
     bc->close_idle = true;

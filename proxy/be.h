@@ -138,6 +138,10 @@ void proxy_be_credit(struct proxy_be_stream *st, size_t n, bool stream);
  *  reports nothing more and its storage is free when this returns. */
 void proxy_be_reset(struct proxy_be_stream *st, uint32_t h2err);
 
+/** Closes |bc| now: its open streams end (reported lost, or not sent), with
+ *  |why| in their messages. */
+void proxy_be_shutdown(struct proxy_be_conn *bc, const char *why);
+
 /** Asks |bc| to close once it has no stream (e.g. its pool is unused). */
 void proxy_be_close_idle(struct proxy_be_conn *bc);
 

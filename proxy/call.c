@@ -9,6 +9,7 @@
 
 #include <stdalign.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,6 +22,7 @@
 #include "core/log.h"
 #include "proxy/conn.h"
 #include "proxy/flow.h"
+#include "proxy/retry.h"
 
 struct proxy_call {
     struct proxy_call *next_free;
@@ -47,7 +49,9 @@ struct proxy_call {
     /* timers */
     struct event *deadline_ev;
     struct event *idle_ev;
+    struct event *retry_ev; /* the backoff before a retry, or the next hedge */
     uint64_t last_active_ms;
+    uint64_t deadline_ms; /* CLOCK_MONOTONIC ms the call must end by; 0: none */
     bool no_idle;
 
     /* routing and attempts */
@@ -59,9 +63,15 @@ struct proxy_call {
     char endpoint[BAL_ADDRSTRLEN];  /* the last attempt's */
     struct proxy_attempt *attempts; /* running */
     struct proxy_attempt *committed;
-    uint32_t ntries;
+    uint32_t ntries;  /* attempts made, transparent retries included */
+    uint32_t npolicy; /* attempts that count toward retry_max_attempts */
+    uint32_t nunseen; /* attempts no backend saw (transparent retries, up to max_retries) */
+    bool hedge_next;  /* |retry_ev| starts a hedge (else a retry after its backoff) */
     uint32_t tried[PROXY_MAX_TRIES];
-    char why[192]; /* why the last attempt failed, for the final message */
+    bool keep;      /* request bytes kept for replay (a retry policy or hedging) */
+    bool no_more;   /* committed to the attempts running: no more retries or hedges */
+    bool skip_soft; /* this pick may reuse an endpoint tried before (a policy retry) */
+    char why[192];  /* why the last attempt failed, for the final message */
 
     /* response */
     struct proxy_flow resp_body;
@@ -114,6 +124,10 @@ static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a,
                            const struct proxy_attempt_result *r);
 static void attempt_drop(struct proxy_call *call, struct proxy_attempt *a, uint32_t h2err);
 static void lb_attempt_end(struct proxy_call *call, uint32_t ep_id);
+static void outlier_record(struct proxy_call *call, const struct proxy_attempt *a,
+                           const struct proxy_attempt_result *r);
+static void replay_end(struct proxy_call *call);
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
 
 /* ---- the decision ---- */
 
@@ -132,6 +146,34 @@ enum proxy_verdict proxy_call_verdict(const struct proxy_verdict_in *in)
     if (in->tries < in->max_tries)
         return PROXY_VERDICT_RETRY;
     return PROXY_VERDICT_FAIL;
+}
+
+/* ---- the call's cluster ---- */
+
+/* The routed cluster of |call| in the worker's current snapshot: by index
+ * while the snapshot is the one the call was routed in, else by name (a
+ * reload may have moved it); NULL when a reload removed it. */
+static const struct bal_cluster *cluster_of(const struct proxy_call *call)
+{
+    const struct bal_snapshot *s = call->env->snap;
+
+    if (!call->routed)
+        return NULL;
+    if (call->gen == s->generation)
+        return &s->clusters[call->cluster];
+    for (size_t i = 0; i < s->nclusters; i++) {
+        if (strcmp(s->clusters[i].name, call->cluster_name) == 0)
+            return &s->clusters[i];
+    }
+    return NULL;
+}
+
+/* The worker's state for the routed cluster of |call|, or NULL. */
+static struct proxy_cluster_state *cs_of(const struct proxy_call *call)
+{
+    const struct bal_cluster *cl = cluster_of(call);
+
+    return cl != NULL && cl->index < call->env->ncs ? &call->env->cs[cl->index] : NULL;
 }
 
 /* ---- flow sources ---- */
@@ -252,7 +294,8 @@ struct proxy_call *proxy_call_new(struct proxy_call_env *env, const struct proxy
         proxy_flow_init(&call->resp_body);
         call->deadline_ev = event_new(env->base, -1, 0, on_deadline, call);
         call->idle_ev = event_new(env->base, -1, 0, on_idle, call);
-        if (call->deadline_ev == NULL || call->idle_ev == NULL)
+        call->retry_ev = event_new(env->base, -1, 0, on_retry_timer, call);
+        if (call->deadline_ev == NULL || call->idle_ev == NULL || call->retry_ev == NULL)
             core_oom();
     }
     call->next_free = NULL;
@@ -277,6 +320,7 @@ static void call_destroy(struct proxy_call *call)
     proxy_head_deinit(&call->trailers);
     event_free(call->deadline_ev);
     event_free(call->idle_ev);
+    event_free(call->retry_ev);
     free(call);
 }
 
@@ -303,6 +347,7 @@ void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
 
     event_del(call->deadline_ev);
     event_del(call->idle_ev);
+    event_del(call->retry_ev);
     if (call->status < 0 || (h2err != NGHTTP2_NO_ERROR && call->state < PROXY_CALL_FINAL))
         call->status = GRPC_CANCELLED; /* the client went away or reset the stream */
     /* A backend whose response is complete (trailers in) while the client was
@@ -342,6 +387,7 @@ void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
         call->trailers = keep.trailers;
         call->deadline_ev = keep.deadline_ev;
         call->idle_ev = keep.idle_ev;
+        call->retry_ev = keep.retry_ev;
         call->side.call = call;
     }
     call->next_free = env->free_calls;
@@ -433,6 +479,9 @@ void proxy_call_req_emit(struct proxy_call *call, const uint8_t *p, size_t n)
         return;
     }
     proxy_flow_add(&call->req_body, p, n);
+    if (call->keep &&
+        (cluster_of(call) == NULL || call->req_body.added > cluster_of(call)->conf->retry_buffer))
+        replay_end(call); /* past retry_buffer: never sent again */
     resume_attempts(call);
 }
 
@@ -612,6 +661,7 @@ void proxy_call_fail(struct proxy_call *call, int code, const char *msg)
         return;
     cancel_attempts(call, NGHTTP2_CANCEL);
     event_del(call->deadline_ev);
+    event_del(call->retry_ev);
     call->status = code;
     log_debug("call %.*s: %s: %s", (int)call->pathlen, (const char *)call->path,
               grpc_code_name(code), msg);
@@ -681,9 +731,11 @@ static enum bal_skip skip_endpoint(const struct bal_endpoint *ep, void *arg)
     const struct bal_cluster *cl = &env->snap->clusters[call->cluster];
     struct proxy_pool *pool;
 
+    /* Hedges and transparent retries go elsewhere; a policy retry prefers
+     * another endpoint but may come back (one backend that failed once). */
     for (uint32_t i = 0; i < call->ntries; i++) {
         if (call->tried[i] == ep->id)
-            return BAL_SKIP_HARD;
+            return call->skip_soft ? BAL_SKIP_SOFT : BAL_SKIP_HARD;
     }
     pool = proxy_pool_find(env->pools, cl, ep);
     if (pool != NULL && proxy_pool_is_down(pool, proxy_loop_ms(env->base)))
@@ -691,11 +743,12 @@ static enum bal_skip skip_endpoint(const struct bal_endpoint *ep, void *arg)
     return BAL_SKIP_NO;
 }
 
+/* Attempts no backend saw that a call may make: 1 + max_retries. */
 static uint32_t max_tries(const struct proxy_call *call)
 {
-    uint32_t n = call->env->snap->clusters[call->cluster].conf->max_retries + 1;
+    const struct bal_cluster *cl = cluster_of(call);
 
-    return n < PROXY_MAX_TRIES ? n : PROXY_MAX_TRIES;
+    return cl != NULL ? cl->conf->max_retries + 1 : 1;
 }
 
 static const struct proxy_attempt_ops attempt_ops;
@@ -728,6 +781,7 @@ static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a,
     if (*pp == a) {
         *pp = a->next;
         lb_attempt_end(call, a->ep_id);
+        outlier_record(call, a, r);
         for (size_t i = 0; i < env->nfilters; i++) {
             if (env->filters[i]->on_attempt_end != NULL)
                 env->filters[i]->on_attempt_end(call, fstate(call, i), env->filter_ws[i], a, r);
@@ -747,6 +801,7 @@ static void attempt_drop(struct proxy_call *call, struct proxy_attempt *a, uint3
         .reached = a->state >= PROXY_ATTEMPT_SENT,
         .h2err = h2err,
         .why = "cancelled by switchyard",
+        .cancelled = true,
     };
 
     proxy_attempt_cancel(a, h2err);
@@ -781,30 +836,52 @@ static void pick_req(struct proxy_call *call, const struct conf_cluster *cc,
         req->now_ms = mono_ns() / 1000000;
 }
 
-/* The policy state an attempt of |call| started with: the same cluster, by
- * name, in the worker's current snapshot (a reload may have moved it), or
- * NULL when a reload removed the cluster. */
-static struct bal_lb *lb_of(struct proxy_call *call)
+/* Outlier detection hears how attempt |a| ended, when that says something
+ * about its backend: a status it answered (a failure per
+ * outlier_failure_codes), or a connection lost or a stream reset under it.
+ * Attempts switchyard cancelled before an answer, and those no backend saw,
+ * say nothing. */
+static void outlier_record(struct proxy_call *call, const struct proxy_attempt *a,
+                           const struct proxy_attempt_result *r)
 {
     struct proxy_call_env *env = call->env;
-    const struct bal_snapshot *s = env->snap;
+    const struct bal_cluster *cl = cluster_of(call);
+    struct proxy_cluster_state *cs = cs_of(call);
+    const struct conf_cluster *cc;
+    enum bal_outlier_verdict v;
+    uint32_t min_calls;
+    bool failure;
 
-    if (call->gen == s->generation)
-        return &env->lb[call->cluster];
-    for (size_t i = 0; i < s->nclusters && i < env->nlb; i++) {
-        if (strcmp(s->clusters[i].name, call->cluster_name) == 0)
-            return &env->lb[i];
+    if (cl == NULL || cs == NULL || !cl->conf->outlier_detection)
+        return;
+    cc = cl->conf;
+    if (a->status >= 0 && a->status < GRPC_CODE_COUNT)
+        failure = (cc->outlier_failure_codes & 1u << a->status) != 0;
+    else if (r->reached && !r->cancelled &&
+             (r->outcome == PROXY_ATTEMPT_LOST || r->outcome == PROXY_ATTEMPT_RESET))
+        failure = true;
+    else
+        return;
+    /* Each worker counts its own share of the calls. */
+    min_calls = (uint32_t)((cc->outlier_min_calls + env->nworkers - 1) / env->nworkers);
+    v = bal_outlier_record(&cs->outlier, cc, a->ep_id, failure, mono_ns() / 1000000, min_calls);
+    if (v != BAL_OUTLIER_KEEP && env->eject != NULL) {
+        for (size_t i = 0; i < cl->nendpoints; i++) {
+            if (cl->endpoints[i].id == a->ep_id) {
+                env->eject(env->eject_arg, cl->name, a->ep_id, cl->endpoints[i].addr_str, v);
+                break;
+            }
+        }
     }
-    return NULL;
 }
 
 /* An attempt of |call| on endpoint |ep_id| is over: the policy hears of it. */
 static void lb_attempt_end(struct proxy_call *call, uint32_t ep_id)
 {
-    struct bal_lb *lb = lb_of(call);
+    struct proxy_cluster_state *cs = cs_of(call);
 
-    if (lb != NULL)
-        bal_attempt_end(lb, ep_id);
+    if (cs != NULL)
+        bal_attempt_end(&cs->lb, ep_id);
 }
 
 /* What attempt |a| sends: the call's request head, as filters edit it for
@@ -814,6 +891,25 @@ static void attempt_head(struct proxy_call *call, struct proxy_attempt *a)
     struct proxy_call_env *env = call->env;
 
     proxy_head_borrow(&a->head, &call->req);
+    if (a->number > 0) {
+        /* gRFC A6: the backend sees how many attempts came before. */
+        char v[12];
+        int n = snprintf(v, sizeof(v), "%u", a->number);
+
+        proxy_head_set(&a->head, "grpc-previous-rpc-attempts", 26, v, (size_t)n);
+    }
+    if (call->deadline_ms != 0) {
+        /* Each attempt gets what is left of the deadline (and max_timeout's
+         * cap, or the cluster's timeout, reaches the backend this way). */
+        uint64_t now = mono_ns() / 1000000,
+                 left = call->deadline_ms > now ? call->deadline_ms - now : 1;
+        char v[24];
+        int n = left <= 99999999
+                    ? snprintf(v, sizeof(v), "%llum", (unsigned long long)left)
+                    : snprintf(v, sizeof(v), "%lluS", (unsigned long long)(left + 999) / 1000);
+
+        proxy_head_set(&a->head, "grpc-timeout", 12, v, (size_t)n);
+    }
     for (size_t i = 0; i < env->nfilters; i++) {
         if (env->filters[i]->on_attempt_start != NULL)
             env->filters[i]->on_attempt_start(call, fstate(call, i), env->filter_ws[i], a,
@@ -821,9 +917,13 @@ static void attempt_head(struct proxy_call *call, struct proxy_attempt *a)
     }
 }
 
+static void arm_retry(struct proxy_call *call, uint32_t ms, bool hedge);
+
 /* Picks an endpoint (skipping those tried) and starts an attempt on it; on no
- * endpoint, or when every try is spent, answers UNAVAILABLE. */
-static void dispatch(struct proxy_call *call)
+ * endpoint, or when every try is spent, answers UNAVAILABLE. |policy|: the
+ * attempt counts toward retry_max_attempts (the first, a policy retry or a
+ * hedge; not a transparent retry of an attempt no backend saw). */
+static void dispatch(struct proxy_call *call, bool policy)
 {
     struct proxy_call_env *env = call->env;
     const struct bal_snapshot *s = env->snap;
@@ -851,7 +951,7 @@ static void dispatch(struct proxy_call *call)
         }
         cl = &s->clusters[call->cluster];
         pick_req(call, cl->conf, &req);
-        idx = bal_pick(cl, &env->lb[call->cluster], &req);
+        idx = bal_pick(cl, &env->cs[call->cluster].lb, &req);
         if (idx == BAL_ENOENDPOINT) {
             if (cl->nendpoints == 0 && cl->unresolved != NULL)
                 snprintf(msg, sizeof(msg),
@@ -871,6 +971,10 @@ static void dispatch(struct proxy_call *call)
             return;
         }
         ep = &cl->endpoints[idx];
+        if (call->ntries == PROXY_MAX_TRIES) {
+            proxy_call_fail(call, GRPC_UNAVAILABLE, "switchyard: too many attempts");
+            return;
+        }
         call->tried[call->ntries++] = ep->id;
         memcpy(call->endpoint, ep->addr_str, sizeof(call->endpoint));
         pool = proxy_pool_get(env->pools, s, cl, ep);
@@ -878,10 +982,19 @@ static void dispatch(struct proxy_call *call)
         a->number = call->ntries - 1;
         attempt_head(call, a);
         if (env->start_attempt(a, pool, &a->head, ep->id, &why) == 0) {
+            const struct conf_cluster *cc = cl->conf;
+
             a->next = call->attempts;
             call->attempts = a;
             /* The policy hears of it (least_request counts, per worker). */
-            bal_attempt_start(&env->lb[call->cluster], ep->id);
+            bal_attempt_start(&env->cs[call->cluster].lb, ep->id);
+            if (policy)
+                call->npolicy++;
+            if (call->keep && (call->no_more || (call->npolicy >= cc->retry_max_attempts &&
+                                                 call->attempts->next == NULL)))
+                replay_end(call); /* no attempt will need these bytes again */
+            else if (call->keep && cc->hedge_delay_ms > 0 && call->npolicy < cc->retry_max_attempts)
+                arm_retry(call, cc->hedge_delay_ms, true);
             return;
         }
         /* Could not even start: like a connect failure, nothing was sent. */
@@ -889,11 +1002,160 @@ static void dispatch(struct proxy_call *call)
         a->next = env->free_attempts;
         env->free_attempts = a;
         snprintf(call->why, sizeof(call->why), "%s: %s", ep->addr_str, why);
-        if (call->ntries >= max_tries(call)) {
+        if (++call->nunseen >= max_tries(call)) {
             snprintf(msg, sizeof(msg), "switchyard: %s", call->why);
             proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
             return;
         }
+        policy = false; /* what follows is a transparent retry */
+    }
+}
+
+/* ---- retries and hedges (gRFC A6) ---- */
+
+/* The call keeps no more request bytes for replay: it is committed to the one
+ * attempt that goes on (the committed one, else the one furthest into the
+ * request; the others are cancelled). With no attempt running (a retry's
+ * backoff), the next attempt is the last and ends replay as it starts. */
+static void replay_end(struct proxy_call *call)
+{
+    struct proxy_attempt *keep = call->committed, *a;
+
+    call->no_more = true;
+    if (!call->keep || call->attempts == NULL)
+        return;
+    event_del(call->retry_ev);
+    if (keep == NULL) {
+        for (a = call->attempts; a != NULL; a = a->next) {
+            if (keep == NULL || a->req_sent > keep->req_sent)
+                keep = a;
+        }
+    }
+    for (a = call->attempts; a != NULL;) {
+        struct proxy_attempt *next = a->next;
+
+        if (a != keep)
+            attempt_drop(call, a, NGHTTP2_CANCEL);
+        a = next;
+    }
+    call->keep = false;
+    proxy_flow_unkeep(&call->req_body, keep->req_sent);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_call *call = arg;
+    const struct bal_cluster *cl = cluster_of(call);
+    struct proxy_cluster_state *cs = cs_of(call);
+
+    (void)fd;
+    (void)what;
+    if (call->state != PROXY_CALL_ROUTED || cl == NULL || cs == NULL)
+        return;
+    if (call->hedge_next) {
+        /* A hedge: another attempt while the others still run, if the
+         * budget allows (hedges are retries to it). */
+        const struct conf_cluster *cc = cl->conf;
+
+        if (call->no_more || call->npolicy >= cc->retry_max_attempts)
+            return;
+        if (!proxy_budget_take(&cs->budget, mono_ns() / 1000000000u, cc->retry_budget,
+                               (double)cc->retry_budget_min / (double)call->env->nworkers)) {
+            cs->budget_exhausted++;
+            return;
+        }
+        cs->hedges++;
+    }
+    call->skip_soft = !call->hedge_next;
+    dispatch(call, true);
+    call->skip_soft = false;
+}
+
+static void arm_retry(struct proxy_call *call, uint32_t ms, bool hedge)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    call->hedge_next = hedge;
+    event_add(call->retry_ev, &tv);
+}
+
+enum {
+    RETRY_NO = 0,
+    RETRY_SCHEDULED,
+    RETRY_OTHERS_RUN
+};
+
+/* An attempt ended with gRPC status |status| (a trailers-only answer, or what
+ * a reset or a lost connection means to a client) before the call committed,
+ * and has left the call's list: retries it per the cluster's policy (after
+ * A6's backoff, or the backend's pushback), or in hedging lets the other
+ * attempts run on. Returns RETRY_NO when the status is final for the call. */
+static int try_again(struct proxy_call *call, int status, int64_t pushback)
+{
+    const struct bal_cluster *cl = cluster_of(call);
+    struct proxy_cluster_state *cs = cs_of(call);
+    const struct conf_cluster *cc;
+    bool hedging;
+    double r;
+
+    if (cl == NULL || cs == NULL || status < 0 || status >= GRPC_CODE_COUNT)
+        return RETRY_NO;
+    cc = cl->conf;
+    hedging = cc->hedge_delay_ms > 0;
+    if (!(cc->retry_on & 1u << status) || call->no_more || !call->keep ||
+        call->state != PROXY_CALL_ROUTED)
+        return RETRY_NO;
+    if (hedging && call->attempts != NULL)
+        return RETRY_OTHERS_RUN; /* a non-fatal status: the other hedges go on */
+    if (call->npolicy >= cc->retry_max_attempts || pushback == PROXY_PUSHBACK_STOP)
+        return RETRY_NO;
+    if (!proxy_budget_take(&cs->budget, mono_ns() / 1000000000u, cc->retry_budget,
+                           (double)cc->retry_budget_min / (double)call->env->nworkers)) {
+        cs->budget_exhausted++;
+        return RETRY_NO;
+    }
+    cs->retries[status]++;
+    if (hedging) { /* the next hedge goes now (A6) */
+        arm_retry(call, 0, true);
+        return RETRY_SCHEDULED;
+    }
+    r = (double)random() / ((double)RAND_MAX + 1.0);
+    arm_retry(call,
+              pushback >= 0
+                  ? (uint32_t)pushback
+                  : proxy_backoff_ms(cc->retry_initial_backoff_ms, cc->retry_max_backoff_ms,
+                                     cc->retry_backoff_multiplier, call->npolicy, r),
+              false);
+    return RETRY_SCHEDULED;
+}
+
+/* Once routed to |cl|: the deadline (the client's grpc-timeout capped by
+ * max_timeout, else the cluster's timeout), the retry budget's count, and
+ * replay when a retry policy or hedging may send the request again. */
+static void route_setup(struct proxy_call *call, const struct bal_cluster *cl)
+{
+    const struct conf_cluster *cc = cl->conf;
+    uint64_t eff = 0;
+
+    if (call->has_timeout) {
+        eff = call->timeout_ms;
+        if (cc->max_timeout_ms > 0 && eff > cc->max_timeout_ms)
+            eff = cc->max_timeout_ms;
+    } else if (cc->timeout_ms > 0) {
+        eff = cc->timeout_ms;
+    }
+    if (eff > 0) {
+        struct timeval tv = {.tv_sec = (time_t)(eff / 1000),
+                             .tv_usec = (suseconds_t)(eff % 1000) * 1000};
+
+        call->deadline_ms = call->start_ns / 1000000 + eff;
+        event_add(call->deadline_ev, &tv);
+    }
+    if (cl->index < call->env->ncs)
+        proxy_budget_call(&call->env->cs[cl->index].budget, mono_ns() / 1000000000u);
+    if (cc->retry_on != 0 || cc->hedge_delay_ms > 0) {
+        call->keep = true;
+        proxy_flow_keep(&call->req_body);
     }
 }
 
@@ -972,8 +1234,8 @@ void proxy_call_head_done(struct proxy_call *call, bool end)
     call->routed = true;
     snprintf(call->cluster_name, sizeof(call->cluster_name), "%s", cl->name);
     set_state(call, PROXY_CALL_ROUTED);
-    proxy_call_arm_deadline(call);
-    dispatch(call);
+    route_setup(call, cl);
+    dispatch(call, true);
 }
 
 /* ---- what attempts report ---- */
@@ -1015,10 +1277,35 @@ static void on_attempt_head(struct proxy_attempt *a, struct proxy_head *h, bool 
         return;
     }
     touch(call);
+    if (end && call->keep) {
+        /* Trailers-only before anything reached the client: a retryable
+         * status may be tried again (gRFC A6: servers answer an error before
+         * any message this way, so that clients can). */
+        const nghttp2_nv *pb = proxy_head_get(h, "grpc-retry-pushback-ms", 22);
+        int status = status_of(h);
+        int64_t pushback =
+            proxy_pushback_parse(pb != NULL ? pb->value : NULL, pb != NULL ? pb->valuelen : 0);
+
+        call->status = status;
+        a->status = status;
+        attempt_drop(call, a, NGHTTP2_NO_ERROR);
+        if (try_again(call, status, pushback) != RETRY_NO)
+            return;
+        /* Final: it goes to the client as it came, the other hedges are
+         * cancelled. */
+        cancel_attempts(call, NGHTTP2_CANCEL);
+        event_del(call->retry_ev);
+        event_del(call->deadline_ev);
+        set_state(call, PROXY_CALL_FINAL);
+        send_head(call, h, true);
+        return;
+    }
     commit(call, a);
+    replay_end(call); /* committed: nothing will be sent again */
     if (end) {
         /* Trailers-Only: the status is among these headers. */
         call->status = status_of(h);
+        a->status = call->status;
         event_del(call->deadline_ev);
         set_state(call, PROXY_CALL_FINAL);
     } else {
@@ -1070,7 +1357,17 @@ static void on_attempt_trailers(struct proxy_attempt *a, struct proxy_head *h)
         proxy_head_copy(&call->trailers, h);
         call->status = status_of(h);
     }
+    a->status = call->status;
     end_with_trailers(call);
+}
+
+/* What a client would have seen for an attempt the backend saw but that
+ * ended without a status: a reset CANCEL is CANCELLED, anything else (a
+ * reset, a lost connection) UNAVAILABLE. */
+static int status_of_end(const struct proxy_attempt_result *r)
+{
+    return r->outcome == PROXY_ATTEMPT_RESET && r->h2err == NGHTTP2_CANCEL ? GRPC_CANCELLED
+                                                                           : GRPC_UNAVAILABLE;
 }
 
 static void on_attempt_end(struct proxy_attempt *a, const struct proxy_attempt_result *r)
@@ -1079,8 +1376,9 @@ static void on_attempt_end(struct proxy_attempt *a, const struct proxy_attempt_r
     struct proxy_verdict_in in = {
         .r = *r,
         .committed = call->state >= PROXY_CALL_STREAMING || call->committed == a,
-        .replayable = a->req_sent == 0,
-        .tries = call->ntries,
+        /* Bytes kept for replay can be sent again, whatever left already. */
+        .replayable = a->req_sent == 0 || call->keep,
+        .tries = call->nunseen + 1,
         .max_tries = call->routed ? max_tries(call) : 1,
     };
     bool was_committed = call->committed == a;
@@ -1105,9 +1403,16 @@ static void on_attempt_end(struct proxy_attempt *a, const struct proxy_attempt_r
     case PROXY_VERDICT_RETRY:
         if (call->state != PROXY_CALL_ROUTED)
             return;
+        call->nunseen++;
         snprintf(call->why, sizeof(call->why), "%s", r->why);
         log_debug("call %.*s: retrying: %s", (int)call->pathlen, (const char *)call->path, r->why);
-        dispatch(call);
+        {
+            struct proxy_cluster_state *cs = cs_of(call);
+
+            if (cs != NULL)
+                cs->retries[PROXY_RETRY_UNSEEN]++;
+        }
+        dispatch(call, false);
         return;
     case PROXY_VERDICT_REFUSE:
         if (call->state >= PROXY_CALL_STREAMING)
@@ -1118,6 +1423,10 @@ static void on_attempt_end(struct proxy_attempt *a, const struct proxy_attempt_r
         call->side_ops->reset(&call->side, NGHTTP2_REFUSED_STREAM);
         return;
     case PROXY_VERDICT_FAIL:
+        /* Not committed yet: a retry policy may try again (the backend saw
+         * it, so only a policy that says so). */
+        if (!in.committed && try_again(call, status_of_end(r), PROXY_PUSHBACK_NONE) != RETRY_NO)
+            return;
         snprintf(msg, sizeof(msg), "switchyard: %s", r->why);
         proxy_call_fail(call, GRPC_UNAVAILABLE, msg);
         return;
@@ -1131,6 +1440,10 @@ static size_t attempt_req_avail(struct proxy_attempt *a, bool *eof)
     struct proxy_call *call = owner_of(a);
 
     *eof = call->req_body.eof;
+    /* Replay: each attempt reads from where it is; else the one attempt
+     * takes what is buffered. */
+    if (call->keep)
+        return proxy_flow_avail_at(&call->req_body, a->req_sent);
     return proxy_flow_pending(&call->req_body);
 }
 
@@ -1139,7 +1452,8 @@ static void attempt_req_write(struct proxy_attempt *a, struct evbuffer *out, siz
     struct proxy_call *call = owner_of(a);
 
     touch(call);
-    proxy_flow_write(&call->req_body, out, n);
+    /* attempt.c counted |n| into req_sent already: they start before it. */
+    proxy_flow_write_at(&call->req_body, a->req_sent - n, out, n);
 }
 
 static const struct proxy_attempt_ops attempt_ops = {

@@ -19,17 +19,19 @@
 #include <nghttp2/nghttp2.h>
 
 #include "balancer/bal.h"
+#include "balancer/outlier.h"
 #include "proxy/attempt.h"
 #include "proxy/filter.h"
 #include "proxy/head.h"
 #include "proxy/pool.h"
+#include "proxy/retry.h"
 
 struct evbuffer;
 struct event_base;
 struct proxy_call;
 
 /* Attempts one call may make in all (transparent retries). */
-#define PROXY_MAX_TRIES 17
+#define PROXY_MAX_TRIES 24
 
 enum proxy_call_state {
     PROXY_CALL_HEAD = 0,  /* request headers arriving */
@@ -66,13 +68,31 @@ struct proxy_call_side_ops {
     void (*credit)(struct proxy_call_side *side, size_t n, bool stream);
 };
 
+/* Retry reasons counted per cluster: a gRPC status code (a policy retry on
+ * that status), or PROXY_RETRY_UNSEEN (a transparent retry of an attempt no
+ * backend saw). */
+#define PROXY_RETRY_UNSEEN  GRPC_CODE_COUNT
+#define PROXY_RETRY_REASONS (GRPC_CODE_COUNT + 1)
+
+/** One worker's state for one cluster: the policy's, the retry budget, and
+ *  counters for /metrics. Follows its cluster by name across snapshots. */
+struct proxy_cluster_state {
+    struct bal_lb lb;
+    struct bal_outlier outlier; /* outlier detection's counts (this worker's) */
+    struct proxy_retry_budget budget;
+    uint64_t retries[PROXY_RETRY_REASONS];
+    uint64_t hedges;
+    uint64_t budget_exhausted; /* retries and hedges the budget refused */
+};
+
 /** What every call of one worker shares: its loop, snapshot, pools, filter
  *  chain and free lists. Owned by the worker; calls borrow it. */
 struct proxy_call_env {
     struct event_base *base;
     const struct bal_snapshot *snap; /* the worker's current snapshot (never NULL once running) */
-    struct bal_lb *lb;               /* per cluster of |snap|: policy state */
-    size_t nlb;
+    struct proxy_cluster_state *cs;  /* per cluster of |snap| */
+    size_t ncs;
+    size_t nworkers; /* the retry budget's floor is shared by the workers */
     struct proxy_pools *pools;
     const struct proxy_filter *const *filters;
     size_t nfilters;
@@ -84,6 +104,11 @@ struct proxy_call_env {
     struct proxy_attempt *free_attempts;
     const struct timeval *idle_tv; /* common timeout for stream_idle_timeout, or NULL */
     int alog_fd;                   /* the access log (-1: off) */
+    /* Outlier detection asks for endpoint |ep_id| (|addr|) of |cluster| to be
+     * ejected for |why| (the worker posts it to the main thread); NULL: off. */
+    void (*eject)(void *arg, const char *cluster, uint32_t ep_id, const char *addr,
+                  enum bal_outlier_verdict why);
+    void *eject_arg;
     /* How attempts start: proxy_attempt_start(), or a test's stand-in (the
      * seam that lets the call's state machine run without sockets). */
     int (*start_attempt)(struct proxy_attempt *a, struct proxy_pool *pool,
@@ -237,10 +262,10 @@ enum proxy_verdict {
 
 struct proxy_verdict_in {
     struct proxy_attempt_result r;
-    bool committed;  /* response headers went to the client */
-    bool replayable; /* the request bytes this attempt sent are still at hand */
-    uint32_t tries;  /* attempts made, this one included */
-    uint32_t max_tries;
+    bool committed;     /* response headers went to the client */
+    bool replayable;    /* the request bytes this attempt sent are still at hand */
+    uint32_t tries;     /* attempts no backend saw, this one included */
+    uint32_t max_tries; /* for those: 1 + max_retries */
 };
 
 /** What an ended attempt means for its call. */

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -50,6 +51,8 @@ struct proxy_fe_conn {
     struct event *idle_timer;
     struct event *goaway_timer;
     struct event *hdr_timer; /* header_timeout */
+    struct event *age_timer; /* max_connection_age, then its grace */
+    bool aged;               /* max_connection_age passed: GOAWAY sent, grace running */
     bool goaway_sent;        /* the final GOAWAY with last-stream-id */
     bool settings_seen;      /* the client's first SETTINGS arrived */
     bool settings_patched;   /* our SETTINGS went out with the advertised stream limit */
@@ -593,6 +596,8 @@ static void destroy(struct proxy_conn *c)
         event_free(fc->goaway_timer);
     if (fc->hdr_timer != NULL)
         event_free(fc->hdr_timer);
+    if (fc->age_timer != NULL)
+        event_free(fc->age_timer);
     proxy_conn_deinit(c);
     if (fc->prev != NULL)
         fc->prev->next = fc->next;
@@ -670,6 +675,31 @@ static void conn_drain(struct proxy_fe_conn *fc)
     proxy_conn_schedule(&fc->c);
 }
 
+/* max_connection_age: GOAWAY, so that long-lived clients reconnect (to
+ * another proxy replica, say) and the load spreads; the calls running get
+ * max_connection_age_grace to finish, then the connection closes. */
+static void on_age_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_fe_conn *fc = arg;
+
+    (void)fd;
+    (void)what;
+    if (!fc->aged) {
+        uint32_t grace = conf_of(fc)->max_connection_age_grace_ms;
+
+        fc->aged = true;
+        log_debug("client %s: max_connection_age reached; GOAWAY", fc->peer);
+        conn_drain(fc);
+        /* at least the second GOAWAY's round trip */
+        timer_arm(fc->age_timer, grace > 1500 ? grace : 1500);
+        return;
+    }
+    if (fc->nstreams > 0)
+        log_info("client %s: max_connection_age_grace over with %u stream(s) open; closing",
+                 fc->peer, fc->nstreams);
+    proxy_conn_close_soon(&fc->c);
+}
+
 void proxy_fe_drain(struct proxy_fe_env *env)
 {
     env->draining = true;
@@ -745,6 +775,14 @@ void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct 
     fc->hdr_timer = event_new(env->base, -1, 0, on_hdr_timer, fc);
     /* The preface and SETTINGS must come within header_timeout. */
     timer_arm(fc->hdr_timer, pc->header_timeout_ms);
+    if (pc->max_connection_age_ms > 0) {
+        /* +-10 % jitter, so that connections opened together do not all
+         * reconnect together. */
+        double f = 0.9 + 0.2 * ((double)random() / ((double)RAND_MAX + 1.0));
+
+        fc->age_timer = event_new(env->base, -1, 0, on_age_timer, fc);
+        timer_arm(fc->age_timer, (uint32_t)((double)pc->max_connection_age_ms * f));
+    }
     proxy_conn_keepalive_start(&fc->c, pc->keepalive_time_ms, pc->keepalive_timeout_ms);
     nghttp2_submit_settings(fc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(fc->c.session, NGHTTP2_FLAG_NONE, 0, FE_CONN_WINDOW);

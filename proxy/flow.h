@@ -29,11 +29,14 @@ struct proxy_flow_src_ops {
 struct proxy_flow {
     struct evbuffer *buf; /* owned: received, not yet written on */
     const struct proxy_flow_src_ops *ops;
-    void *src;    /* NULL: no source (detached, or a local answer) */
-    size_t held;  /* source bytes not credited at stream level yet */
-    uint64_t in;  /* source bytes received, in total */
-    uint64_t out; /* bytes written on, in total */
-    bool eof;     /* the source has ended: nothing more will be added */
+    void *src;      /* NULL: no source (detached, or a local answer) */
+    size_t held;    /* source bytes not credited at stream level yet */
+    uint64_t in;    /* source bytes received, in total */
+    uint64_t out;   /* bytes written on, in total (the furthest reader's, when keeping) */
+    uint64_t added; /* bytes added, in total */
+    uint64_t base;  /* offset (in |added| terms) of the buffer's first byte */
+    bool keep;      /* replay: written bytes stay for other readers (retries, hedges) */
+    bool eof;       /* the source has ended: nothing more will be added */
 };
 
 /** Initialises |f| with an empty buffer and no source. */
@@ -64,6 +67,23 @@ void proxy_flow_write(struct proxy_flow *f, struct evbuffer *out, size_t n);
 /** Credits the source's stream window for |n| held bytes (at most what is
  *  held) that will not be written on as they are: a filter keeps them. */
 void proxy_flow_credit_held(struct proxy_flow *f, size_t n);
+
+/** Replay: from now on (the flow must still be empty) written bytes stay, and
+ *  each reader (attempt) reads from its own offset with proxy_flow_*_at. */
+void proxy_flow_keep(struct proxy_flow *f);
+
+/** Ends replay: bytes before |from| (the one reader left's offset) go, and
+ *  the flow moves bytes again (proxy_flow_write from |from| on). */
+void proxy_flow_unkeep(struct proxy_flow *f, uint64_t from);
+
+/** Bytes a reader at offset |off| may write now. */
+size_t proxy_flow_avail_at(const struct proxy_flow *f, uint64_t off);
+
+/** Writes |n| bytes from offset |off| to |out|: copied while keeping (the
+ *  bytes stay for another reader), moved otherwise (then |off| is the
+ *  buffer's start). Credits the source's stream window for bytes no reader
+ *  had written before. */
+void proxy_flow_write_at(struct proxy_flow *f, uint64_t off, struct evbuffer *out, size_t n);
 
 /** Drops every buffered byte and credits all that is held (the other side will
  *  never take them: the call ended or the direction is no longer wanted). */

@@ -56,8 +56,8 @@ struct proxy_worker {
     _Atomic(struct bal_snapshot *) pending;
     struct event *ev_snapshot;
     struct bal_snapshot *snap;
-    struct bal_lb *lb; /* one per cluster of |snap| */
-    size_t nlb;
+    struct proxy_cluster_state *cs; /* one per cluster of |snap| */
+    size_t ncs;
 
     struct event *ev_report; /* main thread asks for a proxy_report */
     _Atomic(struct proxy_report *) report;

@@ -31,6 +31,7 @@
 #include "health/hc.h"
 #include "proxy/auth.h"
 #include "proxy/dns.h"
+#include "proxy/outlier.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"
@@ -610,6 +611,7 @@ static int run(struct runtime *rt)
         rc = 1;
         goto out;
     }
+    proxy_outlier_start(rt);
     if (proxy_workers_init(rt) != 0) {
         rc = 1;
         goto out;
@@ -649,6 +651,7 @@ stop:
     proxy_admin_stop(rt);
     log_info("stopped");
 out:
+    proxy_outlier_stop(rt);
     if (rt->alog_fd >= 0)
         close(rt->alog_fd);
     proxy_dns_stop(rt);

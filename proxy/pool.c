@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include <event2/event.h>
 
 struct proxy_pool {
     struct proxy_pools *t;
@@ -29,7 +30,8 @@ struct proxy_pool {
     uint64_t down_until_ms; /* soft-skipped by picks until then (connect failures) */
     uint32_t fails;         /* consecutive connect failures */
     uint64_t active, total;
-    bool removed; /* left the snapshot */
+    bool removed;           /* left the snapshot */
+    struct event *drain_ev; /* drain_unhealthy: ends the calls still running here */
 };
 
 static void pool_wake(struct proxy_pool *p);
@@ -192,6 +194,8 @@ static void pool_free(struct proxy_pool *p)
         pp = &(*pp)->next_same_id;
     *pp = p->next_same_id;
     t->npools--;
+    if (p->drain_ev != NULL)
+        event_free(p->drain_ev);
     tls_be_unref(p->tls);
     free(p->conns);
     free(p->cluster);
@@ -331,7 +335,10 @@ void proxy_pool_attempt_end(struct proxy_pool *p)
 
 /* ---- snapshots ---- */
 
-static bool in_snapshot(const struct proxy_pool *p, const struct bal_snapshot *s)
+/* |p|'s endpoint in |s| (and its cluster in |*clp|), or NULL. */
+static const struct bal_endpoint *in_snapshot(const struct proxy_pool *p,
+                                              const struct bal_snapshot *s,
+                                              const struct bal_cluster **clp)
 {
     for (size_t i = 0; i < s->nclusters; i++) {
         const struct bal_cluster *cl = &s->clusters[i];
@@ -339,11 +346,58 @@ static bool in_snapshot(const struct proxy_pool *p, const struct bal_snapshot *s
         if (strcmp(cl->name, p->cluster) != 0)
             continue;
         for (size_t j = 0; j < cl->nendpoints; j++) {
-            if (cl->endpoints[j].id == p->ep_id && same_addr(p, &cl->endpoints[j]))
-                return true;
+            if (cl->endpoints[j].id == p->ep_id && same_addr(p, &cl->endpoints[j])) {
+                *clp = cl;
+                return &cl->endpoints[j];
+            }
         }
     }
-    return false;
+    return NULL;
+}
+
+/* drain_unhealthy's time is up: the calls still running on an endpoint that
+ * failed its health checks end (their clients reconnect to healthy ones). */
+static void on_drain_unhealthy(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_pool *p = arg;
+
+    (void)fd;
+    (void)what;
+    if (p->nconns > 0)
+        log_info("backend %s: still unhealthy; ending its %llu call(s) (drain_unhealthy)",
+                 p->addr_str, (unsigned long long)p->active);
+    /* On a copy: a call that ends may make the pool open a connection. The
+     * connections go in the flush pass. */
+    if (p->nconns > 0) {
+        uint32_t n = p->nconns;
+        struct proxy_be_conn **conns = xcalloc(n, sizeof(*conns));
+
+        memcpy(conns, p->conns, n * sizeof(*conns));
+        for (uint32_t i = 0; i < n; i++)
+            proxy_be_shutdown(conns[i], "the endpoint failed its health checks (drain_unhealthy)");
+        free(conns);
+    }
+}
+
+/* An endpoint in the snapshot that failed its health checks gets
+ * drain_unhealthy's timer; one that passes again loses it. */
+static void drain_unhealthy(struct proxy_pool *p, const struct bal_cluster *cl,
+                            const struct bal_endpoint *ep)
+{
+    uint32_t ms = cl->conf->drain_unhealthy_ms;
+
+    if (ms == 0 || ep->healthy) {
+        if (p->drain_ev != NULL)
+            event_del(p->drain_ev);
+        return;
+    }
+    if (p->drain_ev == NULL)
+        p->drain_ev = event_new(p->t->env->base, -1, 0, on_drain_unhealthy, p);
+    if (p->drain_ev != NULL && !event_pending(p->drain_ev, EV_TIMEOUT, NULL)) {
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+        event_add(p->drain_ev, &tv);
+    }
 }
 
 void proxy_pools_sweep(struct proxy_pools *t, const struct bal_snapshot *s)
@@ -354,7 +408,12 @@ void proxy_pools_sweep(struct proxy_pools *t, const struct bal_snapshot *s)
         while (p != NULL) {
             struct proxy_pool *next = p->next_same_id;
 
-            p->removed = !in_snapshot(p, s);
+            const struct bal_cluster *cl = NULL;
+            const struct bal_endpoint *ep = in_snapshot(p, s, &cl);
+
+            p->removed = ep == NULL;
+            if (!p->removed)
+                drain_unhealthy(p, cl, ep);
             if (p->removed) {
                 /* Endpoints that left drain: running calls finish, no new ones;
                  * idle connections close now, busy ones when their last

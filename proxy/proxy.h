@@ -22,6 +22,7 @@ struct proxy_worker;
 struct proxy_dns;
 struct proxy_admin;
 struct hc;
+struct proxy_outlier_box;
 
 /** The last SIGHUP reload, for /status and /metrics. */
 struct proxy_reload_info {
@@ -55,8 +56,9 @@ struct runtime {
     int alog_fd;       /* access log (-1: off); dup2()'d over on SIGUSR1 */
     struct event *ev_sigusr1;
     struct event *ev_sighup;
-    struct event *ev_report_ready; /* a worker posted a proxy_report */
-    struct proxy_admin *admin;     /* owned (admin.c) */
+    struct event *ev_report_ready;      /* a worker posted a proxy_report */
+    struct proxy_admin *admin;          /* owned (admin.c) */
+    struct proxy_outlier_box *outliers; /* owned (outlier.c): workers' ejection requests */
     struct proxy_reload_info reload;
 };
 

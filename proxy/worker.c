@@ -17,6 +17,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "proxy/filters/filters.h"
+#include "proxy/outlier.h"
 
 /* The call filters, in the order every call meets them: authentication
  * first (nothing answers or routes an unauthenticated call), then
@@ -41,6 +42,12 @@ void proxy_worker_accept(struct proxy_worker *w, evutil_socket_t fd, const struc
                          bool tls)
 {
     proxy_fe_accept(&w->fe, fd, sa, tls);
+}
+
+static void post_ejection(void *arg, const char *cluster, uint32_t ep_id, const char *addr,
+                          enum bal_outlier_verdict why)
+{
+    proxy_outlier_post(arg, cluster, ep_id, addr, why);
 }
 
 /* After each flush pass: the access log lines of this loop turn. */
@@ -78,32 +85,35 @@ static void apply_conf(struct proxy_worker *w)
     }
 }
 
-/* Policy state per cluster follows the cluster by name into snapshot |s|
- * (a reload may add, remove or reorder clusters), while the old snapshot is
- * still referenced; clusters new to |s| start afresh. */
-static void lb_follow(struct proxy_worker *w, const struct bal_snapshot *s)
+/* Each cluster's state (policy, retry budget, counters) follows the cluster
+ * by name into snapshot |s| (a reload may add, remove or reorder clusters),
+ * while the old snapshot is still referenced; clusters new to |s| start
+ * afresh. */
+static void cs_follow(struct proxy_worker *w, const struct bal_snapshot *s)
 {
-    struct bal_lb *lb = xcalloc(s->nclusters, sizeof(*lb));
+    struct proxy_cluster_state *cs = xcalloc(s->nclusters, sizeof(*cs));
 
     for (size_t i = 0; i < s->nclusters; i++) {
-        for (size_t j = 0; w->snap != NULL && j < w->nlb; j++) {
-            if (w->lb[j].st != NULL &&
+        for (size_t j = 0; w->snap != NULL && j < w->ncs; j++) {
+            if (w->cs[j].lb.st != NULL &&
                 strcmp(w->snap->clusters[j].name, s->clusters[i].name) == 0) {
-                lb[i] = w->lb[j];
-                w->lb[j] = (struct bal_lb){0};
+                cs[i] = w->cs[j];
+                w->cs[j] = (struct proxy_cluster_state){0};
                 break;
             }
         }
-        if (lb[i].st != NULL)
-            bal_lb_update(&lb[i], &s->clusters[i]);
+        if (cs[i].lb.st != NULL)
+            bal_lb_update(&cs[i].lb, &s->clusters[i]);
         else /* random: N workers do not start alike */
-            bal_lb_init(&lb[i], &s->clusters[i], (uint64_t)random() << 31 ^ (uint64_t)random());
+            bal_lb_init(&cs[i].lb, &s->clusters[i], (uint64_t)random() << 31 ^ (uint64_t)random());
     }
-    for (size_t j = 0; j < w->nlb; j++)
-        bal_lb_deinit(&w->lb[j]);
-    free(w->lb);
-    w->lb = lb;
-    w->nlb = s->nclusters;
+    for (size_t j = 0; j < w->ncs; j++) {
+        bal_lb_deinit(&w->cs[j].lb);
+        bal_outlier_deinit(&w->cs[j].outlier);
+    }
+    free(w->cs);
+    w->cs = cs;
+    w->ncs = s->nclusters;
 }
 
 static void take_snapshot(struct proxy_worker *w)
@@ -112,12 +122,12 @@ static void take_snapshot(struct proxy_worker *w)
 
     if (s == NULL)
         return;
-    lb_follow(w, s);
+    cs_follow(w, s);
     bal_snapshot_unref(w->snap);
     w->snap = s;
     w->calls.snap = s;
-    w->calls.lb = w->lb;
-    w->calls.nlb = w->nlb;
+    w->calls.cs = w->cs;
+    w->calls.ncs = w->ncs;
     apply_conf(w);
     proxy_listen_apply_rebind(w);
     for (size_t i = 0; i < NCHAIN; i++) {
@@ -269,7 +279,7 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     }
     /* The main thread's snapshot until the first one published arrives. */
     w->snap = bal_snapshot_ref(rt->snap);
-    lb_follow(w, w->snap);
+    cs_follow(w, w->snap);
     proxy_flusher_init(&w->fl, w->base);
     w->fl.after = after_flush;
     w->fl.after_arg = w;
@@ -278,12 +288,15 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
     w->calls = (struct proxy_call_env){
         .base = w->base,
         .snap = w->snap,
-        .lb = w->lb,
-        .nlb = w->nlb,
+        .cs = w->cs,
+        .ncs = w->ncs,
+        .nworkers = rt->nworkers,
         .pools = &w->pools,
         .filters = chain,
         .nfilters = NCHAIN,
         .alog_fd = rt->alog_fd,
+        .eject = post_ejection,
+        .eject_arg = rt->outliers,
         .start_attempt = proxy_attempt_start,
     };
     w->filter_ws = xcalloc(NCHAIN, sizeof(*w->filter_ws));
@@ -339,10 +352,10 @@ static void worker_deinit(struct proxy_worker *w)
         event_free(w->ev_report);
     proxy_report_free(atomic_exchange(&w->report, NULL));
     bal_snapshot_unref(atomic_exchange(&w->pending, NULL));
-    for (size_t i = 0; i < w->nlb; i++)
-        bal_lb_deinit(&w->lb[i]);
+    for (size_t i = 0; i < w->ncs; i++)
+        bal_lb_deinit(&w->cs[i].lb);
     bal_snapshot_unref(w->snap);
-    free(w->lb);
+    free(w->cs);
     event_base_free(w->base);
     w->base = NULL;
 }

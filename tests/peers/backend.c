@@ -79,6 +79,7 @@ struct call {
     bool closed;      /* TAG_CLOSE completed */
     int cancelled;    /* written by RECV_CLOSE_ON_SERVER */
     bool status_sent; /* the final batch was started */
+    bool md_sent;     /* initial metadata is on its way */
     bool sending;     /* a TAG_SEND batch is in flight */
     grpc_byte_buffer *recv_buf;
     grpc_byte_buffer *send_buf;
@@ -112,6 +113,7 @@ static struct {
     bool quiet;
     FILE *md_log;      /* --md-log: the metadata of every Health/Check call */
     uint32_t delay_ms; /* --delay-ms: added before every unary reply */
+    bool lazy_headers; /* --lazy-headers: initial metadata with the first reply */
     grpc_server *server;
     grpc_completion_queue *cq;
     bool shutting_down;
@@ -349,12 +351,21 @@ static void fill_status_op(struct call *c, grpc_op *op, grpc_status_code code, c
 static void send_msg(struct call *c, const ProtobufCMessage *m, uint64_t payload, bool with_status,
                      grpc_status_code code, const char *msg)
 {
-    grpc_op ops[2];
+    grpc_op ops[3];
     size_t n = 0;
 
     if (c->closed || c->status_sent)
         return;
     memset(ops, 0, sizeof(ops));
+    if (!c->md_sent) {
+        /* With the first reply, or with a status alone: then the transport
+         * sends one trailers-only response. */
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[n].data.send_initial_metadata.count = c->nimd;
+        ops[n].data.send_initial_metadata.metadata = c->imd;
+        c->md_sent = true;
+        n++;
+    }
     if (m) {
         c->send_buf = peer_pack(m);
         c->send_payload = payload;
@@ -726,13 +737,18 @@ static void on_new_call(struct call *c, bool ok)
     ops[0].data.recv_close_on_server.cancelled = &c->cancelled;
     start_batch(c, ops, 1, &c->t_close);
 
-    /* Initial metadata goes out at once, before any request is read. */
+    /* Initial metadata goes out at once, before any request is read; with
+     * --lazy-headers it goes with the first reply, as gRPC servers do by
+     * default (grpc-go, grpc-java, the C++ API), so that an error before any
+     * reply is a trailers-only response, which clients and proxies may retry
+     * (gRFC A6). An unknown method is answered at once. */
     md_build(c);
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[0].data.send_initial_metadata.count = c->nimd;
     ops[0].data.send_initial_metadata.metadata = c->imd;
     if (c->method == M_UNKNOWN) {
+        c->md_sent = true;
         char msg[256];
         char *path = grpc_slice_to_c_string(c->details.method);
 
@@ -741,7 +757,12 @@ static void on_new_call(struct call *c, bool ok)
         fill_status_op(c, &ops[1], GRPC_STATUS_UNIMPLEMENTED, msg);
         c->sending = true;
         start_batch(c, ops, 2, &c->t_send);
+    } else if (g.lazy_headers) {
+        ops[0].op = GRPC_OP_RECV_MESSAGE;
+        ops[0].data.recv_message.recv_message = &c->recv_buf;
+        start_batch(c, ops, 1, &c->t_recv);
     } else {
+        c->md_sent = true;
         ops[1].op = GRPC_OP_RECV_MESSAGE;
         ops[1].data.recv_message.recv_message = &c->recv_buf;
         start_batch(c, ops, 2, &c->t_recv);
@@ -857,18 +878,18 @@ static void request_new_call(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sy-backend --listen HOST:PORT [--id NAME] [--health SERVING|NOT_SERVING]\n"
-            "                  [--grace MS] [--max-connection-age MS] [--delay-ms MS] [--quiet]\n"
-            "                  [--tls-cert F --tls-key F [--tls-client-ca F]] [--md-log F]\n"
-            "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure,\n"
-            "or TLS with --tls-cert; --tls-client-ca requires client certificates).\n"
-            "--md-log F appends the metadata of every Health/Check call to F.\n"
-            "SIGUSR1: service \"\" NOT_SERVING; SIGUSR2: SERVING; SIGTERM/SIGINT: exit 0\n"
-            "after running calls finish or --grace MS (default 0) passes.\n"
-            "--max-connection-age MS: the gRPC server's MaxConnectionAge (GOAWAY NO_ERROR\n"
-            "on each connection after about MS, +-10%%, then closed 1 s later).\n"
-            "--delay-ms MS delays every unary reply by MS on top of the request's own delay.\n");
+    fprintf(f, "usage: sy-backend --listen HOST:PORT [--id NAME] [--health SERVING|NOT_SERVING]\n"
+               "                  [--grace MS] [--max-connection-age MS] [--delay-ms MS]\n"
+               "                  [--lazy-headers] [--quiet]\n"
+               "                  [--tls-cert F --tls-key F [--tls-client-ca F]] [--md-log F]\n"
+               "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure,\n"
+               "or TLS with --tls-cert; --tls-client-ca requires client certificates).\n"
+               "--md-log F appends the metadata of every Health/Check call to F.\n"
+               "SIGUSR1: service \"\" NOT_SERVING; SIGUSR2: SERVING; SIGTERM/SIGINT: exit 0\n"
+               "after running calls finish or --grace MS (default 0) passes.\n"
+               "--max-connection-age MS: the gRPC server's MaxConnectionAge (GOAWAY NO_ERROR\n"
+               "on each connection after about MS, +-10%%, then closed 1 s later).\n"
+               "--delay-ms MS delays every unary reply by MS on top of the request's own delay.\n");
 }
 
 /* TLS mode: the PEM files' contents (they stay allocated for the process). */
@@ -929,6 +950,7 @@ int main(int argc, char **argv)
                                              {"grace", required_argument, NULL, 'g'},
                                              {"max-connection-age", required_argument, NULL, 'a'},
                                              {"delay-ms", required_argument, NULL, 'D'},
+                                             {"lazy-headers", no_argument, NULL, 'L'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"tls-cert", required_argument, NULL, 'C'},
@@ -948,7 +970,7 @@ int main(int argc, char **argv)
     int opt;
 
     g.id = "backend";
-    while ((opt = getopt_long(argc, argv, "l:i:H:g:a:D:qhC:K:A:M:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:i:H:g:a:D:LqhC:K:A:M:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen = optarg;
@@ -969,6 +991,9 @@ int main(int argc, char **argv)
             max_age_ms = strtol(optarg, NULL, 10);
             if (max_age_ms <= 0 || max_age_ms > INT32_MAX)
                 die("--max-connection-age: expected milliseconds > 0");
+            break;
+        case 'L':
+            g.lazy_headers = true;
             break;
         case 'D': {
             char *end;

@@ -252,7 +252,8 @@ static struct event_base *base;
 static struct proxy_flusher fl;
 static struct proxy_be_env be;
 static struct proxy_pools pools;
-static struct bal_lb lb[2];
+#define NCLUSTERS 5
+static struct proxy_cluster_state cs[NCLUSTERS];
 static struct proxy_call_env env;
 
 static const char *const CONF_TEXT =
@@ -260,7 +261,14 @@ static const char *const CONF_TEXT =
     "[admin]\nlisten = off\n"
     "[cluster.echo]\ntargets = 127.0.0.1:9, 127.0.0.1:10, 127.0.0.1:11\nroutes = /sy.test.Echo/\n"
     "health_check = off\nmax_retries = 2\n"
-    "[cluster.empty]\ntargets = 127.0.0.1:12\nroutes = /sy.test.Empty/\nhealth_check = off\n";
+    "[cluster.empty]\ntargets = 127.0.0.1:12\nroutes = /sy.test.Empty/\nhealth_check = off\n"
+    "[cluster.retry]\ntargets = 127.0.0.1:13, 127.0.0.1:14, 127.0.0.1:15\n"
+    "routes = /sy.test.Retry/\nhealth_check = off\nretry_on = unavailable\n"
+    "retry_initial_backoff = 10ms\nretry_max_backoff = 20ms\nretry_buffer = 64\nmax_timeout = 1s\n"
+    "[cluster.hedge]\ntargets = 127.0.0.1:16, 127.0.0.1:17, 127.0.0.1:18\n"
+    "routes = /sy.test.Hedge/\nhealth_check = off\nretry_on = unavailable\nhedge_delay = 50ms\n"
+    "[cluster.timed]\ntargets = 127.0.0.1:19\nroutes = /sy.test.Timed/\nhealth_check = off\n"
+    "timeout = 2s\n";
 
 static void add_endpoint(uint32_t cluster, uint32_t id, int port)
 {
@@ -285,19 +293,25 @@ static void setup(void)
     snap = bal_snapshot_new(conf, 1);
     for (uint32_t i = 0; i < 3; i++)
         add_endpoint(0, i, 9 + (int)i); /* cluster "empty" keeps none */
+    for (uint32_t i = 0; i < 3; i++) {
+        add_endpoint(2, 10 + i, 13 + (int)i);
+        add_endpoint(3, 20 + i, 16 + (int)i);
+    }
+    add_endpoint(4, 30, 19);
     bal_snapshot_seal(snap);
     base = event_base_new();
     proxy_flusher_init(&fl, base);
     proxy_be_env_init(&be, base, &fl);
     proxy_pools_init(&pools, &be);
-    memset(lb, 0, sizeof(lb));
-    for (size_t i = 0; i < 2; i++)
-        bal_lb_init(&lb[i], &snap->clusters[i], 42 + i);
+    memset(cs, 0, sizeof(cs));
+    for (size_t i = 0; i < NCLUSTERS; i++)
+        bal_lb_init(&cs[i].lb, &snap->clusters[i], 42 + i);
     env = (struct proxy_call_env){
         .base = base,
         .snap = snap,
-        .lb = lb,
-        .nlb = 2,
+        .cs = cs,
+        .ncs = NCLUSTERS,
+        .nworkers = 1,
         .pools = &pools,
         .filters = chain,
         .nfilters = 2,
@@ -317,8 +331,8 @@ static void setup(void)
 static void teardown(void)
 {
     proxy_call_env_deinit(&env);
-    for (size_t i = 0; i < 2; i++)
-        bal_lb_deinit(&lb[i]);
+    for (size_t i = 0; i < NCLUSTERS; i++)
+        bal_lb_deinit(&cs[i].lb);
     proxy_pools_deinit(&pools);
     proxy_be_env_deinit(&be);
     proxy_flusher_deinit(&fl);
@@ -827,5 +841,194 @@ Test(call, each_retry_gets_a_head_of_its_own)
     backend_end(started[0], PROXY_BE_END_NOT_SENT);
     cr_assert_eq(nstarted, 2);
     cr_assert_str_eq(field_value(started[1]->req, "x-attempt", v, sizeof(v)), "1");
+    proxy_call_side_closed(call, 0);
+}
+
+/* ---- retry policies and hedging (gRFC A6) ---- */
+
+static void backend_head_with(struct proxy_attempt *a, const char *grpc_status,
+                              const char *pushback)
+{
+    struct proxy_head h = {0};
+
+    proxy_head_add_static(&h, ":status", "200");
+    proxy_head_add_static(&h, "content-type", "application/grpc");
+    proxy_head_add_static(&h, "grpc-status", grpc_status);
+    if (pushback != NULL)
+        proxy_head_add_static(&h, "grpc-retry-pushback-ms", pushback);
+    a->ops->on_head(a, &h, true);
+    proxy_head_deinit(&h);
+}
+
+/* Everything attempt |a| would send of the request now. */
+static size_t drain_request(struct proxy_attempt *a, char *buf, size_t len)
+{
+    struct evbuffer *out = evbuffer_new();
+    bool eof;
+    size_t n = a->ops->req_avail(a, &eof);
+
+    a->req_sent += n; /* as attempt.c counts before handing over */
+    a->ops->req_write(a, out, n);
+    n = evbuffer_remove(out, buf, len) < 0 ? 0 : n;
+    evbuffer_free(out);
+    return n;
+}
+
+Test(call, a_retryable_trailers_only_answer_is_retried_after_a_backoff_with_the_request)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+    char buf[64], v[16];
+
+    proxy_call_head_done(call, false);
+    proxy_call_req_data(call, message, sizeof(message));
+    proxy_call_req_end(call);
+    cr_assert_eq(drain_request(started[0], buf, sizeof(buf)), sizeof(message));
+    backend_head_with(started[0], "14", NULL);
+    cr_assert_eq(side.heads, 0, "the UNAVAILABLE reached the client");
+    cr_assert_eq(nstarted, 1, "retried without a backoff");
+    run_for(100);
+    cr_assert_eq(nstarted, 2, "not retried after the backoff");
+    cr_assert_str_eq(field_value(started[1]->req, "grpc-previous-rpc-attempts", v, sizeof(v)), "1");
+    cr_assert_eq(drain_request(started[1], buf, sizeof(buf)), sizeof(message),
+                 "the retry must send the whole request again");
+    cr_assert(memcmp(buf, message, sizeof(message)) == 0);
+    backend_head(started[1], true, "0");
+    cr_assert_eq(side.grpc_status, 0);
+    cr_assert_eq(cs[2].retries[GRPC_UNAVAILABLE], 1);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, a_negative_pushback_stops_the_retries)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    backend_head_with(started[0], "14", "-1");
+    run_for(60);
+    cr_assert_eq(nstarted, 1);
+    cr_assert_eq(side.grpc_status, 14, "the backend's answer goes to the client");
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, a_status_not_in_retry_on_is_final)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    backend_head_with(started[0], "5", NULL);
+    run_for(60);
+    cr_assert_eq(nstarted, 1);
+    cr_assert_eq(side.grpc_status, 5);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, retries_stop_at_retry_max_attempts)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(nstarted, i + 1);
+        backend_head_with(started[i], "14", "0");
+        run_for(30);
+    }
+    cr_assert_eq(nstarted, 3, "three attempts in all (retry_max_attempts)");
+    cr_assert_eq(side.grpc_status, 14);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, a_request_past_retry_buffer_is_never_retried)
+{
+    static uint8_t big[100];
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+    char buf[128];
+
+    big[4] = sizeof(big) - 5;
+    proxy_call_head_done(call, false);
+    proxy_call_req_data(call, big, sizeof(big)); /* retry_buffer = 64 */
+    proxy_call_req_end(call);
+    cr_assert_eq(drain_request(started[0], buf, sizeof(buf)), sizeof(big));
+    backend_head_with(started[0], "14", "0");
+    run_for(30);
+    cr_assert_eq(nstarted, 1, "retried a request bigger than retry_buffer");
+    cr_assert_eq(side.grpc_status, 14);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, a_committed_call_is_never_retried)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    backend_head(started[0], false, NULL); /* headers reached the client */
+    backend_end(started[0], PROXY_BE_END_LOST);
+    run_for(30);
+    cr_assert_eq(nstarted, 1);
+    cr_assert_eq(trailer_status(call), GRPC_UNAVAILABLE);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, a_lost_attempt_is_retried_by_the_policy)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    backend_end(started[0], PROXY_BE_END_LOST); /* seen, then the backend died */
+    run_for(60);
+    cr_assert_eq(nstarted, 2, "retry_on = unavailable covers a lost connection");
+    proxy_call_side_closed(call, NGHTTP2_CANCEL);
+}
+
+Test(call, hedges_start_after_the_delay_and_the_first_answer_wins)
+{
+    struct proxy_call *call = call_for("/sy.test.Hedge/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    cr_assert_eq(nstarted, 1);
+    run_for(80);
+    cr_assert_eq(nstarted, 2, "no hedge after hedge_delay");
+    cr_assert_neq(started_ep[1], started_ep[0], "a hedge goes to another endpoint");
+    backend_head(started[1], false, NULL);
+    cr_assert_eq(started[0]->state, PROXY_ATTEMPT_IDLE, "the slower attempt was not cancelled");
+    run_for(80);
+    cr_assert_eq(nstarted, 2, "hedged after an answer");
+    backend_trailers(started[1], "0");
+    backend_end(started[1], PROXY_BE_END_COMPLETE);
+    cr_assert_eq(cs[3].hedges, 1);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, max_timeout_caps_what_the_backend_sees)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, "grpc-timeout", "10S");
+    char v[16];
+    unsigned long ms = 0;
+
+    proxy_call_head_done(call, true);
+    cr_assert_not_null(field_value(started[0]->req, "grpc-timeout", v, sizeof(v)));
+    cr_assert_eq(sscanf(v, "%lum", &ms), 1, "%s", v);
+    cr_assert(ms > 0 && ms <= 1000, "the backend sees %s, over max_timeout", v);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, the_cluster_timeout_applies_to_calls_without_one)
+{
+    struct proxy_call *call = call_for("/sy.test.Timed/M", NULL, NULL, NULL);
+    char v[16];
+    unsigned long ms = 0;
+
+    proxy_call_head_done(call, true);
+    cr_assert_not_null(field_value(started[0]->req, "grpc-timeout", v, sizeof(v)));
+    cr_assert_eq(sscanf(v, "%lum", &ms), 1, "%s", v);
+    cr_assert(ms > 1900 && ms <= 2000, "%s", v);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, no_default_deadline_applies)
+{
+    struct proxy_call *call = call_for("/sy.test.Echo/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    cr_assert_null(proxy_head_get(started[0]->req, "grpc-timeout", 12));
     proxy_call_side_closed(call, 0);
 }
