@@ -121,6 +121,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 
     if (c->dead)
         return;
+    if (c->lingering) {
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        if (proxy_loop_ms(c->base) >= c->linger_until)
+            proxy_conn_close_soon(c);
+        return;
+    }
     rv = feed(c, bufferevent_get_input(bev));
     if (rv != 0) {
         if (c->ops->on_read_error != NULL)
@@ -158,6 +164,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         bufferevent_set_timeouts(bev, NULL, NULL);
         if (c->ops->on_connected != NULL)
             c->ops->on_connected(c);
+        return;
+    }
+    if (c->lingering) {
+        proxy_conn_close_soon(c); /* the peer closed, or the linger timed out */
         return;
     }
     if (c->ops->on_io_error != NULL)
@@ -224,6 +234,29 @@ void proxy_conn_deinit(struct proxy_conn *c)
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     c->bev = NULL;
+}
+
+void proxy_conn_linger(struct proxy_conn *c, uint32_t ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    if (c->lingering || c->dead)
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 ||
+        shutdown(bufferevent_getfd(c->bev), SHUT_WR) != 0) {
+        proxy_conn_close_soon(c);
+        return;
+    }
+    c->lingering = true;
+    c->linger_until = proxy_loop_ms(c->base) + ms;
+    if (c->ka_timer != NULL)
+        event_del(c->ka_timer);
+    if (c->ka_ack_timer != NULL)
+        event_del(c->ka_ack_timer);
+    /* Reading again: a read that finds nothing for |ms| closes too. */
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
 }
 
 ssize_t proxy_conn_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags,

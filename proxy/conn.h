@@ -69,6 +69,8 @@ struct proxy_conn {
     bool hold; /* not connected yet: frames stay in nghttp2 so that a failed
                   connect leaves every stream unsent */
     bool tls;
+    bool lingering;        /* closing: our FIN is out, input is read and dropped */
+    uint64_t linger_until; /* loop ms when a lingering connection closes anyway */
     /* keepalive: PING when nothing was read for ka_interval_ms */
     uint64_t last_rx_ms;
     struct event *ka_timer;
@@ -105,6 +107,13 @@ void proxy_conn_schedule(struct proxy_conn *c);
 
 /** Marks |c| dead and schedules it: the flush pass frees it. */
 void proxy_conn_close_soon(struct proxy_conn *c);
+
+/** Closes |c| gracefully once its output is flushed: sends FIN, then reads
+ *  and drops what the peer still sends until it closes too or |ms| passes
+ *  (nginx's lingering close). Closing at once with unread input would send a
+ *  TCP RST, which can destroy our last frames (GOAWAY) before the peer reads
+ *  them. Closes at once when the output is not empty. */
+void proxy_conn_linger(struct proxy_conn *c, uint32_t ms);
 
 /** The nghttp2 send callback of both sides: appends to the output buffer,
  *  NGHTTP2_ERR_WOULDBLOCK above PROXY_OUTPUT_HIGH. |user_data| is the conn. */

@@ -40,6 +40,9 @@
 /* Stream ids switchyard reset lately: the client may still send a HEADERS
  * frame on them (trailers in flight), which is not a protocol error. */
 #define FE_RECENT_RESETS 64
+/* After the last frame (GOAWAY) of a connection: how long its input is still
+ * read and dropped so that closing does not reset it (see proxy_conn_linger). */
+#define FE_LINGER_MS 2000
 
 struct proxy_fe_conn {
     struct proxy_conn c; /* first: a proxy_conn * of a client is a proxy_fe_conn * */
@@ -568,7 +571,7 @@ static void after_flush(struct proxy_conn *c)
     if (!finished)
         return;
     if (evbuffer_get_length(proxy_conn_output(c)) == 0) {
-        c->dead = true;
+        proxy_conn_linger(c, FE_LINGER_MS);
         return;
     }
     /* Let the last frames (GOAWAY) reach the client before closing. */

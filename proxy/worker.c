@@ -334,6 +334,17 @@ static void worker_deinit(struct proxy_worker *w)
     proxy_pools_deinit(&w->pools);
     /* Frees may have scheduled flushes of connections that are gone now. */
     w->fl.dirty = NULL;
+    /* bufferevent_free() leaves a connection's queued deferred callbacks
+     * behind, each holding a reference that event_base_free() would drop
+     * without freeing: one non-blocking turn runs them (the mailboxes are
+     * closed first, their handlers need what was just freed). */
+    if (w->ev_snapshot != NULL)
+        event_del(w->ev_snapshot);
+    if (w->ev_drain != NULL)
+        event_del(w->ev_drain);
+    if (w->ev_report != NULL)
+        event_del(w->ev_report);
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
     proxy_call_env_deinit(&w->calls);
     for (size_t i = 0; w->filter_ws != NULL && i < NCHAIN; i++) {
         if (chain[i]->worker_deinit != NULL)
