@@ -261,6 +261,7 @@ void bal_epset_carry(struct bal_epset *dst, const struct bal_epset *src)
             ep->ejected_until_ms = o->ejected_until_ms;
             ep->ejections = o->ejections;
             ep->ejections_total = o->ejections_total;
+            memcpy(ep->ejected_by, o->ejected_by, sizeof(ep->ejected_by));
             ep->back_since_ms = o->back_since_ms;
             memcpy(ep->eject_reason, o->eject_reason, sizeof(ep->eject_reason));
             if (oc->clusters[ocl].health_check == ncc->health_check) {

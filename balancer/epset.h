@@ -37,6 +37,7 @@ struct bal_ep {
     uint64_t ejected_until_ms; /* CLOCK_MONOTONIC ms the ejection ends; 0: not ejected */
     uint32_t ejections;        /* the multiplier of the next ejection's time */
     uint64_t ejections_total;  /* times ejected since it was added */
+    uint64_t ejected_by[3];    /* the same by enum bal_outlier_verdict (0 unused) */
     uint64_t back_since_ms;    /* when its last ejection ended (the multiplier decays) */
     char eject_reason[96];     /* why it was ejected last */
 };

@@ -251,6 +251,15 @@ static void cell_int(char *cell, const json_t *obj, const char *key)
         snprintf(cell, sizeof(((struct row *)0)->cell[0]), "-");
 }
 
+/* An endpoint that left its cluster (reload, DNS) while calls on it finish:
+ * shown, but no longer part of the cluster's health. */
+static bool is_draining(const json_t *ep)
+{
+    const json_t *st = json_object_get(ep, "state");
+
+    return json_is_string(st) && strcmp(json_string_value(st), "draining") == 0;
+}
+
 static void fill_row(struct row *r, const json_t *ep)
 {
     const size_t cl = sizeof(r->cell[0]);
@@ -262,11 +271,18 @@ static void fill_row(struct row *r, const json_t *ep)
     if (json_is_true(json_object_get(ep, "in_rotation"))) {
         snprintf(r->cell[COL_STATE], cl, "UP");
         r->state_color = C_GREEN;
+    } else if (is_draining(ep)) {
+        snprintf(r->cell[COL_STATE], cl, "DRAINING");
+        r->state_color = C_YELLOW;
+    } else if (json_is_true(json_object_get(ep, "drained"))) {
+        snprintf(r->cell[COL_STATE], cl, "DRAINED");
+        r->state_color = C_YELLOW;
     } else if (!json_is_true(json_object_get(ep, "healthy"))) {
         snprintf(r->cell[COL_STATE], cl, "DOWN");
         r->state_color = C_RED;
     } else {
-        snprintf(r->cell[COL_STATE], cl, "OUT");
+        snprintf(r->cell[COL_STATE], cl, "%s",
+                 json_is_true(json_object_get(ep, "ejected")) ? "EJECTED" : "OUT");
         r->state_color = C_YELLOW;
     }
     cell_str(r->cell[COL_REASON], ep, "reason");
@@ -314,7 +330,7 @@ static bool cluster_all_in(const json_t *c)
         return false;
     json_array_foreach(eps, i, ep)
     {
-        if (!json_is_true(json_object_get(ep, "in_rotation")))
+        if (!json_is_true(json_object_get(ep, "in_rotation")) && !is_draining(ep))
             return false;
     }
     if (get_number(c, "endpoints_total", &total) && get_number(c, "endpoints_in_rotation", &in) &&
@@ -417,6 +433,8 @@ static void render_table(FILE *out, const json_t *root, bool color)
                 paint(color, C_RESET), json_is_string(policy) ? json_string_value(policy) : "-",
                 paint(color, cluster_all_in(c) ? C_GREEN : C_RED), in, n, n == 1 ? "" : "s",
                 paint(color, C_RESET));
+        if (json_is_string(json_object_get(c, "active_endpoint")))
+            fprintf(out, "  active %s", json_string_value(json_object_get(c, "active_endpoint")));
         if (json_is_true(json_object_get(c, "panic")))
             fprintf(out, "  %s%sPANIC%s", paint(color, C_BOLD), paint(color, C_RED),
                     paint(color, C_RESET));

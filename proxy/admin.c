@@ -25,6 +25,7 @@
 #include <openssl/sha.h>
 
 #include "balancer/epset.h"
+#include "balancer/outlier.h"
 #include "core/log.h"
 #include "health/hc.h"
 
@@ -274,6 +275,8 @@ static json_t *endpoint_json(struct proxy_admin *a, const struct bal_snapshot *s
     uint32_t conns;
     bool drained = ep != NULL && ep->drained;
     bool healthy = ep != NULL ? ep->healthy : se->in_rotation;
+    bool ejected = ep != NULL ? ep->ejected_until_ms != 0 : se->ejected;
+    char why[192];
 
     ep_totals(a, bc->name, se->id, &active, &total, &conns);
     if (ep != NULL)
@@ -283,15 +286,34 @@ static json_t *endpoint_json(struct proxy_admin *a, const struct bal_snapshot *s
     json_object_set_new(e, "healthy", json_boolean(healthy));
     json_object_set_new(e, "in_rotation", json_boolean(se->in_rotation));
     json_object_set_new(e, "drained", json_boolean(drained));
+    json_object_set_new(e, "ejected", json_boolean(ejected));
+    json_object_set_new(e, "weight", json_integer(se->weight > 0 ? (json_int_t)se->weight : 1));
     json_object_set_new(e, "state",
                         json_string(drained           ? "drained"
                                     : se->in_rotation ? "in_rotation"
-                                    : healthy         ? "out_of_rotation"
-                                                      : "unhealthy"));
-    json_object_set_new(e, "reason",
-                        json_string(drained      ? "drained by operator"
-                                    : ep != NULL ? ep->reason
-                                                 : ""));
+                                    : !healthy        ? "unhealthy"
+                                    : ejected         ? "ejected"
+                                                      : "out_of_rotation"));
+    if (drained)
+        snprintf(why, sizeof(why), "drained by operator");
+    else if (healthy && ejected && ep != NULL)
+        snprintf(
+            why, sizeof(why), "ejected by outlier detection (%s), back in %.1f s", ep->eject_reason,
+            ep->ejected_until_ms > now_ms ? (double)(ep->ejected_until_ms - now_ms) / 1000.0 : 0.0);
+    else
+        snprintf(why, sizeof(why), "%s", ep != NULL ? ep->reason : "");
+    json_object_set_new(e, "reason", json_string(why));
+    if (ep != NULL && ep->ejections_total > 0) {
+        json_t *ej = json_object();
+
+        json_object_set_new(ej, "count", json_integer((json_int_t)ep->ejections_total));
+        json_object_set_new(ej, "last_reason", json_string(ep->eject_reason));
+        json_object_set_new(ej, "remaining_seconds",
+                            ejected && ep->ejected_until_ms > now_ms
+                                ? json_num3((double)(ep->ejected_until_ms - now_ms) / 1000.0)
+                                : json_null());
+        json_object_set_new(e, "ejections", ej);
+    }
     json_object_set_new(e, "since_seconds",
                         ep != NULL && ep->since_ms > 0
                             ? json_num3((double)(now_ms - ep->since_ms) / 1000.0)
@@ -370,6 +392,15 @@ static json_t *status_json(struct proxy_admin *a)
         json_object_set_new(cl, "routes", routes);
         json_object_set_new(cl, "targets", targets);
         json_object_set_new(cl, "panic", json_boolean(bc->panic));
+        if (cc->policy == CONF_POLICY_PICK_FIRST) {
+            /* The one endpoint every worker sends to. */
+            const struct bal_endpoint *act = bc->active >= 0     ? &bc->endpoints[bc->active]
+                                             : bc->nrotation > 0 ? &bc->endpoints[bc->rotation[0]]
+                                                                 : NULL;
+
+            json_object_set_new(cl, "active_endpoint",
+                                act != NULL ? json_string(act->addr_str) : json_null());
+        }
         json_object_set_new(cl, "endpoints_total", json_integer((json_int_t)bc->nendpoints));
         json_object_set_new(cl, "endpoints_in_rotation", json_integer((json_int_t)bc->nrotation));
         draining_json(a, cc->name, eps);
@@ -542,6 +573,96 @@ static void endpoint_metrics(struct proxy_admin *a, struct evbuffer *b)
     }
 }
 
+/* A cluster's retry counters summed over the workers' reports (clusters
+ * match by name; a worker may not have taken the latest snapshot yet). */
+static void cluster_totals(const struct proxy_admin *a, const char *name,
+                           struct proxy_cluster_report *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (size_t i = 0; i < a->rt->nworkers; i++) {
+        const struct proxy_report *r = a->reports[i];
+
+        for (size_t j = 0; r != NULL && j < r->nclusters; j++) {
+            const struct proxy_cluster_report *c = &r->clusters[j];
+
+            if (strcmp(c->name, name) != 0)
+                continue;
+            for (int k = 0; k < PROXY_RETRY_REASONS; k++)
+                sum->retries[k] += c->retries[k];
+            sum->hedges += c->hedges;
+            sum->budget_exhausted += c->budget_exhausted;
+        }
+    }
+}
+
+/* Retries, hedges, the budget's refusals and outlier ejections (issue 13). */
+static void resilience_metrics(struct proxy_admin *a, struct evbuffer *b)
+{
+    struct runtime *rt = a->rt;
+    const struct bal_snapshot *s = rt->snap;
+    struct proxy_cluster_report *sums = calloc(s->nclusters + 1, sizeof(*sums));
+
+    if (sums == NULL)
+        abort();
+    for (size_t i = 0; i < s->nclusters; i++)
+        cluster_totals(a, s->clusters[i].name, &sums[i]);
+    header(b, "switchyard_retries_total", "counter",
+           "Attempts made again, by cluster and reason: the gRPC status retried (retry_on), or "
+           "\"transparent\" for an attempt no backend saw.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        for (int k = 0; k < PROXY_RETRY_REASONS; k++) {
+            if (sums[i].retries[k] == 0)
+                continue;
+            evbuffer_add_printf(b, "switchyard_retries_total{cluster=\"");
+            label(b, s->clusters[i].name);
+            evbuffer_add_printf(b, "\",reason=\"%s\"} %llu\n",
+                                k == PROXY_RETRY_UNSEEN ? "transparent" : grpc_code_name(k),
+                                (unsigned long long)sums[i].retries[k]);
+        }
+    }
+    header(b, "switchyard_hedges_total", "counter", "Hedged attempts started (hedge_delay).");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        evbuffer_add_printf(b, "switchyard_hedges_total{cluster=\"");
+        label(b, s->clusters[i].name);
+        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)sums[i].hedges);
+    }
+    header(b, "switchyard_retry_budget_exhausted_total", "counter",
+           "Retries and hedges not made because the cluster's retry_budget was spent.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        evbuffer_add_printf(b, "switchyard_retry_budget_exhausted_total{cluster=\"");
+        label(b, s->clusters[i].name);
+        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)sums[i].budget_exhausted);
+    }
+    free(sums);
+    header(b, "switchyard_ejections_total", "counter",
+           "Outlier detection ejections of the endpoint, by reason.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            const struct bal_endpoint *se = &bc->endpoints[j];
+            const struct bal_ep *ep = live_ep(rt, s, bc->index, se->id);
+
+            for (int r = BAL_OUTLIER_CONSECUTIVE; r <= BAL_OUTLIER_PERCENTAGE; r++) {
+                ep_sample(b, "switchyard_ejections_total", bc, se);
+                evbuffer_add_printf(b, ",reason=\"%s\"} %llu\n",
+                                    bal_outlier_reason((enum bal_outlier_verdict)r),
+                                    (unsigned long long)(ep != NULL ? ep->ejected_by[r] : 0));
+            }
+        }
+    }
+    header(b, "switchyard_endpoint_ejected", "gauge",
+           "1 while outlier detection keeps the endpoint out of rotation, else 0.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            ep_sample(b, "switchyard_endpoint_ejected", bc, &bc->endpoints[j]);
+            evbuffer_add_printf(b, "} %d\n", bc->endpoints[j].ejected ? 1 : 0);
+        }
+    }
+}
+
 /* The names Prometheus itself uses for its configuration reloads. */
 static void reload_metrics(const struct runtime *rt, struct evbuffer *b)
 {
@@ -631,6 +752,7 @@ static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
     }
 
     endpoint_metrics(a, b);
+    resilience_metrics(a, b);
     reload_metrics(rt, b);
 }
 

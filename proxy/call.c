@@ -24,6 +24,9 @@
 #include "proxy/flow.h"
 #include "proxy/retry.h"
 
+/* The longest a response head waits for its first message (see |held|). */
+#define PROXY_HOLD_MS 200
+
 struct proxy_call {
     struct proxy_call *next_free;
     struct proxy_call_env *env;
@@ -50,6 +53,7 @@ struct proxy_call {
     struct event *deadline_ev;
     struct event *idle_ev;
     struct event *retry_ev; /* the backoff before a retry, or the next hedge */
+    struct event *hold_ev;  /* ends the hold of |held|'s response head */
     uint64_t last_active_ms;
     uint64_t deadline_ms; /* CLOCK_MONOTONIC ms the call must end by; 0: none */
     bool no_idle;
@@ -71,7 +75,12 @@ struct proxy_call {
     bool keep;      /* request bytes kept for replay (a retry policy or hedging) */
     bool no_more;   /* committed to the attempts running: no more retries or hedges */
     bool skip_soft; /* this pick may reuse an endpoint tried before (a policy retry) */
-    char why[192];  /* why the last attempt failed, for the final message */
+    /* The attempt whose response head is held back in |rhead| (a copy) until
+     * its first message, its end or PROXY_HOLD_MS: an error right after the
+     * head (gRPC C++ servers send head and trailers apart) or a connection
+     * lost before any message is still retried. Only while |keep|. */
+    struct proxy_attempt *held;
+    char why[192]; /* why the last attempt failed, for the final message */
 
     /* response */
     struct proxy_flow resp_body;
@@ -128,6 +137,7 @@ static void outlier_record(struct proxy_call *call, const struct proxy_attempt *
                            const struct proxy_attempt_result *r);
 static void replay_end(struct proxy_call *call);
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
+static void on_hold_timer(evutil_socket_t fd, short what, void *arg);
 
 /* ---- the decision ---- */
 
@@ -295,7 +305,9 @@ struct proxy_call *proxy_call_new(struct proxy_call_env *env, const struct proxy
         call->deadline_ev = event_new(env->base, -1, 0, on_deadline, call);
         call->idle_ev = event_new(env->base, -1, 0, on_idle, call);
         call->retry_ev = event_new(env->base, -1, 0, on_retry_timer, call);
-        if (call->deadline_ev == NULL || call->idle_ev == NULL || call->retry_ev == NULL)
+        call->hold_ev = event_new(env->base, -1, 0, on_hold_timer, call);
+        if (call->deadline_ev == NULL || call->idle_ev == NULL || call->retry_ev == NULL ||
+            call->hold_ev == NULL)
             core_oom();
     }
     call->next_free = NULL;
@@ -321,6 +333,7 @@ static void call_destroy(struct proxy_call *call)
     event_free(call->deadline_ev);
     event_free(call->idle_ev);
     event_free(call->retry_ev);
+    event_free(call->hold_ev);
     free(call);
 }
 
@@ -348,6 +361,7 @@ void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
     event_del(call->deadline_ev);
     event_del(call->idle_ev);
     event_del(call->retry_ev);
+    event_del(call->hold_ev);
     if (call->status < 0 || (h2err != NGHTTP2_NO_ERROR && call->state < PROXY_CALL_FINAL))
         call->status = GRPC_CANCELLED; /* the client went away or reset the stream */
     /* A backend whose response is complete (trailers in) while the client was
@@ -388,6 +402,7 @@ void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
         call->deadline_ev = keep.deadline_ev;
         call->idle_ev = keep.idle_ev;
         call->retry_ev = keep.retry_ev;
+        call->hold_ev = keep.hold_ev;
         call->side.call = call;
     }
     call->next_free = env->free_calls;
@@ -778,6 +793,11 @@ static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a,
 
     while (*pp != NULL && *pp != a)
         pp = &(*pp)->next;
+    if (call->held == a) {
+        call->held = NULL;
+        event_del(call->hold_ev);
+        proxy_head_clear(&call->rhead);
+    }
     if (*pp == a) {
         *pp = a->next;
         lb_attempt_end(call, a->ep_id);
@@ -1054,10 +1074,11 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
         return;
     if (call->hedge_next) {
         /* A hedge: another attempt while the others still run, if the
-         * budget allows (hedges are retries to it). */
+         * budget allows (hedges are retries to it). None once a response
+         * head came (A6), even while it is held. */
         const struct conf_cluster *cc = cl->conf;
 
-        if (call->no_more || call->npolicy >= cc->retry_max_attempts)
+        if (call->no_more || call->held != NULL || call->npolicy >= cc->retry_max_attempts)
             return;
         if (!proxy_budget_take(&cs->budget, mono_ns() / 1000000000u, cc->retry_budget,
                                (double)cc->retry_budget_min / (double)call->env->nworkers)) {
@@ -1268,6 +1289,64 @@ static void commit(struct proxy_call *call, struct proxy_attempt *a)
     proxy_flow_set_src(&call->resp_body, &attempt_src, a);
 }
 
+/* The held head goes to the client: its attempt is committed (the others
+ * are cancelled) and the call streams. */
+static void hold_release(struct proxy_call *call)
+{
+    struct proxy_attempt *a = call->held;
+
+    call->held = NULL;
+    event_del(call->hold_ev);
+    commit(call, a);
+    replay_end(call);
+    set_state(call, PROXY_CALL_STREAMING);
+    send_head(call, &call->rhead, false);
+}
+
+static void on_hold_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_call *call = arg;
+
+    (void)fd;
+    (void)what;
+    if (call->held != NULL && call->state == PROXY_CALL_ROUTED)
+        hold_release(call);
+}
+
+/* The held attempt |a| ended with trailers |h| and no message: like a
+ * Trailers-Only answer, an error may be tried again. Returns false when the
+ * trailers should go to the client the usual way (OK, or too large). */
+static bool held_end(struct proxy_call *call, struct proxy_attempt *a, struct proxy_head *h)
+{
+    const nghttp2_nv *pb = proxy_head_get(h, "grpc-retry-pushback-ms", 22);
+    int status = status_of(h);
+    int64_t pushback =
+        proxy_pushback_parse(pb != NULL ? pb->value : NULL, pb != NULL ? pb->valuelen : 0);
+
+    if (status <= 0 || h->bytes > call->env->snap->conf->proxy.max_header_list_size)
+        return false;
+    /* Copied before the attempt goes: they may be the answer. */
+    proxy_head_clear(&call->trailers);
+    proxy_head_copy(&call->trailers, h);
+    call->status = status;
+    a->status = status;
+    call->held = NULL;
+    event_del(call->hold_ev);
+    attempt_drop(call, a, NGHTTP2_NO_ERROR);
+    if (try_again(call, status, pushback) != RETRY_NO) {
+        proxy_head_clear(&call->rhead);
+        proxy_head_clear(&call->trailers);
+        return true;
+    }
+    /* Final: the head and these trailers go to the client as they came. */
+    cancel_attempts(call, NGHTTP2_CANCEL);
+    event_del(call->retry_ev);
+    set_state(call, PROXY_CALL_STREAMING);
+    send_head(call, &call->rhead, false);
+    end_with_trailers(call);
+    return true;
+}
+
 static void on_attempt_head(struct proxy_attempt *a, struct proxy_head *h, bool end)
 {
     struct proxy_call *call = owner_of(a);
@@ -1300,6 +1379,21 @@ static void on_attempt_head(struct proxy_attempt *a, struct proxy_head *h, bool 
         send_head(call, h, true);
         return;
     }
+    if (!end && call->keep && call->held == NULL) {
+        struct timeval tv = {.tv_sec = 0, .tv_usec = PROXY_HOLD_MS * 1000};
+
+        /* Copied: the hold may outlive this attempt's connection. */
+        proxy_head_clear(&call->rhead);
+        proxy_head_copy(&call->rhead, h);
+        call->held = a;
+        event_add(call->hold_ev, &tv);
+        return;
+    }
+    if (call->held != NULL) {
+        /* Another attempt's head came first: it wins, this one is cancelled. */
+        hold_release(call);
+        return;
+    }
     commit(call, a);
     replay_end(call); /* committed: nothing will be sent again */
     if (end) {
@@ -1319,6 +1413,8 @@ static void on_attempt_data(struct proxy_attempt *a, const uint8_t *p, size_t n)
     struct proxy_call *call = owner_of(a);
     uint32_t max = call->env->snap->conf->proxy.max_message_size;
 
+    if (a == call->held)
+        hold_release(call); /* a message: this attempt is the answer */
     if (a != call->committed || call->state != PROXY_CALL_STREAMING) {
         /* Nobody will send these bytes on: give the credit back now. */
         proxy_attempt_credit(a, n, false);
@@ -1343,6 +1439,11 @@ static void on_attempt_trailers(struct proxy_attempt *a, struct proxy_head *h)
     struct proxy_call *call = owner_of(a);
     uint32_t limit = call->env->snap->conf->proxy.max_header_list_size;
 
+    if (a == call->held) {
+        if (held_end(call, a, h))
+            return;
+        hold_release(call);
+    }
     if (a != call->committed || call->state != PROXY_CALL_STREAMING)
         return;
     touch(call);

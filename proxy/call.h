@@ -24,6 +24,7 @@
 #include "proxy/filter.h"
 #include "proxy/head.h"
 #include "proxy/pool.h"
+#include "proxy/report.h"
 #include "proxy/retry.h"
 
 struct evbuffer;
@@ -67,12 +68,6 @@ struct proxy_call_side_ops {
      *  (!|stream|) or stream window. */
     void (*credit)(struct proxy_call_side *side, size_t n, bool stream);
 };
-
-/* Retry reasons counted per cluster: a gRPC status code (a policy retry on
- * that status), or PROXY_RETRY_UNSEEN (a transparent retry of an attempt no
- * backend saw). */
-#define PROXY_RETRY_UNSEEN  GRPC_CODE_COUNT
-#define PROXY_RETRY_REASONS (GRPC_CODE_COUNT + 1)
 
 /** One worker's state for one cluster: the policy's, the retry budget, and
  *  counters for /metrics. Follows its cluster by name across snapshots. */

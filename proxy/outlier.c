@@ -89,6 +89,8 @@ static bool eject(struct runtime *rt, const struct proxy_outlier_req *r, uint64_
     ms = bal_outlier_ejection_ms(cc->outlier_base_ejection_time_ms, target->ejections);
     snprintf(why, sizeof(why), "%s", bal_outlier_reason(r->why));
     bal_epset_set_ejected(rt->eps, target, now + ms, why);
+    if ((size_t)r->why < sizeof(target->ejected_by) / sizeof(target->ejected_by[0]))
+        target->ejected_by[r->why]++;
     log_warn("cluster %s: endpoint %s ejected for %llu ms (%s; ejection %u)", r->cluster, r->addr,
              (unsigned long long)ms, why, target->ejections);
     return true;

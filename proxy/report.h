@@ -35,6 +35,20 @@ struct proxy_ep_report {
     bool removed; /* no longer in the snapshot: its calls are draining */
 };
 
+/* Retry reasons counted per cluster: a gRPC status code (a policy retry on
+ * that status), or PROXY_RETRY_UNSEEN (a transparent retry of an attempt no
+ * backend saw). */
+#define PROXY_RETRY_UNSEEN  GRPC_CODE_COUNT
+#define PROXY_RETRY_REASONS (GRPC_CODE_COUNT + 1)
+
+/** One cluster's retry counters on a worker. */
+struct proxy_cluster_report {
+    char name[128];
+    uint64_t retries[PROXY_RETRY_REASONS];
+    uint64_t hedges;
+    uint64_t budget_exhausted; /* retries and hedges the budget refused */
+};
+
 /** A worker's counters, copied on the worker and handed to the main thread. */
 struct proxy_report {
     struct proxy_mstat *m; /* names are copies */
@@ -45,6 +59,8 @@ struct proxy_report {
     uint32_t be_conns;
     uint64_t alog_dropped; /* access log lines dropped because the log could not keep up */
     size_t pools;          /* backend pools alive */
+    struct proxy_cluster_report *clusters;
+    size_t nclusters;
 };
 
 /** Frees |r| and what it owns. NULL is a no-op. */

@@ -195,6 +195,16 @@ static struct proxy_report *report_new(struct proxy_worker *w)
     r->fe_conns = w->fe.nconns;
     r->pools = w->pools.npools;
     proxy_pools_each(&w->pools, add_pool, &pw);
+    r->clusters = xcalloc(w->ncs > 0 ? w->ncs : 1, sizeof(*r->clusters));
+    r->nclusters = w->ncs;
+    for (size_t i = 0; i < w->ncs; i++) {
+        struct proxy_cluster_report *c = &r->clusters[i];
+
+        snprintf(c->name, sizeof(c->name), "%s", w->snap->clusters[i].name);
+        memcpy(c->retries, w->cs[i].retries, sizeof(c->retries));
+        c->hedges = w->cs[i].hedges;
+        c->budget_exhausted = w->cs[i].budget_exhausted;
+    }
     return r;
 }
 
@@ -363,8 +373,10 @@ static void worker_deinit(struct proxy_worker *w)
         event_free(w->ev_report);
     proxy_report_free(atomic_exchange(&w->report, NULL));
     bal_snapshot_unref(atomic_exchange(&w->pending, NULL));
-    for (size_t i = 0; i < w->ncs; i++)
+    for (size_t i = 0; i < w->ncs; i++) {
         bal_lb_deinit(&w->cs[i].lb);
+        bal_outlier_deinit(&w->cs[i].outlier);
+    }
     bal_snapshot_unref(w->snap);
     free(w->cs);
     event_base_free(w->base);

@@ -309,6 +309,7 @@ void proxy_report_free(struct proxy_report *r)
         free(r->m[i].name);
     free(r->m);
     free(r->eps);
+    free(r->clusters);
     free(r);
 }
 

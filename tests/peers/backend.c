@@ -111,9 +111,10 @@ struct service_status {
 static struct {
     const char *id;
     bool quiet;
-    FILE *md_log;      /* --md-log: the metadata of every Health/Check call */
-    uint32_t delay_ms; /* --delay-ms: added before every unary reply */
-    bool lazy_headers; /* --lazy-headers: initial metadata with the first reply */
+    FILE *md_log;       /* --md-log: the metadata of every Health/Check call */
+    uint32_t delay_ms;  /* --delay-ms: added before every unary reply */
+    bool lazy_headers;  /* --lazy-headers: initial metadata with the first reply */
+    uint32_t fail_code; /* --fail-code: every Echo call ends with it after its first request */
     grpc_server *server;
     grpc_completion_queue *cq;
     bool shutting_down;
@@ -283,6 +284,48 @@ static void start_batch(struct call *c, const grpc_op *ops, size_t n, struct tag
     c->refs++;
 }
 
+/* Trailers md_reports() may add. */
+#define MD_REPORTS 3
+
+/* Appends a trailer whose slices |c| owns (freed with the call). */
+static void md_gen(struct call *c, const char *k, const char *v)
+{
+    c->tmd[c->ntmd].key = grpc_slice_from_copied_string(k);
+    c->tmd[c->ntmd++].value = grpc_slice_from_copied_string(v);
+    c->ngen++;
+}
+
+/* What the call saw, for tests of a proxy in between: x-deadline-ms (the
+ * deadline's milliseconds left when the call arrived), x-previous-attempts
+ * (the request's grpc-previous-rpc-attempts), and grpc-retry-pushback-ms
+ * with the value of the request's x-pushback-ms. */
+static void md_reports(struct call *c)
+{
+    gpr_timespec dl = gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_MONOTONIC);
+
+    if (gpr_time_cmp(dl, gpr_inf_future(GPR_CLOCK_MONOTONIC)) != 0) {
+        char v[32];
+
+        snprintf(v, sizeof(v), "%lld",
+                 (long long)gpr_time_to_millis(gpr_time_sub(dl, gpr_now(GPR_CLOCK_MONOTONIC))));
+        md_gen(c, "x-deadline-ms", v);
+    }
+    for (size_t i = 0; i < c->req_md.count; i++) {
+        const grpc_metadata *m = &c->req_md.metadata[i];
+        const char *as =
+            grpc_slice_str_cmp(m->key, "grpc-previous-rpc-attempts") == 0 ? "x-previous-attempts"
+            : grpc_slice_str_cmp(m->key, "x-pushback-ms") == 0            ? "grpc-retry-pushback-ms"
+                                                                          : NULL;
+
+        if (as != NULL) {
+            char *v = grpc_slice_to_c_string(m->value);
+
+            md_gen(c, as, v);
+            gpr_free(v);
+        }
+    }
+}
+
 /* The metadata |c| answers with (struct call's |imd| and |tmd|). */
 static void md_build(struct call *c)
 {
@@ -304,7 +347,7 @@ static void md_build(struct call *c)
         }
     }
     c->imd = calloc(1 + necho, sizeof(*c->imd));
-    c->tmd = calloc(1 + necho + ntr, sizeof(*c->tmd));
+    c->tmd = calloc(1 + necho + ntr + MD_REPORTS, sizeof(*c->tmd));
     if (!c->imd || !c->tmd)
         abort();
     c->imd[c->nimd++] = md_id[0];
@@ -326,10 +369,9 @@ static void md_build(struct call *c)
 
         snprintf(k, sizeof(k), "x-trailer-%03zu", i);
         snprintf(v, sizeof(v), "value-%zu", i);
-        c->tmd[c->ntmd].key = grpc_slice_from_copied_string(k);
-        c->tmd[c->ntmd++].value = grpc_slice_from_copied_string(v);
-        c->ngen++;
+        md_gen(c, k, v);
     }
+    md_reports(c);
 }
 
 /* ---- sending ---- */
@@ -537,11 +579,13 @@ static Sy__Test__EchoRequest *parse_echo(struct call *c, grpc_byte_buffer *bb)
     if (c->req)
         sy__test__echo_request__free_unpacked(c->req, NULL);
     c->req = r;
-    if (r->fail_code != 0) {
+    if (r->fail_code != 0 || g.fail_code != 0) {
+        uint32_t code = r->fail_code != 0 ? r->fail_code : g.fail_code;
         char msg[64];
 
-        snprintf(msg, sizeof(msg), "sy-backend %s: requested failure %u", g.id, r->fail_code);
-        finish(c, (grpc_status_code)r->fail_code, msg);
+        snprintf(msg, sizeof(msg), "sy-backend %s: %s failure %u", g.id,
+                 r->fail_code != 0 ? "requested" : "--fail-code", code);
+        finish(c, (grpc_status_code)code, msg);
         return NULL;
     }
     return r;
@@ -880,7 +924,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: sy-backend --listen HOST:PORT [--id NAME] [--health SERVING|NOT_SERVING]\n"
                "                  [--grace MS] [--max-connection-age MS] [--delay-ms MS]\n"
-               "                  [--lazy-headers] [--quiet]\n"
+               "                  [--lazy-headers] [--fail-code N] [--quiet]\n"
                "                  [--tls-cert F --tls-key F [--tls-client-ca F]] [--md-log F]\n"
                "Serves sy.test.Echo, sy.test.Control and grpc.health.v1.Health (insecure,\n"
                "or TLS with --tls-cert; --tls-client-ca requires client certificates).\n"
@@ -889,7 +933,12 @@ static void usage(FILE *f)
                "after running calls finish or --grace MS (default 0) passes.\n"
                "--max-connection-age MS: the gRPC server's MaxConnectionAge (GOAWAY NO_ERROR\n"
                "on each connection after about MS, +-10%%, then closed 1 s later).\n"
-               "--delay-ms MS delays every unary reply by MS on top of the request's own delay.\n");
+               "--delay-ms MS delays every unary reply by MS on top of the request's own delay.\n"
+               "--lazy-headers: response headers go with the first reply (grpc-go's way), so\n"
+               "an error before any reply is a trailers-only response.\n"
+               "--fail-code N: every Echo call ends with gRPC status N after its first request.\n"
+               "Trailers report x-deadline-ms (deadline left on arrival), x-previous-attempts\n"
+               "(grpc-previous-rpc-attempts) and echo x-pushback-ms as grpc-retry-pushback-ms.\n");
 }
 
 /* TLS mode: the PEM files' contents (they stay allocated for the process). */
@@ -951,6 +1000,7 @@ int main(int argc, char **argv)
                                              {"max-connection-age", required_argument, NULL, 'a'},
                                              {"delay-ms", required_argument, NULL, 'D'},
                                              {"lazy-headers", no_argument, NULL, 'L'},
+                                             {"fail-code", required_argument, NULL, 'F'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"tls-cert", required_argument, NULL, 'C'},
@@ -970,7 +1020,7 @@ int main(int argc, char **argv)
     int opt;
 
     g.id = "backend";
-    while ((opt = getopt_long(argc, argv, "l:i:H:g:a:D:LqhC:K:A:M:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:i:H:g:a:D:LF:qhC:K:A:M:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen = optarg;
@@ -995,6 +1045,15 @@ int main(int argc, char **argv)
         case 'L':
             g.lazy_headers = true;
             break;
+        case 'F': {
+            char *end;
+            unsigned long code = strtoul(optarg, &end, 10);
+
+            if (*optarg == '\0' || *end != '\0' || code < 1 || code > 16)
+                die("--fail-code: expected a gRPC status code 1..16, got '%s'", optarg);
+            g.fail_code = (uint32_t)code;
+            break;
+        }
         case 'D': {
             char *end;
             unsigned long ms = strtoul(optarg, &end, 10);

@@ -50,6 +50,9 @@ static void print_result(const struct gc_result *r)
            r->replies, (unsigned long long)r->bytes_received, r->sizes_ok ? "yes" : "no",
            r->content_ok ? "yes" : "no", r->elapsed_ms, r->message[0] ? " message=" : "",
            r->message);
+    if (r->deadline_ms >= 0 || r->previous_attempts > 0)
+        printf("  backend saw: deadline_ms=%ld previous_attempts=%d\n", r->deadline_ms,
+               r->previous_attempts);
 }
 
 struct tally {

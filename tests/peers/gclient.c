@@ -446,6 +446,15 @@ static void gcall_end(struct gcall *g)
     r->echo_md_initial = echoed(&g->init_md, g->send_md, g->nsend_md, &r->echo_md_ok);
     r->echo_md_trailing = echoed(&g->trail_md, g->send_md, g->nsend_md, &r->echo_md_ok);
     r->trailers_extra = prefixed(&g->trail_md, "x-trailer-");
+    {
+        char v[32] = "";
+
+        copy_md(&g->trail_md, "x-deadline-ms", v, sizeof(v));
+        r->deadline_ms = v[0] != '\0' ? strtol(v, NULL, 10) : -1;
+        v[0] = '\0';
+        copy_md(&g->trail_md, "x-previous-attempts", v, sizeof(v));
+        r->previous_attempts = (int)strtol(v, NULL, 10);
+    }
     /* A trailers-only response carries the id in the only metadata there is. */
     if (!r->got_initial_md && r->backend_id[0] == '\0')
         copy_md(&g->init_md, PEER_BACKEND_ID_KEY, r->backend_id, sizeof(r->backend_id));

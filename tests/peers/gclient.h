@@ -64,6 +64,8 @@ struct gc_result {
     bool echo_md_ok;             /* each came back with the value it was sent with */
     int trailers_extra;          /* x-trailer-* entries in the trailing metadata */
     long elapsed_ms;             /* from start to status */
+    long deadline_ms;            /* x-deadline-ms trailer: the deadline the backend saw; -1 none */
+    int previous_attempts; /* x-previous-attempts trailer (grpc-previous-rpc-attempts); 0 none */
 };
 
 /** Counters of one sy-backend (see StatsReply in echo.proto). */

@@ -257,7 +257,7 @@ static struct proxy_cluster_state cs[NCLUSTERS];
 static struct proxy_call_env env;
 
 static const char *const CONF_TEXT =
-    "[proxy]\nlisten = 127.0.0.1:1\nstream_idle_timeout = 200ms\n"
+    "[proxy]\nlisten = 127.0.0.1:1\nstream_idle_timeout = 300ms\n"
     "[admin]\nlisten = off\n"
     "[cluster.echo]\ntargets = 127.0.0.1:9, 127.0.0.1:10, 127.0.0.1:11\nroutes = /sy.test.Echo/\n"
     "health_check = off\nmax_retries = 2\n"
@@ -960,11 +960,69 @@ Test(call, a_committed_call_is_never_retried)
     struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
 
     proxy_call_head_done(call, true);
-    backend_head(started[0], false, NULL); /* headers reached the client */
+    backend_head(started[0], false, NULL);
+    cr_assert_eq(side.heads, 0, "the head went out before a message");
+    started[0]->ops->on_data(started[0], message, sizeof(message));
+    cr_assert_eq(side.heads, 1, "a message did not release the head");
     backend_end(started[0], PROXY_BE_END_LOST);
     run_for(30);
     cr_assert_eq(nstarted, 1);
     cr_assert_eq(trailer_status(call), GRPC_UNAVAILABLE);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, a_head_without_a_message_is_released_after_the_hold)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    backend_head(started[0], false, NULL);
+    run_for(100);
+    cr_assert_eq(side.heads, 0, "released before PROXY_HOLD_MS");
+    run_for(150);
+    cr_assert_eq(side.heads, 1, "a head held longer than PROXY_HOLD_MS");
+    cr_assert_not(side.head_end);
+    backend_end(started[0], PROXY_BE_END_LOST); /* committed now */
+    run_for(30);
+    cr_assert_eq(nstarted, 1);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, an_error_after_a_held_head_is_retried)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    /* gRPC C++ servers: the head, then trailers, no message. */
+    backend_head(started[0], false, NULL);
+    backend_trailers(started[0], "14");
+    run_for(60);
+    cr_assert_eq(nstarted, 2, "UNAVAILABLE after a head was not retried");
+    /* The next one dies after its head: retried too. */
+    backend_head(started[1], false, NULL);
+    backend_end(started[1], PROXY_BE_END_LOST);
+    run_for(60);
+    cr_assert_eq(nstarted, 3, "a connection lost after a held head was not retried");
+    /* The last attempt's error is final: head and trailers as they came. */
+    backend_head(started[2], false, NULL);
+    backend_trailers(started[2], "14");
+    cr_assert_eq(side.heads, 1);
+    cr_assert_not(side.head_end, "head and trailers became one");
+    cr_assert_eq(trailer_status(call), GRPC_UNAVAILABLE);
+    proxy_call_side_closed(call, 0);
+}
+
+Test(call, a_non_retryable_error_after_a_held_head_goes_out_as_it_came)
+{
+    struct proxy_call *call = call_for("/sy.test.Retry/M", NULL, NULL, NULL);
+
+    proxy_call_head_done(call, true);
+    backend_head(started[0], false, NULL);
+    backend_trailers(started[0], "5");
+    run_for(60);
+    cr_assert_eq(nstarted, 1, "NOT_FOUND was retried");
+    cr_assert_eq(side.heads, 1);
+    cr_assert_eq(trailer_status(call), GRPC_NOT_FOUND);
     proxy_call_side_closed(call, 0);
 }
 
@@ -989,6 +1047,7 @@ Test(call, hedges_start_after_the_delay_and_the_first_answer_wins)
     cr_assert_eq(nstarted, 2, "no hedge after hedge_delay");
     cr_assert_neq(started_ep[1], started_ep[0], "a hedge goes to another endpoint");
     backend_head(started[1], false, NULL);
+    started[1]->ops->on_data(started[1], message, sizeof(message));
     cr_assert_eq(started[0]->state, PROXY_ATTEMPT_IDLE, "the slower attempt was not cancelled");
     run_for(80);
     cr_assert_eq(nstarted, 2, "hedged after an answer");
