@@ -133,7 +133,8 @@ $(HEALTH_BIN): $(CLI_OBJS) $(HEALTH_PB_OBJ)
 $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_docs: $(BUILD)/tests/unit/test_docs.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
-$(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/core/log.o $(BAL_OBJS) $(CONF_OBJS)
+$(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/core/log.o \
+    $(BUILD)/core/utf8.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_conf_admin: $(BUILD)/tests/unit/test_conf_admin.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_drain: $(BUILD)/tests/unit/test_drain.o $(BAL_OBJS) $(CONF_OBJS)
@@ -143,7 +144,7 @@ $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(
 $(BUILD)/tests/unit/test_flow: $(BUILD)/tests/unit/test_flow.o $(BUILD)/proxy/flow.o
 # The call spine without the frontend, the worker or sockets.
 SPINE_OBJS := $(addprefix $(BUILD)/proxy/,call.o attempt.o pool.o be.o conn.o flow.o head.o) \
-    $(addprefix $(BUILD)/core/,log.o grpc.o tls.o)
+    $(addprefix $(BUILD)/core/,log.o grpc.o tls.o utf8.o)
 $(BUILD)/tests/unit/test_call: $(BUILD)/tests/unit/test_call.o $(SPINE_OBJS) $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
 	@echo "  LD      $@"

@@ -541,6 +541,11 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
                  level_names[nc->proxy.log_level]);
         log_set_level((enum log_level)nc->proxy.log_level);
     }
+    if (nc->proxy.log_json != oc->proxy.log_json) {
+        log_info("reload: log_format %s -> %s", oc->proxy.log_json ? "json" : "text",
+                 nc->proxy.log_json ? "json" : "text");
+        log_set_json(nc->proxy.log_json);
+    }
     if (nc->proxy.max_connections != oc->proxy.max_connections)
         check_fd_budget(nc, rt->nworkers);
     reload_done(rt, true, NULL);
@@ -765,6 +770,7 @@ int main(int argc, char **argv)
         rt.start_time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
     }
     log_init((enum log_level)rt.conf->proxy.log_level);
+    log_set_json(rt.conf->proxy.log_json);
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
         log_error("evthread_use_pthreads failed");
