@@ -31,6 +31,7 @@
 #include "health/hc.h"
 #include "proxy/auth.h"
 #include "proxy/dns.h"
+#include "proxy/otlp.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"
@@ -609,6 +610,7 @@ static int run(struct runtime *rt)
         rc = 1;
         goto stop;
     }
+    proxy_otlp_start(rt);
     proxy_publish(rt, rt->snap);
     rt->ev_sigterm = evsignal_new(rt->base, SIGTERM, on_signal, rt);
     rt->ev_sigint = evsignal_new(rt->base, SIGINT, on_signal, rt);
@@ -637,6 +639,7 @@ static int run(struct runtime *rt)
     }
 stop:
     proxy_workers_stop(rt);
+    proxy_otlp_stop(rt);
     proxy_admin_stop(rt);
     log_info("stopped");
 out:

@@ -21,6 +21,7 @@ struct bal_epset;
 struct proxy_worker;
 struct proxy_dns;
 struct proxy_admin;
+struct proxy_otlp;
 struct hc;
 
 /** The last SIGHUP reload, for /status and /metrics. */
@@ -57,6 +58,7 @@ struct runtime {
     struct event *ev_sighup;
     struct event *ev_report_ready; /* a worker posted a proxy_report */
     struct proxy_admin *admin;     /* owned (admin.c) */
+    struct proxy_otlp *otlp;       /* owned: the span exporter (otlp.c) */
     struct proxy_reload_info reload;
 };
 
