@@ -559,7 +559,8 @@ void proxy_stats_report(void *ws, struct proxy_report *r)
     r->m[st->nm].name = xstrdup("other");
     r->nup = w->nup;
     r->up = xcalloc(w->nup, sizeof(*r->up));
-    memcpy(r->up, w->up, w->nup * sizeof(*r->up));
+    if (w->nup > 0)
+        memcpy(r->up, w->up, w->nup * sizeof(*r->up));
     memcpy(r->self_health, w->self_health, sizeof(r->self_health));
     r->unlabelled = w->unlabelled;
     r->alog_dropped = w->alog_dropped;
