@@ -240,8 +240,12 @@ static void fix_tracestate(struct proxy_head *h, bool keep)
 {
     char joined[TRACESTATE_MAX + 1];
     size_t len = 0, n = 0;
-    bool ok = keep;
+    bool ok = true;
 
+    if (!keep) {
+        proxy_head_del(h, "tracestate", 10);
+        return;
+    }
     for (size_t i = 0; i < h->n && ok; i++) {
         const nghttp2_nv *f = &h->nv[i];
 
