@@ -170,12 +170,26 @@ test: deps
 # run for FUZZ_RUNS inputs each after the Criterion binaries.
 run-tests: $(BIN) $(HEALTH_BIN) $(UNIT_BINS) $(INTEG_BINS)
 	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
+	$(Q)$(MAKE) --no-print-directory otel-peer
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
-	$(Q)SY_BIN=$(abspath $(BIN)) SY_BIN_RELEASE=$(SY_BIN_RELEASE) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
+	$(Q)SY_OTEL_PEER=$(abspath $(OTEL_PEER)) SY_BIN=$(abspath $(BIN)) SY_BIN_RELEASE=$(SY_BIN_RELEASE) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
 	    SY_TOP=$(CURDIR) SY_FUZZ_BINS="$(abspath $(FUZZ_BINS))" SY_FUZZ_RUNS=$(FUZZ_RUNS) \
 	    bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
 peers: $(PEER_BINS)
+
+# The OpenTelemetry-instrumented test backend (tests/peers/otel/backend.js):
+# its npm packages are installed at test time under build/, from the
+# committed package.json and package-lock.json, never committed themselves.
+OTEL_PEER := build/otel-peer
+$(OTEL_PEER)/node_modules/.package-lock.json: tests/peers/otel/package.json tests/peers/otel/package-lock.json
+	@mkdir -p $(OTEL_PEER)
+	@echo "  NPM     $(OTEL_PEER)"
+	$(Q)cp tests/peers/otel/package.json tests/peers/otel/package-lock.json $(OTEL_PEER)/
+	$(Q)cd $(OTEL_PEER) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+
+.PHONY: otel-peer
+otel-peer: $(OTEL_PEER)/node_modules/.package-lock.json
 
 unit: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(SAN_FLAGS)" OPT=-O1 $(UNIT_BINS)
