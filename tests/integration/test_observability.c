@@ -1194,6 +1194,16 @@ static void metric_names(const char *expr, void (*fn)(const char *name, void *ar
             snprintf(w, sizeof(w), "%.*s", (int)(p - b), b);
             for (q = p; *q == ' '; q++)
                 ;
+            if (*q == '(' && (strcmp(w, "by") == 0 || strcmp(w, "without") == 0 ||
+                              strcmp(w, "on") == 0 || strcmp(w, "ignoring") == 0 ||
+                              strcmp(w, "group_left") == 0 || strcmp(w, "group_right") == 0)) {
+                /* a list of label names */
+                p = strchr(q, ')');
+                if (p == NULL)
+                    return;
+                p++;
+                continue;
+            }
             if (brace == 0 && bracket == 0 && *q != '(' && !promql_word(w) &&
                 !(b > expr && (b[-1] == '$' || isdigit((unsigned char)b[-1]))))
                 fn(w, arg);
@@ -1234,7 +1244,10 @@ static void each_expr(json_t *j, void (*fn)(const char *expr, void *arg), void *
 
         json_object_foreach(j, k, v)
         {
-            if ((strcmp(k, "expr") == 0 || strcmp(k, "query") == 0) && json_is_string(v))
+            /* "query" is a variable's: label_values(...), or a data source type */
+            if (json_is_string(v) &&
+                (strcmp(k, "expr") == 0 || (strcmp(k, "query") == 0 &&
+                                            strstr(json_string_value(v), "label_values(") != NULL)))
                 fn(json_string_value(v), arg);
             else
                 each_expr(v, fn, arg);
