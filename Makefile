@@ -137,6 +137,7 @@ $(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.
     $(BUILD)/core/utf8.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_conf_admin: $(BUILD)/tests/unit/test_conf_admin.o $(CONF_OBJS)
+$(BUILD)/tests/unit/test_conf_obs: $(BUILD)/tests/unit/test_conf_obs.o $(CONF_OBJS) $(BUILD)/core/utf8.o
 $(BUILD)/tests/unit/test_drain: $(BUILD)/tests/unit/test_drain.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_grpc: $(BUILD)/tests/unit/test_grpc.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
