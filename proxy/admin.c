@@ -363,6 +363,21 @@ static json_t *reload_json(const struct runtime *rt)
     return j;
 }
 
+/* Where spans go and how many made it. */
+static json_t *tracing_json(struct runtime *rt)
+{
+    const struct conf_tracing *tr = &rt->conf->tracing;
+    struct proxy_otlp_stats st;
+
+    proxy_otlp_stats(rt, &st);
+    return json_pack("{s:o, s:f, s:s, s:I, s:I, s:I}", "otlp_endpoint",
+                     tr->otlp_endpoint != NULL ? json_string(tr->otlp_endpoint) : json_null(),
+                     "sample_ratio", tr->sample_ratio, "service_name", tr->service_name,
+                     "spans_exported", (json_int_t)st.exported, "spans_dropped",
+                     (json_int_t)(st.dropped_queue + st.dropped_export + st.dropped_off),
+                     "spans_queued", (json_int_t)st.queued);
+}
+
 static json_t *status_json(struct proxy_admin *a)
 {
     struct runtime *rt = a->rt;
@@ -377,6 +392,7 @@ static json_t *status_json(struct proxy_admin *a)
     json_object_set_new(root, "workers", json_integer((json_int_t)rt->nworkers));
     json_object_set_new(root, "draining", json_boolean(rt->draining));
     json_object_set_new(root, "reload", reload_json(rt));
+    json_object_set_new(root, "tracing", tracing_json(rt));
     for (size_t i = 0; i < s->nclusters; i++) {
         const struct conf_cluster *cc = &c->clusters[i];
         const struct bal_cluster *bc = &s->clusters[i];

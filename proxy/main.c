@@ -432,6 +432,9 @@ static void log_restart_only(const struct conf *oc, const struct conf *nc)
     if (nc->admin.max_method_labels != oc->admin.max_method_labels)
         log_warn("reload: [admin] max_method_labels changed from %u to %u; %s",
                  oc->admin.max_method_labels, nc->admin.max_method_labels, tail);
+    if (nc->tracing.queue_size != oc->tracing.queue_size)
+        log_warn("reload: [tracing] queue_size changed from %u to %u; %s", oc->tracing.queue_size,
+                 nc->tracing.queue_size, tail);
 }
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
