@@ -133,9 +133,11 @@ $(HEALTH_BIN): $(CLI_OBJS) $(HEALTH_PB_OBJ)
 $(BUILD)/tests/unit/test_conf: $(BUILD)/tests/unit/test_conf.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_docs: $(BUILD)/tests/unit/test_docs.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_balancer: $(BUILD)/tests/unit/test_balancer.o $(BAL_OBJS)
-$(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/core/log.o $(BAL_OBJS) $(CONF_OBJS)
+$(BUILD)/tests/unit/test_dns: $(BUILD)/tests/unit/test_dns.o $(BUILD)/proxy/dns.o $(BUILD)/core/log.o \
+    $(BUILD)/core/utf8.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_auth: $(BUILD)/tests/unit/test_auth.o $(BUILD)/proxy/auth.o $(CONF_OBJS)
 $(BUILD)/tests/unit/test_conf_admin: $(BUILD)/tests/unit/test_conf_admin.o $(CONF_OBJS)
+$(BUILD)/tests/unit/test_conf_obs: $(BUILD)/tests/unit/test_conf_obs.o $(CONF_OBJS) $(BUILD)/core/utf8.o
 $(BUILD)/tests/unit/test_drain: $(BUILD)/tests/unit/test_drain.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_grpc: $(BUILD)/tests/unit/test_grpc.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
@@ -145,7 +147,7 @@ $(BUILD)/tests/unit/test_retry: $(BUILD)/tests/unit/test_retry.o $(BUILD)/proxy/
 $(BUILD)/tests/unit/test_outlier: $(BUILD)/tests/unit/test_outlier.o $(BAL_OBJS) $(CONF_OBJS)
 # The call spine without the frontend, the worker or sockets.
 SPINE_OBJS := $(addprefix $(BUILD)/proxy/,call.o attempt.o pool.o be.o conn.o flow.o head.o retry.o) \
-    $(addprefix $(BUILD)/core/,log.o grpc.o tls.o)
+    $(addprefix $(BUILD)/core/,log.o grpc.o tls.o utf8.o)
 $(BUILD)/tests/unit/test_call: $(BUILD)/tests/unit/test_call.o $(SPINE_OBJS) $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
 	@echo "  LD      $@"
@@ -171,12 +173,26 @@ test: deps
 # run for FUZZ_RUNS inputs each after the Criterion binaries.
 run-tests: $(BIN) $(HEALTH_BIN) $(UNIT_BINS) $(INTEG_BINS)
 	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
+	$(Q)$(MAKE) --no-print-directory otel-peer
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
-	$(Q)SY_BIN=$(abspath $(BIN)) SY_BIN_RELEASE=$(SY_BIN_RELEASE) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
+	$(Q)SY_OTEL_PEER=$(abspath $(OTEL_PEER)) SY_BIN=$(abspath $(BIN)) SY_BIN_RELEASE=$(SY_BIN_RELEASE) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
 	    SY_TOP=$(CURDIR) SY_FUZZ_BINS="$(abspath $(FUZZ_BINS))" SY_FUZZ_RUNS=$(FUZZ_RUNS) \
 	    bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
 peers: $(PEER_BINS)
+
+# The OpenTelemetry-instrumented test backend (tests/peers/otel/backend.js):
+# its npm packages are installed at test time under build/, from the
+# committed package.json and package-lock.json, never committed themselves.
+OTEL_PEER := build/otel-peer
+$(OTEL_PEER)/node_modules/.package-lock.json: tests/peers/otel/package.json tests/peers/otel/package-lock.json
+	@mkdir -p $(OTEL_PEER)
+	@echo "  NPM     $(OTEL_PEER)"
+	$(Q)cp tests/peers/otel/package.json tests/peers/otel/package-lock.json $(OTEL_PEER)/
+	$(Q)cd $(OTEL_PEER) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+
+.PHONY: otel-peer
+otel-peer: $(OTEL_PEER)/node_modules/.package-lock.json
 
 unit: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(SAN_FLAGS)" OPT=-O1 $(UNIT_BINS)

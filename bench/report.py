@@ -17,7 +17,8 @@ import statistics
 import subprocess
 import sys
 
-TARGETS = ["direct", "switchyard-w1", "switchyard-w2", "nginx", "haproxy"]
+TARGETS = ["direct", "switchyard-w1", "switchyard-w2", "switchyard-trace0.01", "switchyard-trace1",
+           "nginx", "haproxy"]
 SY = "switchyard-w1"
 
 

@@ -29,6 +29,9 @@
 #   BENCH_IDLE_CONNS [2000]   idle-connection case, connections
 #   BENCH_ROUNDS [1]          rounds; targets run interleaved, medians reported
 #   BENCH_TARGETS             subset of: direct switchyard-w1 switchyard-w2 nginx haproxy
+#                             switchyard-trace0.01 switchyard-trace1 (1 worker, tracing at
+#                             sample_ratio 0.01 and 1.0, spans exported over OTLP/HTTP to a
+#                             local receiver; switchyard-w1 is the same with export off)
 #   BENCH_PIN [auto]          auto/on: load generator + backend on CPU 0, single-thread
 #                             proxies on the last CPU (needs 2+ CPUs); off: no pinning
 # SPDX-License-Identifier: MIT
@@ -50,7 +53,7 @@ STREAM_MSG=${BENCH_STREAM_MSG:-65536}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
 ROUNDS=${BENCH_ROUNDS:-1}
 CHECK_CALLS=${BENCH_CHECK_CALLS:-2000}
-TARGETS=${BENCH_TARGETS:-direct switchyard-w1 switchyard-w2 nginx haproxy}
+TARGETS=${BENCH_TARGETS:-direct switchyard-w1 switchyard-w2 switchyard-trace0.01 switchyard-trace1 nginx haproxy}
 PIN=${BENCH_PIN:-auto}
 RATE_CONNS=4
 URL_PATH=/sy.test.Echo/Unary
@@ -240,6 +243,18 @@ backend_port=$(awk '/^listening/ {print $2}' "$work/echo.out")
 [ -n "$backend_port" ] || die "echo backend did not start: $(cat "$work/echo.err")"
 log "echo backend on 127.0.0.1:$backend_port (pid $echo_pid)"
 
+# ---- the OTLP receiver of the tracing targets (tests/integration/otel_peers.py) ----
+otlp_port=
+if [[ " $TARGETS " == *" switchyard-trace"* ]]; then
+    otlp_port=$(free_port)
+    spawn "${LOAD_CPUS:-}" python3 "$top/tests/integration/otel_peers.py" receiver "$otlp_port" \
+        >/dev/null 2>"$work/otlp.err" &
+    otlp_pid=$!
+    PIDS+=("$otlp_pid")
+    wait_port "$otlp_port" "$otlp_pid" "$work/otlp.err"
+    log "OTLP receiver on 127.0.0.1:$otlp_port (pid $otlp_pid)"
+fi
+
 # ---- targets ----
 # start_target NAME: sets target_pid (empty for direct) and target_port.
 start_target() {
@@ -262,6 +277,12 @@ start_target() {
     switchyard-*)
         conf=$prefix/switchyard.ini
         fill "$top/bench/peers/switchyard.ini.in" "$conf"
+        case "$name" in
+        switchyard-trace*)
+            printf '\n[tracing]\nsample_ratio = %s\notlp_endpoint = http://127.0.0.1:%s/v1/traces\n' \
+                "${name#switchyard-trace}" "$otlp_port" >>"$conf"
+            ;;
+        esac
         spawn "$cpus" "$SY_BIN" -c "$conf" >"$prefix/out.log" 2>&1 &
         ;;
     nginx)
@@ -405,13 +426,16 @@ log "targets: $TARGETS; $ROUNDS round(s), ${DURATION}s per case, pinning $PIN"
 for ((round = 1; round <= ROUNDS; round++)); do
     for target in $TARGETS; do
         case "$target" in
-        direct | switchyard-w1 | switchyard-w2) ;;
+        direct | switchyard-w1 | switchyard-w2 | switchyard-trace0.01 | switchyard-trace1) ;;
         nginx) [ -n "$NGINX" ] || die "nginx not installed (run: bash scripts/deps.sh --bench)" ;;
         haproxy) [ -n "$HAPROXY" ] || die "haproxy not installed (run: bash scripts/deps.sh --bench)" ;;
         *) die "unknown target '$target'" ;;
         esac
         log "round $round/$ROUNDS: $target"
-        if [ "$target" != direct ]; then run_idle; fi
+        case "$target" in
+        direct | switchyard-trace*) ;; # tracing costs nothing on idle connections
+        *) run_idle ;;
+        esac
         run_load
     done
 done

@@ -435,6 +435,7 @@ enum section {
     SECT_ADMIN,
     SECT_CLUSTER,
     SECT_AUTH,
+    SECT_TRACING,
 };
 
 enum kw_type {
@@ -464,6 +465,9 @@ enum kw_type {
     KW_PERCENT,      /* uint32_t 0..100, a trailing % allowed */
     KW_RATE,         /* uint32_t per second in min..max, a trailing /s allowed */
     KW_DURATION_OFF, /* uint32_t milliseconds: off (0) or a duration >= min */
+    KW_RATIO,        /* double in 0..1 */
+    KW_URL,          /* otlp_endpoint: http://HOST[:PORT][/PATH], empty: none */
+    KW_FIELDS,       /* access_log_fields: list of field names, one line */
 };
 
 struct keyword {
@@ -484,6 +488,10 @@ static const char *const health_state_names[] = {"unhealthy", "healthy", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const auth_mode_names[] = {"off", "jwt", "token", NULL};
 static const char *const tls_version_names[] = {"1.2", "1.3", NULL};
+static const char *const alog_field_names[CONF_ALOG_FIELD_COUNT + 1] = {
+    "time",        "peer",     "method",    "authority", "user_agent", "request_id",
+    "trace_id",    "cluster",  "endpoint",  "attempts",  "status",     "code",
+    "duration_ms", "bytes_in", "bytes_out", NULL};
 
 _Static_assert(sizeof(enum conf_log_level) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_policy) == sizeof(int), "enums are stored as int");
@@ -495,6 +503,7 @@ _Static_assert(sizeof(enum conf_tls_version) == sizeof(int), "enums are stored a
 #define PX(f) offsetof(struct conf_proxy, f)
 #define CL(f) offsetof(struct conf_cluster, f)
 #define AU(f) offsetof(struct conf_auth, f)
+#define TR(f) offsetof(struct conf_tracing, f)
 #define INT31 2147483647u
 
 /* Order here is the order of "expected one of" lists in messages. */
@@ -504,6 +513,8 @@ static const struct keyword keywords[] = {
     {SECT_PROXY, "log_level", KW_ENUM, PX(log_level), 0, 0, log_level_names},
     {SECT_PROXY, "access_log", KW_ACCESS_LOG, PX(access_log), 0, 0, NULL},
     {SECT_PROXY, "access_log_format", KW_ENUM_BOOL, PX(access_log_json), 0, 0, log_format_names},
+    {SECT_PROXY, "access_log_fields", KW_FIELDS, PX(access_log_fields), 0, 0, alog_field_names},
+    {SECT_PROXY, "log_format", KW_ENUM_BOOL, PX(log_json), 0, 0, log_format_names},
     {SECT_PROXY, "drain_timeout", KW_DURATION, PX(drain_timeout_ms), 0, 0, NULL},
     {SECT_PROXY, "max_concurrent_streams", KW_U32, PX(max_concurrent_streams), 1, INT31, NULL},
     {SECT_PROXY, "idle_timeout", KW_DURATION, PX(idle_timeout_ms), 0, 0, NULL},
@@ -603,7 +614,20 @@ static const struct keyword keywords[] = {
     {SECT_AUTH, "strip_authorization", KW_BOOL, AU(strip_authorization), 0, 0, NULL},
     {SECT_AUTH, "tokens_file", KW_FILE, AU(tokens_file), 0, 0, NULL},
     {SECT_AUTH, "exempt", KW_EXEMPT, AU(exempt), 0, 0, NULL},
+
+    {SECT_TRACING, "sample_ratio", KW_RATIO, TR(sample_ratio), 0, 0, NULL},
+    {SECT_TRACING, "otlp_endpoint", KW_URL, TR(otlp_endpoint), 0, 0, NULL},
+    {SECT_TRACING, "service_name", KW_STRING, TR(service_name), 0, 0, NULL},
+    {SECT_TRACING, "queue_size", KW_U32, TR(queue_size), 16, 1048576, NULL},
+    {SECT_TRACING, "batch_size", KW_U32, TR(batch_size), 1, 65536, NULL},
+    {SECT_TRACING, "export_interval", KW_DURATION, TR(export_interval_ms), 10, 0, NULL},
+    {SECT_TRACING, "export_timeout", KW_DURATION, TR(export_timeout_ms), 10, 0, NULL},
 };
+
+const char *conf_alog_field_name(enum conf_alog_field f)
+{
+    return f < CONF_ALOG_FIELD_COUNT ? alog_field_names[f] : "?";
+}
 
 #define NKEYWORDS (sizeof(keywords) / sizeof(keywords[0]))
 
@@ -701,6 +725,22 @@ static struct conf *conf_new(const char *path)
     c->proxy.header_timeout_ms = 10 * 1000;
     set_addr("127.0.0.1:9901", &c->admin.listen, &c->admin.listen_addr, &c->admin.listen_addrlen);
     c->admin.max_method_labels = 100;
+    {
+        /* The fields access log lines had before access_log_fields. */
+        static const uint8_t alog_default[] = {
+            CONF_ALOG_TIME,     CONF_ALOG_PEER,     CONF_ALOG_METHOD, CONF_ALOG_CLUSTER,
+            CONF_ALOG_ENDPOINT, CONF_ALOG_STATUS,   CONF_ALOG_CODE,   CONF_ALOG_DURATION,
+            CONF_ALOG_BYTES_IN, CONF_ALOG_BYTES_OUT};
+
+        memcpy(c->proxy.access_log_fields, alog_default, sizeof(alog_default));
+        c->proxy.naccess_log_fields = sizeof(alog_default);
+    }
+    c->tracing.sample_ratio = 0.01;
+    c->tracing.service_name = xstrdup("switchyard");
+    c->tracing.queue_size = 2048;
+    c->tracing.batch_size = 512;
+    c->tracing.export_interval_ms = 1000;
+    c->tracing.export_timeout_ms = 5000;
     c->auth.mode = CONF_AUTH_OFF;
     c->auth.leeway_ms = 30 * 1000;
     c->auth.exempt = xcalloc(1, sizeof(char *));
@@ -785,6 +825,10 @@ void conf_free(struct conf *c)
         free(c->proxy.dns_servers[i]);
     free(c->proxy.dns_servers);
     free(c->admin.listen);
+    free(c->tracing.otlp_endpoint);
+    free(c->tracing.otlp_host);
+    free(c->tracing.otlp_path);
+    free(c->tracing.service_name);
     free(c->admin.token_file);
     free_secret(c->admin.token, c->admin.token_len);
     auth_deinit(&c->auth);
@@ -817,7 +861,8 @@ struct parse {
     enum section sect;
     char *section; /* text between [ ] of the current header */
     int section_line;
-    int proxy_line, admin_line, auth_line;    /* header lines; 0: not seen */
+    int proxy_line, admin_line, auth_line; /* header lines; 0: not seen */
+    int tracing_line;
     int proxy_listen_line, admin_listen_line; /* 0: default */
     int tls_line;                             /* [proxy] listen_tls */
     int key_line[NKEYWORDS];                  /* in the current section; 0: unset */
@@ -922,6 +967,8 @@ static void *section_base(struct parse *p)
         return &p->c->clusters[p->c->nclusters - 1];
     case SECT_AUTH:
         return &p->c->auth;
+    case SECT_TRACING:
+        return &p->c->tracing;
     case SECT_NONE:
         break;
     }
@@ -1848,6 +1895,148 @@ static void add_list(struct parse *p, const struct keyword *kw, const char *v, b
     }
 }
 
+/* A ratio: a decimal number in 0..1 ("0.01", "1", "0"), no exponent, so
+ * what the file says is what is applied. */
+static void set_ratio(struct parse *p, const struct keyword *kw, const char *v, double *field)
+{
+    const char *q = v;
+    char *end;
+    double d;
+
+    while (isdigit((unsigned char)*q))
+        q++;
+    if (*q == '.')
+        for (q++; isdigit((unsigned char)*q); q++)
+            ;
+    d = strtod(v, &end);
+    if (q == v || *q != '\0' || end != q || !(d >= 0.0 && d <= 1.0)) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected a number in 0..1 such as 0.01 (1%%) or 1 (every trace), got '%s'", v);
+        return;
+    }
+    *field = d;
+}
+
+/* otlp_endpoint: an OTLP/HTTP traces URL. Plain http only: switchyard sends
+ * to a collector next to it (a sidecar or a node agent), which forwards. */
+static void set_url(struct parse *p, const struct keyword *kw, const char *v)
+{
+    struct conf_tracing *tr = &p->c->tracing;
+    const char *h = v + 7, *slash, *hend, *port = NULL;
+    char hostport[300];
+    uint64_t pn = 4318;
+
+    free(tr->otlp_endpoint);
+    free(tr->otlp_host);
+    free(tr->otlp_path);
+    tr->otlp_endpoint = tr->otlp_host = tr->otlp_path = NULL;
+    if (*v == '\0')
+        return; /* export off */
+    if (strncmp(v, "http://", 7) != 0 || has_ctl_or_space(v)) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected http://HOST[:PORT][/PATH] such as http://127.0.0.1:4318/v1/traces%s, "
+                 "got '%s'",
+                 strncmp(v, "https://", 8) == 0
+                     ? " (https is not supported: send to a local collector, which forwards)"
+                     : "",
+                 v);
+        return;
+    }
+    slash = strchr(h, '/');
+    hend = slash != NULL ? slash : h + strlen(h);
+    if ((size_t)(hend - h) >= sizeof(hostport) || hend == h) {
+        fail_key(p, p->lineno, kw->name, "expected a host after http://, got '%s'", v);
+        return;
+    }
+    memcpy(hostport, h, (size_t)(hend - h));
+    hostport[hend - h] = '\0';
+    if (hostport[0] == '[') {
+        char *rb = strchr(hostport, ']');
+
+        if (rb == NULL || (rb[1] != '\0' && rb[1] != ':')) {
+            fail_key(p, p->lineno, kw->name, "expected [IPv6] or [IPv6]:PORT as host, got '%s'", v);
+            return;
+        }
+        if (rb[1] == ':')
+            port = rb + 2;
+        *rb = '\0';
+        memmove(hostport, hostport + 1, strlen(hostport));
+    } else {
+        char *colon = strchr(hostport, ':');
+
+        if (colon != NULL) {
+            *colon = '\0';
+            port = colon + 1;
+        }
+        if (!is_hostname(hostport, strlen(hostport))) {
+            struct in_addr a4;
+
+            if (inet_pton(AF_INET, hostport, &a4) != 1) {
+                fail_key(p, p->lineno, kw->name,
+                         "expected a host name or IP address after http://, got '%s'", v);
+                return;
+            }
+        }
+    }
+    if (port != NULL && (parse_uint(port, 65535, &pn) != 0 || pn == 0 || pn > 65535)) {
+        fail_key(p, p->lineno, kw->name, "expected a port in 1..65535 in the URL, got '%s'", v);
+        return;
+    }
+    tr->otlp_endpoint = xstrdup(v);
+    tr->otlp_host = xstrdup(hostport);
+    tr->otlp_port = (uint16_t)pn;
+    tr->otlp_path = xstrdup(slash != NULL && slash[1] != '\0' ? slash : "/v1/traces");
+}
+
+/* access_log_fields = a, b, c: field names, each at most once, on one line. */
+static void set_fields(struct parse *p, const struct keyword *kw, const char *v)
+{
+    struct conf_proxy *pc = &p->c->proxy;
+    char list[300];
+    const char *s = v;
+    size_t n = 0;
+    uint8_t f[CONF_ALOG_FIELD_COUNT];
+
+    join_names(kw->names, list, sizeof(list));
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        const char *b = s, *e = comma != NULL ? comma : s + strlen(s);
+        char item[32];
+        int i;
+
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        if (b == e || (size_t)(e - b) >= sizeof(item)) {
+            fail_key(p, p->lineno, kw->name,
+                     "expected field names from %s, separated by ',', "
+                     "got '%s'",
+                     list, v);
+            return;
+        }
+        memcpy(item, b, (size_t)(e - b));
+        item[e - b] = '\0';
+        i = match_name(kw->names, item);
+        if (i < 0) {
+            fail_key(p, p->lineno, kw->name, "expected a field among %s, got '%s'", list, item);
+            return;
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (f[k] == i) {
+                fail_key(p, p->lineno, kw->name, "expected each field once, got '%s' twice", item);
+                return;
+            }
+        }
+        f[n++] = (uint8_t)i;
+        if (comma == NULL)
+            break;
+        s = comma + 1;
+    }
+    memcpy(pc->access_log_fields, f, n);
+    pc->naccess_log_fields = n;
+}
+
 static void set_value(struct parse *p, const struct keyword *kw, const char *v, bool cont)
 {
     void *field = (char *)section_base(p) + kw->off;
@@ -1900,6 +2089,15 @@ static void set_value(struct parse *p, const struct keyword *kw, const char *v, 
             *(uint32_t *)field = 0;
         else
             set_duration(p, kw, v, field);
+        break;
+    case KW_RATIO:
+        set_ratio(p, kw, v, field);
+        break;
+    case KW_URL:
+        set_url(p, kw, v);
+        break;
+    case KW_FIELDS:
+        set_fields(p, kw, v);
         break;
     case KW_EXEMPT:
         if (!cont) { /* the key's own line: its items replace the default */
@@ -2002,6 +2200,8 @@ static const char *section_title(enum section sect)
         return "[cluster.NAME]";
     case SECT_AUTH:
         return "[auth]";
+    case SECT_TRACING:
+        return "[tracing]";
     case SECT_NONE:
         break;
     }
@@ -2049,8 +2249,8 @@ static void on_key(struct parse *p, const char *name, const char *value)
 
     if (p->sect == SECT_NONE) {
         fail_line(p, p->lineno,
-                  "%s: expected a [proxy], [admin], [auth] or [cluster.NAME] header before the "
-                  "first key",
+                  "%s: expected a [proxy], [admin], [auth], [tracing] or [cluster.NAME] header "
+                  "before the first key",
                   name);
         return;
     }
@@ -2404,6 +2604,13 @@ static void begin_section(struct parse *p, const char *name, size_t len)
         }
         p->auth_line = p->lineno;
         p->sect = SECT_AUTH;
+    } else if (strcmp(p->section, "tracing") == 0) {
+        if (p->tracing_line != 0) {
+            fail_sect(p, p->lineno, "duplicate section; first on line %d", p->tracing_line);
+            return;
+        }
+        p->tracing_line = p->lineno;
+        p->sect = SECT_TRACING;
     } else if (strncmp(p->section, "cluster.", 8) == 0) {
         const char *cname = p->section + 8;
         struct conf *c = p->c;
@@ -2431,7 +2638,8 @@ static void begin_section(struct parse *p, const char *name, size_t len)
         p->sect = SECT_CLUSTER;
     } else {
         fail_sect(p, p->lineno,
-                  "unknown section; expected [proxy], [admin], [auth] or [cluster.NAME]");
+                  "unknown section; expected [proxy], [admin], [auth], [tracing] or "
+                  "[cluster.NAME]");
     }
 }
 
@@ -2738,6 +2946,8 @@ static const char *section_key(enum section sect)
         return "cluster.NAME";
     case SECT_AUTH:
         return "auth";
+    case SECT_TRACING:
+        return "tracing";
     case SECT_NONE:
         break;
     }
@@ -2797,6 +3007,12 @@ static const char *type_name(enum kw_type t)
         return "rate";
     case KW_DURATION_OFF:
         return "off or duration";
+    case KW_RATIO:
+        return "number";
+    case KW_URL:
+        return "URL";
+    case KW_FIELDS:
+        return "list of fields";
     }
     return "?";
 }
@@ -2840,10 +3056,11 @@ int conf_keyword_at(size_t i, struct conf_keyword_info *out)
     c = conf_new("defaults");
     memset(&cl, 0, sizeof(cl));
     cluster_defaults(&cl);
-    base = kw->sect == SECT_PROXY   ? (const char *)&c->proxy
-           : kw->sect == SECT_ADMIN ? (const char *)&c->admin
-           : kw->sect == SECT_AUTH  ? (const char *)&c->auth
-                                    : (const char *)&cl;
+    base = kw->sect == SECT_PROXY     ? (const char *)&c->proxy
+           : kw->sect == SECT_ADMIN   ? (const char *)&c->admin
+           : kw->sect == SECT_AUTH    ? (const char *)&c->auth
+           : kw->sect == SECT_TRACING ? (const char *)&c->tracing
+                                      : (const char *)&cl;
     base += kw->off;
 
     switch (kw->type) {
@@ -2928,6 +3145,7 @@ int conf_keyword_at(size_t i, struct conf_keyword_info *out)
         join_list(c->auth.exempt, c->auth.nexempt, out->deflt, sizeof(out->deflt));
         break;
     case KW_HASH_ON:
+    case KW_URL:
         snprintf(out->deflt, sizeof(out->deflt), "(none)");
         break;
     case KW_CODES: {
@@ -2973,6 +3191,28 @@ int conf_keyword_at(size_t i, struct conf_keyword_info *out)
             snprintf(out->deflt, sizeof(out->deflt), "off");
         else
             format_duration(v, out->deflt, sizeof(out->deflt));
+        break;
+    }
+    case KW_RATIO: {
+        double v;
+
+        memcpy(&v, base, sizeof(v));
+        snprintf(out->deflt, sizeof(out->deflt), "%g", v);
+        snprintf(out->range, sizeof(out->range), "0..1");
+        break;
+    }
+    case KW_FIELDS: {
+        size_t len = 0;
+
+        for (size_t k = 0; k < c->proxy.naccess_log_fields && len < sizeof(out->deflt); k++) {
+            int w = snprintf(out->deflt + len, sizeof(out->deflt) - len, "%s%s", k ? ", " : "",
+                             alog_field_names[c->proxy.access_log_fields[k]]);
+
+            if (w < 0)
+                break;
+            len += (size_t)w;
+        }
+        join_list((char *const *)alog_field_names, SIZE_MAX, out->range, sizeof(out->range));
         break;
     }
     }

@@ -52,6 +52,29 @@ enum conf_tls_version {
     CONF_TLS_1_3,     /* tls_min_version = 1.3 */
 };
 
+/* access_log_fields: what one access log line holds, in this order. */
+enum conf_alog_field {
+    CONF_ALOG_TIME = 0,   /* time: when the call ended, UTC, ms */
+    CONF_ALOG_PEER,       /* peer: the client's address */
+    CONF_ALOG_METHOD,     /* method: :path as received */
+    CONF_ALOG_AUTHORITY,  /* authority: :authority */
+    CONF_ALOG_USER_AGENT, /* user_agent: user-agent */
+    CONF_ALOG_REQUEST_ID, /* request_id: x-request-id */
+    CONF_ALOG_TRACE_ID,   /* trace_id: the W3C trace id of the call */
+    CONF_ALOG_CLUSTER,    /* cluster: where it was routed */
+    CONF_ALOG_ENDPOINT,   /* endpoint: the last attempt's address */
+    CONF_ALOG_ATTEMPTS,   /* attempts: backend attempts made */
+    CONF_ALOG_STATUS,     /* status: gRPC status name */
+    CONF_ALOG_CODE,       /* code: gRPC status number */
+    CONF_ALOG_DURATION,   /* duration_ms */
+    CONF_ALOG_BYTES_IN,   /* bytes_in: request body bytes from the client */
+    CONF_ALOG_BYTES_OUT,  /* bytes_out: response body bytes to the client */
+    CONF_ALOG_FIELD_COUNT
+};
+
+/** The name of access log field |f| in access_log_fields and JSON lines. */
+const char *conf_alog_field_name(enum conf_alog_field f);
+
 #define CONF_AUTH_MAX_CLAIMS 32 /* forward_claims entries */
 
 enum conf_auth_mode {
@@ -170,33 +193,37 @@ struct conf_proxy {
     enum conf_log_level log_level;         /* log_level = debug|info|warn|error (info) */
     char *access_log;                      /* access_log = -|PATH|off ("off") */
     bool access_log_json;                  /* access_log_format = text|json (text) */
-    uint32_t drain_timeout_ms;             /* drain_timeout (30s) */
-    uint32_t max_concurrent_streams;       /* max_concurrent_streams (100), 1..2^31-1 */
-    uint32_t idle_timeout_ms;              /* idle_timeout (5m); 0 = never */
-    uint32_t keepalive_time_ms;            /* keepalive_time (5m): PING a connection (client or
-                                              backend) idle this long; 0 = never */
-    uint32_t keepalive_timeout_ms;         /* keepalive_timeout (20s): no PING ACK by then:
-                                              close */
-    uint32_t max_connections;              /* max_connections (10000): client connections, all
-                                              workers together; more are closed at accept */
-    uint32_t max_header_list_size;         /* max_header_list_size (65536): request header bytes
-                                              (name + value + 32 per field); also the bound on
-                                              response trailers */
-    uint32_t stream_buffer;                /* stream_buffer (262144), 16 KiB..64 MiB: the
-                                              HTTP/2 stream window advertised on both sides, so
-                                              the most one stream buffers per direction */
-    uint32_t stream_idle_timeout_ms;       /* stream_idle_timeout (5m); 0 = off: a stream that
-                                              moves no byte either way that long is reset */
-    uint32_t max_connection_age_ms;        /* max_connection_age (0 = off): GOAWAY to a client
-                                              connection at this age, +-10 %% */
-    uint32_t max_connection_age_grace_ms;  /* max_connection_age_grace (30s): then closed */
-    uint32_t max_message_size;             /* max_message_size (16777216): one gRPC message, each
-                                              direction; 0 = no limit */
-    uint32_t header_timeout_ms;            /* header_timeout (10s): a connection must complete
-                                              request headers this long after it opened or began
-                                              them */
-    char **dns_servers;                    /* dns_servers = IP[:PORT], ... (none: system);
-                                              stored as IP:PORT or [IPv6]:PORT (53 if omitted) */
+    uint8_t access_log_fields[CONF_ALOG_FIELD_COUNT]; /* access_log_fields: enum
+                                                         conf_alog_field, in order */
+    size_t naccess_log_fields;
+    bool log_json;                   /* log_format = text|json (text): the main log on stderr */
+    uint32_t drain_timeout_ms;       /* drain_timeout (30s) */
+    uint32_t max_concurrent_streams; /* max_concurrent_streams (100), 1..2^31-1 */
+    uint32_t idle_timeout_ms;        /* idle_timeout (5m); 0 = never */
+    uint32_t keepalive_time_ms;      /* keepalive_time (5m): PING a connection (client or
+                                        backend) idle this long; 0 = never */
+    uint32_t keepalive_timeout_ms;   /* keepalive_timeout (20s): no PING ACK by then:
+                                        close */
+    uint32_t max_connections;        /* max_connections (10000): client connections, all
+                                        workers together; more are closed at accept */
+    uint32_t max_header_list_size;   /* max_header_list_size (65536): request header bytes
+                                        (name + value + 32 per field); also the bound on
+                                        response trailers */
+    uint32_t stream_buffer;          /* stream_buffer (262144), 16 KiB..64 MiB: the
+                                        HTTP/2 stream window advertised on both sides, so
+                                        the most one stream buffers per direction */
+    uint32_t stream_idle_timeout_ms; /* stream_idle_timeout (5m); 0 = off: a stream that
+                                        moves no byte either way that long is reset */
+    uint32_t max_connection_age_ms;  /* max_connection_age (0 = off): GOAWAY to a client
+                                        connection at this age, +-10 %% */
+    uint32_t max_connection_age_grace_ms; /* max_connection_age_grace (30s): then closed */
+    uint32_t max_message_size;            /* max_message_size (16777216): one gRPC message, each
+                                             direction; 0 = no limit */
+    uint32_t header_timeout_ms;           /* header_timeout (10s): a connection must complete
+                                             request headers this long after it opened or began
+                                             them */
+    char **dns_servers;                   /* dns_servers = IP[:PORT], ... (none: system);
+                                             stored as IP:PORT or [IPv6]:PORT (53 if omitted) */
     size_t ndns_servers;
 };
 
@@ -210,6 +237,23 @@ struct conf_admin {
                          state-changing admin request needs Authorization: Bearer <token> */
     char *token;      /* its token, read at load (a reload reads it again); wiped on free */
     size_t token_len;
+};
+
+/** [tracing]: W3C trace context (always on) and OpenTelemetry spans exported
+ *  over OTLP/HTTP with the JSON encoding. */
+struct conf_tracing {
+    double sample_ratio;         /* sample_ratio (0.01), 0..1: traces started here that are
+                                    recorded; a client's sampled flag is honoured */
+    char *otlp_endpoint;         /* otlp_endpoint (NULL: export off), http://HOST[:PORT][/PATH] */
+    char *otlp_host;             /* its host (an IP address or a name) */
+    uint16_t otlp_port;          /* its port (4318 when not written) */
+    char *otlp_path;             /* its path (/v1/traces when not written) */
+    char *service_name;          /* service_name ("switchyard"): resource service.name */
+    uint32_t queue_size;         /* queue_size (2048), 16..1048576: finished spans each worker
+                                    keeps for the exporter; more are dropped and counted */
+    uint32_t batch_size;         /* batch_size (512), 1..65536: spans per export request */
+    uint32_t export_interval_ms; /* export_interval (1s), >= 10ms */
+    uint32_t export_timeout_ms;  /* export_timeout (5s), >= 10ms: one export request */
 };
 
 /** [auth]: call authentication, checked before routing. The key material is
@@ -259,6 +303,7 @@ struct conf {
     struct conf_proxy proxy;
     struct conf_admin admin;
     struct conf_auth auth;
+    struct conf_tracing tracing;
     struct conf_cluster *clusters;
     size_t nclusters; /* >= 1 */
     /* The TLS contexts its owner builds from the TLS keys right after loading
@@ -322,7 +367,7 @@ void conf_target_deinit(struct conf_target *t);
  *  configuration reference (docs/configuration.md) documents, so that a test
  *  can keep the two in step. */
 struct conf_keyword_info {
-    const char *section; /* "proxy", "admin", "cluster.NAME" or "auth" */
+    const char *section; /* "proxy", "admin", "cluster.NAME", "auth" or "tracing" */
     const char *name;    /* e.g. "health_interval" */
     const char *type;    /* e.g. "duration", "integer", "boolean", "enum", "file" */
     char range[160];     /* the values accepted beyond the type, e.g. "1..1000", "at least

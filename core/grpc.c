@@ -104,6 +104,7 @@ int grpc_scan_feed(struct grpc_scan *s, const uint8_t *p, size_t len, uint32_t m
                          (uint32_t)s->hdr[3] << 8 | (uint32_t)s->hdr[4];
 
             s->hlen = 0;
+            s->msgs++;
             if (max > 0 && n > max)
                 return -1;
             s->need = n;

@@ -61,7 +61,8 @@ size_t grpc_message_encode(const char *msg, char *out, size_t outlen);
 struct grpc_scan {
     uint32_t need; /* message bytes still to come */
     uint8_t hdr[5];
-    uint8_t hlen; /* prefix bytes collected */
+    uint8_t hlen;  /* prefix bytes collected */
+    uint64_t msgs; /* messages begun (prefixes read): for metrics */
 };
 
 /** Feeds |len| bytes. Returns 0, or -1 as soon as a prefix declares a message

@@ -2,12 +2,14 @@
  * Invariant: the only process-wide mutable state besides struct runtime;
  * log_min_level is written by log_init() before threads start and by
  * log_set_level() (a reload) while workers read it: relaxed atomics, since a
- * worker seeing the new level a little late is fine.
+ * worker seeing the new level a little late is fine. The format (text or
+ * JSON) is a relaxed atomic too.
  * SPDX-License-Identifier: MIT */
 #ifndef CORE_LOG_H
 #define CORE_LOG_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 enum log_level {
     LOG_LVL_DEBUG = 0,
@@ -24,7 +26,12 @@ void log_init(enum log_level min);
 /** Changes the threshold while threads run (a reload). Thread-safe. */
 void log_set_level(enum log_level min);
 
-/** Writes one line "TIME LEVEL MODULE: message" to stderr. Thread-safe. */
+/** Chooses the line format: text (the default) or one JSON object per line
+ *  with the keys time, level, module and msg. Thread-safe (a reload). */
+void log_set_json(bool json);
+
+/** Writes one line "TIME LEVEL MODULE: message" (or its JSON object) to
+ *  stderr. Thread-safe. */
 void log_emit(enum log_level lvl, const char *mod, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

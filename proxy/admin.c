@@ -7,6 +7,7 @@
 #define LOG_MODULE "admin"
 #include "proxy/internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,8 +15,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -28,6 +31,7 @@
 #include "balancer/outlier.h"
 #include "core/log.h"
 #include "health/hc.h"
+#include "proxy/otlp.h"
 
 #ifndef SWITCHYARD_VERSION
 #define SWITCHYARD_VERSION "0.1.0"
@@ -105,6 +109,26 @@ static void ep_totals(const struct proxy_admin *a, const char *cluster, uint32_t
                 *active += r->eps[j].active_calls;
                 *total += r->eps[j].calls_total;
                 *conns += r->eps[j].conns;
+            }
+        }
+    }
+}
+
+/* Sums over the workers' pools of one (cluster, endpoint), for /metrics. */
+struct ep_sum {
+    uint64_t waiting, connect_failures;
+};
+
+static void ep_sums(const struct proxy_admin *a, const char *cluster, uint32_t id, struct ep_sum *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (size_t i = 0; i < a->rt->nworkers; i++) {
+        const struct proxy_report *r = a->reports[i];
+
+        for (size_t j = 0; r != NULL && j < r->neps; j++) {
+            if (r->eps[j].id == id && strcmp(r->eps[j].cluster, cluster) == 0) {
+                t->waiting += r->eps[j].waiting;
+                t->connect_failures += r->eps[j].connect_failures;
             }
         }
     }
@@ -361,6 +385,21 @@ static json_t *reload_json(const struct runtime *rt)
     return j;
 }
 
+/* Where spans go and how many made it. */
+static json_t *tracing_json(struct runtime *rt)
+{
+    const struct conf_tracing *tr = &rt->conf->tracing;
+    struct proxy_otlp_stats st;
+
+    proxy_otlp_stats(rt, &st);
+    return json_pack("{s:o, s:f, s:s, s:I, s:I, s:I}", "otlp_endpoint",
+                     tr->otlp_endpoint != NULL ? json_string(tr->otlp_endpoint) : json_null(),
+                     "sample_ratio", tr->sample_ratio, "service_name", tr->service_name,
+                     "spans_exported", (json_int_t)st.exported, "spans_dropped",
+                     (json_int_t)(st.dropped_queue + st.dropped_export + st.dropped_off),
+                     "spans_queued", (json_int_t)st.queued);
+}
+
 static json_t *status_json(struct proxy_admin *a)
 {
     struct runtime *rt = a->rt;
@@ -375,6 +414,7 @@ static json_t *status_json(struct proxy_admin *a)
     json_object_set_new(root, "workers", json_integer((json_int_t)rt->nworkers));
     json_object_set_new(root, "draining", json_boolean(rt->draining));
     json_object_set_new(root, "reload", reload_json(rt));
+    json_object_set_new(root, "tracing", tracing_json(rt));
     for (size_t i = 0; i < s->nclusters; i++) {
         const struct conf_cluster *cc = &c->clusters[i];
         const struct bal_cluster *bc = &s->clusters[i];
@@ -456,6 +496,24 @@ static void header(struct evbuffer *b, const char *name, const char *type, const
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* go-grpc-prometheus spells grpc_code as Go's codes.Code.String() does. */
+static const char *const go_code_names[GRPC_CODE_COUNT] = {
+    "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated"};
+
+static const char *const type_names[PROXY_TYPE_COUNT] = {"unary", "client_stream", "server_stream",
+                                                         "bidi_stream"};
+
+static void hist_merge(struct proxy_hist *d, const struct proxy_hist *h)
+{
+    for (int s = 0; s <= PROXY_HIST_NB; s++)
+        d->bucket[s] += h->bucket[s];
+    d->count += h->count;
+    d->sum += h->sum;
+}
+
 /* Sums the workers' method counters by name into |out| (|*n| entries). */
 static struct proxy_mstat *merge_methods(const struct proxy_admin *a, size_t *n)
 {
@@ -482,16 +540,179 @@ static struct proxy_mstat *merge_methods(const struct proxy_admin *a, size_t *n)
                 d = &out[k++];
                 d->name = m->name; /* borrowed from the report */
             }
-            for (int s = 0; s < GRPC_CODE_COUNT; s++)
-                d->by_code[s] += m->by_code[s];
-            for (int s = 0; s <= PROXY_HIST_NB; s++)
-                d->bucket[s] += m->bucket[s];
-            d->count += m->count;
-            d->sum += m->sum;
+            for (int t = 0; t < PROXY_TYPE_COUNT; t++) {
+                for (int s = 0; s < GRPC_CODE_COUNT; s++)
+                    d->handled[t][s] += m->handled[t][s];
+                d->msg_in[t] += m->msg_in[t];
+                d->msg_out[t] += m->msg_out[t];
+                hist_merge(&d->dur[t], &m->dur[t]);
+            }
         }
     }
     *n = k;
     return out;
+}
+
+/* Sums the workers' (cluster, endpoint) counters into |out| (|*n| entries). */
+static struct proxy_upstat *merge_upstreams(const struct proxy_admin *a, size_t *n)
+{
+    size_t cap = 0, k = 0;
+    struct proxy_upstat *out;
+
+    for (size_t i = 0; i < a->rt->nworkers; i++)
+        cap += a->reports[i] != NULL ? a->reports[i]->nup : 0;
+    out = calloc(cap + 1, sizeof(*out));
+    if (out == NULL)
+        abort();
+    for (size_t i = 0; i < a->rt->nworkers; i++) {
+        const struct proxy_report *r = a->reports[i];
+
+        for (size_t j = 0; r != NULL && j < r->nup; j++) {
+            const struct proxy_upstat *u = &r->up[j];
+            struct proxy_upstat *d = NULL;
+
+            for (size_t q = 0; q < k && d == NULL; q++) {
+                if (strcmp(out[q].cluster, u->cluster) == 0 &&
+                    strcmp(out[q].endpoint, u->endpoint) == 0)
+                    d = &out[q];
+            }
+            if (d == NULL) {
+                d = &out[k++];
+                memcpy(d->cluster, u->cluster, sizeof(d->cluster));
+                memcpy(d->endpoint, u->endpoint, sizeof(d->endpoint));
+            }
+            for (int s = 0; s < GRPC_CODE_COUNT; s++)
+                d->by_code[s] += u->by_code[s];
+            hist_merge(&d->dur, &u->dur);
+        }
+    }
+    *n = k;
+    return out;
+}
+
+/* A histogram's samples: NAME_bucket{LABELS,le=...}, _sum, _count, where
+ * |labels| is 'a="x",b="y"' (already escaped) or "". */
+static void hist_samples(struct evbuffer *b, const char *name, const char *labels,
+                         const struct proxy_hist *h)
+{
+    uint64_t cum = 0;
+    const char *sep = labels[0] != '\0' ? "," : "";
+
+    for (int s = 0; s <= PROXY_HIST_NB; s++) {
+        cum += h->bucket[s];
+        if (s < PROXY_HIST_NB)
+            evbuffer_add_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                                proxy_hist_bounds[s], (unsigned long long)cum);
+        else
+            evbuffer_add_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                                (unsigned long long)cum);
+    }
+    evbuffer_add_printf(b, "%s_sum{%s} %.9f\n", name, labels, h->sum);
+    evbuffer_add_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+}
+
+/* |s| escaped as a label value into |out| (see label()). */
+static void label_to(char *out, size_t outlen, const char *s)
+{
+    size_t o = 0;
+
+    for (; *s != '\0' && o + 3 < outlen; s++) {
+        if (*s == '\\' || *s == '"') {
+            out[o++] = '\\';
+            out[o++] = *s;
+        } else if (*s == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* 'grpc_service="pkg.Svc",grpc_method="M"' of method label |name|: "other"
+ * for both when it is the overflow slot. */
+static void method_labels(char *out, size_t outlen, const char *name)
+{
+    const char *slash = name[0] == '/' ? strchr(name + 1, '/') : NULL;
+    char svc[256], m[256];
+
+    if (slash == NULL) {
+        snprintf(out, outlen, "grpc_service=\"other\",grpc_method=\"other\"");
+        return;
+    }
+    {
+        char tmp[256];
+
+        snprintf(tmp, sizeof(tmp), "%.*s", (int)(slash - name - 1), name + 1);
+        label_to(svc, sizeof(svc), tmp);
+        label_to(m, sizeof(m), slash + 1);
+    }
+    snprintf(out, outlen, "grpc_service=\"%s\",grpc_method=\"%s\"", svc, m);
+}
+
+/* The families of go-grpc-prometheus (grpc_server_*), from the method labels. */
+static void grpc_server_metrics(struct evbuffer *b, const struct proxy_mstat *ms, size_t nm)
+{
+    char ml[600], l[700];
+
+    header(b, "grpc_server_started_total", "counter",
+           "RPCs started on the server (counted when they end: grpc_type is known only then).");
+    for (size_t i = 0; i < nm; i++) {
+        method_labels(ml, sizeof(ml), ms[i].name);
+        for (int t = 0; t < PROXY_TYPE_COUNT; t++) {
+            if (ms[i].dur[t].count > 0)
+                evbuffer_add_printf(b, "grpc_server_started_total{%s,grpc_type=\"%s\"} %llu\n", ml,
+                                    type_names[t], (unsigned long long)ms[i].dur[t].count);
+        }
+    }
+    header(b, "grpc_server_handled_total", "counter",
+           "RPCs completed on the server, regardless of success or failure.");
+    for (size_t i = 0; i < nm; i++) {
+        method_labels(ml, sizeof(ml), ms[i].name);
+        for (int t = 0; t < PROXY_TYPE_COUNT; t++) {
+            for (int s = 0; s < GRPC_CODE_COUNT; s++) {
+                if (ms[i].handled[t][s] == 0)
+                    continue;
+                evbuffer_add_printf(b,
+                                    "grpc_server_handled_total{%s,grpc_code=\"%s\","
+                                    "grpc_type=\"%s\"} %llu\n",
+                                    ml, go_code_names[s], type_names[t],
+                                    (unsigned long long)ms[i].handled[t][s]);
+            }
+        }
+    }
+    header(b, "grpc_server_msg_received_total", "counter",
+           "gRPC messages received from clients (stream messages included).");
+    for (size_t i = 0; i < nm; i++) {
+        method_labels(ml, sizeof(ml), ms[i].name);
+        for (int t = 0; t < PROXY_TYPE_COUNT; t++) {
+            if (ms[i].dur[t].count > 0)
+                evbuffer_add_printf(b, "grpc_server_msg_received_total{%s,grpc_type=\"%s\"} %llu\n",
+                                    ml, type_names[t], (unsigned long long)ms[i].msg_in[t]);
+        }
+    }
+    header(b, "grpc_server_msg_sent_total", "counter",
+           "gRPC messages sent to clients (stream messages included).");
+    for (size_t i = 0; i < nm; i++) {
+        method_labels(ml, sizeof(ml), ms[i].name);
+        for (int t = 0; t < PROXY_TYPE_COUNT; t++) {
+            if (ms[i].dur[t].count > 0)
+                evbuffer_add_printf(b, "grpc_server_msg_sent_total{%s,grpc_type=\"%s\"} %llu\n", ml,
+                                    type_names[t], (unsigned long long)ms[i].msg_out[t]);
+        }
+    }
+    header(b, "grpc_server_handling_seconds", "histogram",
+           "Time from a call's request headers to its end (buckets up to 4 hours, for streams).");
+    for (size_t i = 0; i < nm; i++) {
+        method_labels(ml, sizeof(ml), ms[i].name);
+        for (int t = 0; t < PROXY_TYPE_COUNT; t++) {
+            if (ms[i].dur[t].count == 0)
+                continue;
+            snprintf(l, sizeof(l), "%s,grpc_type=\"%s\"", ml, type_names[t]);
+            hist_samples(b, "grpc_server_handling_seconds", l, &ms[i].dur[t]);
+        }
+    }
 }
 
 /* One sample line "NAME{cluster="C",endpoint="E"LABELS} " without the value. */
@@ -684,52 +905,227 @@ static void reload_metrics(const struct runtime *rt, struct evbuffer *b)
                         ri->time > 0 ? ri->time : rt->start_time);
 }
 
+/* switchyard_upstream_*: attempts per cluster and endpoint. */
+static void upstream_metrics(struct proxy_admin *a, struct evbuffer *b)
+{
+    const struct bal_snapshot *s = a->rt->snap;
+    size_t nup;
+    struct proxy_upstat *up = merge_upstreams(a, &nup);
+    char cl[300], ep[200], l[600];
+
+    header(b, "switchyard_upstream_calls_total", "counter",
+           "Attempts sent to an endpoint, by the gRPC code they came to (Canceled: switchyard "
+           "cancelled them; Unavailable: they failed before an answer).");
+    for (size_t i = 0; i < nup; i++) {
+        label_to(cl, sizeof(cl), up[i].cluster);
+        label_to(ep, sizeof(ep), up[i].endpoint);
+        for (int c = 0; c < GRPC_CODE_COUNT; c++) {
+            if (up[i].by_code[c] > 0)
+                evbuffer_add_printf(b,
+                                    "switchyard_upstream_calls_total{cluster=\"%s\",endpoint="
+                                    "\"%s\",grpc_code=\"%s\"} %llu\n",
+                                    cl, ep, go_code_names[c], (unsigned long long)up[i].by_code[c]);
+        }
+    }
+    header(b, "switchyard_upstream_call_duration_seconds", "histogram",
+           "Time from an attempt's start to its end, per cluster.");
+    for (size_t i = 0; i < nup; i++) {
+        struct proxy_hist h = up[i].dur;
+        bool first = true;
+
+        for (size_t q = 0; q < i && first; q++)
+            first = strcmp(up[q].cluster, up[i].cluster) != 0;
+        if (!first)
+            continue;
+        for (size_t q = i + 1; q < nup; q++) {
+            if (strcmp(up[q].cluster, up[i].cluster) == 0)
+                hist_merge(&h, &up[q].dur);
+        }
+        label_to(cl, sizeof(cl), up[i].cluster);
+        snprintf(l, sizeof(l), "cluster=\"%s\"", cl);
+        hist_samples(b, "switchyard_upstream_call_duration_seconds", l, &h);
+    }
+    free(up);
+    header(b, "switchyard_upstream_connect_failures_total", "counter",
+           "Backend connections to the endpoint that could not be opened (refused, timed out, "
+           "TLS), over all workers.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            struct ep_sum t;
+
+            ep_sums(a, bc->name, bc->endpoints[j].id, &t);
+            ep_sample(b, "switchyard_upstream_connect_failures_total", bc, &bc->endpoints[j]);
+            evbuffer_add_printf(b, "} %llu\n", (unsigned long long)t.connect_failures);
+        }
+    }
+    header(b, "switchyard_upstream_pending_calls", "gauge",
+           "Attempts waiting in the endpoint's pools for a stream, over all workers.");
+    for (size_t i = 0; i < s->nclusters; i++) {
+        const struct bal_cluster *bc = &s->clusters[i];
+
+        for (size_t j = 0; j < bc->nendpoints; j++) {
+            struct ep_sum t;
+
+            ep_sums(a, bc->name, bc->endpoints[j].id, &t);
+            ep_sample(b, "switchyard_upstream_pending_calls", bc, &bc->endpoints[j]);
+            evbuffer_add_printf(b, "} %llu\n", (unsigned long long)t.waiting);
+        }
+    }
+}
+
+/* process_* as the Prometheus client libraries export them (Linux, /proc). */
+static void process_metrics(const struct runtime *rt, struct evbuffer *b)
+{
+    char buf[1024], *p;
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    long rss = 0, ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/stat", "r");
+    struct rlimit rl;
+    size_t fds = 0;
+    DIR *d;
+
+    if (f != NULL) {
+        if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL) {
+            /* fields after "(comm)": 3 state ... 14 utime 15 stime ... 23 vsize 24 rss */
+            if (sscanf(p + 2,
+                       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+                       "%*d %*d %*u %lu %ld",
+                       &utime, &stime, &vsize, &rss) != 4)
+                utime = stime = vsize = 0, rss = 0;
+        }
+        fclose(f);
+    }
+    if ((d = opendir("/proc/self/fd")) != NULL) {
+        struct dirent *e;
+
+        while ((e = readdir(d)) != NULL)
+            fds += e->d_name[0] != '.';
+        fds--; /* the one opendir() holds */
+        closedir(d);
+    }
+    header(b, "process_cpu_seconds_total", "counter",
+           "Total user and system CPU time spent in seconds.");
+    evbuffer_add_printf(b, "process_cpu_seconds_total %.2f\n",
+                        ticks > 0 ? (double)(utime + stime) / (double)ticks : 0.0);
+    header(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    evbuffer_add_printf(b, "process_resident_memory_bytes %lld\n", (long long)rss * page);
+    header(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    evbuffer_add_printf(b, "process_virtual_memory_bytes %lu\n", vsize);
+    header(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+    evbuffer_add_printf(b, "process_open_fds %zu\n", fds);
+    header(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    evbuffer_add_printf(b, "process_max_fds %llu\n",
+                        getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                            ? (unsigned long long)rl.rlim_cur
+                            : 0ull);
+    header(b, "process_start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.");
+    evbuffer_add_printf(b, "process_start_time_seconds %.3f\n", rt->start_time);
+}
+
+/* The span exporter's counters. */
+static void trace_metrics(struct runtime *rt, struct evbuffer *b)
+{
+    struct proxy_otlp_stats st;
+
+    proxy_otlp_stats(rt, &st);
+    header(b, "switchyard_trace_spans_exported_total", "counter",
+           "Spans the OTLP collector accepted.");
+    evbuffer_add_printf(b, "switchyard_trace_spans_exported_total %llu\n",
+                        (unsigned long long)st.exported);
+    header(b, "switchyard_trace_spans_dropped_total", "counter",
+           "Spans dropped: a worker's queue was full (queue_full), their export request failed "
+           "(export_failed), or export was turned off with spans queued (export_off).");
+    evbuffer_add_printf(b, "switchyard_trace_spans_dropped_total{reason=\"queue_full\"} %llu\n",
+                        (unsigned long long)st.dropped_queue);
+    evbuffer_add_printf(b, "switchyard_trace_spans_dropped_total{reason=\"export_failed\"} %llu\n",
+                        (unsigned long long)st.dropped_export);
+    evbuffer_add_printf(b, "switchyard_trace_spans_dropped_total{reason=\"export_off\"} %llu\n",
+                        (unsigned long long)st.dropped_off);
+    header(b, "switchyard_trace_export_requests_total", "counter",
+           "OTLP/HTTP export requests, by result.");
+    evbuffer_add_printf(b, "switchyard_trace_export_requests_total{result=\"success\"} %llu\n",
+                        (unsigned long long)st.requests_ok);
+    evbuffer_add_printf(b, "switchyard_trace_export_requests_total{result=\"failure\"} %llu\n",
+                        (unsigned long long)st.requests_failed);
+    header(b, "switchyard_trace_spans_queued", "gauge",
+           "Finished spans waiting in the workers' queues for the exporter.");
+    evbuffer_add_printf(b, "switchyard_trace_spans_queued %llu\n", (unsigned long long)st.queued);
+}
+
 static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
 {
     struct runtime *rt = a->rt;
     size_t nm;
     struct proxy_mstat *ms = merge_methods(a, &nm);
-    uint64_t fe = 0;
+    uint64_t fe = 0, self[2][GRPC_CODE_COUNT] = {{0}}, unlabelled = 0;
 
     header(b, "grpc_requests_total", "counter",
-           "gRPC calls handled by switchyard, by method and gRPC status.");
+           "gRPC calls handled by switchyard, by method and gRPC status (its own health probes "
+           "excluded).");
     for (size_t i = 0; i < nm; i++) {
         for (int s = 0; s < GRPC_CODE_COUNT; s++) {
-            if (ms[i].by_code[s] == 0)
+            uint64_t n = 0;
+
+            for (int t = 0; t < PROXY_TYPE_COUNT; t++)
+                n += ms[i].handled[t][s];
+            if (n == 0)
                 continue;
             evbuffer_add_printf(b, "grpc_requests_total{method=\"");
             label(b, ms[i].name);
             evbuffer_add_printf(b, "\",status=\"%s\"} %llu\n", grpc_code_name(s),
-                                (unsigned long long)ms[i].by_code[s]);
+                                (unsigned long long)n);
         }
     }
     header(b, "grpc_request_duration_seconds", "histogram",
            "Time from a call's request headers to its end, by method.");
     for (size_t i = 0; i < nm; i++) {
-        uint64_t cum = 0;
+        struct proxy_hist h;
+        char l[600], v[512];
 
-        if (ms[i].count == 0)
+        memset(&h, 0, sizeof(h));
+        for (int t = 0; t < PROXY_TYPE_COUNT; t++)
+            hist_merge(&h, &ms[i].dur[t]);
+        if (h.count == 0)
             continue;
-        for (int s = 0; s <= PROXY_HIST_NB; s++) {
-            cum += ms[i].bucket[s];
-            evbuffer_add_printf(b, "grpc_request_duration_seconds_bucket{method=\"");
-            label(b, ms[i].name);
-            if (s < PROXY_HIST_NB)
-                evbuffer_add_printf(b, "\",le=\"%g\"} %llu\n", proxy_hist_bounds[s],
-                                    (unsigned long long)cum);
-            else
-                evbuffer_add_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-        }
-        evbuffer_add_printf(b, "grpc_request_duration_seconds_sum{method=\"");
-        label(b, ms[i].name);
-        evbuffer_add_printf(b, "\"} %.9f\n", ms[i].sum);
-        evbuffer_add_printf(b, "grpc_request_duration_seconds_count{method=\"");
-        label(b, ms[i].name);
-        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)ms[i].count);
+        label_to(v, sizeof(v), ms[i].name);
+        snprintf(l, sizeof(l), "method=\"%s\"", v);
+        hist_samples(b, "grpc_request_duration_seconds", l, &h);
     }
+    grpc_server_metrics(b, ms, nm);
     free(ms);
-    for (size_t i = 0; i < rt->nworkers; i++)
-        fe += a->reports[i] != NULL ? a->reports[i]->fe_conns : 0;
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        const struct proxy_report *r = a->reports[i];
+
+        if (r == NULL)
+            continue;
+        fe += r->fe_conns;
+        unlabelled += r->unlabelled;
+        for (int m = 0; m < 2; m++) {
+            for (int s = 0; s < GRPC_CODE_COUNT; s++)
+                self[m][s] += r->self_health[m][s];
+        }
+    }
+    header(b, "switchyard_self_health_requests_total", "counter",
+           "Calls to switchyard's own grpc.health.v1.Health (probes), counted apart from the "
+           "calls it proxies.");
+    for (int m = 0; m < 2; m++) {
+        for (int s = 0; s < GRPC_CODE_COUNT; s++) {
+            if (self[m][s] > 0)
+                evbuffer_add_printf(b,
+                                    "switchyard_self_health_requests_total{grpc_method=\"%s\","
+                                    "grpc_code=\"%s\"} %llu\n",
+                                    m == 0 ? "Check" : "Watch", go_code_names[s],
+                                    (unsigned long long)self[m][s]);
+        }
+    }
+    header(b, "switchyard_unlabelled_calls_total", "counter",
+           "Calls counted under method \"other\": paths no backend answered as a real method, "
+           "or past max_method_labels.");
+    evbuffer_add_printf(b, "switchyard_unlabelled_calls_total %llu\n",
+                        (unsigned long long)unlabelled);
     header(b, "grpc_active_connections", "gauge", "Open client (frontend) HTTP/2 connections.");
     evbuffer_add_printf(b, "grpc_active_connections %llu\n", (unsigned long long)fe);
     {
@@ -750,10 +1146,14 @@ static void metrics_text(struct proxy_admin *a, struct evbuffer *b)
         evbuffer_add_printf(b, "switchyard_access_log_dropped_total %llu\n",
                             (unsigned long long)dropped);
     }
-
     endpoint_metrics(a, b);
+    upstream_metrics(a, b);
     resilience_metrics(a, b);
     reload_metrics(rt, b);
+    trace_metrics(rt, b);
+    header(b, "switchyard_build_info", "gauge", "Always 1; the labels say which build runs.");
+    evbuffer_add_printf(b, "switchyard_build_info{version=\"%s\"} 1\n", SWITCHYARD_VERSION);
+    process_metrics(rt, b);
 }
 
 /* ---- request handling ---- */

@@ -71,9 +71,10 @@ struct proxy_attempt {
     const struct proxy_head *req; /* what it sends (e.g. |head|), borrowed while started */
     struct proxy_head head;       /* the owner's per-attempt request head (its storage) */
     uint32_t ep_id;
-    uint32_t number;   /* 0 for the first attempt of a call */
-    int status;        /* the gRPC status the backend answered, once known; -1 before */
-    uint64_t req_sent; /* request body bytes this attempt wrote */
+    char endpoint[BAL_ADDRSTRLEN]; /* its address, for logs, metrics and spans */
+    uint32_t number;               /* 0 for the first attempt of a call */
+    int status;                    /* the gRPC status the backend answered, once known; -1 before */
+    uint64_t req_sent;             /* request body bytes this attempt wrote */
     struct proxy_be_stream st;
     struct proxy_pool_waiter wt;
     struct proxy_attempt *next; /* owner's list, or a free list */

@@ -1000,6 +1000,7 @@ static void dispatch(struct proxy_call *call, bool policy)
         pool = proxy_pool_get(env->pools, s, cl, ep);
         a = attempt_alloc(call);
         a->number = call->ntries - 1;
+        memcpy(a->endpoint, ep->addr_str, sizeof(a->endpoint));
         attempt_head(call, a);
         if (env->start_attempt(a, pool, &a->head, ep->id, &why) == 0) {
             const struct conf_cluster *cc = cl->conf;
@@ -1618,6 +1619,17 @@ struct proxy_call_env *proxy_call_env(const struct proxy_call *call)
     return call->env;
 }
 
+void *proxy_call_filter_state(struct proxy_call *call, const struct proxy_filter *f)
+{
+    struct proxy_call_env *env = call->env;
+
+    for (size_t i = 0; i < env->nfilters; i++) {
+        if (env->filters[i] == f)
+            return fstate(call, i);
+    }
+    return NULL;
+}
+
 struct proxy_call_side *proxy_call_side(struct proxy_call *call)
 {
     return &call->side;
@@ -1636,6 +1648,8 @@ void proxy_call_info(const struct proxy_call *call, struct proxy_call_info *info
     info->attempts = call->ntries;
     info->bytes_in = call->req_body.in;
     info->bytes_out = call->resp_body.out;
+    info->msgs_in = call->req_scan.msgs;
+    info->msgs_out = call->resp_scan.msgs;
     info->start_ns = call->start_ns;
     info->local = call->local;
 }

@@ -225,6 +225,11 @@ enum proxy_call_state proxy_call_state(const struct proxy_call *call);
 struct proxy_call_env *proxy_call_env(const struct proxy_call *call);
 const char *proxy_call_peer(const struct proxy_call *call);
 
+/** The per-call state of filter |f| in |call|, or NULL when |f| is not in
+ *  the chain: for a filter's own functions that others call with a call
+ *  (an event on the call's trace, say) without naming the filter's state. */
+void *proxy_call_filter_state(struct proxy_call *call, const struct proxy_filter *f);
+
 /** Arms the call's deadline from its grpc-timeout (local answers use it too). */
 void proxy_call_arm_deadline(struct proxy_call *call);
 
@@ -238,6 +243,7 @@ struct proxy_call_info {
     const char *endpoint; /* the last attempt's address, or NULL */
     uint32_t attempts;
     uint64_t bytes_in, bytes_out;
+    uint64_t msgs_in, msgs_out; /* gRPC messages begun: from the client, from the backend */
     uint64_t start_ns;
     bool local; /* answered by switchyard itself (a filter or an error before routing) */
 };

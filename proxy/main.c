@@ -31,6 +31,7 @@
 #include "health/hc.h"
 #include "proxy/auth.h"
 #include "proxy/dns.h"
+#include "proxy/otlp.h"
 #include "proxy/outlier.h"
 
 #ifndef SWITCHYARD_VERSION
@@ -446,6 +447,9 @@ static void log_restart_only(const struct conf *oc, const struct conf *nc)
     if (nc->admin.max_method_labels != oc->admin.max_method_labels)
         log_warn("reload: [admin] max_method_labels changed from %u to %u; %s",
                  oc->admin.max_method_labels, nc->admin.max_method_labels, tail);
+    if (nc->tracing.queue_size != oc->tracing.queue_size)
+        log_warn("reload: [tracing] queue_size changed from %u to %u; %s", oc->tracing.queue_size,
+                 nc->tracing.queue_size, tail);
 }
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -556,6 +560,11 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
                  level_names[nc->proxy.log_level]);
         log_set_level((enum log_level)nc->proxy.log_level);
     }
+    if (nc->proxy.log_json != oc->proxy.log_json) {
+        log_info("reload: log_format %s -> %s", oc->proxy.log_json ? "json" : "text",
+                 nc->proxy.log_json ? "json" : "text");
+        log_set_json(nc->proxy.log_json);
+    }
     if (nc->proxy.max_connections != oc->proxy.max_connections)
         check_fd_budget(nc, rt->nworkers);
     reload_done(rt, true, NULL);
@@ -620,6 +629,7 @@ static int run(struct runtime *rt)
         rc = 1;
         goto stop;
     }
+    proxy_otlp_start(rt);
     proxy_publish(rt, rt->snap);
     rt->ev_sigterm = evsignal_new(rt->base, SIGTERM, on_signal, rt);
     rt->ev_sigint = evsignal_new(rt->base, SIGINT, on_signal, rt);
@@ -648,6 +658,7 @@ static int run(struct runtime *rt)
     }
 stop:
     proxy_workers_stop(rt);
+    proxy_otlp_stop(rt);
     proxy_admin_stop(rt);
     log_info("stopped");
 out:
@@ -673,6 +684,11 @@ out:
     bal_snapshot_unref(rt->snap);
     bal_epset_free(rt->eps);
     bal_registry_free(rt->reg);
+    /* Health check connections freed just now may have deferred bufferevent
+     * callbacks queued, each holding a reference that event_base_free()
+     * would drop without freeing: one non-blocking turn runs them (every
+     * event of ours is freed by now). */
+    event_base_loop(rt->base, EVLOOP_NONBLOCK);
     event_base_free(rt->base);
     return rc;
 }
@@ -782,6 +798,7 @@ int main(int argc, char **argv)
         rt.start_time = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
     }
     log_init((enum log_level)rt.conf->proxy.log_level);
+    log_set_json(rt.conf->proxy.log_json);
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
         log_error("evthread_use_pthreads failed");

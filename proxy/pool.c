@@ -27,8 +27,9 @@ struct proxy_pool {
     uint32_t nconns;
     struct proxy_pool_waiter *wait_head, *wait_tail;
     uint32_t nwaiting;
-    uint64_t down_until_ms; /* soft-skipped by picks until then (connect failures) */
-    uint32_t fails;         /* consecutive connect failures */
+    uint64_t down_until_ms;    /* soft-skipped by picks until then (connect failures) */
+    uint32_t fails;            /* consecutive connect failures */
+    uint64_t connect_failures; /* ever, for metrics */
     uint64_t active, total;
     bool removed;           /* left the snapshot */
     struct event *drain_ev; /* drain_unhealthy: ends the calls still running here */
@@ -58,6 +59,7 @@ static void on_connect_failed(void *owner, struct proxy_be_conn *bc, const char 
 
     (void)bc;
     p->fails++;
+    p->connect_failures++;
     p->down_until_ms = proxy_loop_ms(p->t->env->base) + backoff;
     if (p->fails == 1)
         log_warn("backend %s: connect failed: %s", p->addr_str, why);
@@ -468,6 +470,8 @@ void proxy_pools_each(const struct proxy_pools *t,
                 .active = p->active,
                 .total = p->total,
                 .conns = p->nconns,
+                .waiting = p->nwaiting,
+                .connect_failures = p->connect_failures,
                 .removed = p->removed,
             };
 

@@ -49,7 +49,9 @@ struct proxy_pool_info {
     uint64_t active; /* attempts on its connections or queued */
     uint64_t total;  /* attempts ever started */
     uint32_t conns;
-    bool removed; /* no longer in the snapshot: draining */
+    uint32_t waiting;          /* attempts queued for stream capacity */
+    uint64_t connect_failures; /* connection attempts that failed, ever */
+    bool removed;              /* no longer in the snapshot: draining */
 };
 
 void proxy_pools_init(struct proxy_pools *t, struct proxy_be_env *env);

@@ -21,6 +21,7 @@ struct bal_epset;
 struct proxy_worker;
 struct proxy_dns;
 struct proxy_admin;
+struct proxy_otlp;
 struct hc;
 struct proxy_outlier_box;
 
@@ -59,6 +60,7 @@ struct runtime {
     struct event *ev_report_ready;      /* a worker posted a proxy_report */
     struct proxy_admin *admin;          /* owned (admin.c) */
     struct proxy_outlier_box *outliers; /* owned (outlier.c): workers' ejection requests */
+    struct proxy_otlp *otlp;            /* owned: the span exporter (otlp.c) */
     struct proxy_reload_info reload;
 };
 

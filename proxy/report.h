@@ -13,16 +13,45 @@
 #include "balancer/bal.h"
 #include "core/grpc.h"
 
-#define PROXY_HIST_NB 14
+/* Call durations, in seconds: from half a millisecond to four hours, so
+ * long-lived streams land in a bucket of their own instead of +Inf. */
+#define PROXY_HIST_NB 22
 extern const double proxy_hist_bounds[PROXY_HIST_NB]; /* seconds, ascending */
 
-/** Calls of one method (one `method` label). */
-struct proxy_mstat {
-    char *name; /* "/pkg.Svc/Method"; "other" for the overflow slot */
-    uint64_t by_code[GRPC_CODE_COUNT];
-    uint64_t bucket[PROXY_HIST_NB + 1]; /* per bucket (not cumulative); last = +Inf */
+/* go-grpc-prometheus's grpc_type, derived from the messages seen each way
+ * (the wire does not say): more than one request message makes it a client
+ * stream, more than one response message a server stream, both a bidi
+ * stream, neither a unary call. */
+enum proxy_grpc_type {
+    PROXY_TYPE_UNARY = 0,
+    PROXY_TYPE_CLIENT_STREAM,
+    PROXY_TYPE_SERVER_STREAM,
+    PROXY_TYPE_BIDI_STREAM,
+    PROXY_TYPE_COUNT
+};
+
+/** A histogram: per bucket (not cumulative), the last one +Inf. */
+struct proxy_hist {
+    uint64_t bucket[PROXY_HIST_NB + 1];
     uint64_t count;
     double sum; /* seconds */
+};
+
+/** Calls of one method label. The old families (grpc_requests_total,
+ *  grpc_request_duration_seconds) are the sums over the types. */
+struct proxy_mstat {
+    char *name; /* "/pkg.Svc/Method"; "other" for the overflow slot */
+    uint64_t handled[PROXY_TYPE_COUNT][GRPC_CODE_COUNT];
+    uint64_t msg_in[PROXY_TYPE_COUNT], msg_out[PROXY_TYPE_COUNT];
+    struct proxy_hist dur[PROXY_TYPE_COUNT];
+};
+
+/** Attempts of one (cluster, endpoint): switchyard_upstream_*. */
+struct proxy_upstat {
+    char cluster[128];
+    char endpoint[BAL_ADDRSTRLEN];
+    uint64_t by_code[GRPC_CODE_COUNT]; /* the attempt's outcome as a gRPC code */
+    struct proxy_hist dur;             /* merged per cluster in /metrics */
 };
 
 /** One backend pool of a worker (an endpoint of a cluster). */
@@ -32,7 +61,9 @@ struct proxy_ep_report {
     uint32_t conns;
     char cluster[128];
     char addr[BAL_ADDRSTRLEN];
-    bool removed; /* no longer in the snapshot: its calls are draining */
+    uint32_t waiting;          /* attempts queued for stream capacity */
+    uint64_t connect_failures; /* ever */
+    bool removed;              /* no longer in the snapshot: its calls are draining */
 };
 
 /* Retry reasons counted per cluster: a gRPC status code (a policy retry on
@@ -53,6 +84,10 @@ struct proxy_cluster_report {
 struct proxy_report {
     struct proxy_mstat *m; /* names are copies */
     size_t nm;
+    struct proxy_upstat *up;
+    size_t nup;
+    uint64_t self_health[2][GRPC_CODE_COUNT]; /* switchyard's own Health/Check, /Watch */
+    uint64_t unlabelled;                      /* calls counted as "other" since start */
     struct proxy_ep_report *eps;
     size_t neps;
     uint32_t fe_conns;

@@ -21,14 +21,17 @@
 
 /* The call filters, in the order every call meets them: authentication
  * first (nothing answers or routes an unauthenticated call), then
- * switchyard's own health service, stats last (it sees the final outcome). */
+ * switchyard's own health service, tracing (the calls that reach routing;
+ * it sets the trace context stats logs), stats last (it sees the final
+ * outcome). */
 static const struct proxy_filter *const chain[] = {
     &proxy_filter_auth,
     &proxy_filter_selfhealth,
+    &proxy_filter_trace,
     &proxy_filter_stats,
 };
 #define NCHAIN (sizeof(chain) / sizeof(chain[0]))
-#define STATS  2 /* index of the stats filter in |chain| */
+#define STATS  3 /* index of the stats filter in |chain| */
 
 uint64_t proxy_mono_ns(void)
 {
@@ -179,6 +182,8 @@ static void add_pool(const struct proxy_pool_info *pi, void *arg)
         .active_calls = pi->active,
         .calls_total = pi->total,
         .conns = pi->conns,
+        .waiting = pi->waiting,
+        .connect_failures = pi->connect_failures,
         .removed = pi->removed,
     };
     snprintf(e->cluster, sizeof(e->cluster), "%s", pi->cluster);

@@ -14,13 +14,21 @@ PKGS=(
     libprotobuf-c-dev protobuf-c-compiler grpc-proto
     libgrpc-dev libcriterion-dev libsystemd-dev
     nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl
+    python3-prometheus-client # test_observability: a real Prometheus text parser reads /metrics
     clang-14 libclang-rt-14-dev # tests/fuzz: libFuzzer (-fsanitize=fuzzer) and clang's ASan/UBSan runtimes
 )
 
 # Needed by `make test` only (Criterion, test clients and servers, checkers):
 # --build leaves them out, so the image's build stage stays small.
-TEST_ONLY=(libcriterion-dev nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl logrotate)
+TEST_ONLY=(libcriterion-dev nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl logrotate
+    python3-prometheus-client nodejs npm)
 PKGS+=(logrotate) # test_deploy checks docker/logrotate/switchyard with logrotate -d
+# test_observability's OpenTelemetry backend (tests/peers/otel, grpc-js): node
+# and npm, from Debian unless a node with its npm is installed already (a
+# NodeSource nodejs ships npm inside and conflicts with Debian's npm).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PKGS+=(nodejs npm)
+fi
 
 for arg in "$@"; do
     case "$arg" in

@@ -11,8 +11,24 @@
 extern const struct proxy_filter proxy_filter_auth;
 /** switchyard's own grpc.health.v1.Health (Check and Watch). */
 extern const struct proxy_filter proxy_filter_selfhealth;
+/** W3C trace context and OpenTelemetry spans (call and attempts). */
+extern const struct proxy_filter proxy_filter_trace;
 /** Prometheus counters per method and the access log. */
 extern const struct proxy_filter proxy_filter_stats;
+
+struct proxy_call;
+struct proxy_span_ring;
+
+/** The trace filter's span queue of worker state |ws| (the exporter reads it). */
+struct proxy_span_ring *proxy_trace_ring(void *ws);
+
+/** Adds event |name| (with attribute |key| = |value| when |key| is not NULL)
+ *  to the SERVER span of |call| when its trace is recorded; at most a few
+ *  per call, the rest are ignored. For code that acts on a call's behalf
+ *  (outlier ejection: proxy_trace_event(call, "ejection", "switchyard.endpoint",
+ *  addr)). Worker thread; a no-op when the trace filter is not chained. */
+void proxy_trace_event(struct proxy_call *call, const char *name, const char *key,
+                       const char *value);
 
 /** Copies the stats filter's counters (|ws|: its worker state) into |r|. */
 void proxy_stats_report(void *ws, struct proxy_report *r);
