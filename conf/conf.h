@@ -52,6 +52,12 @@ enum conf_tls_version {
     CONF_TLS_1_3,     /* tls_min_version = 1.3 */
 };
 
+/* stream_format: how a transcoded server-streaming response is written */
+enum conf_stream_format {
+    CONF_STREAM_ARRAY = 0, /* one JSON array, streamed element by element */
+    CONF_STREAM_NDJSON,    /* newline-delimited JSON, one message per line */
+};
+
 #define CONF_AUTH_MAX_CLAIMS 32 /* forward_claims entries */
 
 enum conf_auth_mode {
@@ -128,6 +134,13 @@ struct conf_cluster {
     char *tls_cert;        /* tls_cert (NULL): client certificate (chain), PEM; with tls_key */
     char *tls_key;         /* tls_key (NULL) */
     bool tls_verify;       /* tls_verify = on|off (on): chain and name */
+
+    /* REST/JSON transcoding from google.api.http rules (proxy/filters/transcode.h) */
+    bool transcode;                        /* transcode = on|off (off) */
+    char *descriptors;                     /* descriptors = PATH|reflection (NULL): a protoc
+                                              --include_imports -o set, or gRPC server
+                                              reflection of the endpoints; needed by transcode */
+    enum conf_stream_format stream_format; /* stream_format = array|ndjson (array) */
 };
 
 struct conf_proxy {
