@@ -16,16 +16,23 @@ Q :=
 endif
 
 CC      ?= cc
+CXX     ?= c++
 PKGS    := libevent libevent_pthreads libnghttp2 libcares libprotobuf-c inih jansson libjwt libcrypto \
            libevent_openssl libssl libsystemd
 TPKGS   := criterion
 GPKGS   := grpc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpedantic
+# The one C++ file (REST transcoding: libprotobuf's JSON mapping) keeps -Werror.
+CXXWARN := -Wall -Wextra -Werror -Wshadow -Wpedantic
+XPKGS   := protobuf
 OPT     ?= -O2
 SAN     ?=
 GEN     := $(BUILD)/gen
 CPPFLAGS_ALL := -I. -I$(GEN) -D_GNU_SOURCE
 CFLAGS_ALL    = -std=c11 -g $(OPT) $(WARN) $(SAN) -pthread -MMD -MP
+CXXFLAGS_ALL  = -std=c++17 -g $(OPT) $(CXXWARN) $(SAN) -pthread -MMD -MP
+X_CFLAGS     := $(shell pkg-config --cflags $(XPKGS) 2>/dev/null)
+X_LIBS       := $(shell pkg-config --libs $(XPKGS) 2>/dev/null)
 PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 T_CFLAGS     := $(shell pkg-config --cflags $(TPKGS) 2>/dev/null)
@@ -38,16 +45,20 @@ G_LIBS       := $(shell pkg-config --libs $(GPKGS) 2>/dev/null)
 SHIP_LDFLAGS := -Wl,--as-needed
 
 HEALTH_PROTO := /usr/share/grpc-proto/grpc/health/v1/health.proto
+REFLECT_PROTO := /usr/share/grpc-proto/grpc/reflection/v1/reflection.proto
 
 CORE_SRCS := $(wildcard core/*.c)
 CONF_SRCS := conf/conf.c
 BAL_SRCS  := $(wildcard balancer/*.c)
 HC_SRCS   := $(filter-out health/cli%.c,$(wildcard health/*.c))
 PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/filters/*.c))
+PROXY_CXX_SRCS := $(wildcard proxy/filters/*.cc)
 LIB_SRCS  := $(CORE_SRCS) $(CONF_SRCS) $(BAL_SRCS) $(HC_SRCS) $(PROXY_SRCS)
 
 HEALTH_PB_OBJ := $(GEN)/grpc/health/v1/health.pb-c.o
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
+REFLECT_PB_OBJ := $(GEN)/grpc/reflection/v1/reflection.pb-c.o
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(PROXY_CXX_SRCS:%.cc=$(BUILD)/%.o) $(HEALTH_PB_OBJ) \
+             $(REFLECT_PB_OBJ)
 CONF_OBJS := $(CONF_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/core/grpc.o # exempt: grpc_path_is_canonical()
 BAL_OBJS  := $(BAL_SRCS:%.c=$(BUILD)/%.o)
 HC_OBJS   := $(HC_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
@@ -83,17 +94,28 @@ all: $(BIN) $(HEALTH_BIN)
 deps:
 	$(Q)bash scripts/deps.sh
 
+# Linked by the C++ driver: the transcoding filter needs libstdc++.
 $(BIN): $(BUILD)/proxy/main.o $(LIB_OBJS)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS_ALL) $(SHIP_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+	$(Q)$(CXX) $(CXXFLAGS_ALL) $(SHIP_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(X_LIBS) -lpthread
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(PKG_CFLAGS) $(if $(findstring tests/,$<),$(T_CFLAGS) $(G_CFLAGS)) -c -o $@ $<
 
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	@echo "  CXX     $<"
+	$(Q)$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) $(PKG_CFLAGS) $(X_CFLAGS) -c -o $@ $<
+
 # Generated protobuf-c code: build time only, never committed or formatted.
 $(GEN)/grpc/health/v1/health.pb-c.c $(GEN)/grpc/health/v1/health.pb-c.h &: $(HEALTH_PROTO)
+	@mkdir -p $(GEN)
+	@echo "  PROTOC  $<"
+	$(Q)protoc-c --c_out=$(GEN) -I/usr/share/grpc-proto $<
+
+$(GEN)/grpc/reflection/v1/reflection.pb-c.c $(GEN)/grpc/reflection/v1/reflection.pb-c.h &: $(REFLECT_PROTO)
 	@mkdir -p $(GEN)
 	@echo "  PROTOC  $<"
 	$(Q)protoc-c --c_out=$(GEN) -I/usr/share/grpc-proto $<
@@ -109,6 +131,7 @@ $(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
 
 # Health checker and proxy objects use the generated health messages.
 $(HC_SRCS:%.c=$(BUILD)/%.o) $(PROXY_SRCS:%.c=$(BUILD)/%.o): $(GEN)/grpc/health/v1/health.pb-c.h
+$(PROXY_SRCS:%.c=$(BUILD)/%.o): $(GEN)/grpc/reflection/v1/reflection.pb-c.h
 
 # Every peer/support object needs the generated headers first.
 $(PEER_LIB_SRCS:%.c=$(BUILD)/%.o) $(SUPPORT_OBJS) $(BUILD)/tests/peers/backend.o \
@@ -251,10 +274,10 @@ fuzz: deps
 
 FMT_DIRS := core proxy balancer health conf tests
 format:
-	clang-format -i $$(find $(FMT_DIRS) -name '*.[ch]')
+	clang-format -i $$(find $(FMT_DIRS) -name '*.[ch]' -o -name '*.cc')
 
 format-check:
-	clang-format --dry-run --Werror $$(find $(FMT_DIRS) -name '*.[ch]')
+	clang-format --dry-run --Werror $$(find $(FMT_DIRS) -name '*.[ch]' -o -name '*.cc')
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
