@@ -22,6 +22,7 @@ struct proxy_worker;
 struct proxy_dns;
 struct proxy_admin;
 struct hc;
+struct proxy_rest;
 
 /** The last SIGHUP reload, for /status and /metrics. */
 struct proxy_reload_info {
@@ -58,6 +59,7 @@ struct runtime {
     struct event *ev_report_ready; /* a worker posted a proxy_report */
     struct proxy_admin *admin;     /* owned (admin.c) */
     struct proxy_reload_info reload;
+    struct proxy_rest *rest; /* owned: REST transcoding's sources and table */
 };
 
 /** Tells the main loop that rt->eps changed: one new snapshot is built and
