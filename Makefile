@@ -193,11 +193,37 @@ test: deps
 run-tests: $(BIN) $(HEALTH_BIN) $(UNIT_BINS) $(INTEG_BINS)
 	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)$(MAKE) --no-print-directory rest-peer
 	$(Q)SY_BIN=$(abspath $(BIN)) SY_BIN_RELEASE=$(SY_BIN_RELEASE) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
+	    SY_REST_DIR=$(abspath $(REST_DIR)) \
 	    SY_TOP=$(CURDIR) SY_FUZZ_BINS="$(abspath $(FUZZ_BINS))" SY_FUZZ_RUNS=$(FUZZ_RUNS) \
 	    bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
 peers: $(PEER_BINS)
+
+# REST transcoding tests: the grpc-js backend (tests/rest/backend.js) with the
+# npm packages its committed lock file pins, installed under build/rest, and
+# protoc descriptor sets of its protos (google/api/*.proto from Debian's
+# golang-github-gogo-googleapis-dev, google/protobuf/*.proto from libprotobuf-dev).
+REST_DIR    := build/rest
+GOOGLEAPIS  := /usr/share/gocode/src/github.com/gogo/googleapis
+REST_PROTOC := protoc --include_imports -Itests/rest -I$(GOOGLEAPIS) -I/usr/include
+.PHONY: rest-peer
+rest-peer: $(REST_DIR)/user.pb $(REST_DIR)/user_extra.pb $(REST_DIR)/node_modules/.stamp
+
+$(REST_DIR)/user.pb: tests/rest/user.proto
+$(REST_DIR)/user_extra.pb: tests/rest/user.proto tests/rest/extra.proto
+$(REST_DIR)/user.pb $(REST_DIR)/user_extra.pb:
+	@mkdir -p $(REST_DIR)
+	@echo "  PROTOC  $@"
+	$(Q)$(REST_PROTOC) -o $@ $(notdir $(filter %.proto,$^))
+
+$(REST_DIR)/node_modules/.stamp: tests/rest/package.json tests/rest/package-lock.json
+	@mkdir -p $(REST_DIR)
+	@echo "  NPM     $(REST_DIR)"
+	$(Q)cp tests/rest/package.json tests/rest/package-lock.json $(REST_DIR)/
+	$(Q)cd $(REST_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+	$(Q)touch $@
 
 unit: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(SAN_FLAGS)" OPT=-O1 $(UNIT_BINS)

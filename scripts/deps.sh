@@ -15,11 +15,18 @@ PKGS=(
     libgrpc-dev libcriterion-dev libsystemd-dev
     nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl
     clang-14 libclang-rt-14-dev # tests/fuzz: libFuzzer (-fsanitize=fuzzer) and clang's ASan/UBSan runtimes
+    # REST transcoding: libprotobuf (C++) is the reference proto3 JSON mapping;
+    # protoc builds the tests' descriptor sets, whose google/api/annotations.proto
+    # and http.proto come from golang-github-gogo-googleapis-dev (Debian ships no
+    # other package with them); the test backend is grpc-js on Node.js, checked
+    # against python3-protobuf's json_format, driven with curl.
+    libprotobuf-dev protobuf-compiler golang-github-gogo-googleapis-dev nodejs python3-protobuf curl
 )
 
 # Needed by `make test` only (Criterion, test clients and servers, checkers):
 # --build leaves them out, so the image's build stage stays small.
-TEST_ONLY=(libcriterion-dev nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl logrotate)
+TEST_ONLY=(libcriterion-dev nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl logrotate
+    protobuf-compiler golang-github-gogo-googleapis-dev nodejs python3-protobuf curl)
 PKGS+=(logrotate) # test_deploy checks docker/logrotate/switchyard with logrotate -d
 
 for arg in "$@"; do
@@ -45,6 +52,12 @@ for p in "${PKGS[@]}"; do
         missing+=("$p")
     fi
 done
+
+# npm comes with some builds of nodejs (which then conflict with Debian's npm
+# package): ask for the package only when no npm is there.
+if [[ " ${PKGS[*]} " == *" nodejs "* ]] && ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0

@@ -614,10 +614,24 @@ int tc_response_json(const struct tc_method *m, const char *response_body, const
     std::string json;
     pb::util::Status st;
 
+    std::string bin;
+
     if (response_body[0] != '\0')
         opts.always_print_primitive_fields = true; // the field even at its default
-    st = pb::util::BinaryToJsonString(m->pool->resolver.get(), m->out_url,
-                                      std::string((const char *)msg, n), &json, opts);
+    {
+        // BinaryToJsonString prints what is on the wire, and some encoders
+        // (protobufjs) write proto3 fields at their default value, which the
+        // JSON mapping omits: the message is parsed and written again first,
+        // as MessageToJsonString does.
+        std::unique_ptr<pb::Message> dm(
+            m->pool->factory->GetPrototype(m->md->output_type())->New());
+
+        if (n > INT32_MAX || !dm->ParseFromArray(msg, (int)n) || !dm->SerializeToString(&bin)) {
+            set_err(err, errlen, "not a " + m->md->output_type()->full_name() + " message");
+            return -1;
+        }
+    }
+    st = pb::util::BinaryToJsonString(m->pool->resolver.get(), m->out_url, bin, &json, opts);
     if (!st.ok()) {
         set_err(err, errlen, status_text(st));
         return -1;
