@@ -35,10 +35,19 @@ const char kUrlPrefix[] = "type.googleapis.com";
 // google/api/annotations.proto: extend google.protobuf.MethodOptions { HttpRule http = 72295728; }
 const int kHttpExtension = 72295728;
 
+// Reasons go into grpc-message and JSON: control bytes (a NUL from the
+// client's JSON, say) become spaces so none cuts the text short.
 void set_err(char *err, size_t errlen, const std::string &s)
 {
-    if (err != nullptr && errlen > 0)
-        std::snprintf(err, errlen, "%s", s.c_str());
+    size_t n = 0;
+
+    if (err == nullptr || errlen == 0)
+        return;
+    for (size_t i = 0; i < s.size() && n + 1 < errlen; i++)
+        err[n++] = (unsigned char)s[i] < 0x20 ? ' ' : s[i];
+    if (n == 0 && errlen > 16)
+        n = (size_t)std::snprintf(err, errlen, "invalid request");
+    err[n] = '\0';
 }
 
 class Collector : public pb::DescriptorPool::ErrorCollector
