@@ -340,9 +340,14 @@ $(BENCH_BINS):
 # ---- demo: three echo backends behind switchyard, one turning NOT_SERVING and back ----
 # Installs deps, builds switchyard and the test peers, runs scripts/demo.sh (about
 # 15 s; DEMO_KEEP=1 keeps it running until Ctrl-C).
-.PHONY: demo
+.PHONY: demo demo-rest
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
 	$(Q)SY_BIN=$(BIN) SY_HEALTH_BIN=$(HEALTH_BIN) SY_BACKEND=build/peers/tests/peers/sy-backend \
 	    SY_CLIENT=build/peers/tests/peers/sy-client bash scripts/demo.sh
+
+# ---- demo-rest: REST/JSON calls through switchyard to a gRPC service (scripts/demo-rest.sh) ----
+demo-rest: deps
+	$(Q)$(MAKE) --no-print-directory all rest-peer
+	$(Q)SY_BIN=$(BIN) SY_REST_DIR=$(REST_DIR) bash scripts/demo-rest.sh
