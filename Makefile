@@ -327,7 +327,13 @@ bench:
 	$(Q)$(MAKE) --no-print-directory all bench-bins
 	$(Q)BUILD=$(abspath $(BUILD)) bash bench/run.sh
 
-bench-bins: $(BENCH_BINS)
+bench-bins: $(BENCH_BINS) $(BUILD)/bench/echo_rest.pb
+
+# The REST case's rule (google.api.http on sy-echo's Unary), as a descriptor set.
+$(BUILD)/bench/echo_rest.pb: bench/peers/echo_rest.proto
+	@mkdir -p $(dir $@)
+	@echo "  PROTOC  $@"
+	$(Q)protoc --include_imports -Ibench/peers -I$(GOOGLEAPIS) -I/usr/include -o $@ echo_rest.proto
 
 $(BUILD)/bench/sy-echo: bench/echo_server.c
 $(BUILD)/bench/sy-benchclient: bench/bench_client.c

@@ -201,6 +201,7 @@ int tc_template_match(const struct tc_template *t, const char *path, size_t len,
     size_t start[TC_MAX_SEGS + 1], end[TC_MAX_SEGS + 1];
     uint32_t n = 0, i;
     size_t pos;
+    bool overflow = false; /* more segments than TC_MAX_SEGS: the rest is one span */
 
     if (len == 0 || path[0] != '/')
         return -1;
@@ -217,8 +218,14 @@ int tc_template_match(const struct tc_template *t, const char *path, size_t len,
         for (;;) {
             size_t e = pos;
 
-            if (n == TC_MAX_SEGS)
-                return -1;
+            if (n == TC_MAX_SEGS) {
+                /* Only a final "**" can take that many: it gets the rest. */
+                start[n] = pos;
+                end[n] = len;
+                n++;
+                overflow = true;
+                break;
+            }
             while (e < len && path[e] != '/')
                 e++;
             start[n] = pos;
@@ -233,9 +240,13 @@ int tc_template_match(const struct tc_template *t, const char *path, size_t len,
         const struct tc_seg *s = &t->segs[i];
 
         if (s->kind == TC_SEG_DSTAR) {
-            /* zero or more: the rest of the path */
+            /* zero or more: the rest of the path, no segment of it empty */
             for (uint32_t j = i; j < n; j++) {
                 if (end[j] == start[j])
+                    return -1;
+                if (overflow && j == n - 1 &&
+                    (memmem(path + start[j], end[j] - start[j], "//", 2) != NULL ||
+                     path[end[j] - 1] == '/'))
                     return -1;
             }
             break;
@@ -246,7 +257,7 @@ int tc_template_match(const struct tc_template *t, const char *path, size_t len,
             (end[i] - start[i] != s->len || memcmp(path + start[i], t->text + s->off, s->len) != 0))
             return -1;
     }
-    if (i == t->nsegs && n != t->nsegs)
+    if (i == t->nsegs && (n != t->nsegs || overflow))
         return -1;
     for (uint32_t v = 0; v < t->nvars; v++) {
         const struct tc_var *var = &t->vars[v];

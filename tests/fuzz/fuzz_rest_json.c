@@ -78,9 +78,9 @@ static size_t split_query(const char *q, size_t n, struct tc_param *out, size_t 
         const char *eq = memchr(s, '=', (size_t)(e - s));
 
         if (e > s)
-            out[np++] = (struct tc_param){s, (size_t)((eq != NULL ? eq : e) - s),
-                                          eq != NULL ? eq + 1 : e,
-                                          eq != NULL ? (size_t)(e - eq - 1) : 0};
+            out[np++] =
+                (struct tc_param){s, (size_t)((eq != NULL ? eq : e) - s), eq != NULL ? eq + 1 : e,
+                                  eq != NULL ? (size_t)(e - eq - 1) : 0};
         s = e + 1;
     }
     return np;
@@ -124,8 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     path = sp + 1;
     plen = line - (size_t)(path - s);
     q = memchr(path, '?', plen);
-    if (tc_table_match(table, s, (size_t)(sp - s), path, q != NULL ? (size_t)(q - path) : plen,
-                       &b, caps) != TC_MATCH)
+    if (tc_table_match(table, s, (size_t)(sp - s), path, q != NULL ? (size_t)(q - path) : plen, &b,
+                       caps) != TC_MATCH)
         return 0;
     for (uint32_t i = 0; i < b->tpl.nvars; i++)
         params[np++] = (struct tc_param){b->tpl.text + b->tpl.vars[i].off, b->tpl.vars[i].len,
