@@ -107,10 +107,4 @@ struct tc_table *proxy_rest_table(struct proxy_rest *r);
  *  Returns 0 or -1 with |err| as proxy_rest_apply() writes it. */
 int proxy_rest_check(const struct conf *c, char *err, size_t errlen);
 
-/* ---- the wire format of reflection (transcode_src.c) ---- */
-
-/** The HTTP status of gRPC status |code| (google.rpc.Code's mapping:
- *  NOT_FOUND 404, UNAVAILABLE 503, ...); 500 for codes it does not know. */
-int tc_http_status(int code);
-
 #endif

@@ -71,4 +71,8 @@ int tc_template_match(const struct tc_template *t, const char *path, size_t len,
  *  Returns the length, or -1 on a malformed escape. */
 long tc_pct_decode(const char *in, size_t n, char *out, bool keep_slash, bool plus);
 
+/** The HTTP status of gRPC status |code| (google.rpc.Code's mapping:
+ *  NOT_FOUND 404, UNAVAILABLE 503, ...); 500 for codes it does not know. */
+int tc_http_status(int code);
+
 #endif

@@ -12,32 +12,6 @@
 
 #include "core/alloc.h"
 
-int tc_http_status(int code)
-{
-    /* google/rpc/code.proto: each code's HTTP mapping. */
-    static const int map[17] = {
-        200, /* OK */
-        499, /* CANCELLED */
-        500, /* UNKNOWN */
-        400, /* INVALID_ARGUMENT */
-        504, /* DEADLINE_EXCEEDED */
-        404, /* NOT_FOUND */
-        409, /* ALREADY_EXISTS */
-        403, /* PERMISSION_DENIED */
-        429, /* RESOURCE_EXHAUSTED */
-        400, /* FAILED_PRECONDITION */
-        409, /* ABORTED */
-        400, /* OUT_OF_RANGE */
-        501, /* UNIMPLEMENTED */
-        500, /* INTERNAL */
-        503, /* UNAVAILABLE */
-        500, /* DATA_LOSS */
-        401, /* UNAUTHENTICATED */
-    };
-
-    return code >= 0 && code < 17 ? map[code] : 500;
-}
-
 struct tc_table *tc_table_new(void)
 {
     struct tc_table *t = xcalloc(1, sizeof(*t));
