@@ -140,11 +140,14 @@ static void rest_resp_free(struct rest_resp *r)
     memset(r, 0, sizeof(*r));
 }
 
+static void rest_auth(const char *method, const char *path, const char *authz, struct rest_resp *r);
+
 /* |method| |path| (with |body| when not NULL) to switchyard with curl. */
-static void rest(const char *method, const char *path, const char *body, struct rest_resp *r)
+static void rest_req(const char *method, const char *path, const char *body, const char *authz,
+                     struct rest_resp *r)
 {
     static int seq;
-    char url[1024], bodyf[600], headf[600], outf[600], data[620], name[32];
+    char url[1024], bodyf[600], headf[600], outf[600], data[620], name[32], auth[256];
     const char *argv[24];
     struct sup_proc *p;
     char *code;
@@ -169,6 +172,11 @@ static void rest(const char *method, const char *path, const char *body, struct 
     argv[n++] = outf;
     argv[n++] = "-w";
     argv[n++] = "%{http_code}";
+    if (authz != NULL) {
+        snprintf(auth, sizeof(auth), "authorization: %s", authz);
+        argv[n++] = "-H";
+        argv[n++] = auth;
+    }
     if (body != NULL) {
         cr_assert_eq(sup_write_file("req.json", body, bodyf, sizeof(bodyf)), 0);
         snprintf(data, sizeof(data), "@%s", bodyf);
@@ -190,6 +198,16 @@ static void rest(const char *method, const char *path, const char *body, struct 
     if (r->body == NULL)
         r->body = strdup("");
     cr_assert_not_null(r->head);
+}
+
+static void rest(const char *method, const char *path, const char *body, struct rest_resp *r)
+{
+    rest_req(method, path, body, NULL, r);
+}
+
+static void rest_auth(const char *method, const char *path, const char *authz, struct rest_resp *r)
+{
+    rest_req(method, path, NULL, authz, r);
 }
 
 /* ---- what the backend saw ---- */
@@ -768,4 +786,26 @@ Test(rest_reflection, reload_asks_a_backend_that_gained_a_method)
     cr_assert_eq(sup_signal(px.proc, SIGHUP), 0);
     cr_assert(sup_poll(ping_works, NULL, 15000), "the new method never worked");
     assert_request("Ping", "PingRequest", "{\"who\":\"me\"}");
+}
+
+/* REST calls are calls like any other: [auth] checks them (the token from the
+ * REST client's own Authorization header), with the JSON error when it fails. */
+Test(rest_file, auth_applies_to_rest_calls)
+{
+    struct rest_resp r;
+    char tokens[600], extra[800];
+    json_t *j;
+
+    cr_assert_eq(sup_write_file("tokens", "s3cret-token-for-rest\n", tokens, sizeof(tokens)), 0);
+    snprintf(extra, sizeof(extra), "[auth]\nmode = token\ntokens_file = %s\n", tokens);
+    setup(FROM_FILE, extra);
+    rest("GET", "/v1/users/1", NULL, &r);
+    assert_status(&r, 401);
+    json_decref((assert_error(&r, &j, 16), j));
+    rest_resp_free(&r);
+    cr_assert_null(backend_msg("GetUser", "req", 0), "an unauthenticated call reached the backend");
+    rest_auth("GET", "/v1/users/1", "Bearer s3cret-token-for-rest", &r);
+    assert_status(&r, 200);
+    assert_response(&r, "GetUser", "User", NULL);
+    rest_resp_free(&r);
 }
