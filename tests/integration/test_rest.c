@@ -595,10 +595,20 @@ REST_CASE(errors)
     assert_status(&r, 400);
     json_decref((assert_error(&r, &j, 3), j));
     rest_resp_free(&r);
-    /* the backend's FAILED_PRECONDITION (400) */
+    /* the backend's FAILED_PRECONDITION (400), with grpc-status-details-bin:
+     * each Any of the google.rpc.Status in the JSON mapping, with its @type */
     rest("PUT", "/v1/orgs/a/users/1?validate_only=true", "{}", &r);
     assert_status(&r, 400);
-    json_decref((assert_error(&r, &j, 9), j));
+    msg = assert_error(&r, &j, 9);
+    cr_assert_str_eq(msg, "validate_only: nothing changed");
+    {
+        json_t *want = parse("[{\"@type\":\"type.googleapis.com/sy.user.v1.Address\","
+                             "\"city\":\"Nowhere\"}]");
+
+        assert_same_json(json_object_get(j, "details"), want, "error details");
+        json_decref(want);
+    }
+    json_decref(j);
     rest_resp_free(&r);
     /* an error after two messages of a stream ends the array */
     rest("GET", "/v1/users:watch?count=2&firstId=666", NULL, &r);

@@ -75,10 +75,19 @@ function user(id) {
 }
 
 class Fail extends Error {
-  constructor(code, message) {
+  constructor(code, message, details) {
     super(message);
     this.code = code;
+    this.details = details; // a google.rpc.Status to send as grpc-status-details-bin
   }
+}
+
+// google.rpc.Status{code, message, details: [Any{type_url, value}]}, by hand.
+function rpcStatus(code, message, anyType, anyValue) {
+  const w = protobuf.Writer.create();
+  w.uint32(8).int32(code).uint32(18).string(message);
+  w.uint32(26).fork().uint32(10).string('type.googleapis.com/' + anyType).uint32(18).bytes(anyValue).ldelim();
+  return Buffer.from(w.finish());
 }
 
 // Unary handlers: (request object, raw bytes) -> [response type, object or raw Buffer]
@@ -90,7 +99,11 @@ const unary = {
   GetUserTags: (req) => ['User', user(req.id)],
   CreateUser: (req, raw) => ['User', raw], // echoed as received
   UpdateUser: (req) => {
-    if (req.validate_only) throw new Fail(grpc.status.FAILED_PRECONDITION, 'validate_only: nothing changed');
+    if (req.validate_only) {
+      const msg = 'validate_only: nothing changed';
+      throw new Fail(grpc.status.FAILED_PRECONDITION, msg,
+        rpcStatus(grpc.status.FAILED_PRECONDITION, msg, 'sy.user.v1.Address', encode('Address', {city: 'Nowhere'})));
+    }
     return ['User', req.user || {}];
   },
   DeleteUser: () => ['google.protobuf.Empty', Buffer.alloc(0)],
@@ -139,8 +152,10 @@ function unaryHandler(name) {
       log({method: name, status: 0});
       cb(null, out);
     } catch (e) {
+      const metadata = new grpc.Metadata();
+      if (e.details) metadata.set('grpc-status-details-bin', e.details);
       log({method: name, status: e.code || grpc.status.UNKNOWN});
-      cb({code: e.code || grpc.status.UNKNOWN, details: e.message});
+      cb({code: e.code || grpc.status.UNKNOWN, details: e.message, metadata});
     }
   };
 }
