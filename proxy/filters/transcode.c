@@ -229,6 +229,34 @@ static void send_error(struct proxy_call *call, struct tc_call *st, struct tc_wo
     buf_put(w, &b);
 }
 
+/* A response without grpc-status: gRPC's HTTP-to-gRPC status mapping
+ * (doc/http-grpc-status-mapping.md). */
+static int code_of_http(const nghttp2_nv *st)
+{
+    int http = 0;
+
+    for (size_t i = 0; st != NULL && st->valuelen == 3 && i < 3; i++)
+        http = http * 10 + (st->value[i] >= '0' && st->value[i] <= '9' ? st->value[i] - '0' : 0);
+
+    switch (http) {
+    case 400:
+        return GRPC_INTERNAL;
+    case 401:
+        return GRPC_UNAUTHENTICATED;
+    case 403:
+        return GRPC_PERMISSION_DENIED;
+    case 404:
+        return GRPC_UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+        return GRPC_UNAVAILABLE;
+    default:
+        return GRPC_UNKNOWN;
+    }
+}
+
 static int status_of(const struct proxy_head *h, bool *present)
 {
     const nghttp2_nv *f = proxy_head_get(h, "grpc-status", 11);
@@ -434,8 +462,8 @@ static enum proxy_filter_rc on_response_head(struct proxy_call *call, void *stv,
         /* Trailers-Only: an error of the backend or of switchyard. */
         int code = status_of(h, &present);
 
-        if (!present && !nv_value_is(proxy_head_get(h, ":status", 7), "200"))
-            code = GRPC_UNAVAILABLE;
+        if (!present)
+            code = code_of_http(proxy_head_get(h, ":status", 7));
         if (code == GRPC_OK && st->b != NULL && st->b->server_streaming) {
             /* A stream of no message. */
             send_head(call, st, 200, stream_ctype(st->b));
