@@ -16,16 +16,23 @@ Q :=
 endif
 
 CC      ?= cc
+CXX     ?= c++
 PKGS    := libevent libevent_pthreads libnghttp2 libcares libprotobuf-c inih jansson libjwt libcrypto \
            libevent_openssl libssl libsystemd
 TPKGS   := criterion
 GPKGS   := grpc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpedantic
+# The one C++ file (REST transcoding: libprotobuf's JSON mapping) keeps -Werror.
+CXXWARN := -Wall -Wextra -Werror -Wshadow -Wpedantic
+XPKGS   := protobuf
 OPT     ?= -O2
 SAN     ?=
 GEN     := $(BUILD)/gen
 CPPFLAGS_ALL := -I. -I$(GEN) -D_GNU_SOURCE
 CFLAGS_ALL    = -std=c11 -g $(OPT) $(WARN) $(SAN) -pthread -MMD -MP
+CXXFLAGS_ALL  = -std=c++17 -g $(OPT) $(CXXWARN) $(SAN) -pthread -MMD -MP
+X_CFLAGS     := $(shell pkg-config --cflags $(XPKGS) 2>/dev/null)
+X_LIBS       := $(shell pkg-config --libs $(XPKGS) 2>/dev/null)
 PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 T_CFLAGS     := $(shell pkg-config --cflags $(TPKGS) 2>/dev/null)
@@ -38,16 +45,20 @@ G_LIBS       := $(shell pkg-config --libs $(GPKGS) 2>/dev/null)
 SHIP_LDFLAGS := -Wl,--as-needed
 
 HEALTH_PROTO := /usr/share/grpc-proto/grpc/health/v1/health.proto
+REFLECT_PROTO := /usr/share/grpc-proto/grpc/reflection/v1/reflection.proto
 
 CORE_SRCS := $(wildcard core/*.c)
 CONF_SRCS := conf/conf.c
 BAL_SRCS  := $(wildcard balancer/*.c)
 HC_SRCS   := $(filter-out health/cli%.c,$(wildcard health/*.c))
 PROXY_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/filters/*.c))
+PROXY_CXX_SRCS := $(wildcard proxy/filters/*.cc)
 LIB_SRCS  := $(CORE_SRCS) $(CONF_SRCS) $(BAL_SRCS) $(HC_SRCS) $(PROXY_SRCS)
 
 HEALTH_PB_OBJ := $(GEN)/grpc/health/v1/health.pb-c.o
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
+REFLECT_PB_OBJ := $(GEN)/grpc/reflection/v1/reflection.pb-c.o
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(PROXY_CXX_SRCS:%.cc=$(BUILD)/%.o) $(HEALTH_PB_OBJ) \
+             $(REFLECT_PB_OBJ)
 CONF_OBJS := $(CONF_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/core/grpc.o # exempt: grpc_path_is_canonical()
 BAL_OBJS  := $(BAL_SRCS:%.c=$(BUILD)/%.o)
 HC_OBJS   := $(HC_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
@@ -83,17 +94,28 @@ all: $(BIN) $(HEALTH_BIN)
 deps:
 	$(Q)bash scripts/deps.sh
 
+# Linked by the C++ driver: the transcoding filter needs libstdc++.
 $(BIN): $(BUILD)/proxy/main.o $(LIB_OBJS)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS_ALL) $(SHIP_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+	$(Q)$(CXX) $(CXXFLAGS_ALL) $(SHIP_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(X_LIBS) -lpthread
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(PKG_CFLAGS) $(if $(findstring tests/,$<),$(T_CFLAGS) $(G_CFLAGS)) -c -o $@ $<
 
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	@echo "  CXX     $<"
+	$(Q)$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) $(PKG_CFLAGS) $(X_CFLAGS) -c -o $@ $<
+
 # Generated protobuf-c code: build time only, never committed or formatted.
 $(GEN)/grpc/health/v1/health.pb-c.c $(GEN)/grpc/health/v1/health.pb-c.h &: $(HEALTH_PROTO)
+	@mkdir -p $(GEN)
+	@echo "  PROTOC  $<"
+	$(Q)protoc-c --c_out=$(GEN) -I/usr/share/grpc-proto $<
+
+$(GEN)/grpc/reflection/v1/reflection.pb-c.c $(GEN)/grpc/reflection/v1/reflection.pb-c.h &: $(REFLECT_PROTO)
 	@mkdir -p $(GEN)
 	@echo "  PROTOC  $<"
 	$(Q)protoc-c --c_out=$(GEN) -I/usr/share/grpc-proto $<
@@ -109,6 +131,7 @@ $(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
 
 # Health checker and proxy objects use the generated health messages.
 $(HC_SRCS:%.c=$(BUILD)/%.o) $(PROXY_SRCS:%.c=$(BUILD)/%.o): $(GEN)/grpc/health/v1/health.pb-c.h
+$(PROXY_SRCS:%.c=$(BUILD)/%.o): $(GEN)/grpc/reflection/v1/reflection.pb-c.h
 
 # Every peer/support object needs the generated headers first.
 $(PEER_LIB_SRCS:%.c=$(BUILD)/%.o) $(SUPPORT_OBJS) $(BUILD)/tests/peers/backend.o \
@@ -145,6 +168,8 @@ $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(
 $(BUILD)/tests/unit/test_flow: $(BUILD)/tests/unit/test_flow.o $(BUILD)/proxy/flow.o
 $(BUILD)/tests/unit/test_retry: $(BUILD)/tests/unit/test_retry.o $(BUILD)/proxy/retry.o
 $(BUILD)/tests/unit/test_outlier: $(BUILD)/tests/unit/test_outlier.o $(BAL_OBJS) $(CONF_OBJS)
+$(BUILD)/tests/unit/test_transcode: $(BUILD)/tests/unit/test_transcode.o \
+    $(BUILD)/proxy/filters/transcode_path.o
 # The call spine without the frontend, the worker or sockets.
 SPINE_OBJS := $(addprefix $(BUILD)/proxy/,call.o attempt.o pool.o be.o conn.o flow.o head.o retry.o) \
     $(addprefix $(BUILD)/core/,log.o grpc.o tls.o utf8.o)
@@ -174,8 +199,10 @@ test: deps
 run-tests: $(BIN) $(HEALTH_BIN) $(UNIT_BINS) $(INTEG_BINS)
 	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
 	$(Q)$(MAKE) --no-print-directory otel-peer
+	$(Q)$(MAKE) --no-print-directory rest-peer
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
 	$(Q)SY_OTEL_PEER=$(abspath $(OTEL_PEER)) SY_BIN=$(abspath $(BIN)) SY_BIN_RELEASE=$(SY_BIN_RELEASE) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
+	    SY_REST_DIR=$(abspath $(REST_DIR)) \
 	    SY_TOP=$(CURDIR) SY_FUZZ_BINS="$(abspath $(FUZZ_BINS))" SY_FUZZ_RUNS=$(FUZZ_RUNS) \
 	    bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
@@ -193,6 +220,30 @@ $(OTEL_PEER)/node_modules/.package-lock.json: tests/peers/otel/package.json test
 
 .PHONY: otel-peer
 otel-peer: $(OTEL_PEER)/node_modules/.package-lock.json
+
+# REST transcoding tests: the grpc-js backend (tests/rest/backend.js) with the
+# npm packages its committed lock file pins, installed under build/rest, and
+# protoc descriptor sets of its protos (google/api/*.proto from Debian's
+# golang-github-gogo-googleapis-dev, google/protobuf/*.proto from libprotobuf-dev).
+REST_DIR    := build/rest
+GOOGLEAPIS  := /usr/share/gocode/src/github.com/gogo/googleapis
+REST_PROTOC := protoc --include_imports -Itests/rest -I$(GOOGLEAPIS) -I/usr/include
+.PHONY: rest-peer
+rest-peer: $(REST_DIR)/user.pb $(REST_DIR)/user_extra.pb $(REST_DIR)/node_modules/.stamp
+
+$(REST_DIR)/user.pb: tests/rest/user.proto
+$(REST_DIR)/user_extra.pb: tests/rest/user.proto tests/rest/extra.proto
+$(REST_DIR)/user.pb $(REST_DIR)/user_extra.pb:
+	@mkdir -p $(REST_DIR)
+	@echo "  PROTOC  $@"
+	$(Q)$(REST_PROTOC) -o $@ $(notdir $(filter %.proto,$^))
+
+$(REST_DIR)/node_modules/.stamp: tests/rest/package.json tests/rest/package-lock.json
+	@mkdir -p $(REST_DIR)
+	@echo "  NPM     $(REST_DIR)"
+	$(Q)cp tests/rest/package.json tests/rest/package-lock.json $(REST_DIR)/
+	$(Q)cd $(REST_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+	$(Q)touch $@
 
 unit: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(SAN_FLAGS)" OPT=-O1 $(UNIT_BINS)
@@ -237,6 +288,7 @@ clean:
 # each for FUZZ_SECONDS with a random seed, keeping new inputs in
 # build/fuzz/corpus/NAME and crashes in build/fuzz/artifacts/NAME.
 FUZZ_CC      ?= clang-14
+FUZZ_CXX     ?= clang++-14
 FUZZ_BUILD   := build/fuzz
 FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
                 -fno-sanitize-recover=undefined
@@ -251,6 +303,13 @@ $(BUILD)/tests/fuzz/fuzz_health: $(BUILD)/health/codec.o $(BUILD)/core/grpc.o $(
 $(BUILD)/tests/fuzz/fuzz_grpc_timeout: $(BUILD)/core/grpc.o
 $(BUILD)/tests/fuzz/fuzz_grpc_path: $(BUILD)/core/grpc.o
 $(BUILD)/tests/fuzz/fuzz_auth: $(BUILD)/proxy/auth.o $(CONF_OBJS) $(BUILD)/core/grpc.o
+$(BUILD)/tests/fuzz/fuzz_rest_path: $(BUILD)/proxy/filters/transcode_path.o
+# The JSON intake links the C++ converter: linked by the C++ driver. It reads
+# the REST tests' descriptor set (make rest-peer builds it).
+REST_FUZZ_OBJS := $(addprefix $(BUILD)/proxy/filters/,transcode_pb.o transcode_table.o transcode_path.o)
+$(BUILD)/tests/fuzz/fuzz_rest_json: $(BUILD)/tests/fuzz/fuzz_rest_json.o $(REST_FUZZ_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CXX) $(CXXFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(X_LIBS) -lpthread
 
 $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o
 	@echo "  LD      $@"
@@ -258,21 +317,21 @@ $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o
 
 .PHONY: fuzz fuzz-bins fuzz-bins-here
 fuzz-bins:
-	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN="$(FUZZ_SAN)" OPT=-O1 \
-	    fuzz-bins-here
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CXX=$(FUZZ_CXX) \
+	    SAN="$(FUZZ_SAN)" OPT=-O1 fuzz-bins-here
 
 fuzz-bins-here: $(FUZZ_BINS)
 
 fuzz: deps
-	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)$(MAKE) --no-print-directory fuzz-bins $(REST_DIR)/user.pb
 	$(Q)bash tests/fuzz/run.sh --seconds $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 FMT_DIRS := core proxy balancer health conf tests
 format:
-	clang-format -i $$(find $(FMT_DIRS) -name '*.[ch]')
+	clang-format -i $$(find $(FMT_DIRS) -name '*.[ch]' -o -name '*.cc')
 
 format-check:
-	clang-format --dry-run --Werror $$(find $(FMT_DIRS) -name '*.[ch]')
+	clang-format --dry-run --Werror $$(find $(FMT_DIRS) -name '*.[ch]' -o -name '*.cc')
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -288,7 +347,13 @@ bench:
 	$(Q)$(MAKE) --no-print-directory all bench-bins
 	$(Q)BUILD=$(abspath $(BUILD)) bash bench/run.sh
 
-bench-bins: $(BENCH_BINS)
+bench-bins: $(BENCH_BINS) $(BUILD)/bench/echo_rest.pb
+
+# The REST case's rule (google.api.http on sy-echo's Unary), as a descriptor set.
+$(BUILD)/bench/echo_rest.pb: bench/peers/echo_rest.proto
+	@mkdir -p $(dir $@)
+	@echo "  PROTOC  $@"
+	$(Q)protoc --include_imports -Ibench/peers -I$(GOOGLEAPIS) -I/usr/include -o $@ echo_rest.proto
 
 $(BUILD)/bench/sy-echo: bench/echo_server.c
 $(BUILD)/bench/sy-benchclient: bench/bench_client.c
@@ -301,9 +366,14 @@ $(BENCH_BINS):
 # ---- demo: three echo backends behind switchyard, one turning NOT_SERVING and back ----
 # Installs deps, builds switchyard and the test peers, runs scripts/demo.sh (about
 # 15 s; DEMO_KEEP=1 keeps it running until Ctrl-C).
-.PHONY: demo
+.PHONY: demo demo-rest
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
 	$(Q)SY_BIN=$(BIN) SY_HEALTH_BIN=$(HEALTH_BIN) SY_BACKEND=build/peers/tests/peers/sy-backend \
 	    SY_CLIENT=build/peers/tests/peers/sy-client bash scripts/demo.sh
+
+# ---- demo-rest: REST/JSON calls through switchyard to a gRPC service (scripts/demo-rest.sh) ----
+demo-rest: deps
+	$(Q)$(MAKE) --no-print-directory all rest-peer
+	$(Q)SY_BIN=$(BIN) SY_REST_DIR=$(REST_DIR) bash scripts/demo-rest.sh

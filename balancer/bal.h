@@ -65,6 +65,11 @@ struct bal_snapshot {
     atomic_uint refs;
     void (*on_free)(void *arg); /* called when the snapshot is freed (e.g. releases its conf) */
     void *on_free_arg;
+    /* What the owner hangs on the snapshot for the workers before publishing
+     * it (the REST transcoding table), released with |ext_free| (when not
+     * NULL) as the snapshot is freed, before |on_free|. */
+    void *ext;
+    void (*ext_free)(void *ext);
     uint64_t generation;
     const struct conf *conf; /* borrowed: must outlive the snapshot */
     struct bal_cluster *clusters;

@@ -143,6 +143,8 @@ void bal_snapshot_unref(struct bal_snapshot *s)
     }
     free(s->clusters);
     free(s->routes);
+    if (s->ext_free != NULL)
+        s->ext_free(s->ext);
     if (s->on_free != NULL)
         s->on_free(s->on_free_arg);
     free(s);

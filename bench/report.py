@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 TARGETS = ["direct", "switchyard-w1", "switchyard-w2", "switchyard-trace0.01", "switchyard-trace1",
-           "nginx", "haproxy"]
+           "switchyard-rest", "nginx", "haproxy"]
 SY = "switchyard-w1"
 
 
@@ -160,7 +160,10 @@ def report(raw_path, versions_path, md_path, json_path):
         "Unary calls. *sat*: h2load at saturation; *rate*: fixed moderate rate; *c1*: one "
         "call at a time (mean latency, and what the proxy adds over direct). CPU µs/call is the "
         "proxy's own utime+stime per call (for direct, the backend's); the CPU % columns are "
-        "shares of one core during the saturation run, for the proxy, the echo backend and h2load."
+        "shares of one core during the saturation run, for the proxy, the echo backend and h2load. "
+        "*switchyard-rest*: the same Unary call as a REST GET (`/v1/echo/{payload}`, "
+        "google.api.http), transcoded by switchyard (path variable to protobuf, response to JSON); "
+        "one worker, saturation case only."
     )
     out.append("")
     out.append(

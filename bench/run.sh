@@ -9,6 +9,9 @@
 #   sat     saturation: h2load -c BENCH_CONNS -m BENCH_STREAMS; calls/s, latency,
 #           proxy CPU time per call (utime+stime from /proc), backend CPU use
 #   stream  one bidi stream of BENCH_STREAM_MSG-byte messages: MB/s, CPU per message
+#   rest    (target switchyard-rest) the saturation case as REST: GET /v1/echo/{payload}
+#           with the payload base64url in the path, transcoded by switchyard
+#           (bench/peers/echo_rest.proto) into the same Unary call, JSON back
 # Every call is a real gRPC unary call (5-byte prefix + protobuf, content-type
 # application/grpc, te: trailers). Before the load cases, sy-benchclient sends
 # BENCH_CHECK_CALLS calls through the target and checks each response in full
@@ -32,6 +35,7 @@
 #                             switchyard-trace0.01 switchyard-trace1 (1 worker, tracing at
 #                             sample_ratio 0.01 and 1.0, spans exported over OTLP/HTTP to a
 #                             local receiver; switchyard-w1 is the same with export off)
+#                             switchyard-rest (REST/JSON transcoding of the same call)
 #   BENCH_PIN [auto]          auto/on: load generator + backend on CPU 0, single-thread
 #                             proxies on the last CPU (needs 2+ CPUs); off: no pinning
 # SPDX-License-Identifier: MIT
@@ -53,10 +57,13 @@ STREAM_MSG=${BENCH_STREAM_MSG:-65536}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
 ROUNDS=${BENCH_ROUNDS:-1}
 CHECK_CALLS=${BENCH_CHECK_CALLS:-2000}
-TARGETS=${BENCH_TARGETS:-direct switchyard-w1 switchyard-w2 switchyard-trace0.01 switchyard-trace1 nginx haproxy}
+TARGETS=${BENCH_TARGETS:-direct switchyard-w1 switchyard-w2 switchyard-trace0.01 switchyard-trace1 switchyard-rest nginx haproxy}
+REST_DESC=${REST_DESC:-$BUILD/bench/echo_rest.pb}
 PIN=${BENCH_PIN:-auto}
 RATE_CONNS=4
 URL_PATH=/sy.test.Echo/Unary
+H2LOAD_BODY=() # set per case: -d FILE and the gRPC headers, or nothing for REST GETs
+H2LOAD_PATH=$URL_PATH
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() {
@@ -230,6 +237,10 @@ while True:
 pb = b"\x0a" + varint + bytes(i % 251 for i in range(n))
 open(path, "wb").write(b"\x00" + struct.pack(">I", len(pb)) + pb)
 EOF
+# The REST case's path: the same payload, base64url (no padding) in the path.
+REST_PATH=/v1/echo/$(python3 -c 'import base64, sys
+n = int(sys.argv[1])
+print(base64.urlsafe_b64encode(bytes(i % 251 for i in range(n))).decode().rstrip("="))' "$PAYLOAD")
 
 # ---- the backend ----
 spawn "${LOAD_CPUS:-}" "$ECHO_BIN" -p 0 >"$work/echo.out" 2>"$work/echo.err" &
@@ -276,7 +287,12 @@ start_target() {
     case "$name" in
     switchyard-*)
         conf=$prefix/switchyard.ini
-        fill "$top/bench/peers/switchyard.ini.in" "$conf"
+        if [ "$name" = switchyard-rest ]; then
+            fill "$top/bench/peers/switchyard-rest.ini.in" "$conf"
+            sed -i "s|@REST_DESC@|$REST_DESC|" "$conf"
+        else
+            fill "$top/bench/peers/switchyard.ini.in" "$conf"
+        fi
         case "$name" in
         switchyard-trace*)
             printf '\n[tracing]\nsample_ratio = %s\notlp_endpoint = http://127.0.0.1:%s/v1/traces\n' \
@@ -323,9 +339,8 @@ h2load_run() {
     b0=$(cpu_ticks "$echo_pid")
     w0=$(date +%s%N)
     pin "${LOAD_CPUS:-}" python3 "$top/bench/report.py" rusage "$out.cpu" \
-        h2load -t 1 -D "$DURATION" -d "$body" \
-        -H 'content-type: application/grpc' -H 'te: trailers' \
-        --log-file="$out.log" "$@" "http://127.0.0.1:$target_port$URL_PATH" >"$out.txt" 2>&1 ||
+        h2load -t 1 -D "$DURATION" "${H2LOAD_BODY[@]}" \
+        --log-file="$out.log" "$@" "http://127.0.0.1:$target_port$H2LOAD_PATH" >"$out.txt" 2>&1 ||
         {
             cat "$out.txt" >&2
             die "$target: h2load ($case) failed"
@@ -387,6 +402,8 @@ run_idle() {
 
 run_load() {
     local pid t0 t1 ok0 ok1 kv
+    H2LOAD_BODY=(-d "$body" -H 'content-type: application/grpc' -H 'te: trailers')
+    H2LOAD_PATH=$URL_PATH
     start_target "$target"
     pid=$(measured_pid)
 
@@ -422,11 +439,38 @@ run_load() {
     stop_target
 }
 
+# The REST case: a check that the JSON is the echoed payload, then saturation
+# with GETs (recorded as "sat", so the table puts it beside native gRPC).
+run_rest() {
+    local ok0 ok1 got want
+    H2LOAD_BODY=()
+    H2LOAD_PATH=$REST_PATH
+    start_target "$target"
+    got=$(curl -sS --http2-prior-knowledge "http://127.0.0.1:$target_port$REST_PATH")
+    want=$(python3 -c 'import base64, json, sys
+print(json.dumps({"payload": base64.b64encode(bytes(i % 251 for i in range(int(sys.argv[1])))).decode()}, separators=(",", ":")))' "$PAYLOAD")
+    [ "$got" = "$want" ] || die "$target: REST check failed: got $got"
+    record check.calls 1
+    record check.ok 1
+    ok0=$(echo_ok)
+    h2load_run sat -c "$CONNS" -m "$STREAMS"
+    ok1=$(echo_ok)
+    check_counts sat "$ok0" "$ok1" $((CONNS * STREAMS))
+    record peak_rss_kb "$(mem_kb "$(measured_pid)" VmHWM)"
+    stop_target
+}
+
 log "targets: $TARGETS; $ROUNDS round(s), ${DURATION}s per case, pinning $PIN"
 for ((round = 1; round <= ROUNDS; round++)); do
     for target in $TARGETS; do
         case "$target" in
         direct | switchyard-w1 | switchyard-w2 | switchyard-trace0.01 | switchyard-trace1) ;;
+        switchyard-rest)
+            [ -f "$REST_DESC" ] || die "$REST_DESC missing (run: make bench)"
+            log "round $round/$ROUNDS: $target"
+            run_rest
+            continue
+            ;;
         nginx) [ -n "$NGINX" ] || die "nginx not installed (run: bash scripts/deps.sh --bench)" ;;
         haproxy) [ -n "$HAPROXY" ] || die "haproxy not installed (run: bash scripts/deps.sh --bench)" ;;
         *) die "unknown target '$target'" ;;

@@ -492,6 +492,7 @@ static const char *const alog_field_names[CONF_ALOG_FIELD_COUNT + 1] = {
     "time",        "peer",     "method",    "authority", "user_agent", "request_id",
     "trace_id",    "cluster",  "endpoint",  "attempts",  "status",     "code",
     "duration_ms", "bytes_in", "bytes_out", NULL};
+static const char *const stream_format_names[] = {"array", "ndjson", NULL};
 
 _Static_assert(sizeof(enum conf_log_level) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_policy) == sizeof(int), "enums are stored as int");
@@ -499,6 +500,7 @@ _Static_assert(sizeof(enum conf_dns_family) == sizeof(int), "enums are stored as
 _Static_assert(sizeof(enum conf_health_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_auth_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum conf_tls_version) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum conf_stream_format) == sizeof(int), "enums are stored as int");
 
 #define PX(f) offsetof(struct conf_proxy, f)
 #define CL(f) offsetof(struct conf_cluster, f)
@@ -601,6 +603,9 @@ static const struct keyword keywords[] = {
     {SECT_CLUSTER, "tls_cert", KW_FILE, CL(tls_cert), 0, 0, NULL},
     {SECT_CLUSTER, "tls_key", KW_FILE, CL(tls_key), 0, 0, NULL},
     {SECT_CLUSTER, "tls_verify", KW_BOOL, CL(tls_verify), 0, 0, NULL},
+    {SECT_CLUSTER, "transcode", KW_BOOL, CL(transcode), 0, 0, NULL},
+    {SECT_CLUSTER, "descriptors", KW_OPTIONAL, CL(descriptors), 0, 0, NULL},
+    {SECT_CLUSTER, "stream_format", KW_ENUM, CL(stream_format), 0, 0, stream_format_names},
 
     {SECT_AUTH, "mode", KW_ENUM, AU(mode), 0, 0, auth_mode_names},
     {SECT_AUTH, "secret", KW_SECRET, AU(secret), 0, 0, NULL},
@@ -764,6 +769,7 @@ static void cluster_deinit(struct conf_cluster *cl)
     free(cl->tls_server_name);
     free(cl->tls_cert);
     free(cl->tls_key);
+    free(cl->descriptors);
 }
 
 static void free_list(char **v, size_t n)
@@ -2458,6 +2464,29 @@ static void finish_cluster_policy(struct parse *p, const struct conf_cluster *cl
                  "ring_hash needs hash_on = header:NAME or hash_on = peer (what to hash)");
 }
 
+/* transcode = on needs descriptors; descriptors and stream_format mean
+ * nothing without it. The file itself is read by the transcoder (a
+ * descriptor set is not the conf's business). */
+static void finish_cluster_transcode(struct parse *p, struct conf_cluster *cl)
+{
+    size_t ti = keyword_index(SECT_CLUSTER, "transcode");
+    size_t di = keyword_index(SECT_CLUSTER, "descriptors");
+    size_t si = keyword_index(SECT_CLUSTER, "stream_format");
+
+    if (cl->transcode && cl->descriptors == NULL) {
+        fail_key(p, p->key_line[ti], "transcode",
+                 "transcode = on needs descriptors = PATH (a protoc --include_imports -o "
+                 "descriptor set) or descriptors = reflection");
+        return;
+    }
+    if (!cl->transcode && p->key_line[di] != 0) {
+        fail_key(p, p->key_line[di], "descriptors", "descriptors needs transcode = on");
+        return;
+    }
+    if (!cl->transcode && p->key_line[si] != 0)
+        fail_key(p, p->key_line[si], "stream_format", "stream_format needs transcode = on");
+}
+
 static void finish_cluster(struct parse *p)
 {
     struct conf_cluster *cl = section_base(p);
@@ -2473,6 +2502,8 @@ static void finish_cluster(struct parse *p)
     finish_cluster_tls(p, cl);
     if (!p->failed)
         finish_cluster_policy(p, cl);
+    if (!p->failed)
+        finish_cluster_transcode(p, cl);
     if (p->failed)
         return;
     if (cl->nroutes == 0) {

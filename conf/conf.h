@@ -75,6 +75,12 @@ enum conf_alog_field {
 /** The name of access log field |f| in access_log_fields and JSON lines. */
 const char *conf_alog_field_name(enum conf_alog_field f);
 
+/* stream_format: how a transcoded server-streaming response is written */
+enum conf_stream_format {
+    CONF_STREAM_ARRAY = 0, /* one JSON array, streamed element by element */
+    CONF_STREAM_NDJSON,    /* newline-delimited JSON, one message per line */
+};
+
 #define CONF_AUTH_MAX_CLAIMS 32 /* forward_claims entries */
 
 enum conf_auth_mode {
@@ -175,6 +181,13 @@ struct conf_cluster {
     char *tls_cert;        /* tls_cert (NULL): client certificate (chain), PEM; with tls_key */
     char *tls_key;         /* tls_key (NULL) */
     bool tls_verify;       /* tls_verify = on|off (on): chain and name */
+
+    /* REST/JSON transcoding from google.api.http rules (proxy/filters/transcode.h) */
+    bool transcode;                        /* transcode = on|off (off) */
+    char *descriptors;                     /* descriptors = PATH|reflection (NULL): a protoc
+                                              --include_imports -o set, or gRPC server
+                                              reflection of the endpoints; needed by transcode */
+    enum conf_stream_format stream_format; /* stream_format = array|ndjson (array) */
 };
 
 struct conf_proxy {

@@ -31,6 +31,7 @@
 #include "health/hc.h"
 #include "proxy/auth.h"
 #include "proxy/dns.h"
+#include "proxy/filters/transcode.h"
 #include "proxy/otlp.h"
 #include "proxy/outlier.h"
 
@@ -102,6 +103,11 @@ static void release_conf(void *arg)
     conf_free(arg); /* may run on a worker thread: the refcount is atomic */
 }
 
+static void release_table(void *ext)
+{
+    tc_table_unref(ext); /* likewise */
+}
+
 /* A snapshot of rt->eps that keeps the conf it points into alive. */
 static struct bal_snapshot *build_snapshot(struct runtime *rt)
 {
@@ -109,6 +115,9 @@ static struct bal_snapshot *build_snapshot(struct runtime *rt)
 
     s->on_free = release_conf;
     s->on_free_arg = conf_ref(rt->conf);
+    /* The REST transcoding table of this moment travels with the snapshot. */
+    s->ext = proxy_rest_table(rt->rest);
+    s->ext_free = release_table;
     return s;
 }
 
@@ -143,6 +152,12 @@ void proxy_snapshot_changed(struct runtime *rt)
 }
 
 static void on_health_changed(void *arg)
+{
+    proxy_snapshot_changed(arg);
+}
+
+/* Reflection brought new REST rules: the workers get them with a snapshot. */
+static void on_rest_changed(void *arg)
 {
     proxy_snapshot_changed(arg);
 }
@@ -367,6 +382,9 @@ static void cluster_settings_diff(const struct conf_cluster *a, const struct con
         list_add(buf, len, "tls");
     if (a->required != b->required)
         list_add(buf, len, "required");
+    if (a->transcode != b->transcode || !same_str(a->descriptors, b->descriptors) ||
+        a->stream_format != b->stream_format)
+        list_add(buf, len, "transcode");
 }
 
 /* Logs what a reload from |oc| to |nc| changes in the clusters: clusters
@@ -504,7 +522,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     /* TLS contexts are built anew: new certificates and keys serve new
      * handshakes once workers take the snapshot; open connections keep theirs. */
     if (conf_load_file(rt->conf_path, &nc, err, sizeof(err)) != 0 ||
-        proxy_auth_attach(nc, err, sizeof(err)) != 0 || tls_attach(nc, err, sizeof(err)) != 0) {
+        proxy_auth_attach(nc, err, sizeof(err)) != 0 || tls_attach(nc, err, sizeof(err)) != 0 ||
+        proxy_rest_check(nc, err, sizeof(err)) != 0) {
         log_error("reload failed, keeping the running configuration: %s", err);
         reload_done(rt, false, err);
         conf_free(nc);
@@ -534,6 +553,9 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     bal_epset_free(rt->eps);
     rt->eps = neps;
     rt->conf = nc;
+    /* Descriptor sets are read again, reflection asks the endpoints again. */
+    if (proxy_rest_apply(rt->rest, nc, err, sizeof(err)) != 0)
+        log_error("reload: REST transcoding keeps its previous rules: %s", err);
     /* The snapshot follows the conf at once: a worker report or an admin
      * request handled later in this loop turn must not find rt->conf with
      * more clusters than rt->snap (issue 12.1). */
@@ -585,7 +607,7 @@ static size_t worker_count(const struct conf *c)
 static int run(struct runtime *rt)
 {
     int rc = 0;
-    char err[256];
+    char err[1024];
 
     rt->base = event_base_new();
     if (rt->base == NULL) {
@@ -596,6 +618,12 @@ static int run(struct runtime *rt)
     rt->eps = bal_epset_new(rt->conf, rt->reg);
     rt->ev_rebuild = event_new(rt->base, -1, 0, on_rebuild, rt);
     log_config(rt);
+    rt->rest = proxy_rest_new(rt->base, &rt->eps, on_rest_changed, rt);
+    if (proxy_rest_apply(rt->rest, rt->conf, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        rc = 1;
+        goto out;
+    }
     rt->hc = hc_new(rt->base, rt->conf, rt->eps, on_health_changed, rt, err, sizeof(err));
     if (rt->hc == NULL) {
         log_error("health checker: %s", err);
@@ -667,6 +695,7 @@ out:
         close(rt->alog_fd);
     proxy_dns_stop(rt);
     hc_free(rt->hc);
+    proxy_rest_free(rt->rest);
     if (rt->ev_sigterm != NULL)
         event_free(rt->ev_sigterm);
     if (rt->ev_sigint != NULL)
@@ -778,7 +807,8 @@ int main(int argc, char **argv)
     }
     if (conf_load_file(path, &rt.conf, err, sizeof(err)) != 0 ||
         proxy_auth_attach(rt.conf, err, sizeof(err)) != 0 ||
-        tls_attach(rt.conf, err, sizeof(err)) != 0) {
+        tls_attach(rt.conf, err, sizeof(err)) != 0 ||
+        proxy_rest_check(rt.conf, err, sizeof(err)) != 0) {
         fprintf(stderr, "switchyard: %s\n", err);
         conf_free(rt.conf);
         return 1;

@@ -24,6 +24,7 @@ struct proxy_admin;
 struct proxy_otlp;
 struct hc;
 struct proxy_outlier_box;
+struct proxy_rest;
 
 /** The last SIGHUP reload, for /status and /metrics. */
 struct proxy_reload_info {
@@ -62,6 +63,7 @@ struct runtime {
     struct proxy_outlier_box *outliers; /* owned (outlier.c): workers' ejection requests */
     struct proxy_otlp *otlp;            /* owned: the span exporter (otlp.c) */
     struct proxy_reload_info reload;
+    struct proxy_rest *rest; /* owned: REST transcoding's sources and table */
 };
 
 /** Tells the main loop that rt->eps changed: one new snapshot is built and

@@ -19,19 +19,27 @@
 #include "proxy/filters/filters.h"
 #include "proxy/outlier.h"
 
-/* The call filters, in the order every call meets them: authentication
- * first (nothing answers or routes an unauthenticated call), then
+/* The call filters, in the order every call meets them: REST transcoding
+ * turns a REST request into the gRPC call the others see, authentication
+ * next (nothing answers or routes an unauthenticated call), then
  * switchyard's own health service, tracing (the calls that reach routing;
  * it sets the trace context stats logs), stats last (it sees the final
  * outcome). */
-static const struct proxy_filter *const chain[] = {
-    &proxy_filter_auth,
-    &proxy_filter_selfhealth,
-    &proxy_filter_trace,
-    &proxy_filter_stats,
+enum {
+    F_TRANSCODE = 0,
+    F_AUTH,
+    F_SELFHEALTH,
+    F_TRACE,
+    STATS, /* the worker reads its counters and flushes its access log */
+    NCHAIN
 };
-#define NCHAIN (sizeof(chain) / sizeof(chain[0]))
-#define STATS  3 /* index of the stats filter in |chain| */
+static const struct proxy_filter *const chain[NCHAIN] = {
+    [F_TRANSCODE] = &proxy_filter_transcode,
+    [F_AUTH] = &proxy_filter_auth,
+    [F_SELFHEALTH] = &proxy_filter_selfhealth,
+    [F_TRACE] = &proxy_filter_trace,
+    [STATS] = &proxy_filter_stats,
+};
 
 uint64_t proxy_mono_ns(void)
 {

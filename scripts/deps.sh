@@ -16,12 +16,19 @@ PKGS=(
     nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl
     python3-prometheus-client # test_observability: a real Prometheus text parser reads /metrics
     clang-14 libclang-rt-14-dev # tests/fuzz: libFuzzer (-fsanitize=fuzzer) and clang's ASan/UBSan runtimes
+    # REST transcoding: libprotobuf (C++) is the reference proto3 JSON mapping;
+    # protoc builds the tests' descriptor sets, whose google/api/annotations.proto
+    # and http.proto come from golang-github-gogo-googleapis-dev (Debian ships no
+    # other package with them); the test backend is grpc-js on Node.js, checked
+    # against python3-protobuf's json_format, driven with curl.
+    libprotobuf-dev protobuf-compiler golang-github-gogo-googleapis-dev python3-protobuf curl
 )
 
 # Needed by `make test` only (Criterion, test clients and servers, checkers):
 # --build leaves them out, so the image's build stage stays small.
 TEST_ONLY=(libcriterion-dev nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl logrotate
-    python3-prometheus-client nodejs npm)
+    python3-prometheus-client protobuf-compiler golang-github-gogo-googleapis-dev python3-protobuf
+    curl nodejs npm)
 PKGS+=(logrotate) # test_deploy checks docker/logrotate/switchyard with logrotate -d
 # test_observability's OpenTelemetry backend (tests/peers/otel, grpc-js): node
 # and npm, from Debian unless a node with its npm is installed already (a
@@ -53,6 +60,12 @@ for p in "${PKGS[@]}"; do
         missing+=("$p")
     fi
 done
+
+# npm comes with some builds of nodejs (which then conflict with Debian's npm
+# package): ask for the package only when no npm is there.
+if [[ " ${PKGS[*]} " == *" nodejs "* ]] && ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0

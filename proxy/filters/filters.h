@@ -7,6 +7,8 @@
 #include "proxy/filter.h"
 #include "proxy/report.h"
 
+/** REST/JSON transcoding of google.api.http bindings ([cluster.NAME] transcode). */
+extern const struct proxy_filter proxy_filter_transcode;
 /** [auth]: verifies the caller before anything answers or routes the call. */
 extern const struct proxy_filter proxy_filter_auth;
 /** switchyard's own grpc.health.v1.Health (Check and Watch). */

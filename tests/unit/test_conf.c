@@ -2018,3 +2018,30 @@ Test(conf, error_policy_keys_with_another_policy)
                "least_request only",
                NULL);
 }
+
+/* REST transcoding keys (issue 16): transcode needs descriptors, the others
+ * need transcode; the file itself is read by the transcoder, not here. */
+Test(conf, transcode_keys)
+{
+    struct conf *c = load_ok("[cluster.a]\ntargets = 127.0.0.1:1\ntranscode = on\n"
+                             "descriptors = reflection\nstream_format = ndjson\n");
+
+    cr_assert(c->clusters[0].transcode);
+    cr_assert_str_eq(c->clusters[0].descriptors, "reflection");
+    cr_assert_eq(c->clusters[0].stream_format, CONF_STREAM_NDJSON);
+    conf_free(c);
+    c = load_ok(MINIMAL);
+    cr_assert(!c->clusters[0].transcode);
+    cr_assert_null(c->clusters[0].descriptors);
+    cr_assert_eq(c->clusters[0].stream_format, CONF_STREAM_ARRAY);
+    conf_free(c);
+    expect_err("[cluster.a]\ntargets = 127.0.0.1:1\ntranscode = on\n",
+               "t.ini:3: [cluster.a] transcode: transcode = on needs descriptors", NULL);
+    expect_err("[cluster.a]\ntargets = 127.0.0.1:1\ndescriptors = /x.pb\n",
+               "t.ini:3: [cluster.a] descriptors: descriptors needs transcode = on", NULL);
+    expect_err("[cluster.a]\ntargets = 127.0.0.1:1\nstream_format = ndjson\n",
+               "t.ini:3: [cluster.a] stream_format: stream_format needs transcode = on", NULL);
+    expect_err("[cluster.a]\ntargets = 127.0.0.1:1\ntranscode = on\ndescriptors = r\n"
+               "stream_format = lines\n",
+               "t.ini:5: [cluster.a] stream_format: expected array or ndjson", NULL);
+}
