@@ -28,6 +28,8 @@ CPPFLAGS_ALL := -I. -I$(GEN) -D_GNU_SOURCE
 CFLAGS_ALL    = -std=c11 -g $(OPT) $(WARN) $(SAN) -pthread -MMD -MP
 PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# HTTP/1.1 parsing (proxy/h1.c): Debian's libhttp-parser-dev has no .pc file.
+PKG_LIBS     += -lhttp_parser
 T_CFLAGS     := $(shell pkg-config --cflags $(TPKGS) 2>/dev/null)
 T_LIBS       := $(shell pkg-config --libs $(TPKGS) 2>/dev/null)
 G_CFLAGS     := $(shell pkg-config --cflags $(GPKGS) 2>/dev/null)
