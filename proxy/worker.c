@@ -18,16 +18,17 @@
 #include "core/log.h"
 #include "proxy/filters/filters.h"
 
-/* The call filters, in the order every call meets them: authentication
- * first (nothing answers or routes an unauthenticated call), then
+/* The call filters, in the order every call meets them: CORS first (its
+ * preflights are answered before anything else, its headers go on every
+ * answer), then gRPC-Web (it turns a browser's request into gRPC), then
+ * authentication (nothing answers or routes an unauthenticated call), then
  * switchyard's own health service, stats last (it sees the final outcome). */
 static const struct proxy_filter *const chain[] = {
-    &proxy_filter_auth,
-    &proxy_filter_selfhealth,
-    &proxy_filter_stats,
+    &proxy_filter_cors,       &proxy_filter_grpc_web, &proxy_filter_auth,
+    &proxy_filter_selfhealth, &proxy_filter_stats,
 };
 #define NCHAIN (sizeof(chain) / sizeof(chain[0]))
-#define STATS  2 /* index of the stats filter in |chain| */
+#define STATS  4 /* index of the stats filter in |chain| */
 
 uint64_t proxy_mono_ns(void)
 {
