@@ -172,11 +172,32 @@ test: deps
 run-tests: $(BIN) $(HEALTH_BIN) $(UNIT_BINS) $(INTEG_BINS)
 	$(Q)$(MAKE) --no-print-directory BUILD=build/peers SAN= OPT=-O2 peers
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)$(MAKE) --no-print-directory web-deps
 	$(Q)SY_BIN=$(abspath $(BIN)) SY_BIN_RELEASE=$(SY_BIN_RELEASE) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
-	    SY_TOP=$(CURDIR) SY_FUZZ_BINS="$(abspath $(FUZZ_BINS))" SY_FUZZ_RUNS=$(FUZZ_RUNS) \
+	    SY_TOP=$(CURDIR) SY_FUZZ_BINS="$(abspath $(FUZZ_BINS))" SY_FUZZ_RUNS=$(FUZZ_RUNS) SY_WEB=$(abspath $(WEB)) \
 	    bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
 peers: $(PEER_BINS)
+
+# ---- web-deps: what tests/integration/test_web.c runs besides C ----
+# The npm packages pinned by tests/web/package-lock.json (Connect's gRPC-Web
+# client, playwright-core for Debian's chromium), installed under build/web,
+# never committed; and a descriptor set of echo.proto for the Node.js client.
+WEB := build/web
+.PHONY: web-deps
+web-deps: $(WEB)/node_modules/.installed $(WEB)/echo.pb
+
+$(WEB)/node_modules/.installed: tests/web/package.json tests/web/package-lock.json
+	@mkdir -p $(WEB)
+	@echo "  NPM     $(WEB)"
+	$(Q)cp tests/web/package.json tests/web/package-lock.json $(WEB)/
+	$(Q)cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	$(Q)touch $@
+
+$(WEB)/echo.pb: tests/peers/echo.proto
+	@mkdir -p $(WEB)
+	@echo "  PROTOC  $<"
+	$(Q)protoc-c -I. --descriptor_set_out=$@ $<
 
 unit: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(SAN_FLAGS)" OPT=-O1 $(UNIT_BINS)

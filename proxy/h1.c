@@ -405,6 +405,7 @@ struct proxy_h1_conn {
     bool close_after;  /* close once the output is written */
     bool read_blocked; /* |unacked| reached |limit|: not reading */
     bool in_parse;     /* http_parser is on the stack */
+    bool discarding;   /* answered before the request ended: its rest is read and dropped */
 };
 
 static const struct proxy_call_side_ops side_ops;
@@ -509,6 +510,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (hc->call != NULL || hc->c.dead)
         return;
+    if (hc->discarding) {
+        log_info("client %s: rest of an answered request not sent within header_timeout", hc->peer);
+        proxy_conn_close_soon(&hc->c);
+        return;
+    }
     if (hc->in_head) {
         log_info("client %s: header_timeout (HTTP/1.1 request head incomplete)", hc->peer);
         refuse(hc, 408, "request head not complete within header_timeout");
@@ -582,6 +588,15 @@ static void conn_end(struct h1_intake *in)
 {
     struct proxy_h1_conn *hc = conn_of_intake(in);
 
+    if (hc->discarding) {
+        /* The dropped rest of an answered request is over: next request. */
+        hc->discarding = false;
+        event_del(hc->timer);
+        if (conf_of(hc)->idle_timeout_ms > 0)
+            timer_arm(hc->timer, conf_of(hc)->idle_timeout_ms);
+        http_parser_pause(&in->p, 0);
+        return;
+    }
     hc->req_done = true;
     if (hc->call != NULL && !hc->aborted)
         proxy_call_req_end(hc->call);
@@ -612,7 +627,7 @@ static int on_input(struct proxy_conn *c, struct evbuffer *in)
             bufferevent_disable(c->bev, EV_READ);
             break;
         }
-        if (hc->call == NULL && !hc->in_head) {
+        if (hc->call == NULL && !hc->in_head && !hc->discarding) {
             /* A new request begins: its head must come within header_timeout. */
             hc->in_head = true;
             hc->nreq++;
@@ -803,15 +818,28 @@ static void exchange_end(struct proxy_h1_conn *hc)
     struct proxy_call *call = hc->call;
     uint32_t err = hc->aborted ? hc->abort_err : NGHTTP2_NO_ERROR;
 
+    bool rest = !hc->req_done;
+
     hc->call = NULL;
-    if (!hc->req_done)
-        close_after_output(hc); /* the rest of the request is not read */
     proxy_call_side_closed(call, err);
     hc->head_sent = hc->chunked = hc->resp_done = hc->req_done = false;
     hc->unacked = 0;
     if (hc->aborted || !hc->keep_alive || hc->env->draining) {
         hc->aborted = false;
         close_after_output(hc);
+        return;
+    }
+    if (rest) {
+        /* Answered before the request ended (an error, a refusal): its rest
+         * is read and dropped, within header_timeout, so that the client can
+         * finish sending and the connection serves the next request. */
+        hc->discarding = true;
+        timer_arm(hc->timer, conf_of(hc)->header_timeout_ms);
+        if (hc->read_blocked) {
+            hc->read_blocked = false;
+            bufferevent_enable(hc->c.bev, EV_READ);
+        }
+        event_active(hc->kick, EV_READ, 0);
         return;
     }
     if (conf_of(hc)->idle_timeout_ms > 0)
@@ -833,7 +861,7 @@ static void flush(struct proxy_conn *c)
     if (hc->call != NULL) {
         if (hc->head_sent && !hc->aborted)
             pump(hc);
-        /* Answered before the request ended too: exchange_end() closes after. */
+        /* Also answered before the request ended: exchange_end() drops its rest. */
         if (hc->aborted || hc->resp_done)
             exchange_end(hc);
     }

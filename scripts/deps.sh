@@ -20,8 +20,17 @@ PKGS=(
 
 # Needed by `make test` only (Criterion, test clients and servers, checkers):
 # --build leaves them out, so the image's build stage stays small.
-TEST_ONLY=(libcriterion-dev nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl logrotate)
+TEST_ONLY=(libcriterion-dev nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl logrotate
+    chromium nodejs npm)
 PKGS+=(logrotate) # test_deploy checks docker/logrotate/switchyard with logrotate -d
+# test_web: a real browser (headless Chromium) and Node.js for the npm test
+# clients (tests/web/package.json, installed under build/web at test time).
+PKGS+=(chromium)
+# A machine may have Node.js from elsewhere, whose package bundles npm and
+# conflicts with Debian's npm: only install them when there is no npm at all.
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    PKGS+=(nodejs npm)
+fi
 
 for arg in "$@"; do
     case "$arg" in
