@@ -256,6 +256,8 @@ $(BUILD)/tests/fuzz/fuzz_health: $(BUILD)/health/codec.o $(BUILD)/core/grpc.o $(
 $(BUILD)/tests/fuzz/fuzz_grpc_timeout: $(BUILD)/core/grpc.o
 $(BUILD)/tests/fuzz/fuzz_grpc_path: $(BUILD)/core/grpc.o
 $(BUILD)/tests/fuzz/fuzz_auth: $(BUILD)/proxy/auth.o $(CONF_OBJS) $(BUILD)/core/grpc.o
+$(BUILD)/tests/fuzz/fuzz_grpc_web: $(BUILD)/proxy/filters/grpc_web_codec.o
+$(BUILD)/tests/fuzz/fuzz_h1: $(BUILD)/proxy/h1.o $(SPINE_OBJS) $(BAL_OBJS) $(CONF_OBJS)
 
 $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o
 	@echo "  LD      $@"

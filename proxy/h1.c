@@ -360,8 +360,8 @@ int proxy_h1_parse(const uint8_t *data, size_t len, const struct proxy_h1_limits
     intake_init(&po.in, &po_ops, &po);
     po.in.max = lim->max_header_bytes;
     while (off < len) {
-        size_t used =
-            http_parser_execute(&po.in.p, &parser_settings, (const char *)data + off, len - off);
+        size_t n = lim->chunk > 0 && lim->chunk < len - off ? lim->chunk : len - off;
+        size_t used = http_parser_execute(&po.in.p, &parser_settings, (const char *)data + off, n);
         enum http_errno e = HTTP_PARSER_ERRNO(&po.in.p);
 
         off += used;
@@ -373,8 +373,11 @@ int proxy_h1_parse(const uint8_t *data, size_t len, const struct proxy_h1_limits
             *status = po.in.status != 0 ? po.in.status : 400;
             goto out;
         }
-        if (used == 0)
-            break;
+        if (used < n) {
+            /* http_parser stops after an Upgrade request: a connection refuses it */
+            *status = 400;
+            goto out;
+        }
     }
     rv = po.requests;
 out:

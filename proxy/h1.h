@@ -34,6 +34,8 @@ void proxy_h1_free_all(struct proxy_fe_env *env);
 /** The request limits of one HTTP/1.1 parse, for proxy_h1_parse(). */
 struct proxy_h1_limits {
     uint32_t max_header_bytes; /* request line + fields, name + value + 32 each */
+    size_t chunk;              /* feed at most this many bytes at a time (0: all), as reads
+                                  would split them */
 };
 
 /** Parses |len| bytes of |data| as a sequence of HTTP/1.1 requests without a
