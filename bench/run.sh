@@ -9,6 +9,10 @@
 #   sat     saturation: h2load -c BENCH_CONNS -m BENCH_STREAMS; calls/s, latency,
 #           proxy CPU time per call (utime+stime from /proc), backend CPU use
 #   stream  one bidi stream of BENCH_STREAM_MSG-byte messages: MB/s, CPU per message
+#   web     switchyard only: the sat case as gRPC-Web (application/grpc-web+proto,
+#           no te) over HTTP/2, and web_h1 over HTTP/1.1 (h2load --h1, one call
+#           per connection at a time, CONNS x STREAMS connections): calls/s and
+#           switchyard's CPU per call beside native gRPC's
 # Every call is a real gRPC unary call (5-byte prefix + protobuf, content-type
 # application/grpc, te: trailers). Before the load cases, sy-benchclient sends
 # BENCH_CHECK_CALLS calls through the target and checks each response in full
@@ -302,8 +306,7 @@ h2load_run() {
     b0=$(cpu_ticks "$echo_pid")
     w0=$(date +%s%N)
     pin "${LOAD_CPUS:-}" python3 "$top/bench/report.py" rusage "$out.cpu" \
-        h2load -t 1 -D "$DURATION" -d "$body" \
-        -H 'content-type: application/grpc' -H 'te: trailers' \
+        h2load -t 1 -D "$DURATION" -d "$body" "${HDRS[@]}" \
         --log-file="$out.log" "$@" "http://127.0.0.1:$target_port$URL_PATH" >"$out.txt" 2>&1 ||
         {
             cat "$out.txt" >&2
@@ -321,6 +324,11 @@ h2load_run() {
     record "$case.wall_s" "$(awk -v t="$((w1 - w0))" 'BEGIN {print t / 1e9}')"
     record "$case.loadgen_cpu_s" "$(cat "$out.cpu")"
 }
+
+# Request headers of h2load's calls: native gRPC, or gRPC-Web for the web cases.
+GRPC_HDRS=(-H 'content-type: application/grpc' -H 'te: trailers')
+WEB_HDRS=(-H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1')
+HDRS=("${GRPC_HDRS[@]}")
 
 h2load_value() { awk -v k="$2" '$1 == k {print $2}' "$work/$target.$round.$1.kv"; }
 
@@ -387,6 +395,21 @@ run_load() {
     h2load_run sat -c "$CONNS" -m "$STREAMS"
     ok1=$(echo_ok)
     check_counts sat "$ok0" "$ok1" $((CONNS * STREAMS))
+
+    if [ "$target" != direct ] && [ "${target#switchyard}" != "$target" ]; then
+        # gRPC-Web: the same calls as a browser sends them (the body is the
+        # same framing; trailers come back in the body), over h2 and HTTP/1.1.
+        HDRS=("${WEB_HDRS[@]}")
+        h2load_run web -c "$CONNS" -m "$STREAMS"
+        ok0=$(echo_ok)
+        check_counts web "$ok1" "$ok0" $((CONNS * STREAMS))
+        # One call at a time per HTTP/1.1 connection: as many connections as
+        # sat has calls in flight (CONNS x STREAMS).
+        h2load_run web_h1 --h1 -c $((CONNS * STREAMS)) -m 1
+        ok1=$(echo_ok)
+        check_counts web_h1 "$ok0" "$ok1" $((CONNS * STREAMS))
+        HDRS=("${GRPC_HDRS[@]}")
+    fi
 
     t0=$(cpu_ticks "$pid")
     pin "${LOAD_CPUS:-}" "$CLIENT_BIN" stream -p "$target_port" -s "$STREAM_MSG" -D "$DURATION" \
