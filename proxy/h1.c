@@ -406,7 +406,7 @@ struct proxy_h1_conn {
     bool aborted;      /* the response cannot complete: end the call, close */
     bool keep_alive;   /* another request may follow this one */
     bool close_after;  /* close once the output is written */
-    bool read_blocked; /* |unacked| reached |limit|: not reading */
+    bool read_blocked; /* not reading: |unacked| reached |limit|, or pipelined requests wait */
     bool in_parse;     /* http_parser is on the stack */
     bool discarding;   /* answered before the request ended: its rest is read and dropped */
 };
@@ -622,8 +622,15 @@ static int on_input(struct proxy_conn *c, struct evbuffer *in)
         size_t n, used;
         enum http_errno e = HTTP_PARSER_ERRNO(&hc->in.p);
 
-        if (e == HPE_PAUSED)
-            break; /* the next request waits for this one's answer */
+        if (e == HPE_PAUSED) {
+            /* The next request waits for this one's answer; a client that
+             * pipelines more than a read's worth is not read meanwhile. */
+            if (evbuffer_get_length(in) > PROXY_IO_CHUNK) {
+                hc->read_blocked = true;
+                bufferevent_disable(c->bev, EV_READ);
+            }
+            break;
+        }
         if (hc->call != NULL && hc->unacked >= hc->limit) {
             /* The call holds a stream window of bytes: wait for its credit. */
             hc->read_blocked = true;

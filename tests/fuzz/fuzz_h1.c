@@ -3,8 +3,9 @@
  * them, without sockets or calls).
  * Input: the first byte picks how the rest is fed (0: whole, else chunks of
  * 1..255 bytes, as reads would split it); the rest is what a client sent.
- * Invariants: the outcome (requests accepted, or the refusal's status) is
- * the same however the bytes are split; a refusal is one of the statuses a
+ * Invariants: the outcome (requests accepted, or the refusal's status, but
+ * for 400 against 431, see below) is the same however the bytes are split;
+ * a refusal is one of the statuses a
  * connection answers (400, 405, 426, 431, 505); no request is accepted
  * whose head exceeds the limit.
  * SPDX-License-Identifier: MIT */
@@ -45,7 +46,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rw = proxy_h1_parse(copy, size - 1, &whole, &sw);
     rs = proxy_h1_parse(copy, size - 1, &split, &ss);
     check(rw == rs, "requests accepted differ when split", rw, rs);
-    check(sw == ss, "refusal status differs when split", sw, ss);
+    /* http_parser reports header bytes at the end of a field or of the bytes
+     * it was given: split input reaches the size limit (431) before a bad
+     * byte later in the same field (400) that whole input meets first. Both
+     * refuse; any other difference is a bug. */
+    check(sw == ss || ((sw == 400 || sw == 431) && (ss == 400 || ss == 431)),
+          "refusal status differs when split", sw, ss);
     if (rw < 0)
         check(sw == 400 || sw == 405 || sw == 426 || sw == 431 || sw == 505,
               "unexpected refusal status", sw, 0);

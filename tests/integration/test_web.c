@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,11 @@ static size_t unb64(const char *s, size_t n, unsigned char *out)
     return w;
 }
 
+static const unsigned char *u(const char *p)
+{
+    return (const unsigned char *)p;
+}
+
 static bool mem_has(const unsigned char *p, size_t n, const char *s)
 {
     size_t k = strlen(s);
@@ -496,6 +502,74 @@ Test(web, malformed_http1_requests_end_alone)
               "HTTP/2.0 request line: %s", resp);
     assert_serving();
     stop_proxy_clean();
+}
+
+/* Two requests in one write: answered in order on the same connection. */
+Test(web, http1_pipelined_requests)
+{
+    static const char two[] = "POST /sy.test.Echo/Unary HTTP/1.1\r\nhost: t\r\n"
+                              "content-type: application/grpc-web\r\ncontent-length: 10\r\n\r\n"
+                              "\0\0\0\0\x05\x0a\x03one"
+                              "POST /sy.test.Echo/Unary HTTP/1.1\r\nhost: t\r\n"
+                              "content-type: application/grpc-web\r\ncontent-length: 10\r\n\r\n"
+                              "\0\0\0\0\x05\x0a\x03two";
+    char resp[8192];
+    bool closed;
+    size_t n;
+    int fd;
+
+    start_proxy("");
+    fd = raw_connect(px.port);
+    SEND(fd, two);
+    /* both answers, in order: "one" in the first, "two" after the second head */
+    n = raw_response(fd, resp, sizeof(resp), &closed);
+    if (!mem_has(u(resp), n, "two"))
+        n += raw_response(fd, resp + n, sizeof(resp) - n, &closed);
+    cr_assert(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", resp);
+    {
+        const char *second = memmem(resp + 17, n - 17, "HTTP/1.1 200 OK\r\n", 17);
+
+        cr_assert_not_null(second, "one answer only: %s", resp);
+        cr_assert(mem_has(u(resp), (size_t)(second - resp), "one"), "first answer: %s", resp);
+        cr_assert(mem_has(u(second), n - (size_t)(second - resp), "two"), "second: %s", second);
+    }
+    close(fd);
+    stop_proxy_clean();
+}
+
+/* SIGTERM while a server stream runs over HTTP/1.1: the call finishes, the
+ * connection closes after it, switchyard exits 0. */
+Test(web, http1_drain_lets_the_call_finish)
+{
+    /* ServerStream, response_count 3, delay_ms 300 */
+    static const char req[] = "POST /sy.test.Echo/ServerStream HTTP/1.1\r\nhost: t\r\n"
+                              "content-type: application/grpc-web\r\ncontent-length: 13\r\n\r\n"
+                              "\0\0\0\0\x08\x0a\x01x\x18\x03\x20\xac\x02";
+    char resp[8192], body[8192];
+    size_t len = 0;
+    long deadline;
+    int fd, st;
+
+    start_proxy("drain_timeout = 10s");
+    fd = raw_connect(px.port);
+    SEND(fd, req);
+    sup_sleep_ms(150);
+    cr_assert_eq(sup_signal(px.proc, SIGTERM), 0);
+    deadline = sup_now_ms() + 8000;
+    while (sup_now_ms() < deadline && len + 1 < sizeof(resp)) {
+        ssize_t r = recv(fd, resp + len, sizeof(resp) - 1 - len, 0);
+
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    resp[len] = '\0';
+    cr_assert(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", resp);
+    len = dechunk(resp, body, sizeof(body));
+    cr_assert(mem_has(u(body), len, "grpc-status:0\r\n"), "the stream did not finish: %s", resp);
+    close(fd);
+    st = sup_wait_exit(px.proc, 10000);
+    cr_assert_eq(st, 0, "switchyard exited with %d after the drain", st);
 }
 
 /* header_timeout on a request head that never completes. */
