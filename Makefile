@@ -143,6 +143,8 @@ $(BUILD)/tests/unit/test_grpc: $(BUILD)/tests/unit/test_grpc.o $(BUILD)/core/grp
 $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(BAL_OBJS) $(CONF_OBJS) \
     $(BUILD)/core/tls.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_flow: $(BUILD)/tests/unit/test_flow.o $(BUILD)/proxy/flow.o
+$(BUILD)/tests/unit/test_grpc_web: $(BUILD)/tests/unit/test_grpc_web.o \
+    $(BUILD)/proxy/filters/grpc_web_codec.o
 # The call spine without the frontend, the worker or sockets.
 SPINE_OBJS := $(addprefix $(BUILD)/proxy/,call.o attempt.o pool.o be.o conn.o flow.o head.o) \
     $(addprefix $(BUILD)/core/,log.o grpc.o tls.o)
