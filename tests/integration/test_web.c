@@ -6,7 +6,8 @@
  * what no well-behaved client sends (-text split mid-quantum, malformed
  * HTTP/1.1).
  * Invariant: the npm packages and the descriptor set come from build/web
- * ($SY_WEB), made by `make web-deps`; every process is stopped by PID, and
+ * ($SY_WEB), made by `make web-deps`; Node.js is /usr/bin/node ($SY_NODE),
+ * Chromium /usr/bin/chromium ($SY_CHROMIUM); every process is stopped by PID, and
  * each test ends by stopping switchyard with SIGTERM and requiring exit 0
  * (ASan: leaks and memory errors fail the test).
  * SPDX-License-Identifier: MIT */
@@ -100,7 +101,7 @@ static char *run_node(const char *script, const char *const *args)
 
     snprintf(top, sizeof(top), "%s", t != NULL && *t ? t : ".");
     snprintf(path, sizeof(path), "%s/tests/web/%s", top, script);
-    argv[n++] = "/usr/bin/node";
+    argv[n++] = getenv("SY_NODE") != NULL ? getenv("SY_NODE") : "/usr/bin/node";
     argv[n++] = path;
     for (int i = 0; args[i] != NULL && n < 11; i++)
         argv[n++] = args[i];
