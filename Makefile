@@ -35,6 +35,8 @@ X_CFLAGS     := $(shell pkg-config --cflags $(XPKGS) 2>/dev/null)
 X_LIBS       := $(shell pkg-config --libs $(XPKGS) 2>/dev/null)
 PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# HTTP/1.1 parsing (proxy/h1.c): Debian's libhttp-parser-dev has no .pc file.
+PKG_LIBS     += -lhttp_parser
 T_CFLAGS     := $(shell pkg-config --cflags $(TPKGS) 2>/dev/null)
 T_LIBS       := $(shell pkg-config --libs $(TPKGS) 2>/dev/null)
 G_CFLAGS     := $(shell pkg-config --cflags $(GPKGS) 2>/dev/null)
@@ -170,6 +172,8 @@ $(BUILD)/tests/unit/test_retry: $(BUILD)/tests/unit/test_retry.o $(BUILD)/proxy/
 $(BUILD)/tests/unit/test_outlier: $(BUILD)/tests/unit/test_outlier.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_transcode: $(BUILD)/tests/unit/test_transcode.o \
     $(BUILD)/proxy/filters/transcode_path.o
+$(BUILD)/tests/unit/test_grpc_web: $(BUILD)/tests/unit/test_grpc_web.o \
+    $(BUILD)/proxy/filters/grpc_web_codec.o
 # The call spine without the frontend, the worker or sockets.
 SPINE_OBJS := $(addprefix $(BUILD)/proxy/,call.o attempt.o pool.o be.o conn.o flow.o head.o retry.o) \
     $(addprefix $(BUILD)/core/,log.o grpc.o tls.o utf8.o)
@@ -201,8 +205,9 @@ run-tests: $(BIN) $(HEALTH_BIN) $(UNIT_BINS) $(INTEG_BINS)
 	$(Q)$(MAKE) --no-print-directory otel-peer
 	$(Q)$(MAKE) --no-print-directory rest-peer
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)$(MAKE) --no-print-directory web-deps
 	$(Q)SY_OTEL_PEER=$(abspath $(OTEL_PEER)) SY_BIN=$(abspath $(BIN)) SY_BIN_RELEASE=$(SY_BIN_RELEASE) SY_HEALTH_BIN=$(abspath $(HEALTH_BIN)) SY_BACKEND=$(abspath build/peers/tests/peers/sy-backend) \
-	    SY_REST_DIR=$(abspath $(REST_DIR)) \
+	    SY_REST_DIR=$(abspath $(REST_DIR)) SY_WEB=$(abspath $(WEB)) \
 	    SY_TOP=$(CURDIR) SY_FUZZ_BINS="$(abspath $(FUZZ_BINS))" SY_FUZZ_RUNS=$(FUZZ_RUNS) \
 	    bash scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
@@ -244,6 +249,26 @@ $(REST_DIR)/node_modules/.stamp: tests/rest/package.json tests/rest/package-lock
 	$(Q)cp tests/rest/package.json tests/rest/package-lock.json $(REST_DIR)/
 	$(Q)cd $(REST_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
 	$(Q)touch $@
+
+# ---- web-deps: what tests/integration/test_web.c runs besides C ----
+# The npm packages pinned by tests/web/package-lock.json (Connect's gRPC-Web
+# client, playwright-core for Debian's chromium), installed under build/web,
+# never committed; and a descriptor set of echo.proto for the Node.js client.
+WEB := build/web
+.PHONY: web-deps
+web-deps: $(WEB)/node_modules/.installed $(WEB)/echo.pb
+
+$(WEB)/node_modules/.installed: tests/web/package.json tests/web/package-lock.json
+	@mkdir -p $(WEB)
+	@echo "  NPM     $(WEB)"
+	$(Q)cp tests/web/package.json tests/web/package-lock.json $(WEB)/
+	$(Q)cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	$(Q)touch $@
+
+$(WEB)/echo.pb: tests/peers/echo.proto
+	@mkdir -p $(WEB)
+	@echo "  PROTOC  $<"
+	$(Q)protoc-c -I. --descriptor_set_out=$@ $<
 
 unit: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(SAN_FLAGS)" OPT=-O1 $(UNIT_BINS)
@@ -310,6 +335,8 @@ REST_FUZZ_OBJS := $(addprefix $(BUILD)/proxy/filters/,transcode_pb.o transcode_t
 $(BUILD)/tests/fuzz/fuzz_rest_json: $(BUILD)/tests/fuzz/fuzz_rest_json.o $(REST_FUZZ_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CXX) $(CXXFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(X_LIBS) -lpthread
+$(BUILD)/tests/fuzz/fuzz_grpc_web: $(BUILD)/proxy/filters/grpc_web_codec.o
+$(BUILD)/tests/fuzz/fuzz_h1: $(BUILD)/proxy/h1.o $(SPINE_OBJS) $(BAL_OBJS) $(CONF_OBJS)
 
 $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o
 	@echo "  LD      $@"

@@ -103,6 +103,10 @@ def derive(m, direct_c1):
         "idle_kib_per_conn",
         lambda: (m["idle.rss_after_kb"] - m["idle.rss_before_kb"]) / m["idle.conns"],
     )
+    for case in ("web", "web_h1"):
+        put(case + "_calls_per_s", lambda c=case: m[c + ".rps"])
+        put(case + "_p50_ms", lambda c=case: m[c + ".p50_us"] / 1000)
+        put(case + "_cpu_us_per_call", lambda c=case: m[c + ".cpu_s"] / m[c + ".backend_ok"] * 1e6)
     put("checked_ok", lambda: m["check.ok"])
     put("checked", lambda: m["check.calls"])
     return d
@@ -201,6 +205,28 @@ def report(raw_path, versions_path, md_path, json_path):
             f"{'—' if direct else fmt(g(t, 'peak_rss_mib'), 1)} | "
             f"{'—' if direct else fmt(g(t, 'idle_kib_per_conn'), 2)} |"
         )
+    web = [t for t in proxies if g(t, "web_calls_per_s") is not None]
+    if web:
+        out.append("")
+        out.append(
+            "gRPC-Web unary (switchyard only): the saturation case sent as gRPC-Web "
+            "(application/grpc-web+proto) over HTTP/2 and over HTTP/1.1 (h2load --h1, one "
+            "call at a time on each of as many connections as sat has calls in flight), beside "
+            "native gRPC; CPU µs/call is switchyard's own."
+        )
+        out.append("")
+        out.append(
+            "| target | native calls/s | native CPU µs/call | web h2 calls/s | web h2 CPU µs/call "
+            "| web HTTP/1.1 calls/s | web HTTP/1.1 CPU µs/call | web HTTP/1.1 p50 ms |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for t in web:
+            out.append(
+                f"| {t} | {fmt(g(t, 'calls_per_s'), 0)} | {fmt(g(t, 'cpu_us_per_call'), 1)} | "
+                f"{fmt(g(t, 'web_calls_per_s'), 0)} | {fmt(g(t, 'web_cpu_us_per_call'), 1)} | "
+                f"{fmt(g(t, 'web_h1_calls_per_s'), 0)} | {fmt(g(t, 'web_h1_cpu_us_per_call'), 1)} | "
+                f"{fmt(g(t, 'web_h1_p50_ms'), 2)} |"
+            )
     ratio_keys = [
         ("calls/s (sat), higher is better", "calls_per_s"),
         ("p50 latency (sat)", "sat_p50_ms"),

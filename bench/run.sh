@@ -12,6 +12,10 @@
 #   rest    (target switchyard-rest) the saturation case as REST: GET /v1/echo/{payload}
 #           with the payload base64url in the path, transcoded by switchyard
 #           (bench/peers/echo_rest.proto) into the same Unary call, JSON back
+#   web     switchyard-w1/-w2 only: the sat case as gRPC-Web (application/grpc-web+proto,
+#           no te) over HTTP/2, and web_h1 over HTTP/1.1 (h2load --h1, one call
+#           per connection at a time, CONNS x STREAMS connections): calls/s and
+#           switchyard's CPU per call beside native gRPC's
 # Every call is a real gRPC unary call (5-byte prefix + protobuf, content-type
 # application/grpc, te: trailers). Before the load cases, sy-benchclient sends
 # BENCH_CHECK_CALLS calls through the target and checks each response in full
@@ -62,7 +66,7 @@ REST_DESC=${REST_DESC:-$BUILD/bench/echo_rest.pb}
 PIN=${BENCH_PIN:-auto}
 RATE_CONNS=4
 URL_PATH=/sy.test.Echo/Unary
-H2LOAD_BODY=() # set per case: -d FILE and the gRPC headers, or nothing for REST GETs
+H2LOAD_BODY=() # set per case: -d FILE, or nothing for REST GETs (headers: HDRS)
 H2LOAD_PATH=$URL_PATH
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -339,7 +343,7 @@ h2load_run() {
     b0=$(cpu_ticks "$echo_pid")
     w0=$(date +%s%N)
     pin "${LOAD_CPUS:-}" python3 "$top/bench/report.py" rusage "$out.cpu" \
-        h2load -t 1 -D "$DURATION" "${H2LOAD_BODY[@]}" \
+        h2load -t 1 -D "$DURATION" "${H2LOAD_BODY[@]}" "${HDRS[@]}" \
         --log-file="$out.log" "$@" "http://127.0.0.1:$target_port$H2LOAD_PATH" >"$out.txt" 2>&1 ||
         {
             cat "$out.txt" >&2
@@ -357,6 +361,11 @@ h2load_run() {
     record "$case.wall_s" "$(awk -v t="$((w1 - w0))" 'BEGIN {print t / 1e9}')"
     record "$case.loadgen_cpu_s" "$(cat "$out.cpu")"
 }
+
+# Request headers of h2load's calls: native gRPC, or gRPC-Web for the web cases.
+GRPC_HDRS=(-H 'content-type: application/grpc' -H 'te: trailers')
+WEB_HDRS=(-H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1')
+HDRS=("${GRPC_HDRS[@]}")
 
 h2load_value() { awk -v k="$2" '$1 == k {print $2}' "$work/$target.$round.$1.kv"; }
 
@@ -402,8 +411,9 @@ run_idle() {
 
 run_load() {
     local pid t0 t1 ok0 ok1 kv
-    H2LOAD_BODY=(-d "$body" -H 'content-type: application/grpc' -H 'te: trailers')
+    H2LOAD_BODY=(-d "$body")
     H2LOAD_PATH=$URL_PATH
+    HDRS=("${GRPC_HDRS[@]}")
     start_target "$target"
     pid=$(measured_pid)
 
@@ -426,6 +436,21 @@ run_load() {
     ok1=$(echo_ok)
     check_counts sat "$ok0" "$ok1" $((CONNS * STREAMS))
 
+    if [ "$target" = switchyard-w1 ] || [ "$target" = switchyard-w2 ]; then
+        # gRPC-Web: the same calls as a browser sends them (the body is the
+        # same framing; trailers come back in the body), over h2 and HTTP/1.1.
+        HDRS=("${WEB_HDRS[@]}")
+        h2load_run web -c "$CONNS" -m "$STREAMS"
+        ok0=$(echo_ok)
+        check_counts web "$ok1" "$ok0" $((CONNS * STREAMS))
+        # One call at a time per HTTP/1.1 connection: as many connections as
+        # sat has calls in flight (CONNS x STREAMS).
+        h2load_run web_h1 --h1 -c $((CONNS * STREAMS)) -m 1
+        ok1=$(echo_ok)
+        check_counts web_h1 "$ok0" "$ok1" $((CONNS * STREAMS))
+        HDRS=("${GRPC_HDRS[@]}")
+    fi
+
     t0=$(cpu_ticks "$pid")
     pin "${LOAD_CPUS:-}" "$CLIENT_BIN" stream -p "$target_port" -s "$STREAM_MSG" -D "$DURATION" \
         -W 8 >"$work/stream.out" 2>"$work/stream.err" ||
@@ -445,6 +470,7 @@ run_rest() {
     local ok0 ok1 got want
     H2LOAD_BODY=()
     H2LOAD_PATH=$REST_PATH
+    HDRS=()
     start_target "$target"
     got=$(curl -sS --http2-prior-knowledge "http://127.0.0.1:$target_port$REST_PATH")
     want=$(python3 -c 'import base64, json, sys

@@ -468,6 +468,7 @@ enum kw_type {
     KW_RATIO,        /* double in 0..1 */
     KW_URL,          /* otlp_endpoint: http://HOST[:PORT][/PATH], empty: none */
     KW_FIELDS,       /* access_log_fields: list of field names, one line */
+    KW_ORIGINS,      /* list of web origins, or * */
 };
 
 struct keyword {
@@ -537,6 +538,10 @@ static const struct keyword keywords[] = {
     {SECT_PROXY, "tls_key", KW_FILE, PX(tls_key), 0, 0, NULL},
     {SECT_PROXY, "tls_client_ca", KW_FILE, PX(tls_client_ca), 0, 0, NULL},
     {SECT_PROXY, "tls_min_version", KW_ENUM, PX(tls_min_version), 0, 0, tls_version_names},
+    {SECT_PROXY, "http1", KW_BOOL, PX(http1), 0, 0, NULL},
+    {SECT_PROXY, "grpc_web", KW_BOOL, PX(grpc_web), 0, 0, NULL},
+    {SECT_PROXY, "cors_origins", KW_ORIGINS, PX(cors_origins), 0, 0, NULL},
+    {SECT_PROXY, "cors_max_age", KW_DURATION, PX(cors_max_age_ms), 0, 0, NULL},
 
     {SECT_ADMIN, "listen", KW_LISTEN, offsetof(struct conf_admin, listen), 0, 0, NULL},
     {SECT_ADMIN, "max_method_labels", KW_U32, offsetof(struct conf_admin, max_method_labels), 1,
@@ -648,7 +653,7 @@ static bool is_list(const struct keyword *kw)
 {
     return kw->type == KW_TARGETS || kw->type == KW_ROUTES || kw->type == KW_DNS_SERVERS ||
            kw->type == KW_ALGORITHMS || kw->type == KW_AUDIENCE || kw->type == KW_CLAIMS ||
-           kw->type == KW_EXEMPT;
+           kw->type == KW_EXEMPT || kw->type == KW_ORIGINS;
 }
 
 static void cluster_defaults(struct conf_cluster *cl)
@@ -728,6 +733,9 @@ static struct conf *conf_new(const char *path)
     c->proxy.max_connection_age_grace_ms = 30 * 1000;
     c->proxy.max_message_size = 16 * 1024 * 1024;
     c->proxy.header_timeout_ms = 10 * 1000;
+    c->proxy.http1 = true;
+    c->proxy.grpc_web = true;
+    c->proxy.cors_max_age_ms = 10 * 60 * 1000;
     set_addr("127.0.0.1:9901", &c->admin.listen, &c->admin.listen_addr, &c->admin.listen_addrlen);
     c->admin.max_method_labels = 100;
     {
@@ -830,6 +838,7 @@ void conf_free(struct conf *c)
     for (size_t i = 0; i < c->proxy.ndns_servers; i++)
         free(c->proxy.dns_servers[i]);
     free(c->proxy.dns_servers);
+    free_list(c->proxy.cors_origins, c->proxy.ncors_origins);
     free(c->admin.listen);
     free(c->tracing.otlp_endpoint);
     free(c->tracing.otlp_host);
@@ -1452,6 +1461,48 @@ static void add_dns_server(struct parse *p, const struct keyword *kw, const char
     px->dns_servers[px->ndns_servers++] = xstrdup(norm);
 }
 
+/* A web origin as browsers send it in Origin (RFC 6454 §6.1): scheme "://"
+ * host [":" port], lower case, no path; or "*" alone (any origin). */
+static void add_origin(struct parse *p, const struct keyword *kw, const char *item)
+{
+    struct conf_proxy *px = &p->c->proxy;
+    const char *host = NULL;
+    bool any = strcmp(item, "*") == 0;
+
+    if (strncmp(item, "http://", 7) == 0)
+        host = item + 7;
+    else if (strncmp(item, "https://", 8) == 0)
+        host = item + 8;
+    if (!any &&
+        (host == NULL || *host == '\0' || strchr(host, '/') != NULL || has_ctl_or_space(item))) {
+        fail_key(p, p->lineno, kw->name,
+                 "expected * or origins such as https://app.example.com or "
+                 "http://localhost:8080 (scheme://host[:port], no path), got '%s'",
+                 item);
+        return;
+    }
+    for (const char *c = item; *c != '\0'; c++) {
+        if (isupper((unsigned char)*c)) {
+            fail_key(p, p->lineno, kw->name,
+                     "expected an origin in lower case, as browsers send it, got '%s'", item);
+            return;
+        }
+    }
+    if ((any && px->ncors_origins > 0) ||
+        (px->ncors_origins == 1 && strcmp(px->cors_origins[0], "*") == 0)) {
+        fail_key(p, p->lineno, kw->name, "expected * alone or a list of origins, got both");
+        return;
+    }
+    for (size_t i = 0; i < px->ncors_origins; i++) {
+        if (strcmp(px->cors_origins[i], item) == 0) {
+            fail_key(p, p->lineno, kw->name, "expected each origin once, got '%s' twice", item);
+            return;
+        }
+    }
+    px->cors_origins = xreallocarray(px->cors_origins, px->ncors_origins + 1, sizeof(char *));
+    px->cors_origins[px->ncors_origins++] = xstrdup(item);
+}
+
 /* ---- [auth] ---- */
 
 /* JWS algorithms libjwt 1.10 verifies (RFC 7518 §3.1); "none" is never one. */
@@ -1838,8 +1889,8 @@ static void flush_pending(struct parse *p)
         return;
     p->pend_kw = NULL;
     if (p->pend_text[0] == '\0') {
-        if (kw->type == KW_DNS_SERVERS)
-            return; /* empty: the system's resolvers */
+        if (kw->type == KW_DNS_SERVERS || kw->type == KW_ORIGINS)
+            return; /* empty: the system's resolvers; no CORS */
         if (kw->type == KW_ALGORITHMS || kw->type == KW_AUDIENCE || kw->type == KW_CLAIMS ||
             kw->type == KW_EXEMPT)
             return; /* empty: none (algorithms: the key's default) */
@@ -1891,6 +1942,8 @@ static void add_list(struct parse *p, const struct keyword *kw, const char *v, b
             add_route(p, kw, item);
         else if (kw->type == KW_DNS_SERVERS)
             add_dns_server(p, kw, item);
+        else if (kw->type == KW_ORIGINS)
+            add_origin(p, kw, item);
         else
             add_auth_item(p, kw, item);
         free(item);
@@ -2119,6 +2172,7 @@ static void set_value(struct parse *p, const struct keyword *kw, const char *v, 
     case KW_ALGORITHMS:
     case KW_AUDIENCE:
     case KW_CLAIMS:
+    case KW_ORIGINS:
         add_list(p, kw, v, cont);
         break;
     }
@@ -3014,6 +3068,8 @@ static const char *type_name(enum kw_type t)
         return "list of path prefixes";
     case KW_DNS_SERVERS:
         return "list of IP[:PORT]";
+    case KW_ORIGINS:
+        return "list of origins";
     case KW_OPTIONAL:
         return "string";
     case KW_SECRET:
@@ -3163,6 +3219,9 @@ int conf_keyword_at(size_t i, struct conf_keyword_info *out)
         break;
     case KW_DNS_SERVERS:
         snprintf(out->deflt, sizeof(out->deflt), "(system)");
+        break;
+    case KW_ORIGINS:
+        snprintf(out->deflt, sizeof(out->deflt), "(none)");
         break;
     case KW_ALGORITHMS:
         snprintf(out->deflt, sizeof(out->deflt), "(from the key)");

@@ -235,8 +235,16 @@ struct conf_proxy {
     uint32_t header_timeout_ms;           /* header_timeout (10s): a connection must complete
                                              request headers this long after it opened or began
                                              them */
-    char **dns_servers;                   /* dns_servers = IP[:PORT], ... (none: system);
-                                             stored as IP:PORT or [IPv6]:PORT (53 if omitted) */
+    bool http1;                           /* http1 = on|off (on): HTTP/1.1 on the same listeners
+                                             (plaintext: sniffed; TLS: ALPN http/1.1) */
+    bool grpc_web;                        /* grpc_web = on|off (on): gRPC-Web requests are
+                                             bridged to gRPC */
+    char **cors_origins;                  /* cors_origins = *|ORIGIN, ... (none: no CORS
+                                             headers); "*" is alone when present */
+    size_t ncors_origins;
+    uint32_t cors_max_age_ms; /* cors_max_age (10m): preflight cache lifetime */
+    char **dns_servers;       /* dns_servers = IP[:PORT], ... (none: system);
+                                 stored as IP:PORT or [IPv6]:PORT (53 if omitted) */
     size_t ndns_servers;
 };
 

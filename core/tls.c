@@ -25,6 +25,10 @@
 
 /* ALPN protocol list, wire format (RFC 7301 §3.1): gRPC is HTTP/2 only. */
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
+/* With [proxy] http1 = on the listener also speaks HTTP/1.1 (gRPC-Web from
+ * browsers): h2 first, so a client offering both gets HTTP/2. */
+static const unsigned char alpn_h2_h11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+static const bool http1_on = true, http1_off = false;
 
 /* TLS 1.2 suites RFC 9113 §9.2.2 allows: ephemeral key exchange, AEAD only.
  * TLS 1.3 suites are all fine and keep OpenSSL's defaults. */
@@ -273,8 +277,9 @@ static int on_client_hello(SSL *ssl, int *al, void *arg)
     size_t extlen;
     const char *peer = SSL_get_app_data(ssl);
 
-    (void)arg;
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
+    /* With HTTP/1.1 on, no ALPN means HTTP/1.1 (RFC 7301 §3.2). */
+    if (*(const bool *)arg ||
+        SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
                                   &extlen) == 1)
         return SSL_CLIENT_HELLO_SUCCESS;
     log_warn("client %s: TLS refused: no ALPN in the ClientHello; h2 is required (alert "
@@ -306,15 +311,16 @@ static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *ou
                           const unsigned char *in, unsigned int inlen, void *arg)
 {
     const char *peer = SSL_get_app_data(ssl);
+    bool http1 = *(const bool *)arg;
     char offered[128];
 
-    (void)arg;
-    if (SSL_select_next_proto((unsigned char **)out, outlen, alpn_h2, sizeof(alpn_h2), in, inlen) ==
-        OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto((unsigned char **)out, outlen, http1 ? alpn_h2_h11 : alpn_h2,
+                              http1 ? sizeof(alpn_h2_h11) : sizeof(alpn_h2), in,
+                              inlen) == OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_OK;
     alpn_list(in, inlen, offered, sizeof(offered));
-    log_warn("client %s: TLS refused: ALPN offers '%s', not h2 (alert no_application_protocol)",
-             peer != NULL ? peer : "?", offered);
+    log_warn("client %s: TLS refused: ALPN offers '%s', not %s (alert no_application_protocol)",
+             peer != NULL ? peer : "?", offered, http1 ? "h2 or http/1.1" : "h2");
     /* OpenSSL answers this with the no_application_protocol alert (RFC 7301 §3.2). */
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
@@ -355,8 +361,8 @@ static int fe_ctx_new(const struct conf *c, SSL_CTX **out, char *err, size_t err
         SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"switchyard", 10);
     }
     /* ALPN on this and every context a reload builds (grpc-go #7709). */
-    SSL_CTX_set_client_hello_cb(ctx, on_client_hello, NULL);
-    SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
+    SSL_CTX_set_client_hello_cb(ctx, on_client_hello, (void *)(pc->http1 ? &http1_on : &http1_off));
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, (void *)(pc->http1 ? &http1_on : &http1_off));
     *out = ctx;
     return 0;
 }

@@ -1,5 +1,6 @@
 /* TLS for both sides: the frontend listener's context (ALPN h2 required,
- * optional client certificates) and one client context per TLS cluster
+ * or h2 and http/1.1 with [proxy] http1 = on; optional client
+ * certificates) and one client context per TLS cluster
  * (ALPN h2, SNI, chain and name verification, optional client certificate).
  * Invariant: every context is built on the main thread from one conf, before
  * the conf is shared, and never changed afterwards; workers only SSL_new()

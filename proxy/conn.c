@@ -41,8 +41,10 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         fl->dirty = c->next_dirty;
         c->next_dirty = NULL;
         c->dirty = false;
-        if (!c->dead && !c->hold && nghttp2_session_send(c->session) != 0)
+        if (!c->dead && !c->hold && c->session != NULL && nghttp2_session_send(c->session) != 0)
             c->dead = true;
+        else if (!c->dead && c->session == NULL && c->ops->flush != NULL)
+            c->ops->flush(c);
         if (!c->dead && c->ops->after_flush != NULL)
             c->ops->after_flush(c);
         /* A callback of this send may have scheduled |c| again: then it is
@@ -114,20 +116,31 @@ static int feed(struct proxy_conn *c, struct evbuffer *in)
     return 0;
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+void proxy_conn_read_input(struct proxy_conn *c)
 {
-    struct proxy_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
     int rv;
 
     if (c->dead)
         return;
     if (c->lingering) {
-        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        evbuffer_drain(in, evbuffer_get_length(in));
         if (proxy_loop_ms(c->base) >= c->linger_until)
             proxy_conn_close_soon(c);
         return;
     }
-    rv = feed(c, bufferevent_get_input(bev));
+    if (c->session == NULL) {
+        /* Not HTTP/2 (yet): the owner parses. */
+        c->last_rx_ms = proxy_loop_ms(c->base);
+        rv = c->ops->on_input != NULL ? c->ops->on_input(c, in) : 0;
+        if (rv < 0)
+            proxy_conn_close_soon(c);
+        if (rv <= 0 || c->dead || c->session == NULL) {
+            proxy_conn_schedule(c);
+            return;
+        }
+    }
+    rv = feed(c, in);
     if (rv != 0) {
         if (c->ops->on_read_error != NULL)
             c->ops->on_read_error(c, rv);
@@ -138,6 +151,12 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (c->ops->after_read != NULL)
         c->ops->after_read(c);
     proxy_conn_schedule(c);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    proxy_conn_read_input(arg);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -219,6 +238,21 @@ int proxy_conn_connect(struct proxy_conn *c, const struct sockaddr *sa, int sale
     /* While connecting, the write timeout is the connect timeout. */
     bufferevent_set_timeouts(c->bev, NULL, &tv);
     return bufferevent_socket_connect(c->bev, sa, salen);
+}
+
+void proxy_conn_take(struct proxy_conn *dst, struct proxy_conn *src,
+                     const struct proxy_conn_ops *ops, const char *side, const char *peer)
+{
+    dst->ops = ops;
+    dst->fl = src->fl;
+    dst->base = src->base;
+    dst->bev = src->bev;
+    dst->tls = src->tls;
+    dst->side = side;
+    dst->peer = peer;
+    dst->last_rx_ms = src->last_rx_ms;
+    src->bev = NULL;
+    bufferevent_setcb(dst->bev, on_read, on_write, on_event, dst);
 }
 
 void proxy_conn_deinit(struct proxy_conn *c)
@@ -304,7 +338,7 @@ static void on_ka_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (c->dead || c->ping_out || c->hold)
+    if (c->dead || c->ping_out || c->hold || c->session == NULL)
         return;
     if (proxy_loop_ms(c->base) - c->last_rx_ms < c->ka_interval_ms)
         return;

@@ -20,6 +20,7 @@
 struct event;
 struct event_base;
 struct bufferevent;
+struct evbuffer;
 struct proxy_conn;
 
 /* Above this much pending output a connection stops producing frames. */
@@ -45,6 +46,15 @@ struct proxy_conn_ops {
     void (*after_flush)(struct proxy_conn *c);
     /** Frees the owner; the connection is dead and nothing is on the stack. */
     void (*destroy)(struct proxy_conn *c);
+    /** For a connection without an nghttp2 session (c->session NULL): the
+     *  bytes read are the owner's to parse (the HTTP/1.1 codec, or a client
+     *  whose protocol is not known yet). Returns 0, -1 to close the
+     *  connection, or 1 when the owner has just created c->session: what is
+     *  left of |in| is then fed to it. Optional. */
+    int (*on_input)(struct proxy_conn *c, struct evbuffer *in);
+    /** The flush pass of a connection without a session, instead of
+     *  nghttp2_session_send(): write what is ready. Optional. */
+    void (*flush)(struct proxy_conn *c);
 };
 
 /** The connections one worker flushes at the end of each loop turn. */
@@ -97,6 +107,18 @@ int proxy_conn_init(struct proxy_conn *c, const struct proxy_conn_ops *ops,
  *  Returns 0, or -1 when no socket could be created. */
 int proxy_conn_connect(struct proxy_conn *c, const struct sockaddr *sa, int salen,
                        uint32_t timeout_ms);
+
+/** Moves |src|'s bufferevent (socket, TLS state, bytes read and not yet
+ *  parsed) to |dst|, a zeroed connection of another owner with |ops|: the
+ *  protocol of a client became known after accept (HTTP/1.1 sniffed, or
+ *  ALPN). |src| keeps no socket; its owner closes it (proxy_conn_close_soon).
+ *  Call proxy_conn_read_input(|dst|) for the bytes already read. */
+void proxy_conn_take(struct proxy_conn *dst, struct proxy_conn *src,
+                     const struct proxy_conn_ops *ops, const char *side, const char *peer);
+
+/** Handles the bytes waiting in |c|'s input buffer as a read would (to the
+ *  session, or to ops->on_input). Not from inside that parser's callbacks. */
+void proxy_conn_read_input(struct proxy_conn *c);
 
 /** Frees the session, the bufferevent (closing the socket) and the timers. */
 void proxy_conn_deinit(struct proxy_conn *c);

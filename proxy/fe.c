@@ -22,6 +22,7 @@
 #include "core/tls.h"
 #include "proxy/call.h"
 #include "proxy/conn.h"
+#include "proxy/h1.h"
 
 /* Our connection window. Connection-level credit is returned as soon as
  * request bytes are buffered (flow.h); each stream's window bounds what it
@@ -86,6 +87,7 @@ static const struct conf_proxy *conf_of(const struct proxy_fe_conn *fc)
 }
 
 static void fe_calm_down(struct proxy_fe_conn *fc, const char *why);
+static int fe_h2_start(struct proxy_fe_conn *fc);
 
 static void timer_arm(struct event *ev, uint32_t ms)
 {
@@ -474,7 +476,7 @@ static const struct proxy_call_side_ops side_ops = {
  * is written (after_flush). Its calls end; others are untouched. */
 static void fe_calm_down(struct proxy_fe_conn *fc, const char *why)
 {
-    if (fc->goaway_sent || fc->c.dead)
+    if (fc->goaway_sent || fc->c.dead || fc->c.session == NULL)
         return;
     log_warn("client %s: %s; closing with ENHANCE_YOUR_CALM", fc->peer, why);
     fc->goaway_sent = true;
@@ -504,6 +506,8 @@ static void after_read(struct proxy_conn *c)
 {
     struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
 
+    if (c->session == NULL)
+        return; /* protocol not known yet */
     /* nghttp2 1.52 does not cap its queue of frames to send (pings, settings
      * ACKs, RST_STREAMs a client provokes): we do. */
     if (nghttp2_session_get_outbound_queue_size(c->session) > FE_MAX_OUTBOUND_QUEUE) {
@@ -538,11 +542,47 @@ static void on_connected(struct proxy_conn *c)
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 
     if (!tls_is_h2(ssl)) {
+        if (conf_of(fc)->http1) {
+            /* ALPN http/1.1 (or none): the HTTP/1.1 frontend takes it. */
+            log_debug("client %s: TLS %s established, HTTP/1.1", fc->peer, SSL_get_version(ssl));
+            proxy_h1_take(fc->env, c, fc->peer);
+            proxy_conn_close_soon(c);
+            return;
+        }
         log_warn("client %s: TLS refused: h2 was not negotiated by ALPN", fc->peer);
         proxy_conn_close_soon(c);
         return;
     }
     log_debug("client %s: TLS %s established", fc->peer, SSL_get_version(ssl));
+    if (c->session == NULL && fe_h2_start(fc) != 0)
+        proxy_conn_close_soon(c);
+    else
+        proxy_conn_read_input(c); /* bytes that came with the handshake */
+}
+
+/* The client preface (RFC 9113 §3.4). */
+static const uint8_t h2_preface[24] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* A cleartext connection before its protocol is known (http1 = on): HTTP/2
+ * when it opens with the client preface, else HTTP/1.1, handed over to
+ * proxy/h1.c with the bytes read so far. */
+static int on_input(struct proxy_conn *c, struct evbuffer *in)
+{
+    struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
+    uint8_t head[sizeof(h2_preface)];
+    size_t n = evbuffer_get_length(in);
+
+    if (c->tls)
+        return 0; /* decided by ALPN in on_connected() */
+    n = n < sizeof(head) ? n : sizeof(head);
+    evbuffer_copyout(in, head, n);
+    if (memcmp(head, h2_preface, n) == 0 && n < sizeof(head))
+        return 0; /* so far the preface: wait for the rest */
+    if (memcmp(head, h2_preface, n) == 0 || !conf_of(fc)->http1)
+        return fe_h2_start(fc) == 0 ? 1 : -1; /* nghttp2 refuses a bad preface */
+    proxy_h1_take(fc->env, c, fc->peer);
+    proxy_conn_close_soon(c);
+    return 0;
 }
 
 static void on_io_error(struct proxy_conn *c, short what)
@@ -564,10 +604,13 @@ static void on_io_error(struct proxy_conn *c, short what)
 static void after_flush(struct proxy_conn *c)
 {
     struct proxy_fe_conn *fc = (struct proxy_fe_conn *)c;
-    bool finished =
+    bool finished;
+
+    if (c->session == NULL)
+        return;
+    finished =
         (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) ||
         (fc->goaway_sent && fc->nstreams == 0);
-
     if (!finished)
         return;
     if (evbuffer_get_length(proxy_conn_output(c)) == 0) {
@@ -622,6 +665,7 @@ static const struct proxy_conn_ops fe_conn_ops = {
     .on_drained = on_drained,
     .after_flush = after_flush,
     .destroy = destroy,
+    .on_input = on_input,
 };
 
 static void on_hdr_timer(evutil_socket_t fd, short what, void *arg)
@@ -641,6 +685,10 @@ static void send_final_goaway(struct proxy_fe_conn *fc)
 {
     if (fc->goaway_sent || fc->c.dead)
         return;
+    if (fc->c.session == NULL) { /* no protocol yet: nothing to say */
+        proxy_conn_close_soon(&fc->c);
+        return;
+    }
     fc->goaway_sent = true;
     nghttp2_submit_goaway(fc->c.session, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(fc->c.session), NGHTTP2_NO_ERROR,
@@ -673,6 +721,10 @@ static void conn_drain(struct proxy_fe_conn *fc)
      * still accepted, then the real last-stream-id about a round trip later. */
     if (fc->c.dead || fc->goaway_sent)
         return;
+    if (fc->c.session == NULL) {
+        proxy_conn_close_soon(&fc->c);
+        return;
+    }
     nghttp2_submit_shutdown_notice(fc->c.session);
     timer_arm(fc->goaway_timer, 1000);
     proxy_conn_schedule(&fc->c);
@@ -708,6 +760,7 @@ void proxy_fe_drain(struct proxy_fe_env *env)
     env->draining = true;
     for (struct proxy_fe_conn *fc = env->conns; fc != NULL; fc = fc->next)
         conn_drain(fc);
+    proxy_h1_drain(env);
 }
 
 /* The TLS object of a client on the TLS listener, or NULL. */
@@ -722,14 +775,13 @@ static SSL *tls_new(struct proxy_fe_conn *fc)
     return tls_fe_ssl_new(ctx, fc->peer);
 }
 
-void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct sockaddr *sa,
-                     bool tls)
+/* The connection speaks HTTP/2: its session, our SETTINGS, keepalive. With
+ * http1 = on this waits for the client preface (or ALPN h2), so that an
+ * HTTP/1.1 client never receives HTTP/2 frames. */
+static int fe_h2_start(struct proxy_fe_conn *fc)
 {
-    const struct conf_proxy *pc = &env->calls->snap->conf->proxy;
-    struct proxy_fe_conn *fc;
-    SSL *ssl = NULL;
-    int one = 1;
-    uint32_t limit = pc->max_concurrent_streams;
+    const struct conf_proxy *pc = conf_of(fc);
+    uint32_t limit = fc->max_streams;
     /* What nghttp2 enforces itself: above it, nghttp2 1.52 fails the whole
      * connection. The client is told |limit| (send_cb). */
     uint32_t lib_limit = limit > 1073741823u ? 2147483647u : limit + (limit < 100 ? 100 : limit);
@@ -739,6 +791,34 @@ void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct 
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, pc->max_header_list_size},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
+
+    if (nghttp2_session_server_new2(&fc->c.session, fc->env->cbs, fc, fc->env->opt) != 0) {
+        log_error("client %s: cannot set up the HTTP/2 session", fc->peer);
+        return -1;
+    }
+    if (pc->max_connection_age_ms > 0) {
+        /* +-10 % jitter, so that connections opened together do not all
+         * reconnect together. */
+        double f = 0.9 + 0.2 * ((double)random() / ((double)RAND_MAX + 1.0));
+
+        fc->age_timer = event_new(fc->env->base, -1, 0, on_age_timer, fc);
+        timer_arm(fc->age_timer, (uint32_t)((double)pc->max_connection_age_ms * f));
+    }
+    proxy_conn_keepalive_start(&fc->c, pc->keepalive_time_ms, pc->keepalive_timeout_ms);
+    nghttp2_submit_settings(fc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    nghttp2_session_set_local_window_size(fc->c.session, NGHTTP2_FLAG_NONE, 0, FE_CONN_WINDOW);
+    proxy_conn_schedule(&fc->c);
+    return 0;
+}
+
+void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct sockaddr *sa,
+                     bool tls)
+{
+    const struct conf_proxy *pc = &env->calls->snap->conf->proxy;
+    struct proxy_fe_conn *fc;
+    SSL *ssl = NULL;
+    int one = 1;
+    uint32_t limit = pc->max_concurrent_streams;
 
     if (env->draining) {
         evutil_closesocket(fd);
@@ -765,7 +845,7 @@ void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct 
     }
     if (proxy_conn_init(&fc->c, &fe_conn_ops, env->fl, env->base, fd, ssl, true, "client",
                         fc->peer) != 0 ||
-        nghttp2_session_server_new2(&fc->c.session, env->cbs, fc, env->opt) != 0) {
+        (!pc->http1 && fe_h2_start(fc) != 0)) {
         log_error("client %s: cannot set up the connection", fc->peer);
         if (fc->c.bev == NULL)
             evutil_closesocket(fd);
@@ -776,19 +856,8 @@ void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct 
     fc->idle_timer = event_new(env->base, -1, 0, on_idle_timer, fc);
     fc->goaway_timer = event_new(env->base, -1, 0, on_goaway_timer, fc);
     fc->hdr_timer = event_new(env->base, -1, 0, on_hdr_timer, fc);
-    /* The preface and SETTINGS must come within header_timeout. */
+    /* The preface and SETTINGS (or a request head) must come within header_timeout. */
     timer_arm(fc->hdr_timer, pc->header_timeout_ms);
-    if (pc->max_connection_age_ms > 0) {
-        /* +-10 % jitter, so that connections opened together do not all
-         * reconnect together. */
-        double f = 0.9 + 0.2 * ((double)random() / ((double)RAND_MAX + 1.0));
-
-        fc->age_timer = event_new(env->base, -1, 0, on_age_timer, fc);
-        timer_arm(fc->age_timer, (uint32_t)((double)pc->max_connection_age_ms * f));
-    }
-    proxy_conn_keepalive_start(&fc->c, pc->keepalive_time_ms, pc->keepalive_timeout_ms);
-    nghttp2_submit_settings(fc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
-    nghttp2_session_set_local_window_size(fc->c.session, NGHTTP2_FLAG_NONE, 0, FE_CONN_WINDOW);
     fc->next = env->conns;
     if (env->conns != NULL)
         env->conns->prev = fc;
@@ -836,6 +905,7 @@ void proxy_fe_env_init(struct proxy_fe_env *env, struct event_base *base, struct
 
 void proxy_fe_env_deinit(struct proxy_fe_env *env)
 {
+    proxy_h1_free_all(env);
     while (env->conns != NULL) {
         env->on_gone = NULL;
         destroy(&env->conns->c);

@@ -20,6 +20,7 @@ struct event_base;
 struct proxy_flusher;
 struct proxy_call_env;
 struct proxy_fe_conn;
+struct proxy_h1_conn;
 
 /** A worker's frontend: shared by its client connections. */
 struct proxy_fe_env {
@@ -29,10 +30,11 @@ struct proxy_fe_env {
     nghttp2_session_callbacks *cbs;
     nghttp2_option *opt;
     struct proxy_fe_conn *conns; /* open connections */
-    uint32_t nconns;
-    uint32_t max_conns; /* this worker's share of max_connections */
-    uint64_t refused;   /* connections closed at max_connections */
-    int worker;         /* index, for logs */
+    struct proxy_h1_conn *h1;    /* open HTTP/1.1 connections (proxy/h1.c) */
+    uint32_t nconns;             /* both kinds */
+    uint32_t max_conns;          /* this worker's share of max_connections */
+    uint64_t refused;            /* connections closed at max_connections */
+    int worker;                  /* index, for logs */
     bool draining;
     void (*on_gone)(void *arg); /* a connection was freed (the worker may finish a drain) */
     void *gone_arg;

@@ -19,14 +19,17 @@
 #include "proxy/filters/filters.h"
 #include "proxy/outlier.h"
 
-/* The call filters, in the order every call meets them: REST transcoding
- * turns a REST request into the gRPC call the others see, authentication
- * next (nothing answers or routes an unauthenticated call), then
- * switchyard's own health service, tracing (the calls that reach routing;
- * it sets the trace context stats logs), stats last (it sees the final
- * outcome). */
+/* The call filters, in the order every call meets them: CORS first (its
+ * preflights are answered before anything else, its headers go on every
+ * answer), then the bridges that turn a browser's gRPC-Web request or a
+ * REST request into the gRPC call the others see, then authentication
+ * (nothing answers or routes an unauthenticated call), then switchyard's
+ * own health service, tracing (the calls that reach routing; it sets the
+ * trace context stats logs), stats last (it sees the final outcome). */
 enum {
-    F_TRANSCODE = 0,
+    F_CORS = 0,
+    F_GRPC_WEB,
+    F_TRANSCODE,
     F_AUTH,
     F_SELFHEALTH,
     F_TRACE,
@@ -34,6 +37,8 @@ enum {
     NCHAIN
 };
 static const struct proxy_filter *const chain[NCHAIN] = {
+    [F_CORS] = &proxy_filter_cors,
+    [F_GRPC_WEB] = &proxy_filter_grpc_web,
     [F_TRANSCODE] = &proxy_filter_transcode,
     [F_AUTH] = &proxy_filter_auth,
     [F_SELFHEALTH] = &proxy_filter_selfhealth,

@@ -12,6 +12,7 @@ PKGS=(
     build-essential pkg-config
     libevent-dev libnghttp2-dev libc-ares-dev libinih-dev libssl-dev libjansson-dev libjwt-dev
     libprotobuf-c-dev protobuf-c-compiler grpc-proto
+    libhttp-parser-dev # proxy/h1.c: HTTP/1.1 parsing (gRPC-Web from browsers)
     libgrpc-dev libcriterion-dev libsystemd-dev
     nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl
     python3-prometheus-client # test_observability: a real Prometheus text parser reads /metrics
@@ -28,11 +29,15 @@ PKGS=(
 # --build leaves them out, so the image's build stage stays small.
 TEST_ONLY=(libcriterion-dev nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl logrotate
     python3-prometheus-client protobuf-compiler golang-github-gogo-googleapis-dev python3-protobuf
-    curl nodejs npm)
+    curl chromium nodejs npm)
 PKGS+=(logrotate) # test_deploy checks docker/logrotate/switchyard with logrotate -d
-# test_observability's OpenTelemetry backend (tests/peers/otel, grpc-js): node
-# and npm, from Debian unless a node with its npm is installed already (a
-# NodeSource nodejs ships npm inside and conflicts with Debian's npm).
+# test_web: a real browser (headless Chromium) and Node.js for the npm test
+# clients (tests/web/package.json, installed under build/web at test time).
+PKGS+=(chromium)
+# Node.js and npm for the npm test peers (test_web, test_observability's
+# OpenTelemetry backend, test_rest's grpc-js backend): from Debian unless a
+# node with its npm is installed already (a NodeSource nodejs ships npm inside
+# and conflicts with Debian's npm).
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     PKGS+=(nodejs npm)
 fi

@@ -9,6 +9,11 @@
 
 /** REST/JSON transcoding of google.api.http bindings ([cluster.NAME] transcode). */
 extern const struct proxy_filter proxy_filter_transcode;
+/** CORS for web pages of other origins ([proxy] cors_origins): preflights
+ *  answered, headers on every answer, errors included. */
+extern const struct proxy_filter proxy_filter_cors;
+/** gRPC-Web ([proxy] grpc_web): browsers' requests bridged to gRPC. */
+extern const struct proxy_filter proxy_filter_grpc_web;
 /** [auth]: verifies the caller before anything answers or routes the call. */
 extern const struct proxy_filter proxy_filter_auth;
 /** switchyard's own grpc.health.v1.Health (Check and Watch). */

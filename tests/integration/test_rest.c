@@ -20,12 +20,10 @@
 
 #include "tests/support/support.h"
 
-/* The HTTP version curl speaks to switchyard: HTTP/2 without TLS today.
- * When the frontend accepts HTTP/1.1 on the same port, "--http1.1" here
- * runs every case over HTTP/1.1. */
-#ifndef REST_CURL_HTTP
-#define REST_CURL_HTTP "--http2-prior-knowledge"
-#endif
+/* The HTTP version curl speaks to switchyard on the same port: HTTP/2
+ * (prior knowledge) for the descriptor-file suite, HTTP/1.1 for the
+ * reflection suite, so every case runs over both. Set by setup(). */
+static const char *curl_http = "--http2-prior-knowledge";
 
 #define PROXY_T 15000
 #define PYTHON  "/usr/bin/python3" /* Debian's, which has python3-protobuf */
@@ -115,6 +113,7 @@ static void setup(enum mode m, const char *conf_extra)
 {
     char conf[2048];
 
+    curl_http = m == FROM_FILE ? "--http2-prior-knowledge" : "--http1.1";
     start_backend("user.pb", NULL, NULL);
     px.port = sup_free_port();
     conf_text(conf, sizeof(conf), m, conf_extra);
@@ -161,7 +160,7 @@ static void rest_req(const char *method, const char *path, const char *body, con
     seq++;
     argv[n++] = "/usr/bin/curl";
     argv[n++] = "-sS";
-    argv[n++] = REST_CURL_HTTP;
+    argv[n++] = curl_http;
     argv[n++] = "--max-time";
     argv[n++] = "10";
     argv[n++] = "-X";

@@ -117,6 +117,7 @@ static void start_plain_backend(void)
 
 struct probe {
     bool ok;       /* handshake done and switchyard's first HTTP/2 bytes read */
+    bool http1;    /* they were an HTTP/1.1 response */
     long serial;   /* the server certificate's serial */
     char alpn[16]; /* negotiated */
     char err[256]; /* why it failed */
@@ -166,7 +167,10 @@ static void probe(int port, const unsigned char *alpn, size_t alpnlen, const cha
         X509_free(x);
         SSL_get0_alpn_selected(ssl, &p, &n);
         snprintf(pr->alpn, sizeof(pr->alpn), "%.*s", (int)n, (const char *)p);
+        if (strcmp(pr->alpn, "h2") != 0) /* HTTP/1.1: the client speaks first */
+            SSL_write(ssl, "GET / HTTP/1.1\r\nhost: t\r\n\r\n", 27);
         pr->ok = SSL_read(ssl, buf, sizeof(buf)) > 0;
+        pr->http1 = pr->ok && strncmp(buf, "HTTP/1.1 ", 9) == 0;
     }
     if (!pr->ok) {
         unsigned long e = ERR_peek_last_error();
@@ -235,7 +239,7 @@ Test(tls, client_without_h2_alpn_is_refused)
     struct probe pr;
 
     start_plain_backend();
-    start_proxy(tls_port, "", be.addr, "");
+    start_proxy(tls_port, "http1 = off\n", be.addr, "");
     probe(tls_port, alpn_h11, 9, NULL, &pr);
     cr_assert(!pr.ok, "a client offering only http/1.1 got through");
     cr_assert(strstr(pr.err, "no application protocol") != NULL, "client saw: %s", pr.err);
@@ -246,6 +250,29 @@ Test(tls, client_without_h2_alpn_is_refused)
     cr_assert(strstr(pr.err, "no application protocol") != NULL, "client saw: %s", pr.err);
     cr_assert(sup_poll(log_has_pred, "no ALPN in the ClientHello", 5000),
               "no log line about the missing ALPN");
+    cr_assert(sup_alive(px.proc));
+}
+
+/* http1 = on (the default): ALPN http/1.1, or none, is HTTP/1.1 (gRPC-Web
+ * from browsers); a client offering both gets h2. */
+Test(tls, http1_alpn_is_accepted_with_http1_on)
+{
+    static const unsigned char both[] = "\x02h2\x08http/1.1";
+    int tls_port = sup_free_port();
+    struct probe pr;
+
+    start_plain_backend();
+    start_proxy(tls_port, "", be.addr, "");
+    probe(tls_port, alpn_h11, 9, NULL, &pr);
+    cr_assert(pr.ok, "http/1.1 probe failed: %s", pr.err);
+    cr_assert_str_eq(pr.alpn, "http/1.1");
+    cr_assert(pr.http1, "no HTTP/1.1 response over ALPN http/1.1");
+    probe(tls_port, both, sizeof(both) - 1, NULL, &pr);
+    cr_assert(pr.ok, "h2+http/1.1 probe failed: %s", pr.err);
+    cr_assert_str_eq(pr.alpn, "h2");
+    probe(tls_port, NULL, 0, NULL, &pr);
+    cr_assert(pr.ok, "a client without ALPN was refused: %s", pr.err);
+    cr_assert(pr.http1, "no HTTP/1.1 response without ALPN");
     cr_assert(sup_alive(px.proc));
 }
 

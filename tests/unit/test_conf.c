@@ -443,6 +443,51 @@ Test(conf, empty_dns_servers_means_system)
     conf_free(c);
 }
 
+/* ---- web keys (issue 15) ---- */
+
+Test(conf, web_keys_defaults_and_values)
+{
+    struct conf *c = load_ok(MINIMAL);
+
+    cr_assert(c->proxy.http1);
+    cr_assert(c->proxy.grpc_web);
+    cr_assert_eq(c->proxy.ncors_origins, 0);
+    cr_assert_eq(c->proxy.cors_max_age_ms, 600000);
+    conf_free(c);
+    c = load_ok("[proxy]\nhttp1 = off\ngrpc_web = off\ncors_max_age = 30s\n"
+                "cors_origins = https://app.example.com, http://localhost:8080\n" MINIMAL);
+    cr_assert(!c->proxy.http1);
+    cr_assert(!c->proxy.grpc_web);
+    cr_assert_eq(c->proxy.cors_max_age_ms, 30000);
+    cr_assert_eq(c->proxy.ncors_origins, 2);
+    cr_assert_str_eq(c->proxy.cors_origins[0], "https://app.example.com");
+    cr_assert_str_eq(c->proxy.cors_origins[1], "http://localhost:8080");
+    conf_free(c);
+    c = load_ok("[proxy]\ncors_origins = *\n" MINIMAL);
+    cr_assert_eq(c->proxy.ncors_origins, 1);
+    cr_assert_str_eq(c->proxy.cors_origins[0], "*");
+    conf_free(c);
+    c = load_ok("[proxy]\ncors_origins =\n" MINIMAL);
+    cr_assert_eq(c->proxy.ncors_origins, 0);
+    conf_free(c);
+}
+
+Test(conf, error_bad_cors_origins)
+{
+    expect_err("[proxy]\ncors_origins = app.example.com\n" MINIMAL,
+               "t.ini:2: [proxy] cors_origins: expected * or origins", "got 'app.example.com'",
+               NULL);
+    expect_err("[proxy]\ncors_origins = https://a.example/path\n" MINIMAL,
+               "t.ini:2: [proxy] cors_origins: expected * or origins", "no path", NULL);
+    expect_err("[proxy]\ncors_origins = https://A.example\n" MINIMAL,
+               "t.ini:2: [proxy] cors_origins: expected an origin in lower case", NULL);
+    expect_err("[proxy]\ncors_origins = *, https://a.example\n" MINIMAL,
+               "t.ini:2: [proxy] cors_origins: expected * alone", NULL);
+    expect_err("[proxy]\ncors_origins = https://a.example, https://a.example\n" MINIMAL,
+               "t.ini:2: [proxy] cors_origins: expected each origin once", NULL);
+    expect_err("[proxy]\nhttp1 = maybe\n" MINIMAL, "t.ini:2: [proxy] http1: expected", NULL);
+}
+
 Test(conf, key_names_of_other_sections_are_unknown)
 {
     expect_err("[admin]\nworkers = 2\n" MINIMAL, "t.ini:2: [admin] workers: unknown key", NULL);
