@@ -124,6 +124,8 @@ static void start_proxy(const char *proxy_keys, const char *cluster_keys)
              proxy_keys, admin_port, targets, cluster_keys);
     cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0,
                  "switchyard did not start (%s -c %s)", sup_proxy_bin(), px.conf);
+    /* The admin listener opens after the workers' listeners. */
+    cr_assert_eq(sup_wait_port(px.proc, admin_port, PROXY_T), 0, "the admin listener did not open");
 }
 
 /* ---- what the backends and switchyard say ---- */
