@@ -24,6 +24,7 @@
 #include <grpc/support/time.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "health/cli_common.h"
 
 #define CHECK_METHOD   "/grpc.health.v1.Health/Check"
 #define MAX_CHAN_ARGS  8

@@ -7,6 +7,8 @@
  * SPDX-License-Identifier: MIT */
 #include "health/cli.h"
 
+#include "health/cli_common.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>

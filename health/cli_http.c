@@ -4,12 +4,14 @@
  * so a whole GET never takes longer than its timeout; a signal ends it at
  * once (-2) so that `status --watch` stops promptly on Ctrl-C.
  * SPDX-License-Identifier: MIT */
-#include "health/cli.h"
+
+#include "health/cli_common.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -8,6 +8,8 @@
  * SPDX-License-Identifier: MIT */
 #include "health/cli.h"
 
+#include "health/cli_common.h"
+
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>

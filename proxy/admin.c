@@ -29,6 +29,7 @@
 
 #include "balancer/epset.h"
 #include "balancer/outlier.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "health/hc.h"
 #include "proxy/otlp.h"
@@ -405,7 +406,7 @@ static json_t *status_json(struct proxy_admin *a)
     struct runtime *rt = a->rt;
     const struct bal_snapshot *s = rt->snap;
     const struct conf *c = s->conf;
-    uint64_t now_ms = proxy_mono_ns() / 1000000;
+    uint64_t now_ms = core_mono_ms();
     json_t *root = json_object(), *clusters = json_array();
 
     json_object_set_new(root, "version", json_string(SWITCHYARD_VERSION));

@@ -18,6 +18,7 @@
 
 #include "conf/conf.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/grpc.h"
 #include "core/log.h"
 #include "proxy/conn.h"
@@ -101,14 +102,6 @@ static const char *const state_names[PROXY_CALL_STATE_COUNT] = {
 const char *proxy_call_state_name(enum proxy_call_state s)
 {
     return s < PROXY_CALL_STATE_COUNT ? state_names[s] : "?";
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void set_state(struct proxy_call *call, enum proxy_call_state s)
@@ -317,7 +310,7 @@ struct proxy_call *proxy_call_new(struct proxy_call_env *env, const struct proxy
     call->peer = peer;
     call->status = -1;
     call->resp_boundary = true;
-    call->start_ns = mono_ns();
+    call->start_ns = core_mono_ns();
     memset(call->fstate, 0, env->fstate_size);
     proxy_flow_set_src(&call->req_body, &client_src, call);
     return call;
@@ -853,7 +846,7 @@ static void pick_req(struct proxy_call *call, const struct conf_cluster *cc,
         }
     }
     if (cc->slow_start_ms > 0)
-        req->now_ms = mono_ns() / 1000000;
+        req->now_ms = core_mono_ns() / 1000000;
 }
 
 /* Outlier detection hears how attempt |a| ended, when that says something
@@ -884,7 +877,8 @@ static void outlier_record(struct proxy_call *call, const struct proxy_attempt *
         return;
     /* Each worker counts its own share of the calls. */
     min_calls = (uint32_t)((cc->outlier_min_calls + env->nworkers - 1) / env->nworkers);
-    v = bal_outlier_record(&cs->outlier, cc, a->ep_id, failure, mono_ns() / 1000000, min_calls);
+    v = bal_outlier_record(&cs->outlier, cc, a->ep_id, failure, core_mono_ns() / 1000000,
+                           min_calls);
     if (v != BAL_OUTLIER_KEEP && env->eject != NULL) {
         for (size_t i = 0; i < cl->nendpoints; i++) {
             if (cl->endpoints[i].id == a->ep_id) {
@@ -921,7 +915,7 @@ static void attempt_head(struct proxy_call *call, struct proxy_attempt *a)
     if (call->deadline_ms != 0) {
         /* Each attempt gets what is left of the deadline (and max_timeout's
          * cap, or the cluster's timeout, reaches the backend this way). */
-        uint64_t now = mono_ns() / 1000000,
+        uint64_t now = core_mono_ns() / 1000000,
                  left = call->deadline_ms > now ? call->deadline_ms - now : 1;
         char v[24];
         int n = left <= 99999999
@@ -1081,7 +1075,7 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
 
         if (call->no_more || call->held != NULL || call->npolicy >= cc->retry_max_attempts)
             return;
-        if (!proxy_budget_take(&cs->budget, mono_ns() / 1000000000u, cc->retry_budget,
+        if (!proxy_budget_take(&cs->budget, core_mono_ns() / 1000000000u, cc->retry_budget,
                                (double)cc->retry_budget_min / (double)call->env->nworkers)) {
             cs->budget_exhausted++;
             return;
@@ -1131,7 +1125,7 @@ static int try_again(struct proxy_call *call, int status, int64_t pushback)
         return RETRY_OTHERS_RUN; /* a non-fatal status: the other hedges go on */
     if (call->npolicy >= cc->retry_max_attempts || pushback == PROXY_PUSHBACK_STOP)
         return RETRY_NO;
-    if (!proxy_budget_take(&cs->budget, mono_ns() / 1000000000u, cc->retry_budget,
+    if (!proxy_budget_take(&cs->budget, core_mono_ns() / 1000000000u, cc->retry_budget,
                            (double)cc->retry_budget_min / (double)call->env->nworkers)) {
         cs->budget_exhausted++;
         return RETRY_NO;
@@ -1174,7 +1168,7 @@ static void route_setup(struct proxy_call *call, const struct bal_cluster *cl)
         event_add(call->deadline_ev, &tv);
     }
     if (cl->index < call->env->ncs)
-        proxy_budget_call(&call->env->cs[cl->index].budget, mono_ns() / 1000000000u);
+        proxy_budget_call(&call->env->cs[cl->index].budget, core_mono_ns() / 1000000000u);
     if (cc->retry_on != 0 || cc->hedge_delay_ms > 0) {
         call->keep = true;
         proxy_flow_keep(&call->req_body);

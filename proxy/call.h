@@ -30,6 +30,7 @@
 struct evbuffer;
 struct event_base;
 struct proxy_call;
+struct proxy_span_ring;
 
 /* Attempts one call may make in all (transparent retries). */
 #define PROXY_MAX_TRIES 24
@@ -99,6 +100,8 @@ struct proxy_call_env {
     struct proxy_attempt *free_attempts;
     const struct timeval *idle_tv; /* common timeout for stream_idle_timeout, or NULL */
     int alog_fd;                   /* the access log (-1: off) */
+    struct proxy_span_ring
+        *spans; /* the trace filter's span queue (the exporter reads it), or NULL */
     /* Outlier detection asks for endpoint |ep_id| (|addr|) of |cluster| to be
      * ejected for |why| (the worker posts it to the main thread); NULL: off. */
     void (*eject)(void *arg, const char *cluster, uint32_t ep_id, const char *addr,

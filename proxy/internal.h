@@ -67,13 +67,6 @@ struct proxy_worker {
     bool done_reported;
 };
 
-/* ---- worker.c ---- */
-/** A client connection accepted on one of |w|'s listeners. */
-void proxy_worker_accept(struct proxy_worker *w, evutil_socket_t fd, const struct sockaddr *sa,
-                         bool tls);
-/** CLOCK_MONOTONIC in nanoseconds. */
-uint64_t proxy_mono_ns(void);
-
 /* ---- listen.c ---- */
 /** Binds |w|'s listeners for |pc| (SO_REUSEPORT). Returns 0 or -1 (logged). */
 int proxy_listen_start(struct proxy_worker *w, const struct conf_proxy *pc);

@@ -23,7 +23,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     (void)l;
     (void)socklen;
-    proxy_worker_accept(arg, fd, sa, false);
+    struct proxy_worker *w = arg;
+
+    proxy_fe_accept(&w->fe, fd, sa, false);
 }
 
 static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -31,7 +33,9 @@ static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct s
 {
     (void)l;
     (void)socklen;
-    proxy_worker_accept(arg, fd, sa, true);
+    struct proxy_worker *w = arg;
+
+    proxy_fe_accept(&w->fe, fd, sa, true);
 }
 
 /* ---- accept pausing ----

@@ -98,57 +98,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     proxy_workers_drain(rt);
 }
 
-static void release_conf(void *arg)
+/* Outlier detection: a worker asks for an ejection (env->eject). */
+static void post_ejection(void *arg, const char *cluster, uint32_t ep_id, const char *addr,
+                          enum bal_outlier_verdict why)
 {
-    conf_free(arg); /* may run on a worker thread: the refcount is atomic */
-}
+    struct runtime *rt = arg;
 
-static void release_table(void *ext)
-{
-    tc_table_unref(ext); /* likewise */
-}
-
-/* A snapshot of rt->eps that keeps the conf it points into alive. */
-static struct bal_snapshot *build_snapshot(struct runtime *rt)
-{
-    struct bal_snapshot *s = bal_epset_snapshot(rt->eps, ++rt->generation);
-
-    s->on_free = release_conf;
-    s->on_free_arg = conf_ref(rt->conf);
-    /* The REST transcoding table of this moment travels with the snapshot. */
-    s->ext = proxy_rest_table(rt->rest);
-    s->ext_free = release_table;
-    return s;
-}
-
-/* Builds a snapshot of rt->eps on rt->conf, publishes it and makes it
- * rt->snap. Whatever reads rt->snap (the admin builders) then sees one
- * snapshot and the conf it was built on, never a conf ahead of it. */
-static void rebuild_now(struct runtime *rt)
-{
-    struct bal_snapshot *s = build_snapshot(rt);
-
-    proxy_publish(rt, s);
-    proxy_admin_snapshot_replaced(rt, rt->snap, s);
-    bal_snapshot_unref(rt->snap);
-    rt->snap = s;
-}
-
-void proxy_snapshot_rebuild(struct runtime *rt)
-{
-    rebuild_now(rt);
-}
-
-static void on_rebuild(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    rebuild_now(arg);
-}
-
-void proxy_snapshot_changed(struct runtime *rt)
-{
-    event_active(rt->ev_rebuild, EV_READ, 0);
+    proxy_outlier_post(rt->outliers, cluster, ep_id, addr, why);
 }
 
 static void on_health_changed(void *arg)
@@ -559,7 +515,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     /* The snapshot follows the conf at once: a worker report or an admin
      * request handled later in this loop turn must not find rt->conf with
      * more clusters than rt->snap (issue 12.1). */
-    rebuild_now(rt);
+    proxy_snapshot_rebuild(rt);
     if (rt->alog_fd >= 0 && strcmp(nc->proxy.access_log, oc->proxy.access_log) != 0 &&
         strcmp(nc->proxy.access_log, "-") != 0) {
         int fd = alog_open(nc->proxy.access_log);
@@ -616,7 +572,9 @@ static int run(struct runtime *rt)
     }
     rt->reg = bal_registry_new();
     rt->eps = bal_epset_new(rt->conf, rt->reg);
-    rt->ev_rebuild = event_new(rt->base, -1, 0, on_rebuild, rt);
+    rt->ev_rebuild = proxy_snapshot_event(rt);
+    rt->snapshot_replaced = proxy_admin_snapshot_replaced;
+    rt->eject = post_ejection;
     log_config(rt);
     rt->rest = proxy_rest_new(rt->base, &rt->eps, on_rest_changed, rt);
     if (proxy_rest_apply(rt->rest, rt->conf, err, sizeof(err)) != 0) {
@@ -634,7 +592,7 @@ static int run(struct runtime *rt)
         rc = 1;
         goto out;
     }
-    rt->snap = build_snapshot(rt);
+    rt->snap = proxy_snapshot_build(rt);
     rt->nworkers = worker_count(rt->conf);
     raise_fd_limit();
     check_fd_budget(rt->conf, rt->nworkers);

@@ -11,16 +11,9 @@
 #include "balancer/epset.h"
 #include "conf/conf.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "proxy/proxy.h"
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void proxy_outlier_post(struct proxy_outlier_box *box, const char *cluster, uint32_t ep_id,
                         const char *addr, enum bal_outlier_verdict why)
@@ -103,7 +96,7 @@ static void on_requests(evutil_socket_t fd, short what, void *arg)
     struct proxy_outlier_req *q;
     size_t n;
     bool changed = false;
-    uint64_t now = mono_ms();
+    uint64_t now = core_mono_ms();
 
     (void)fd;
     (void)what;
@@ -125,7 +118,7 @@ static void on_requests(evutil_socket_t fd, short what, void *arg)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct runtime *rt = arg;
-    uint64_t now = mono_ms();
+    uint64_t now = core_mono_ms();
     bool changed = false;
 
     (void)fd;

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "balancer/outlier.h"
+
 struct event;
 struct evconnlistener;
 struct event_base;
@@ -64,7 +66,23 @@ struct runtime {
     struct proxy_otlp *otlp;            /* owned: the span exporter (otlp.c) */
     struct proxy_reload_info reload;
     struct proxy_rest *rest; /* owned: REST transcoding's sources and table */
+    /* rt->snap is about to become |now| instead of |old| (the admin's
+     * proxy_admin_snapshot_replaced()); NULL: nobody to tell. */
+    void (*snapshot_replaced)(struct runtime *rt, const struct bal_snapshot *old,
+                              const struct bal_snapshot *now);
+    /* Outlier detection: how a worker asks for an ejection (env->eject). */
+    void (*eject)(void *arg, const char *cluster, uint32_t ep_id, const char *addr,
+                  enum bal_outlier_verdict why);
 };
+
+/* ---- snapshot.c ---- */
+
+/** A new snapshot of rt->eps on rt->conf (it keeps the conf, and the REST
+ *  table of the moment, alive). Main thread. */
+struct bal_snapshot *proxy_snapshot_build(struct runtime *rt);
+
+/** The event proxy_snapshot_changed() activates (rt->ev_rebuild). */
+struct event *proxy_snapshot_event(struct runtime *rt);
 
 /** Tells the main loop that rt->eps changed: one new snapshot is built and
  *  published at the end of this loop iteration, however many changes came. */

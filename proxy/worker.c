@@ -17,7 +17,6 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "proxy/filters/filters.h"
-#include "proxy/outlier.h"
 
 /* The call filters, in the order every call meets them: CORS first (its
  * preflights are answered before anything else, its headers go on every
@@ -45,26 +44,6 @@ static const struct proxy_filter *const chain[NCHAIN] = {
     [F_TRACE] = &proxy_filter_trace,
     [STATS] = &proxy_filter_stats,
 };
-
-uint64_t proxy_mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void proxy_worker_accept(struct proxy_worker *w, evutil_socket_t fd, const struct sockaddr *sa,
-                         bool tls)
-{
-    proxy_fe_accept(&w->fe, fd, sa, tls);
-}
-
-static void post_ejection(void *arg, const char *cluster, uint32_t ep_id, const char *addr,
-                          enum bal_outlier_verdict why)
-{
-    proxy_outlier_post(arg, cluster, ep_id, addr, why);
-}
 
 /* After each flush pass: the access log lines of this loop turn. */
 static void after_flush(void *arg)
@@ -323,8 +302,8 @@ static int worker_init(struct runtime *rt, struct proxy_worker *w, int index)
         .filters = chain,
         .nfilters = NCHAIN,
         .alog_fd = rt->alog_fd,
-        .eject = post_ejection,
-        .eject_arg = rt->outliers,
+        .eject = rt->eject,
+        .eject_arg = rt,
         .start_attempt = proxy_attempt_start,
     };
     w->filter_ws = xcalloc(NCHAIN, sizeof(*w->filter_ws));

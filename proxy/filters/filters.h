@@ -24,10 +24,6 @@ extern const struct proxy_filter proxy_filter_trace;
 extern const struct proxy_filter proxy_filter_stats;
 
 struct proxy_call;
-struct proxy_span_ring;
-
-/** The trace filter's span queue of worker state |ws| (the exporter reads it). */
-struct proxy_span_ring *proxy_trace_ring(void *ws);
 
 /** Adds event |name| (with attribute |key| = |value| when |key| is not NULL)
  *  to the SERVER span of |call| when its trace is recorded; at most a few

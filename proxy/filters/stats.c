@@ -29,6 +29,7 @@
 
 #include "conf/conf.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/grpc.h"
 #include "core/log.h"
 #include "core/utf8.h"
@@ -76,14 +77,6 @@ struct stats_worker {
     uint64_t episode_dropped; /* dropped since the log last kept up (0: keeping up) */
     struct event *alog_ready; /* the log's fd is writable again (armed on EAGAIN) */
 };
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void hist_add(struct proxy_hist *h, double secs)
 {
@@ -202,7 +195,7 @@ static void on_attempt_start(struct proxy_call *call, void *st, void *ws,
     (void)ws;
     (void)head;
     if (a->number < MAX_ATTEMPTS)
-        sc->att_start[a->number] = mono_ns();
+        sc->att_start[a->number] = core_mono_ns();
 }
 
 static void on_attempt_end(struct proxy_call *call, void *st, void *ws,
@@ -235,7 +228,7 @@ static void on_attempt_end(struct proxy_call *call, void *st, void *ws,
     u = upstream(w, ci.cluster, a->endpoint);
     u->by_code[code]++;
     if (a->number < MAX_ATTEMPTS && sc->att_start[a->number] != 0)
-        hist_add(&u->dur, (double)(mono_ns() - sc->att_start[a->number]) / 1e9);
+        hist_add(&u->dur, (double)(core_mono_ns() - sc->att_start[a->number]) / 1e9);
 }
 
 /* ---- the access log ---- */
@@ -483,7 +476,7 @@ static void on_done(struct proxy_call *call, void *st, void *ws)
     double secs;
 
     proxy_call_info(call, &ci);
-    secs = (double)(mono_ns() - ci.start_ns) / 1e9;
+    secs = (double)(core_mono_ns() - ci.start_ns) / 1e9;
     code = ci.status >= 0 && ci.status < GRPC_CODE_COUNT ? ci.status : GRPC_UNKNOWN;
     if (ci.local && ci.cluster == NULL &&
         (path_is(path, pathlen, CHECK_PATH) || path_is(path, pathlen, WATCH_PATH))) {

@@ -1,6 +1,6 @@
 /* The trace filter: W3C Trace Context propagation for every gRPC call, and
  * OpenTelemetry spans (one SERVER span per call, one CLIENT span per
- * attempt) for the calls it records, queued for the exporter (otlp.h).
+ * attempt) for the calls it records, queued for the exporter (span.h, otlp.h).
  * Propagation (W3C Trace Context Level 1, §3): a valid traceparent keeps its
  * trace id and sampled flag; the parent id becomes switchyard's own span
  * when switchyard records the call, and stays the client's otherwise; a
@@ -19,12 +19,13 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "core/clock.h"
 #include "core/grpc.h"
 #include "core/log.h"
 #include "core/utf8.h"
 #include "proxy/call.h"
 #include "proxy/head.h"
-#include "proxy/otlp.h"
+#include "proxy/span.h"
 
 #define TRACEPARENT_LEN        55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
 #define TRACESTATE_MAX         512
@@ -105,14 +106,6 @@ static uint64_t unix_ns(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts); /* vDSO */
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -317,7 +310,7 @@ static enum proxy_filter_rc on_request_head(struct proxy_call *call, void *st, v
 
         proxy_call_info(call, &ci);
         /* The call began when its headers did, a moment ago. */
-        tc->start_ns = unix_ns() - (mono_ns() - ci.start_ns);
+        tc->start_ns = unix_ns() - (core_mono_ns() - ci.start_ns);
     }
     fix_tracestate(h, valid);
     if (tc->recorded || !valid)
@@ -527,26 +520,21 @@ static void worker_init(void *ws, struct proxy_call_env *env)
     if (getrandom(w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng) ||
         all_zero((const uint8_t *)w->rng, sizeof(w->rng))) {
         /* No entropy (a very early boot): ids stay unique per process. */
-        w->rng[0] = mono_ns() ^ (uint64_t)(uintptr_t)w;
+        w->rng[0] = core_mono_ns() ^ (uint64_t)(uintptr_t)w;
         w->rng[1] = unix_ns();
         w->rng[2] = 0x9e3779b97f4a7c15ull;
         w->rng[3] = (uint64_t)(uintptr_t)env;
     }
     proxy_span_ring_init(&w->ring, env->snap->conf->tracing.queue_size);
+    env->spans = &w->ring; /* where the exporter finds this worker's spans */
 }
 
 static void worker_deinit(void *ws)
 {
     struct trace_worker *w = ws;
 
+    w->env->spans = NULL;
     proxy_span_ring_deinit(&w->ring);
-}
-
-struct proxy_span_ring *proxy_trace_ring(void *ws)
-{
-    struct trace_worker *w = ws;
-
-    return &w->ring;
 }
 
 const struct proxy_filter proxy_filter_trace = {
