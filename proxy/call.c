@@ -827,7 +827,7 @@ static void attempt_drop(struct proxy_call *call, struct proxy_attempt *a, uint3
 static void pick_req(struct proxy_call *call, const struct conf_cluster *cc,
                      struct bal_pick_req *req)
 {
-    *req = (struct bal_pick_req){.skip = skip_endpoint, .arg = call};
+    *req = (struct bal_pick_req){.skip = skip_endpoint, .arg = call, .again = call->ntries > 0};
     if (cc->hash_on == CONF_HASH_HEADER) {
         const nghttp2_nv *f = proxy_head_get(&call->req, cc->hash_header, strlen(cc->hash_header));
 
