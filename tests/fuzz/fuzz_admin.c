@@ -32,7 +32,6 @@
 
 #include "balancer/epset.h"
 #include "core/log.h"
-#include "core/utf8.h"
 #include "tests/fuzz/runtime.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -227,63 +226,6 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
-static bool metric_name(const char **p)
-{
-    const char *s = *p;
-
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' || *s == ':'))
-        return false;
-    while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-           *s == '_' || *s == ':')
-        s++;
-    *p = s;
-    return true;
-}
-
-/* One line of the text exposition format 0.0.4. */
-static bool metrics_line(const char *s)
-{
-    if (s[0] == '#')
-        return strncmp(s, "# HELP ", 7) == 0 || strncmp(s, "# TYPE ", 7) == 0;
-    if (!metric_name(&s))
-        return false;
-    if (*s == '{') {
-        s++;
-        while (*s != '}') {
-            const char *v;
-
-            if (!metric_name(&s) || *s++ != '=' || *s++ != '"')
-                return false;
-            v = s;
-            while (*s != '"') {
-                if (*s == '\0' || *s == '\n')
-                    return false;
-                if (*s == '\\' && *++s != '\\' && *s != '"' && *s != 'n')
-                    return false;
-                s++;
-            }
-            if (!utf8_valid((const uint8_t *)v, (size_t)(s - v)))
-                return false;
-            s++;
-            if (*s == ',')
-                s++;
-            else if (*s != '}')
-                return false;
-        }
-        s++;
-    }
-    if (*s++ != ' ')
-        return false;
-    if (strcmp(s, "+Inf") == 0 || strcmp(s, "-Inf") == 0 || strcmp(s, "NaN") == 0)
-        return true;
-    {
-        char *end;
-
-        strtod(s, &end);
-        return end != s && (*end == '\0' || *end == ' ');
-    }
-}
-
 /* Reads the first answer in |resp|; checks its body when it is /status's or
  * /metrics'. */
 static void check_first_answer(bool head, int *status)
@@ -333,7 +275,7 @@ static void check_first_answer(bool head, int *status)
 
         check(text != NULL, "memory");
         for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
-            if (!metrics_line(line)) {
+            if (!fz_metrics_line(line)) {
                 fprintf(stderr, "fuzz check failed: a malformed /metrics line: %s\n", line);
                 abort();
             }

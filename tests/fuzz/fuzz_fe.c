@@ -41,7 +41,6 @@
 #include <nghttp2/nghttp2.h>
 
 #include "core/log.h"
-#include "core/utf8.h"
 #include "tests/fuzz/runtime.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -418,66 +417,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* ---- /metrics ---- */
 
-static bool metric_name(const char **p)
-{
-    const char *s = *p;
-
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' || *s == ':'))
-        return false;
-    while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-           *s == '_' || *s == ':')
-        s++;
-    *p = s;
-    return true;
-}
-
-/* One line of the text exposition format 0.0.4 (Prometheus' own reading). */
-static bool metrics_line(const char *s)
-{
-    if (s[0] == '#')
-        return strncmp(s, "# HELP ", 7) == 0 || strncmp(s, "# TYPE ", 7) == 0;
-    if (!metric_name(&s))
-        return false;
-    if (*s == '{') {
-        s++;
-        while (*s != '}') {
-            const char *v;
-
-            if (!metric_name(&s) || *s++ != '=' || *s++ != '"')
-                return false;
-            v = s;
-            while (*s != '"') {
-                if (*s == '\0' || *s == '\n')
-                    return false;
-                if (*s == '\\') {
-                    s++;
-                    if (*s != '\\' && *s != '"' && *s != 'n')
-                        return false;
-                }
-                s++;
-            }
-            if (!utf8_valid((const uint8_t *)v, (size_t)(s - v)))
-                return false;
-            s++;
-            if (*s == ',')
-                s++;
-            else if (*s != '}')
-                return false;
-        }
-        s++;
-    }
-    if (*s++ != ' ')
-        return false;
-    {
-        char *end;
-
-        if (strcmp(s, "+Inf") == 0 || strcmp(s, "-Inf") == 0 || strcmp(s, "NaN") == 0)
-            return true;
-        strtod(s, &end);
-        return end != s && (*end == '\0' || *end == ' ');
-    }
-}
-
 /* GET /metrics through the admin listener; every line must be well-formed. */
 static void scrape(struct fz_rt *f)
 {
@@ -507,7 +446,7 @@ static void scrape(struct fz_rt *f)
     body = strstr(resp, "\r\n\r\n");
     check(body != NULL, "a response head");
     for (line = strtok(body + 4, "\n"); line != NULL; line = strtok(NULL, "\n")) {
-        if (!metrics_line(line)) {
+        if (!fz_metrics_line(line)) {
             fprintf(stderr, "fuzz check failed: a malformed /metrics line: %s\n", line);
             abort();
         }

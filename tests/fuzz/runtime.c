@@ -14,6 +14,7 @@
 #include "balancer/epset.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "core/utf8.h"
 #include "health/hc.h"
 #include "proxy/auth.h"
 #include "proxy/filters/transcode.h"
@@ -144,4 +145,63 @@ void fz_rt_turn(struct fz_rt *f)
 {
     event_base_loop(f->rt.base, EVLOOP_NONBLOCK);
     event_base_loop(f->rt.workers[0].base, EVLOOP_NONBLOCK);
+}
+
+static bool metric_name(const char **p)
+{
+    const char *s = *p;
+
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' || *s == ':'))
+        return false;
+    while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+           *s == '_' || *s == ':')
+        s++;
+    *p = s;
+    return true;
+}
+
+bool fz_metrics_line(const char *s)
+{
+    if (s[0] == '#')
+        return strncmp(s, "# HELP ", 7) == 0 || strncmp(s, "# TYPE ", 7) == 0;
+    if (!metric_name(&s))
+        return false;
+    if (*s == '{') {
+        s++;
+        while (*s != '}') {
+            const char *v;
+
+            if (!metric_name(&s) || *s++ != '=' || *s++ != '"')
+                return false;
+            v = s;
+            while (*s != '"') {
+                if (*s == '\0' || *s == '\n')
+                    return false;
+                if (*s == '\\') {
+                    s++;
+                    if (*s != '\\' && *s != '"' && *s != 'n')
+                        return false;
+                }
+                s++;
+            }
+            if (!utf8_valid((const uint8_t *)v, (size_t)(s - v)))
+                return false;
+            s++;
+            if (*s == ',')
+                s++;
+            else if (*s != '}')
+                return false;
+        }
+        s++;
+    }
+    if (*s++ != ' ')
+        return false;
+    {
+        char *end;
+
+        if (strcmp(s, "+Inf") == 0 || strcmp(s, "-Inf") == 0 || strcmp(s, "NaN") == 0)
+            return true;
+        strtod(s, &end);
+        return end != s && (*end == '\0' || *end == ' ');
+    }
 }

@@ -14,6 +14,7 @@
 #ifndef TESTS_FUZZ_RUNTIME_H
 #define TESTS_FUZZ_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -45,5 +46,10 @@ struct proxy_worker *fz_rt_worker(struct fz_rt *f);
 
 /** One non-blocking turn of the main loop, then one of the worker's. */
 void fz_rt_turn(struct fz_rt *f);
+
+/** Whether |s| (one line, no newline) is a line of Prometheus' text
+ *  exposition format 0.0.4: a HELP or TYPE comment, or NAME{LABELS} VALUE
+ *  with label values in valid, escaped UTF-8. */
+bool fz_metrics_line(const char *s);
 
 #endif
