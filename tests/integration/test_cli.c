@@ -855,7 +855,7 @@ static const char *const doc_healthy =
     "{\"address\":\"10.1.2.3:50051\",\"origin\":\"echo.svc:50051\",\"healthy\":true,"
     "\"in_rotation\":true,\"reason\":\"SERVING\",\"since_seconds\":3725,"
     "\"last_check_seconds_ago\":1.5,\"last_check_latency_ms\":0.4,\"consecutive_failures\":0,"
-    "\"active_calls\":3,\"calls_total\":123456}]},"
+    "\"weight\":7,\"active_calls\":3,\"calls_total\":123456}]},"
     "{\"name\":\"users\",\"policy\":\"pick_first\",\"routes\":[\"/\"],"
     "\"targets\":[\"127.0.0.1:50071\"],\"panic\":false,"
     "\"endpoints_total\":1,\"endpoints_in_rotation\":1,\"endpoints\":["
@@ -938,6 +938,9 @@ Test(cli_status, all_in_rotation_exits_0)
     cr_expect(has_line_with(r.out, "cluster users", "pick_first", "1/1 endpoint in rotation"), "%s",
               r.out);
     cr_expect(has_line_with(r.out, "ADDRESS", "ORIGIN", "LATENCY"), "%s", r.out);
+    cr_expect(has_line_with(r.out, "FAILS", "WEIGHT", "ACTIVE"), "%s", r.out);
+    /* weight 7, 3 active calls; an endpoint without a weight shows "-" */
+    cr_expect(has_line_with(r.out, "10.1.2.3:50051", " 7 ", " 3 "), "%s", r.out);
     cr_expect(has_line_with(r.out, "127.0.0.1:50061", "UP", "SERVING"), "%s", r.out);
     cr_expect(has_line_with(r.out, "10.1.2.3:50051", "echo.svc:50051", "123456"), "%s", r.out);
     cr_expect(has_line_with(r.out, "10.1.2.3:50051", "1h02m", "1.5s ago"), "%s", r.out);
