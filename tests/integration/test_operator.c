@@ -108,6 +108,7 @@ Test(operator, a_cluster_with_required_no_leaves_healthz_alone)
     char text[2048];
     struct sup_http_resp r;
     struct log_wait lw;
+    int st;
 
     /* A backend without a health service: Check answers UNIMPLEMENTED. */
     fake = fhs_start(FHS_STATUS, 12);
@@ -128,6 +129,9 @@ Test(operator, a_cluster_with_required_no_leaves_healthz_alone)
     cr_assert_eq(r.code, 200, "/healthz: %d %s", r.code, r.body);
     cr_assert_not_null(strstr(r.body, "nohealth"), "%s", r.body);
     sup_http_resp_free(&r);
+    /* switchyard's own health service (service "") agrees with /healthz */
+    cr_assert_eq(gc_health_check(px.addr, "", &st), 0, "switchyard's own Health/Check");
+    cr_assert_eq(st, 1, "own health: %d, expected SERVING", st);
     stop_proxy_clean();
 
     /* The same cluster with required = yes (the default) makes it 503. */
@@ -142,6 +146,8 @@ Test(operator, a_cluster_with_required_no_leaves_healthz_alone)
     cr_assert_eq(sup_http_get(admin_port, "/healthz", &r), 0);
     cr_assert_eq(r.code, 503, "/healthz: %d %s", r.code, r.body);
     sup_http_resp_free(&r);
+    cr_assert_eq(gc_health_check(px.addr, "", &st), 0, "switchyard's own Health/Check");
+    cr_assert_eq(st, 2, "own health: %d, expected NOT_SERVING", st);
     stop_proxy_clean();
 }
 
