@@ -871,6 +871,10 @@ Test(metrics, a_prometheus_parser_reads_metrics_equal_to_the_calls_made)
     cr_assert_eq(calls_of(ch, GC_SERVER_STREAM, 2, 0, 1, 4, b[0].id, per_be), 2);
     cr_assert_eq(calls_of(ch, GC_CLIENT_STREAM, 1, 0, 3, 1, b[0].id, per_be), 1);
     cr_assert_eq(calls_of(ch, GC_BIDI, 1, 0, 2, 2, b[0].id, per_be), 1);
+    /* the channel holds one client connection, counted while open */
+    s = scrape();
+    cr_assert_eq(sample(s, "grpc_active_connections", NULL), 1);
+    json_decref(s);
     gc_chan_free(ch);
     /* switchyard's own health service: probes, counted apart */
     cr_assert_eq(gc_health_check(px.addr, "", &status), 0);
