@@ -1008,3 +1008,38 @@ Test(rest_file, metrics_access_log_and_tracing_see_rest_calls)
     }
     sup_stop(recv, 5000);
 }
+
+/* max_message_size bounds a REST request body (docs/security.md): a body
+ * over it gets 429 with the JSON error (RESOURCE_EXHAUSTED) before anything
+ * reaches the backend, even when the message it makes would be small; a
+ * body within it passes. Over HTTP/1.1. */
+Test(rest_file, max_message_size_bounds_the_json_body)
+{
+    static const char small[] = "{\"displayName\":\"Bo\"}";
+    char body[512];
+    struct rest_resp r;
+    const char *msg;
+    json_t *j;
+
+    snprintf(proxy_extra, sizeof(proxy_extra), "max_message_size = 200");
+    setup(FROM_FILE, NULL);
+    curl_http = "--http1.1";
+    for (int i = 0; i < 2; i++) {
+        if (i == 0) /* 320 bytes of JSON for a message of 4 */
+            snprintf(body, sizeof(body), "{\"displayName\":\"Bo\"%300s}", "");
+        else /* 318 bytes of JSON for a message of 303 */
+            snprintf(body, sizeof(body), "{\"displayName\":\"%0300d\"}", 0);
+        rest("POST", "/v1/users", body, &r);
+        assert_status(&r, 429);
+        msg = assert_error(&r, &j, 8);
+        cr_assert(strstr(msg, "max_message_size") != NULL, "%s", r.body);
+        json_decref(j);
+        rest_resp_free(&r);
+    }
+    cr_assert_null(backend_msg("CreateUser", "req", 0),
+                   "a body over the limit reached the backend");
+    rest("POST", "/v1/users", small, &r);
+    assert_status(&r, 200);
+    assert_request("CreateUser", "User", small);
+    rest_resp_free(&r);
+}
