@@ -1090,6 +1090,30 @@ Test(web, http1_max_message_size_ends_the_call_alone)
     cr_assert(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "at the limit: %s", resp);
     cr_assert_eq(web_status(resp), 0, "at the limit: %s", resp);
     close(fd);
+    /* checked from the length prefix as the body streams: a chunked body
+     * announcing 100000 bytes is answered before the rest is sent; the rest
+     * is read and dropped, and the connection serves the next call */
+    fd = raw_connect(px.port);
+    SEND(fd, "POST /sy.test.Echo/Unary HTTP/1.1\r\nhost: t\r\n"
+             "content-type: application/grpc-web\r\ntransfer-encoding: chunked\r\n\r\n"
+             "5\r\n\0\0\x01\x86\xa0\r\n");
+    raw_response(fd, resp, sizeof(resp), &closed);
+    cr_assert_eq(web_status(resp), 8, "a prefix over the limit: %s", resp);
+    cr_assert(!closed, "the connection closed after RESOURCE_EXHAUSTED");
+    {
+        static char rest[100000 + 16];
+        int n = snprintf(rest, sizeof(rest), "%x\r\n", 100000);
+
+        memset(rest + n, 'z', 100000);
+        memcpy(rest + n + 100000, "\r\n0\r\n\r\n", 7);
+        raw_send(fd, rest, (size_t)n + 100000 + 7);
+    }
+    mlen = echo_msg("after", 0, 0, 0, msg, sizeof(msg));
+    web_call(fd, "/sy.test.Echo/Unary", "", msg, mlen, resp, sizeof(resp), &closed);
+    cr_assert(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "the call after: %s", resp);
+    cr_assert_eq(web_status(resp), 0, "the call after: %s", resp);
+    cr_assert(answer_has(resp, "after"), "%s", resp);
+    close(fd);
     assert_serving();
     stop_proxy_clean();
 }
