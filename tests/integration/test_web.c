@@ -941,6 +941,38 @@ Test(web, auth_metrics_and_access_log_see_grpc_web_calls)
     stop_proxy_clean();
 }
 
+/* [auth] with Connect's gRPC-Web client over HTTP/1.1 and HTTP/2: without
+ * a token UNAUTHENTICATED, and the backend sees nothing; with one the call
+ * goes through. */
+Test(web, auth_with_connect_client_over_http1_and_h2)
+{
+    static const char *const versions[] = {"1.1", "2"};
+    char tokens[512], sections[600];
+    uint64_t before;
+    char *j;
+
+    cr_assert_eq(sup_write_file("tokens", "web-token-1\n", tokens, sizeof(tokens)), 0);
+    snprintf(sections, sizeof(sections), "[auth]\nmode = token\ntokens_file = %s\n", tokens);
+    start_proxy_with(2, "", 0, sections);
+    for (int i = 0; i < 2; i++) {
+        unsetenv("SY_WEB_AUTHZ");
+        before = backend_calls();
+        j = grpcweb(versions[i], "unary");
+        HAS(j, "\"code\":16");
+        HAS(j, "\"message\":\"switchyard: missing authorization header\"");
+        free(j);
+        cr_assert_eq(backend_calls(), before, "HTTP/%s: a refused call reached the backend",
+                     versions[i]);
+        setenv("SY_WEB_AUTHZ", "Bearer web-token-1", 1);
+        j = grpcweb(versions[i], "unary");
+        HAS(j, "\"code\":0");
+        HAS(j, "\"payload_ok\":true");
+        free(j);
+        cr_assert_eq(backend_calls(), before + 1, "HTTP/%s", versions[i]);
+    }
+    stop_proxy_clean();
+}
+
 static const char *py_peers(void)
 {
     static char path[700];
