@@ -235,6 +235,29 @@ def mode_zero_window(port, streams):
     return 0
 
 
+def mode_stalled_reader(port, limit):
+    """One server-streaming call with every window at zero: the client never
+    reads its stream but answers PINGs (h2 acknowledges them), so the
+    connection stays alive; switchyard resets the stream at
+    stream_idle_timeout. Gives up after |limit| seconds."""
+    s, c = connect(port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    wait_settings(s, c)
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, headers(port))
+    c.send_data(sid, echo_request(response_size=65536, response_count=1000), end_stream=True)
+    s.sendall(c.data_to_send())
+    t0 = time.time()
+    ev = pump(s, c, lambda e: isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated))
+              or (isinstance(e, h2.events.StreamEnded) and e.stream_id == sid), limit or 30)
+    if ev is None or isinstance(ev, str):
+        print("stream still open after %.1fs (%s)" % (time.time() - t0, ev))
+        return 1
+    code = getattr(ev, "error_code", None)
+    print("stream ended after %.1fs (%s, code %s)" % (time.time() - t0, type(ev).__name__,
+                                                      int(code) if code is not None else "-"))
+    return 0
+
+
 def mode_dribble(port, _):
     """Starts a header block and never finishes it: switchyard closes us."""
     s, c = connect(port)
@@ -510,6 +533,7 @@ MODES = {
     "rapid-reset": mode_rapid_reset,
     "ping-flood": mode_ping_flood,
     "zero-window": mode_zero_window,
+    "stalled-reader": mode_stalled_reader,
     "dribble": mode_dribble,
     "idle": mode_idle,
     "big-headers": mode_big_headers,

@@ -244,6 +244,26 @@ Test(limits, idle_connection_is_closed_at_idle_timeout)
     stop_proxy_clean();
 }
 
+/* Issue 11: a client that never reads a stream but answers PINGs held it for
+ * ever. stream_idle_timeout resets such a stream (RST_STREAM CANCEL to the
+ * client, which is not reading) while keepalive PINGs keep its connection up. */
+Test(limits, a_stream_nobody_reads_is_reset_at_stream_idle_timeout)
+{
+    char line[512], kind[32] = "";
+    double after = -1;
+    int code = -1;
+
+    start_proxy("stream_idle_timeout = 1s\nkeepalive_time = 500ms\nkeepalive_timeout = 5s");
+    cr_assert_eq(abuse("stalled-reader", 20, NULL, line, sizeof(line), 40000), 0, "%s", line);
+    cr_assert_eq(sscanf(line, "stream ended after %lfs (%31[^,], code %d)", &after, kind, &code), 3,
+                 "%s", line);
+    cr_log_info("stalled reader: %s", line);
+    cr_assert_str_eq(kind, "StreamReset", "%s", line);
+    cr_assert_eq(code, 8, "RST_STREAM CANCEL expected: %s", line);
+    cr_assert(after >= 0.5 && after < 8, "%s", line);
+    stop_proxy_clean();
+}
+
 Test(limits, dribbled_headers_are_closed_at_header_timeout)
 {
     char line[512];
