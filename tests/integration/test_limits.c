@@ -338,6 +338,34 @@ Test(limits, stalled_streams_do_not_stall_a_shared_backend_connection)
     stop_proxy_clean();
 }
 
+/* Issue 11, the request direction: a backend that stops reading some streams
+ * (it takes their bytes off the connection but never opens their stream
+ * windows) holds only those streams' buffers in switchyard; the other calls
+ * on the same backend connection keep their pace (one worker, one backend
+ * connection). The backend is tests/integration/h2backend.py "stall". */
+Test(limits, a_backend_that_stops_reading_some_streams_stalls_no_other_call)
+{
+    char script[512], portbuf[16], text[2048];
+    const char *top = getenv("SY_TOP");
+    const char *argv[] = {"/usr/bin/python3", script, "stall", portbuf, NULL};
+    int hport = sup_free_port(), port = sup_free_port();
+    struct sup_proc *hb;
+
+    snprintf(script, sizeof(script), "%s/tests/integration/h2backend.py", top ? top : ".");
+    snprintf(portbuf, sizeof(portbuf), "%d", hport);
+    hb = sup_spawn("h2backend", argv);
+    cr_assert_not_null(hb);
+    cr_assert_eq(sup_wait_port(hb, hport, 10000), 0, "h2backend.py did not start");
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 1\n[admin]\nlisten = off\n"
+             "[cluster.echo]\ntargets = 127.0.0.1:%d\nroutes = /sy.test.\nhealth_check = off\n",
+             port, hport);
+    cr_assert_eq(sup_start_proxy_release(&px, "switchyard", port, text, PROXY_T), 0);
+    /* 20 stalled uploads: at most 20 stream buffers (256 KiB) held */
+    abuse_alongside_good_client("upload-stall", 20, NULL, 20 * 256 + 8 * 1024, true);
+    stop_proxy_clean();
+}
+
 Test(limits, unanswered_ping_closes_the_connection)
 {
     char line[512];
