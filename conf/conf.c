@@ -3064,8 +3064,9 @@ static const char *type_name(enum kw_type t)
     case KW_TARGETS:
         return "list of HOST:PORT";
     case KW_ROUTES:
-    case KW_EXEMPT:
         return "list of path prefixes";
+    case KW_EXEMPT:
+        return "list of methods or services";
     case KW_DNS_SERVERS:
         return "list of IP[:PORT]";
     case KW_ORIGINS:
