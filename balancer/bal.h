@@ -100,6 +100,9 @@ struct bal_pick_req {
     const uint8_t *key; /* ring_hash: the bytes to hash (hash_on); NULL: no key, random */
     size_t keylen;
     uint64_t now_ms; /* CLOCK_MONOTONIC ms (slow_start); the epoch of bal_endpoint.since_ms */
+    bool again;      /* another attempt of a call picked before (a retry or a hedge):
+                        round_robin picks without moving its rotation, so that calls
+                        with two picks do not pin their first on one endpoint */
 };
 
 /* ---- snapshots (built on the main thread) ---- */

@@ -46,13 +46,42 @@ static uint32_t rr_pick_all(struct bal_lb_state *lb, const struct bal_cluster *c
     return BAL_NO_INDEX;
 }
 
+/* A pick that leaves the scores as they are: the candidate the next round
+ * would favour most. For another attempt of a call (bal_pick_req.again). */
+static int rr_peek(struct bal_lb_state *lb, const struct bal_cluster *c,
+                   const struct bal_pick_req *r)
+{
+    struct rr *rr = bal_policy_state(lb);
+    size_t n = bal_candidates(lb, c, r);
+    uint32_t best = BAL_NO_INDEX;
+    int64_t best_score = 0;
+
+    if (n == 0)
+        return BAL_EEXHAUSTED;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t idx = lb->cand[i];
+        int64_t v =
+            rr->score[idx] + (int64_t)bal_slow_start_weight(c, &c->endpoints[idx], r->now_ms);
+
+        if (best == BAL_NO_INDEX || v > best_score) {
+            best = idx;
+            best_score = v;
+        }
+    }
+    return (int)best;
+}
+
 static int rr_pick(struct bal_lb_state *lb, const struct bal_cluster *c,
                    const struct bal_pick_req *r)
 {
     struct rr *rr = bal_policy_state(lb);
     size_t n;
     int64_t total = 0;
-    uint32_t best = rr_pick_all(lb, c, r);
+    uint32_t best;
+
+    if (r->again)
+        return rr_peek(lb, c, r);
+    best = rr_pick_all(lb, c, r);
 
     if (best != BAL_NO_INDEX)
         return (int)best;

@@ -827,7 +827,7 @@ static void attempt_drop(struct proxy_call *call, struct proxy_attempt *a, uint3
 static void pick_req(struct proxy_call *call, const struct conf_cluster *cc,
                      struct bal_pick_req *req)
 {
-    *req = (struct bal_pick_req){.skip = skip_endpoint, .arg = call};
+    *req = (struct bal_pick_req){.skip = skip_endpoint, .arg = call, .again = call->ntries > 0};
     if (cc->hash_on == CONF_HASH_HEADER) {
         const nghttp2_nv *f = proxy_head_get(&call->req, cc->hash_header, strlen(cc->hash_header));
 
@@ -1175,6 +1175,35 @@ static void route_setup(struct proxy_call *call, const struct bal_cluster *cl)
     }
 }
 
+/* Runs each filter's on_request_early (|early|) or on_request_head hook.
+ * Returns true when one of them answered or ended the call: the caller
+ * stops there. After an early hook the head is read again (a bridge may have
+ * rewritten :path, :method or content-type). */
+static bool request_hooks(struct proxy_call *call, bool early)
+{
+    struct proxy_call_env *env = call->env;
+
+    for (size_t i = 0; i < env->nfilters; i++) {
+        const struct proxy_filter *f = env->filters[i];
+        enum proxy_filter_rc (*hook)(struct proxy_call *, void *, void *) =
+            early ? f->on_request_early : f->on_request_head;
+
+        if (hook == NULL)
+            continue;
+        if (hook(call, fstate(call, i), env->filter_ws[i]) == PROXY_FILTER_STOP) {
+            call->local = true;
+            if (call->req_body.eof && call->state < PROXY_CALL_FINAL)
+                proxy_call_req_end(call);
+            return true;
+        }
+        if (call->state >= PROXY_CALL_FINAL)
+            return true;
+        if (early)
+            head_note(call);
+    }
+    return false;
+}
+
 void proxy_call_head_done(struct proxy_call *call, bool end)
 {
     struct proxy_call_env *env = call->env;
@@ -1191,20 +1220,8 @@ void proxy_call_head_done(struct proxy_call *call, bool end)
                         "switchyard: request headers exceed max_header_list_size");
         return;
     }
-    for (size_t i = 0; i < env->nfilters; i++) {
-        if (env->filters[i]->on_request_early == NULL)
-            continue;
-        if (env->filters[i]->on_request_early(call, fstate(call, i), env->filter_ws[i]) ==
-            PROXY_FILTER_STOP) {
-            call->local = true;
-            if (call->req_body.eof && call->state < PROXY_CALL_FINAL)
-                proxy_call_req_end(call);
-            return;
-        }
-        if (call->state >= PROXY_CALL_FINAL)
-            return;
-        head_note(call); /* it may have rewritten :path, :method or content-type */
-    }
+    if (request_hooks(call, true))
+        return;
     if (call->methodlen != 4 || memcmp(call->method, "POST", 4) != 0) {
         proxy_call_respond_http(call, "405");
         return;
@@ -1225,19 +1242,8 @@ void proxy_call_head_done(struct proxy_call *call, bool end)
         proxy_call_fail(call, GRPC_DEADLINE_EXCEEDED, "switchyard: deadline exceeded on arrival");
         return;
     }
-    for (size_t i = 0; i < env->nfilters; i++) {
-        if (env->filters[i]->on_request_head == NULL)
-            continue;
-        if (env->filters[i]->on_request_head(call, fstate(call, i), env->filter_ws[i]) ==
-            PROXY_FILTER_STOP) {
-            call->local = true;
-            if (call->req_body.eof && call->state < PROXY_CALL_FINAL)
-                proxy_call_req_end(call);
-            return;
-        }
-        if (call->state >= PROXY_CALL_FINAL)
-            return;
-    }
+    if (request_hooks(call, false))
+        return;
     cl = bal_route(env->snap, (const char *)call->path, call->pathlen);
     if (cl == NULL) {
         snprintf(msg, sizeof(msg), "switchyard: no route for %.*s", (int)call->pathlen,

@@ -570,6 +570,20 @@ static int run(struct runtime *rt)
         log_error("event_base_new failed");
         return 1;
     }
+    /* Signals are caught before any socket listens: a supervisor (or a
+     * test) that sees the port open may send SIGHUP or SIGTERM at once, and
+     * the default action of SIGHUP is to end the process. The callbacks run
+     * only once the loop below runs, after the workers started. */
+    rt->ev_sigterm = evsignal_new(rt->base, SIGTERM, on_signal, rt);
+    rt->ev_sigint = evsignal_new(rt->base, SIGINT, on_signal, rt);
+    rt->ev_sigusr1 = evsignal_new(rt->base, SIGUSR1, on_sigusr1, rt);
+    event_add(rt->ev_sigusr1, NULL);
+    rt->ev_sighup = evsignal_new(rt->base, SIGHUP, on_sighup, rt);
+    event_add(rt->ev_sighup, NULL);
+    rt->ev_done = event_new(rt->base, -1, 0, on_worker_done, rt);
+    rt->drain_timer = evtimer_new(rt->base, on_drain_timeout, rt);
+    event_add(rt->ev_sigterm, NULL);
+    event_add(rt->ev_sigint, NULL);
     rt->reg = bal_registry_new();
     rt->eps = bal_epset_new(rt->conf, rt->reg);
     rt->ev_rebuild = proxy_snapshot_event(rt);
@@ -617,16 +631,6 @@ static int run(struct runtime *rt)
     }
     proxy_otlp_start(rt);
     proxy_publish(rt, rt->snap);
-    rt->ev_sigterm = evsignal_new(rt->base, SIGTERM, on_signal, rt);
-    rt->ev_sigint = evsignal_new(rt->base, SIGINT, on_signal, rt);
-    rt->ev_sigusr1 = evsignal_new(rt->base, SIGUSR1, on_sigusr1, rt);
-    event_add(rt->ev_sigusr1, NULL);
-    rt->ev_sighup = evsignal_new(rt->base, SIGHUP, on_sighup, rt);
-    event_add(rt->ev_sighup, NULL);
-    rt->ev_done = event_new(rt->base, -1, 0, on_worker_done, rt);
-    rt->drain_timer = evtimer_new(rt->base, on_drain_timeout, rt);
-    event_add(rt->ev_sigterm, NULL);
-    event_add(rt->ev_sigint, NULL);
     if (proxy_workers_start(rt) != 0) {
         rc = 1;
     } else {

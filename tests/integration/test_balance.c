@@ -43,23 +43,14 @@ static void start_backends(void)
  * stop_proxy_clean(), this only cleans up after a test that failed early. */
 static void stop_all(void)
 {
-    if (px.proc && sup_alive(px.proc)) {
-        int st = sup_stop(px.proc, PROXY_T);
-
-        if (st != 0) {
-            fprintf(stderr, "switchyard exited with status %d on SIGTERM at teardown\n", st);
-            sup_dump_log(px.proc, 60);
-        }
-    }
+    sup_stop_clean(px.proc, PROXY_T);
     sup_stop_all();
 }
 
 static void stop_proxy_clean(void)
 {
-    int st = sup_stop(px.proc, PROXY_T);
+    int st = sup_stop_clean(px.proc, PROXY_T);
 
-    if (st != 0)
-        sup_dump_log(px.proc, 80);
     cr_assert_eq(st, 0, "switchyard exited with status %d on SIGTERM", st);
 }
 
@@ -128,36 +119,15 @@ static int fresh_call(const struct gc_md *md, size_t nmd)
 
 static int log_count(const char *needle)
 {
-    char *text = sup_read_file(px.proc->err_path);
-    int n = 0;
-
-    for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    free(text);
-    return n;
+    return sup_log_count(px.proc, needle);
 }
 
-struct log_wait {
-    const char *needle;
-    int count; /* wait for more than this many */
-};
-
-static bool log_more(void *arg)
-{
-    struct log_wait *w = arg;
-
-    return log_count(w->needle) > w->count;
-}
-
-/* Waits until |needle| occurs more than |count| times in the log. */
+/* Waits until |needle| occurs more than |count| times; fails the test after
+ * |ms|, showing the log. */
 static void wait_log(const char *needle, int count, int ms)
 {
-    struct log_wait w = {needle, count};
-
-    if (!sup_poll(log_more, &w, ms)) {
-        sup_dump_log(px.proc, 40);
+    if (!sup_wait_log(px.proc, needle, count, ms))
         cr_assert_fail("no '%s' in switchyard's log after %d ms", needle, ms);
-    }
 }
 
 /* ---- least_request ---- */

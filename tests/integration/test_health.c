@@ -116,37 +116,15 @@ static void start_proxy(const char *targets, const char *extra, const char *more
 /* How many times |needle| occurs in switchyard's stderr. */
 static int log_count(const char *needle)
 {
-    char *text = sup_read_file(px.proc->err_path);
-    int n = 0;
-
-    for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    free(text);
-    return n;
-}
-
-struct log_wait {
-    const char *needle;
-    int count; /* wait for more than this many */
-};
-
-static bool log_more(void *arg)
-{
-    struct log_wait *w = arg;
-
-    return log_count(w->needle) > w->count;
+    return sup_log_count(px.proc, needle);
 }
 
 /* Waits until |needle| occurs more than |count| times; fails the test after
  * |ms|, showing the log. */
 static void wait_log(const char *needle, int count, int ms)
 {
-    struct log_wait w = {needle, count};
-
-    if (!sup_poll(log_more, &w, ms)) {
-        sup_dump_log(px.proc, 40);
+    if (!sup_wait_log(px.proc, needle, count, ms))
         cr_assert_fail("no '%s' in switchyard's log after %d ms", needle, ms);
-    }
 }
 
 static const char *out_line(char *buf, size_t len, const char *addr)

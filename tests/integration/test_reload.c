@@ -3,14 +3,17 @@
  * reload report (log, /status, /metrics), log_level applied, and endpoints a
  * reload removed staying visible as "draining" until their calls end.
  * SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tests/peers/gclient.h"
@@ -417,4 +420,53 @@ Test(reload, a_removed_endpoint_shows_as_draining_until_its_calls_end)
     cr_assert_eq(res.replies, 3);
     cr_assert(sup_poll(b0_gone, NULL, 5000), "the endpoint stayed after its calls ended");
     stop_proxy_clean();
+}
+
+/* Connects to 127.0.0.1:|port| again and again without pausing (as a
+ * supervisor polling for readiness might) until it succeeds. */
+static void connect_at_once(int port, struct sup_proc *p)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    long end = sup_now_ms() + PROXY_T;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int rc;
+
+        cr_assert_geq(fd, 0);
+        rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+        close(fd);
+        if (rc == 0)
+            return;
+        cr_assert(sup_alive(p), "switchyard exited before listening");
+        cr_assert_lt(sup_now_ms(), end, "switchyard never listened");
+    }
+}
+
+/* A supervisor may send SIGHUP the moment the port opens. switchyard catches
+ * its signals before any socket listens: before, SIGHUP's default action
+ * ended a process that had just started (every time on this machine when sent
+ * at once). Five starts, each reloaded as soon as a connect succeeds. */
+Test(reload, sighup_at_the_moment_the_port_opens_reloads)
+{
+    char text[4096], path[512];
+    const char *argv[4];
+
+    for (int i = 0; i < 5; i++) {
+        pick_ports();
+        conf_text(text, sizeof(text), NULL, be[0].addr, 0);
+        cr_assert_eq(sup_write_file("at-once.ini", text, path, sizeof(path)), 0);
+        argv[0] = sup_proxy_bin();
+        argv[1] = "-c";
+        argv[2] = path;
+        argv[3] = NULL;
+        px.proc = sup_spawn("switchyard", argv);
+        cr_assert_not_null(px.proc);
+        connect_at_once(px.port, px.proc);
+        cr_assert_eq(sup_signal(px.proc, SIGHUP), 0);
+        cr_assert(sup_wait_log(px.proc, "configuration reloaded", 0, 10000),
+                  "start %d: no reload logged (alive: %d)", i, sup_alive(px.proc));
+        stop_proxy_clean();
+    }
 }

@@ -47,14 +47,7 @@ static void reset_all(void)
  * stop_proxy_clean(), this only cleans up after a test that failed early. */
 static void stop_all(void)
 {
-    if (px.proc && sup_alive(px.proc)) {
-        int st = sup_stop(px.proc, PROXY_T);
-
-        if (st != 0) {
-            fprintf(stderr, "switchyard exited with status %d on SIGTERM at teardown\n", st);
-            sup_dump_log(px.proc, 60);
-        }
-    }
+    sup_stop_clean(px.proc, PROXY_T);
     sup_stop_all();
 }
 
@@ -62,10 +55,8 @@ TestSuite(resilience, .init = reset_all, .fini = stop_all, .timeout = 240);
 
 static void stop_proxy_clean(void)
 {
-    int st = sup_stop(px.proc, PROXY_T);
+    int st = sup_stop_clean(px.proc, PROXY_T);
 
-    if (st != 0)
-        sup_dump_log(px.proc, 80);
     cr_assert_eq(st, 0, "switchyard exited with status %d on SIGTERM", st);
     px.proc = NULL;
 }
@@ -124,6 +115,8 @@ static void start_proxy(const char *proxy_keys, const char *cluster_keys)
              proxy_keys, admin_port, targets, cluster_keys);
     cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0,
                  "switchyard did not start (%s -c %s)", sup_proxy_bin(), px.conf);
+    /* The admin listener opens after the workers' listeners. */
+    cr_assert_eq(sup_wait_port(px.proc, admin_port, PROXY_T), 0, "the admin listener did not open");
 }
 
 /* ---- what the backends and switchyard say ---- */
@@ -202,13 +195,7 @@ static void wait_metric(const char *name, double want, int ms)
 
 static int log_count(const char *needle)
 {
-    char *text = sup_read_file(px.proc->err_path);
-    int n = 0;
-
-    for (const char *p = text; p != NULL && (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
-    free(text);
-    return n;
+    return sup_log_count(px.proc, needle);
 }
 
 /* Index of the backend with an Echo call running, waiting up to |ms|; -1. */

@@ -624,3 +624,51 @@ double sup_metric(const char *metrics, const char *name)
     }
     return -1;
 }
+
+int sup_log_count(const struct sup_proc *p, const char *needle)
+{
+    char *text = sup_read_file(p->err_path);
+    int n = 0;
+
+    for (const char *q = text; q != NULL && (q = strstr(q, needle)) != NULL; q += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+struct log_more {
+    const struct sup_proc *p;
+    const char *needle;
+    int count;
+};
+
+static bool log_more(void *arg)
+{
+    struct log_more *w = arg;
+
+    return sup_log_count(w->p, w->needle) > w->count;
+}
+
+bool sup_wait_log(const struct sup_proc *p, const char *needle, int count, int timeout_ms)
+{
+    struct log_more w = {p, needle, count};
+
+    if (sup_poll(log_more, &w, timeout_ms))
+        return true;
+    sup_dump_log(p, 40);
+    return false;
+}
+
+int sup_stop_clean(struct sup_proc *p, int timeout_ms)
+{
+    int st;
+
+    if (p == NULL || !sup_alive(p))
+        return 0;
+    st = sup_stop(p, timeout_ms);
+    if (st != 0) {
+        fprintf(stderr, "%s exited with status %d on SIGTERM\n", p->name, st);
+        sup_dump_log(p, 80);
+    }
+    return st;
+}

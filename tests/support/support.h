@@ -108,6 +108,18 @@ char *sup_read_file(const char *path);
 /** Returns true when the file at |path| contains |needle|. */
 bool sup_file_contains(const char *path, const char *needle);
 
+/** How many times |needle| occurs in |p|'s stderr (its log). */
+int sup_log_count(const struct sup_proc *p, const char *needle);
+
+/** Waits up to |timeout_ms| until |needle| occurs more than |count| times in
+ *  |p|'s stderr. Returns true, or false (then the log's end is printed). */
+bool sup_wait_log(const struct sup_proc *p, const char *needle, int count, int timeout_ms);
+
+/** Stops |p| with SIGTERM (sup_stop()) and returns its exit status; when
+ *  that is not 0, prints the end of its log first. NULL or an exited |p|:
+ *  returns 0. For suites whose processes must exit cleanly (ASan: leaks). */
+int sup_stop_clean(struct sup_proc *p, int timeout_ms);
+
 /** Returns VmRSS of process |pid| in KiB (from /proc/PID/status), or -1. */
 long sup_rss_kb(pid_t pid);
 

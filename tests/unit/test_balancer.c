@@ -361,6 +361,32 @@ Test(bal, round_robin_equal_weights_is_fair_and_wraps)
     bal_snapshot_unref(s);
 }
 
+/* Calls hedged to a second endpoint: their second pick ("again") must not
+ * move the rotation, or the first picks would all land on one endpoint. */
+Test(bal, round_robin_second_picks_do_not_move_the_rotation)
+{
+    struct spec sp = {.n = 2};
+    struct bal_snapshot *s = snap_spec(&sp);
+    struct bal_lb lb = {0};
+    int first[2] = {0};
+
+    bal_lb_init(&lb, &s->clusters[0], 3);
+    for (int i = 0; i < 100; i++) {
+        int modes[64] = {0};
+        int a = pick(s, &lb), b;
+        struct bal_pick_req again = {.skip = skip_ids, .arg = modes, .again = true};
+
+        cr_assert(a >= 0 && a < 2);
+        first[a]++;
+        modes[id_at(s, a)] = 2; /* hard: the hedge goes elsewhere */
+        b = bal_pick(&s->clusters[0], &lb, &again);
+        cr_assert(b >= 0 && b != a, "the second pick took %d again", b);
+    }
+    cr_assert_eq(first[0], 50, "first picks: %d and %d of 100", first[0], first[1]);
+    bal_lb_deinit(&lb);
+    bal_snapshot_unref(s);
+}
+
 Test(bal, round_robin_skips_out_of_rotation)
 {
     bool rot[4] = {true, false, true, true};
