@@ -10,8 +10,9 @@
 #   strace     system calls (strace -c -f on the running proxy during the load)
 #   idle       RSS growth per idle HTTP/2 connection (sy-benchclient idle)
 #
-# usage: bench/profile.sh [unary|stream|bidi|paced|churn|idle|all] [callgrind|strace|both]
+# usage: bench/profile.sh [unary|single|stream|bidi|paced|churn|idle|all] [callgrind|strace|both]
 #   unary   h2load -n PROF_CALLS [20000] -c 8 -m 16, 100-byte gRPC unary calls
+#   single  the same one call at a time (h2load -c 1 -m 1): every call wakes the loop
 #   stream  one bidi stream of 64 KiB messages for PROF_SECONDS [3]
 #   bidi    sy-benchclient bidi: 8 connections x 16 bidi streams of 100-byte
 #           messages, PROF_MSGS [20000] messages
@@ -100,8 +101,10 @@ stop_proxy() {
 # load: runs the case against $port; prints the number of calls or messages
 load() {
     case "$CASE" in
-    unary)
-        h2load -n "$CALLS" -c 8 -m 16 -t 1 -d "$body" -H 'content-type: application/grpc' \
+    unary | single)
+        local cm=(-c 8 -m 16)
+        [ "$CASE" = single ] && cm=(-c 1 -m 1)
+        h2load -n "$CALLS" "${cm[@]}" -t 1 -d "$body" -H 'content-type: application/grpc' \
             -H 'te: trailers' "http://127.0.0.1:$port/sy.test.Echo/Unary" >"$work/load.out" 2>&1 ||
             die "h2load: $(tail -n 5 "$work/load.out")"
         grep -q "succeeded, 0 errored" "$work/load.out" ||
@@ -142,8 +145,11 @@ run_callgrind() {
     ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
     printf 'callgrind %s: %s units, %s instructions, %.0f per unit\n' "$CASE" "$n" "$ir" \
         "$(awk -v a="$ir" -v b="$n" 'BEGIN {print a / b}')"
-    callgrind_annotate --inclusive=no "$dump" 2>/dev/null | sed -n '/^-\+$/,$p' |
-        grep -E '^ *[0-9,]+ ' | head -n "$TOP"
+    # a dump taken mid-run charges the thread roots (start_thread, clone,
+    # worker_main) with everything below them: leave them out of the list
+    callgrind_annotate --threshold=100 --auto=no "$dump" 2>/dev/null |
+        grep -E '^ *[0-9,]+ +\( *[0-9.]+%\) ' | grep -v 'PROGRAM TOTALS' |
+        grep -Ev ':(worker_main|start_thread|clone) ' | awk -v n="$TOP" 'NR <= n'
     [ -z "${PROF_KEEP:-}" ] || log "callgrind dump: $dump"
 }
 
@@ -160,8 +166,7 @@ run_strace() {
     stop_proxy
     printf 'strace %s: %s units; system calls per unit:\n' "$CASE" "$n"
     awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 {name = $NF; calls = $4;
-        printf "  %-16s %8.3f\n", name, calls / n}
-        /total$/ {printf "  %-16s %8.3f\n", "total", $3 / n}' "$work/strace.out"
+        printf "  %-16s %8.3f\n", name, calls / n}' "$work/strace.out"
 }
 
 run_idle() {
@@ -186,7 +191,7 @@ run_idle() {
 }
 
 cases=$CASE
-[ "$CASE" = all ] && cases="unary stream bidi paced churn idle"
+[ "$CASE" = all ] && cases="unary single stream bidi paced churn idle"
 for CASE in $cases; do
     if [ "$CASE" = idle ]; then
         run_idle
