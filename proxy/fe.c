@@ -23,6 +23,7 @@
 #include "proxy/call.h"
 #include "proxy/conn.h"
 #include "proxy/h1.h"
+#include "proxy/h2mem.h"
 
 /* Our connection window. Connection-level credit is returned as soon as
  * request bytes are buffered (flow.h); each stream's window bounds what it
@@ -792,7 +793,8 @@ static int fe_h2_start(struct proxy_fe_conn *fc)
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
 
-    if (nghttp2_session_server_new2(&fc->c.session, fc->env->cbs, fc, fc->env->opt) != 0) {
+    if (nghttp2_session_server_new3(&fc->c.session, fc->env->cbs, fc, fc->env->opt,
+                                    proxy_h2mem()) != 0) {
         log_error("client %s: cannot set up the HTTP/2 session", fc->peer);
         return -1;
     }
