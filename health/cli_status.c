@@ -48,17 +48,19 @@ enum col {
     COL_CHECKED,
     COL_LATENCY,
     COL_FAILS,
+    COL_WEIGHT,
     COL_ACTIVE,
     COL_CALLS,
     COL_COUNT
 };
 
 static const char *const col_titles[COL_COUNT] = {
-    "ADDRESS",    "ORIGIN",  "STATE", "REASON", "SINCE",
-    "LAST CHECK", "LATENCY", "FAILS", "ACTIVE", "CALLS",
+    "ADDRESS", "ORIGIN", "STATE",  "REASON", "SINCE", "LAST CHECK",
+    "LATENCY", "FAILS",  "WEIGHT", "ACTIVE", "CALLS",
 };
 static const bool col_right[COL_COUNT] = {
     [COL_FAILS] = true,
+    [COL_WEIGHT] = true,
     [COL_ACTIVE] = true,
     [COL_CALLS] = true,
 };
@@ -86,7 +88,7 @@ void hc_cli_status_usage(FILE *f)
                "endpoint: address, the target it was resolved from, state (UP in rotation,\n"
                "DOWN unhealthy, OUT healthy but not in rotation), reason of the last\n"
                "transition and how long ago, last health check and its latency,\n"
-               "consecutive failures, active calls and calls total.\n"
+               "consecutive failures, weight, active calls and calls total.\n"
                "\n"
                "Options:\n"
                "  -a, --admin HOST:PORT   admin listener (default " DEFAULT_ADMIN ")\n"
@@ -297,6 +299,7 @@ static void fill_row(struct row *r, const json_t *ep)
     snprintf(r->cell[COL_LATENCY], cl, "%s",
              get_number(ep, "last_check_latency_ms", &v) ? fmt_latency(v, buf, sizeof(buf)) : "-");
     cell_int(r->cell[COL_FAILS], ep, "consecutive_failures");
+    cell_int(r->cell[COL_WEIGHT], ep, "weight");
     cell_int(r->cell[COL_ACTIVE], ep, "active_calls");
     cell_int(r->cell[COL_CALLS], ep, "calls_total");
 }

@@ -75,6 +75,8 @@ struct proxy_attempt {
     uint32_t number;               /* 0 for the first attempt of a call */
     int status;                    /* the gRPC status the backend answered, once known; -1 before */
     uint64_t req_sent;             /* request body bytes this attempt wrote */
+    bool ejected; /* its outcome ejected its endpoint (outlier detection); set before the
+                   * filters hear of its end */
     struct proxy_be_stream st;
     struct proxy_pool_waiter wt;
     struct proxy_attempt *next; /* owner's list, or a free list */

@@ -126,7 +126,7 @@ static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a,
                            const struct proxy_attempt_result *r);
 static void attempt_drop(struct proxy_call *call, struct proxy_attempt *a, uint32_t h2err);
 static void lb_attempt_end(struct proxy_call *call, uint32_t ep_id);
-static void outlier_record(struct proxy_call *call, const struct proxy_attempt *a,
+static bool outlier_record(struct proxy_call *call, const struct proxy_attempt *a,
                            const struct proxy_attempt_result *r);
 static void replay_end(struct proxy_call *call);
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg);
@@ -803,7 +803,7 @@ static void attempt_unlink(struct proxy_call *call, struct proxy_attempt *a,
     if (*pp == a) {
         *pp = a->next;
         lb_attempt_end(call, a->ep_id);
-        outlier_record(call, a, r);
+        a->ejected = outlier_record(call, a, r);
         for (size_t i = 0; i < env->nfilters; i++) {
             if (env->filters[i]->on_attempt_end != NULL)
                 env->filters[i]->on_attempt_end(call, fstate(call, i), env->filter_ws[i], a, r);
@@ -862,8 +862,8 @@ static void pick_req(struct proxy_call *call, const struct conf_cluster *cc,
  * about its backend: a status it answered (a failure per
  * outlier_failure_codes), or a connection lost or a stream reset under it.
  * Attempts switchyard cancelled before an answer, and those no backend saw,
- * say nothing. */
-static void outlier_record(struct proxy_call *call, const struct proxy_attempt *a,
+ * say nothing. Returns whether this outcome ejected the endpoint. */
+static bool outlier_record(struct proxy_call *call, const struct proxy_attempt *a,
                            const struct proxy_attempt_result *r)
 {
     struct proxy_call_env *env = call->env;
@@ -875,7 +875,7 @@ static void outlier_record(struct proxy_call *call, const struct proxy_attempt *
     bool failure;
 
     if (cl == NULL || cs == NULL || !cl->conf->outlier_detection)
-        return;
+        return false;
     cc = cl->conf;
     if (a->status >= 0 && a->status < GRPC_CODE_COUNT)
         failure = (cc->outlier_failure_codes & 1u << a->status) != 0;
@@ -883,12 +883,14 @@ static void outlier_record(struct proxy_call *call, const struct proxy_attempt *
              (r->outcome == PROXY_ATTEMPT_LOST || r->outcome == PROXY_ATTEMPT_RESET))
         failure = true;
     else
-        return;
+        return false;
     /* Each worker counts its own share of the calls. */
     min_calls = (uint32_t)((cc->outlier_min_calls + env->nworkers - 1) / env->nworkers);
     v = bal_outlier_record(&cs->outlier, cc, a->ep_id, failure, core_mono_ns() / 1000000,
                            min_calls);
-    if (v != BAL_OUTLIER_KEEP && env->eject != NULL) {
+    if (v == BAL_OUTLIER_KEEP)
+        return false;
+    if (env->eject != NULL) {
         for (size_t i = 0; i < cl->nendpoints; i++) {
             if (cl->endpoints[i].id == a->ep_id) {
                 env->eject(env->eject_arg, cl->name, a->ep_id, cl->endpoints[i].addr_str, v);
@@ -896,6 +898,7 @@ static void outlier_record(struct proxy_call *call, const struct proxy_attempt *
             }
         }
     }
+    return true;
 }
 
 /* An attempt of |call| on endpoint |ep_id| is over: the policy hears of it. */

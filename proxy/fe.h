@@ -14,31 +14,12 @@
 #include <sys/socket.h>
 
 #include <event2/util.h>
-#include <nghttp2/nghttp2.h>
+
+#include "proxy/fe_env.h"
 
 struct event_base;
 struct proxy_flusher;
 struct proxy_call_env;
-struct proxy_fe_conn;
-struct proxy_h1_conn;
-
-/** A worker's frontend: shared by its client connections. */
-struct proxy_fe_env {
-    struct event_base *base;
-    struct proxy_flusher *fl;
-    struct proxy_call_env *calls; /* borrowed: the worker's */
-    nghttp2_session_callbacks *cbs;
-    nghttp2_option *opt;
-    struct proxy_fe_conn *conns; /* open connections */
-    struct proxy_h1_conn *h1;    /* open HTTP/1.1 connections (proxy/h1.c) */
-    uint32_t nconns;             /* both kinds */
-    uint32_t max_conns;          /* this worker's share of max_connections */
-    uint64_t refused;            /* connections closed at max_connections */
-    int worker;                  /* index, for logs */
-    bool draining;
-    void (*on_gone)(void *arg); /* a connection was freed (the worker may finish a drain) */
-    void *gone_arg;
-};
 
 /** Builds |env|'s nghttp2 callbacks and options. */
 void proxy_fe_env_init(struct proxy_fe_env *env, struct event_base *base, struct proxy_flusher *fl,

@@ -26,7 +26,7 @@
 #include "core/log.h"
 #include "proxy/call.h"
 #include "proxy/conn.h"
-#include "proxy/fe.h"
+#include "proxy/fe_env.h"
 
 /* ---- request intake: http_parser plus our checks, without a connection ---- */
 

@@ -30,6 +30,16 @@ for bin in "$@"; do
     rm -f "$out"
 done
 
+# The layering of proxy/ (no circle of modules, nothing below includes it)
+# counts as one test.
+echo "==> layers"
+if /usr/bin/python3 "$top/tests/check_layers.py" "$top"; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    bad_bins+=(check_layers)
+fi
+
 # Fuzz step: each libFuzzer harness in $SY_FUZZ_BINS runs $SY_FUZZ_RUNS inputs
 # over its seed corpus (tests/fuzz/run.sh) and counts as one test.
 if [ -n "${SY_FUZZ_BINS:-}" ]; then

@@ -25,14 +25,6 @@ extern const struct proxy_filter proxy_filter_stats;
 
 struct proxy_call;
 
-/** Adds event |name| (with attribute |key| = |value| when |key| is not NULL)
- *  to the SERVER span of |call| when its trace is recorded; at most a few
- *  per call, the rest are ignored. For code that acts on a call's behalf
- *  (outlier ejection: proxy_trace_event(call, "ejection", "switchyard.endpoint",
- *  addr)). Worker thread; a no-op when the trace filter is not chained. */
-void proxy_trace_event(struct proxy_call *call, const char *name, const char *key,
-                       const char *value);
-
 /** Copies the stats filter's counters (|ws|: its worker state) into |r|. */
 void proxy_stats_report(void *ws, struct proxy_report *r);
 

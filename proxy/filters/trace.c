@@ -334,15 +334,6 @@ static void add_event(struct trace_call *tc, const char *name, const char *key, 
                e->value, sizeof(e->value));
 }
 
-void proxy_trace_event(struct proxy_call *call, const char *name, const char *key,
-                       const char *value)
-{
-    struct trace_call *tc = proxy_call_filter_state(call, &proxy_filter_trace);
-
-    if (tc != NULL && tc->recorded)
-        add_event(tc, name, key, value);
-}
-
 static void on_attempt_start(struct proxy_call *call, void *st, void *ws,
                              const struct proxy_attempt *a, struct proxy_head *head)
 {
@@ -427,6 +418,8 @@ static void on_attempt_end(struct proxy_call *call, void *st, void *ws,
     struct proxy_span *s;
     const char *ep;
 
+    if (tc->recorded && a->ejected)
+        add_event(tc, "ejection", "switchyard.endpoint", a->endpoint);
     if (!tc->recorded || a->number >= MAX_ATTEMPTS)
         return;
     s = proxy_span_ring_reserve(&w->ring);

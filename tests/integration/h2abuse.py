@@ -235,6 +235,71 @@ def mode_zero_window(port, streams):
     return 0
 
 
+def mode_stalled_reader(port, limit):
+    """One server-streaming call with every window at zero: the client never
+    reads its stream but answers PINGs (h2 acknowledges them), so the
+    connection stays alive; switchyard resets the stream at
+    stream_idle_timeout. Gives up after |limit| seconds."""
+    s, c = connect(port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    wait_settings(s, c)
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, headers(port))
+    c.send_data(sid, echo_request(response_size=65536, response_count=1000), end_stream=True)
+    s.sendall(c.data_to_send())
+    t0 = time.time()
+    ev = pump(s, c, lambda e: isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated))
+              or (isinstance(e, h2.events.StreamEnded) and e.stream_id == sid), limit or 30)
+    if ev is None or isinstance(ev, str):
+        print("stream still open after %.1fs (%s)" % (time.time() - t0, ev))
+        return 1
+    code = getattr(ev, "error_code", None)
+    print("stream ended after %.1fs (%s, code %s)" % (time.time() - t0, type(ev).__name__,
+                                                      int(code) if code is not None else "-"))
+    return 0
+
+
+def mode_upload_stall(port, streams):
+    """Opens |streams| calls to /sy.test.Echo/Stall (a backend that never
+    reads them) and sends each as much request body as switchyard's windows
+    allow, for a few seconds: switchyard must hold at most its stream buffer
+    per stream, and other calls on the shared backend connection go on."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    sids = []
+    for _ in range(streams):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, headers(port, path="/sy.test.Echo/Stall"))
+        # one message announced at 3 MiB: its bytes keep coming
+        c.send_data(sid, b"\x00" + struct.pack(">I", 3 << 20))
+        sids.append(sid)
+    s.sendall(c.data_to_send())
+    sent, chunk = 0, b"\x00" * 16384
+    end = time.time() + (float(sys.argv[4]) if len(sys.argv) > 4 else 4)
+    while time.time() < end:
+        for sid in sids:
+            room = min(c.local_flow_control_window(sid), c.max_outbound_frame_size, len(chunk))
+            if room > 0:
+                c.send_data(sid, chunk[:room])
+                sent += room
+        out = c.data_to_send()
+        if out:
+            s.sendall(out)
+        s.settimeout(0.05)
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            print("switchyard closed the connection after %d KiB" % (sent // 1024))
+            return 1
+        c.receive_data(data)
+        out = c.data_to_send()
+        if out:
+            s.sendall(out)
+    print("uploaded %d KiB on %d stalled streams" % (sent // 1024, streams))
+    return 0
+
+
 def mode_dribble(port, _):
     """Starts a header block and never finishes it: switchyard closes us."""
     s, c = connect(port)
@@ -510,6 +575,8 @@ MODES = {
     "rapid-reset": mode_rapid_reset,
     "ping-flood": mode_ping_flood,
     "zero-window": mode_zero_window,
+    "stalled-reader": mode_stalled_reader,
+    "upload-stall": mode_upload_stall,
     "dribble": mode_dribble,
     "idle": mode_idle,
     "big-headers": mode_big_headers,

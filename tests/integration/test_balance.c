@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include "tests/peers/gclient.h"
+#include "tests/support/httpc.h"
 #include "tests/support/support.h"
 
 #define NB      4     /* b0..b3, started for every test */
@@ -31,6 +33,7 @@ enum {
 
 static struct sup_backend be[NB + 1]; /* be[NB]: a slow one, when a test starts it */
 static struct sup_proxy px;
+static int admin_port; /* the admin listener of the running switchyard */
 
 static void start_backends(void)
 {
@@ -68,13 +71,14 @@ static void conf_text(char *text, size_t len, int port, const char *targets,
              "log_level = %s\n"
              "\n"
              "[admin]\n"
-             "listen = off\n"
+             "listen = 127.0.0.1:%d\n"
              "\n"
              "[cluster.echo]\n"
              "targets = %s\n"
              "routes = /sy.test.Echo/\n"
              "%s\n",
-             port, getenv("SY_LOG_LEVEL") ? getenv("SY_LOG_LEVEL") : "info", targets, cluster_keys);
+             port, getenv("SY_LOG_LEVEL") ? getenv("SY_LOG_LEVEL") : "info", admin_port, targets,
+             cluster_keys);
 }
 
 static void start_proxy(const char *targets, const char *cluster_keys)
@@ -83,9 +87,51 @@ static void start_proxy(const char *targets, const char *cluster_keys)
     int port = sup_free_port();
 
     cr_assert_gt(port, 0);
+    admin_port = sup_free_port();
+    cr_assert_gt(admin_port, 0);
     conf_text(text, sizeof(text), port, targets, cluster_keys);
     cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0,
                  "switchyard did not start (%s -c %s)", sup_proxy_bin(), px.conf);
+    cr_assert_eq(sup_wait_port(px.proc, admin_port, PROXY_T), 0, "the admin did not listen");
+}
+
+/* Cluster "echo" of GET /status (the caller json_decref()s |*doc|). */
+static json_t *echo_status(json_t **doc)
+{
+    struct sup_http_resp r;
+    json_error_t err;
+    json_t *cl;
+    size_t i;
+
+    cr_assert_eq(sup_http_get(admin_port, "/status", &r), 0, "GET /status failed");
+    cr_assert_eq(r.code, 200);
+    *doc = json_loads(r.body, 0, &err);
+    cr_assert_not_null(*doc, "/status is not JSON: %s", err.text);
+    sup_http_resp_free(&r);
+    json_array_foreach(json_object_get(*doc, "clusters"), i, cl)
+    {
+        if (strcmp(json_string_value(json_object_get(cl, "name")), "echo") == 0)
+            return cl;
+    }
+    cr_assert_fail("no cluster echo in /status");
+    return NULL;
+}
+
+/* The weight /status gives endpoint |addr| of cluster echo (-1: not listed). */
+static long status_weight(const char *addr)
+{
+    json_t *doc, *ep, *eps;
+    size_t i;
+    long w = -1;
+
+    eps = json_object_get(echo_status(&doc), "endpoints"); /* once: the macro repeats it */
+    json_array_foreach(eps, i, ep)
+    {
+        if (strcmp(json_string_value(json_object_get(ep, "address")), addr) == 0)
+            w = (long)json_integer_value(json_object_get(ep, "weight"));
+    }
+    json_decref(doc);
+    return w;
 }
 
 /* Index in be[] of the backend named |id|, or -1. */
@@ -264,6 +310,8 @@ Test(balance, weights_3_to_1_give_75_percent)
     cr_assert_eq(atomic_load(&wcount[0]) + atomic_load(&wcount[1]), WCALLERS * WCALLS);
     cr_assert(atomic_load(&wcount[0]) >= 280 && atomic_load(&wcount[0]) <= 320,
               "b0 (weight 3) got %d of 400 calls", atomic_load(&wcount[0]));
+    cr_assert_eq(status_weight(be[0].addr), 3, "/status weight of b0");
+    cr_assert_eq(status_weight(be[1].addr), 1, "/status weight of b1 (none given)");
     stop_proxy_clean();
 }
 
@@ -396,11 +444,19 @@ Test(balance, ring_hash_on_peer_sticks_to_one_backend)
 /* 20 calls on fresh connections (both workers): all must land on |want|. */
 static void all_on(int want, const char *stage)
 {
+    json_t *doc;
+    const char *active;
+
     for (int k = 0; k < 20; k++) {
         int b = fresh_call(NULL, 0);
 
         cr_assert_eq(b, want, "%s: connection %d landed on b%d, expected b%d", stage, k, b, want);
     }
+    /* /status names the one endpoint every worker uses */
+    active = json_string_value(json_object_get(echo_status(&doc), "active_endpoint"));
+    cr_assert_not_null(active, "%s: no active_endpoint in /status", stage);
+    cr_assert_str_eq(active, be[want].addr, "%s: /status says %s is active", stage, active);
+    json_decref(doc);
 }
 
 struct lands {

@@ -855,7 +855,7 @@ static const char *const doc_healthy =
     "{\"address\":\"10.1.2.3:50051\",\"origin\":\"echo.svc:50051\",\"healthy\":true,"
     "\"in_rotation\":true,\"reason\":\"SERVING\",\"since_seconds\":3725,"
     "\"last_check_seconds_ago\":1.5,\"last_check_latency_ms\":0.4,\"consecutive_failures\":0,"
-    "\"active_calls\":3,\"calls_total\":123456}]},"
+    "\"weight\":7,\"active_calls\":3,\"calls_total\":123456}]},"
     "{\"name\":\"users\",\"policy\":\"pick_first\",\"routes\":[\"/\"],"
     "\"targets\":[\"127.0.0.1:50071\"],\"panic\":false,"
     "\"endpoints_total\":1,\"endpoints_in_rotation\":1,\"endpoints\":["
@@ -893,6 +893,30 @@ static const char *const doc_empty_cluster =
     "\"in_rotation\":false,\"reason\":\"pending first check\",\"since_seconds\":null,"
     "\"last_check_seconds_ago\":null,\"last_check_latency_ms\":null,"
     "\"consecutive_failures\":0,\"active_calls\":0,\"calls_total\":0}]}]}";
+
+/* One endpoint of each way out besides DOWN: ejected by outlier detection,
+ * drained by an operator, and one a reload removed whose calls still run
+ * (not counted against the cluster). */
+static const char *const doc_ejected_drained =
+    "{\"version\":\"0.1.0\",\"uptime_seconds\":5,\"config_file\":\"sw.ini\",\"workers\":2,"
+    "\"draining\":false,\"clusters\":["
+    "{\"name\":\"echo\",\"policy\":\"round_robin\",\"routes\":[\"/sy.test.\"],"
+    "\"targets\":[\"127.0.0.1:50091\",\"127.0.0.1:50092\",\"127.0.0.1:50093\"],"
+    "\"panic\":false,\"endpoints_total\":3,\"endpoints_in_rotation\":1,\"endpoints\":["
+    "{\"address\":\"127.0.0.1:50091\",\"origin\":\"127.0.0.1:50091\",\"healthy\":true,"
+    "\"in_rotation\":true,\"reason\":\"SERVING\",\"since_seconds\":4,"
+    "\"last_check_seconds_ago\":0.1,\"last_check_latency_ms\":1,\"consecutive_failures\":0,"
+    "\"weight\":1,\"active_calls\":0,\"calls_total\":10},"
+    "{\"address\":\"127.0.0.1:50092\",\"origin\":\"127.0.0.1:50092\",\"healthy\":true,"
+    "\"in_rotation\":false,\"ejected\":true,\"reason\":\"ejected: 5 consecutive failures\","
+    "\"since_seconds\":1,\"last_check_seconds_ago\":0.1,\"last_check_latency_ms\":1,"
+    "\"consecutive_failures\":0,\"weight\":1,\"active_calls\":0,\"calls_total\":9},"
+    "{\"address\":\"127.0.0.1:50093\",\"origin\":\"127.0.0.1:50093\",\"healthy\":true,"
+    "\"in_rotation\":false,\"drained\":true,\"reason\":\"drained by operator\","
+    "\"since_seconds\":2,\"last_check_seconds_ago\":0.1,\"last_check_latency_ms\":1,"
+    "\"consecutive_failures\":0,\"weight\":1,\"active_calls\":0,\"calls_total\":8},"
+    "{\"address\":\"127.0.0.1:50094\",\"origin\":\"127.0.0.1:50094\",\"state\":\"draining\","
+    "\"active_calls\":2}]}]}";
 
 static struct fh_server *fh;
 
@@ -938,6 +962,9 @@ Test(cli_status, all_in_rotation_exits_0)
     cr_expect(has_line_with(r.out, "cluster users", "pick_first", "1/1 endpoint in rotation"), "%s",
               r.out);
     cr_expect(has_line_with(r.out, "ADDRESS", "ORIGIN", "LATENCY"), "%s", r.out);
+    cr_expect(has_line_with(r.out, "FAILS", "WEIGHT", "ACTIVE"), "%s", r.out);
+    /* weight 7, 3 active calls; an endpoint without a weight shows "-" */
+    cr_expect(has_line_with(r.out, "10.1.2.3:50051", " 7 ", " 3 "), "%s", r.out);
     cr_expect(has_line_with(r.out, "127.0.0.1:50061", "UP", "SERVING"), "%s", r.out);
     cr_expect(has_line_with(r.out, "10.1.2.3:50051", "echo.svc:50051", "123456"), "%s", r.out);
     cr_expect(has_line_with(r.out, "10.1.2.3:50051", "1h02m", "1.5s ago"), "%s", r.out);
@@ -993,6 +1020,23 @@ Test(cli_status, empty_cluster_exits_1)
     cr_expect(strstr(r.out, "(no endpoints)"), "%s", r.out);
     cr_expect(has_line_with(r.out, "127.0.0.1:50081", "DOWN", "pending first check"), "%s", r.out);
     cr_expect(has_line_with(r.out, "127.0.0.1:50081", "never", NULL), "%s", r.out);
+    run_free(&r);
+}
+
+Test(cli_status, ejected_drained_and_draining_endpoints)
+{
+    struct run r;
+
+    fh = fh_start(FH_NORMAL, 200, doc_ejected_drained);
+    cr_assert_not_null(fh);
+    CLI(&r, "status", "--admin", fh_addr(fh));
+    expect(&r, 1, "cluster echo", NULL);
+    cr_expect(has_line_with(r.out, "127.0.0.1:50091", "UP", NULL), "%s", r.out);
+    cr_expect(has_line_with(r.out, "127.0.0.1:50092", "EJECTED", "consecutive failures"), "%s",
+              r.out);
+    cr_expect(has_line_with(r.out, "127.0.0.1:50093", "DRAINED", "drained by operator"), "%s",
+              r.out);
+    cr_expect(has_line_with(r.out, "127.0.0.1:50094", "DRAINING", NULL), "%s", r.out);
     run_free(&r);
 }
 

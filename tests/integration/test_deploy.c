@@ -587,6 +587,94 @@ Test(deploy, logrotate_snippet_parses)
     free(out);
 }
 
+/* ---- the README's quick start, as a newcomer follows it ---- */
+
+/* Replaces the one occurrence of |from| in |text| (len |cap|) with |to|;
+ * fails when the README no longer holds |from|. */
+static void replace_once(char *text, size_t cap, const char *from, const char *to)
+{
+    char *at = strstr(text, from);
+    size_t tail;
+
+    cr_assert_not_null(at, "the README's my.ini no longer holds %s", from);
+    tail = strlen(at + strlen(from));
+    cr_assert_lt(strlen(text) - strlen(from) + strlen(to), cap);
+    memmove(at + strlen(to), at + strlen(from), tail + 1);
+    memcpy(at, to, strlen(to));
+}
+
+struct health_run {
+    const char *const *argv;
+    int want;
+};
+
+static bool health_cli_says(void *arg)
+{
+    const struct health_run *h = arg;
+    struct sup_proc *p = NULL;
+
+    return sup_run("switchyard-health", h->argv, 10000, &p) == h->want;
+}
+
+/* The my.ini of README.md's quick start, with free ports and two sy-backends
+ * in place of its addresses: `-t` accepts it, switchyard serves calls with
+ * it, and the README's two switchyard-health commands answer SERVING and
+ * "both endpoints UP" (exit 0). Issue 19: a newcomer gets from the README
+ * alone to a config of their own serving calls. */
+Test(deploy, readme_quick_start_works_as_written)
+{
+    static const char start[] = "Write a configuration, `my.ini`:\n\n```ini\n";
+    char *readme, *p, *end, ini[2048], path[600], listen[64], admin[64];
+    const char *hb = getenv("SY_HEALTH_BIN");
+    struct sup_backend b[2];
+    struct sup_proc *sy;
+    int port = sup_free_port(), aport = sup_free_port();
+
+    top_path(path, sizeof(path), "README.md");
+    readme = sup_read_file(path);
+    cr_assert_not_null(readme);
+    p = strstr(readme, start);
+    cr_assert_not_null(p, "README.md has no quick-start my.ini");
+    p += strlen(start);
+    end = strstr(p, "```");
+    cr_assert_not_null(end);
+    cr_assert_lt((size_t)(end - p), sizeof(ini) / 2);
+    snprintf(ini, sizeof(ini), "%.*s", (int)(end - p), p);
+    free(readme);
+
+    cr_assert_eq(sup_start_backends(b, 2, NULL), 0);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", aport);
+    replace_once(ini, sizeof(ini), "127.0.0.1:50051", listen);
+    replace_once(ini, sizeof(ini), "127.0.0.1:9901", admin);
+    replace_once(ini, sizeof(ini), "127.0.0.1:50061", b[0].addr);
+    replace_once(ini, sizeof(ini), "127.0.0.1:50062", b[1].addr);
+    cr_assert_eq(sup_write_file("my.ini", ini, path, sizeof(path)), 0);
+    assert_conf_ok(path);
+
+    {
+        const char *argv[] = {sup_proxy_bin(), "-c", path, NULL};
+
+        sy = sup_spawn("switchyard", argv);
+        cr_assert_not_null(sy);
+        cr_assert_eq(sup_wait_port(sy, port, 15000), 0, "switchyard did not listen");
+        cr_assert_eq(sup_wait_port(sy, aport, 15000), 0, "the admin did not listen");
+    }
+    {
+        const char *cli = hb && *hb ? hb : "build/switchyard-health";
+        const char *check[] = {cli, "check", listen, NULL};
+        const char *status[] = {cli, "status", "--admin", admin, NULL};
+        struct health_run h = {check, 0};
+
+        cr_assert(sup_poll(health_cli_says, &h, 15000),
+                  "switchyard-health check %s never said SERVING", listen);
+        h = (struct health_run){status, 0};
+        cr_assert(sup_poll(health_cli_says, &h, 15000),
+                  "switchyard-health status never saw both endpoints UP");
+    }
+    cr_assert_eq(sup_stop(sy, 15000), 0, "switchyard exited non-zero on SIGTERM");
+}
+
 /* ---- make demo's script, from start to end ---- */
 
 TestSuite(demo, .fini = stop_all, .timeout = 240);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tests/peers/gclient.h"
+#include "tests/support/httpc.h"
 #include "tests/support/support.h"
 
 #define NB      2
@@ -49,19 +50,23 @@ TestSuite(limits, .init = start_backends, .fini = stop_all, .timeout = 120);
 
 /* |workers| switchyard workers in front of the first |nbackends| backends;
  * |release|: the optimised build, for tests that measure memory. */
+static int admin_port; /* > 0: the next switchyard's [admin] listen port */
+
 static void start_proxy_with(const char *proxy_extra, int workers, int nbackends, bool release)
 {
-    char text[2048], targets[128];
+    char text[2048], targets[128], admin[32] = "off";
     int port = sup_free_port();
 
     cr_assert_gt(port, 0);
     snprintf(targets, sizeof(targets), "%s%s%s", be[0].addr, nbackends > 1 ? ", " : "",
              nbackends > 1 ? be[1].addr : "");
+    if (admin_port > 0)
+        snprintf(admin, sizeof(admin), "127.0.0.1:%d", admin_port);
     snprintf(text, sizeof(text),
              "[proxy]\nlisten = 127.0.0.1:%d\nworkers = %d\ndrain_timeout = 5s\n%s\n"
-             "[admin]\nlisten = off\n"
+             "[admin]\nlisten = %s\n"
              "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
-             port, workers, proxy_extra, targets);
+             port, workers, proxy_extra, admin, targets);
     cr_assert_eq(release ? sup_start_proxy_release(&px, "switchyard", port, text, PROXY_T)
                          : sup_start_proxy(&px, "switchyard", port, text, PROXY_T),
                  0, "switchyard did not start");
@@ -239,6 +244,26 @@ Test(limits, idle_connection_is_closed_at_idle_timeout)
     stop_proxy_clean();
 }
 
+/* Issue 11: a client that never reads a stream but answers PINGs held it for
+ * ever. stream_idle_timeout resets such a stream (RST_STREAM CANCEL to the
+ * client, which is not reading) while keepalive PINGs keep its connection up. */
+Test(limits, a_stream_nobody_reads_is_reset_at_stream_idle_timeout)
+{
+    char line[512], kind[32] = "";
+    double after = -1;
+    int code = -1;
+
+    start_proxy("stream_idle_timeout = 1s\nkeepalive_time = 500ms\nkeepalive_timeout = 5s");
+    cr_assert_eq(abuse("stalled-reader", 20, NULL, line, sizeof(line), 40000), 0, "%s", line);
+    cr_assert_eq(sscanf(line, "stream ended after %lfs (%31[^,], code %d)", &after, kind, &code), 3,
+                 "%s", line);
+    cr_log_info("stalled reader: %s", line);
+    cr_assert_str_eq(kind, "StreamReset", "%s", line);
+    cr_assert_eq(code, 8, "RST_STREAM CANCEL expected: %s", line);
+    cr_assert(after >= 0.5 && after < 8, "%s", line);
+    stop_proxy_clean();
+}
+
 Test(limits, dribbled_headers_are_closed_at_header_timeout)
 {
     char line[512];
@@ -310,6 +335,34 @@ Test(limits, stalled_streams_do_not_stall_a_shared_backend_connection)
 {
     start_proxy_with("max_concurrent_streams = 200", 1, 1, true);
     abuse_alongside_good_client("zero-window", 20, "4", 20 * 256 + 8 * 1024, true);
+    stop_proxy_clean();
+}
+
+/* Issue 11, the request direction: a backend that stops reading some streams
+ * (it takes their bytes off the connection but never opens their stream
+ * windows) holds only those streams' buffers in switchyard; the other calls
+ * on the same backend connection keep their pace (one worker, one backend
+ * connection). The backend is tests/integration/h2backend.py "stall". */
+Test(limits, a_backend_that_stops_reading_some_streams_stalls_no_other_call)
+{
+    char script[512], portbuf[16], text[2048];
+    const char *top = getenv("SY_TOP");
+    const char *argv[] = {"/usr/bin/python3", script, "stall", portbuf, NULL};
+    int hport = sup_free_port(), port = sup_free_port();
+    struct sup_proc *hb;
+
+    snprintf(script, sizeof(script), "%s/tests/integration/h2backend.py", top ? top : ".");
+    snprintf(portbuf, sizeof(portbuf), "%d", hport);
+    hb = sup_spawn("h2backend", argv);
+    cr_assert_not_null(hb);
+    cr_assert_eq(sup_wait_port(hb, hport, 10000), 0, "h2backend.py did not start");
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 1\n[admin]\nlisten = off\n"
+             "[cluster.echo]\ntargets = 127.0.0.1:%d\nroutes = /sy.test.\nhealth_check = off\n",
+             port, hport);
+    cr_assert_eq(sup_start_proxy_release(&px, "switchyard", port, text, PROXY_T), 0);
+    /* 20 stalled uploads: at most 20 stream buffers (256 KiB) held */
+    abuse_alongside_good_client("upload-stall", 20, NULL, 20 * 256 + 8 * 1024, true);
     stop_proxy_clean();
 }
 
@@ -385,13 +438,16 @@ Test(limits, closed_and_skipped_stream_ids_get_goaway_protocol_error)
 }
 
 /* Issue 12.5: the access log is a FIFO nobody reads: once its pipe is full,
- * workers drop lines instead of sleeping in write(), and new clients are
- * still served. */
+ * workers buffer lines instead of sleeping in write(), and new clients are
+ * still served; past the buffer (4 MiB) lines are dropped, counted in
+ * switchyard_access_log_dropped_total and logged once for the episode. */
 Test(limits, an_access_log_nobody_reads_stalls_no_worker)
 {
     char fifo[600], extra[700];
     int rfd, failed = 0;
     struct gc_opts o;
+    struct sup_http_resp m;
+    const char *dropped;
 
     snprintf(fifo, sizeof(fifo), "%s/access.fifo", sup_tmpdir());
     cr_assert_eq(mkfifo(fifo, 0600), 0);
@@ -401,7 +457,9 @@ Test(limits, an_access_log_nobody_reads_stalls_no_worker)
     cr_assert_geq(rfd, 0);
     fcntl(rfd, F_SETPIPE_SZ, 4096);
     snprintf(extra, sizeof(extra), "access_log = %s", fifo);
+    admin_port = sup_free_port();
     start_proxy_with(extra, 1, 1, false);
+    cr_assert_eq(sup_wait_port(px.proc, admin_port, PROXY_T), 0, "the admin did not listen");
     gc_opts_init(&o, GC_UNARY);
     o.timeout_ms = 3000;
     for (int i = 0; i < 300; i++) {
@@ -414,6 +472,52 @@ Test(limits, an_access_log_nobody_reads_stalls_no_worker)
         }
     }
     cr_assert_eq(failed, 0, "%d of 300 calls failed while the access log was stalled", failed);
+    /* Past the worker's own buffer (4 MiB of lines): 40,000 calls more. */
+    {
+        char body[600], url[128];
+        const char *argv[] = {"/usr/bin/h2load",
+                              "-n",
+                              "40000",
+                              "-c",
+                              "2",
+                              "-m",
+                              "32",
+                              "-d",
+                              body,
+                              "-H",
+                              "content-type: application/grpc",
+                              "-H",
+                              "te: trailers",
+                              url,
+                              NULL};
+        struct sup_proc *h;
+        int st;
+
+        cr_assert_eq(sup_write_file("empty.grpc", "", body, sizeof(body)), 0);
+        {
+            FILE *f = fopen(body, "wb");
+
+            cr_assert_not_null(f);
+            fwrite("\0\0\0\0\0", 1, 5, f); /* one empty message */
+            fclose(f);
+        }
+        snprintf(url, sizeof(url), "http://%s/sy.test.Echo/Unary", px.addr);
+        st = sup_run("h2load", argv, 120000, &h);
+        if (st != 0 || !sup_file_contains(h->out_path, "40000 succeeded"))
+            sup_dump_log(h, 20);
+        cr_assert_eq(st, 0, "h2load exited %d", st);
+        cr_assert(sup_file_contains(h->out_path, "40000 succeeded"),
+                  "not every h2load call succeeded");
+    }
+    /* what was lost is counted, and said once for the episode */
+    cr_assert_eq(sup_http_get(admin_port, "/metrics", &m), 0);
+    dropped = strstr(m.body, "\nswitchyard_access_log_dropped_total ");
+    cr_assert_not_null(dropped, "no switchyard_access_log_dropped_total in /metrics");
+    cr_assert_gt(strtoull(dropped + 37, NULL, 10), 0, "no dropped line counted:%.60s", dropped);
+    sup_http_resp_free(&m);
+    cr_assert_eq(sup_log_count(px.proc, "the access log cannot keep up"), 1,
+                 "the episode was not logged exactly once");
+    admin_port = 0;
     close(rfd);
     stop_proxy_clean();
 }

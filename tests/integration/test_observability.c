@@ -544,6 +544,53 @@ Test(trace, spans_have_names_kinds_attributes_parents_and_retry_events)
     json_decref(spans);
 }
 
+/* Issue 17: an attempt whose failure ejects its endpoint (outlier
+ * detection) leaves an "ejection" event naming the endpoint on its call's
+ * SERVER span; the call itself succeeds on a retry. */
+Test(trace, an_ejection_is_an_event_of_the_call_that_caused_it)
+{
+    static const char *const failing[] = {"--fail-code", "14", NULL};
+    int rport;
+    struct sup_proc *recv = start_py("receiver", &rport, NULL);
+    struct sup_backend ok, bad;
+    char targets[128], tr[256];
+    json_t *spans, *e, *ev;
+    size_t i, k;
+    int ejections = 0;
+
+    cr_assert_eq(sup_start_backend(&ok, "b0", NULL), 0);
+    cr_assert_eq(sup_start_backend(&bad, "b1", failing), 0);
+    snprintf(targets, sizeof(targets), "%s, %s", ok.addr, bad.addr);
+    tracing_conf(tr, sizeof(tr), rport, "1");
+    start_proxy(targets, "/sy.test.", tr,
+                "retry_on = unavailable\noutlier_detection = on\n"
+                "outlier_consecutive_failures = 2\noutlier_base_ejection_time = 30s\n");
+    for (int n = 0; n < 12; n++) {
+        struct gc_result r;
+
+        cr_assert_eq(call_md(NULL, NULL, 0, &r), 0, "%s", r.message);
+    }
+    spans = wait_spans(recv, 24); /* 12 SERVER spans, 12 or more CLIENT ones */
+    json_array_foreach(spans, i, e)
+    {
+        json_t *sp = json_object_get(e, "span");
+
+        json_array_foreach(json_object_get(sp, "events"), k, ev)
+        {
+            if (strcmp(sstr(ev, "name"), "ejection") != 0)
+                continue;
+            cr_assert_eq(json_integer_value(json_object_get(sp, "kind")), 2,
+                         "an ejection event on a span that is not the call's");
+            cr_assert_str_eq(attr(ev, "switchyard.endpoint"), bad.addr);
+            ejections++;
+        }
+    }
+    cr_log_info("ejection events: %d (workers: 2)", ejections);
+    cr_assert_geq(ejections, 1, "no span has an ejection event");
+    cr_assert_leq(ejections, 2, "one ejection per worker at most in 30 s");
+    json_decref(spans);
+}
+
 /* node and the npm packages `make test` installed (build/otel-peer). */
 static const char *otel_peer_dir(void)
 {
@@ -824,6 +871,10 @@ Test(metrics, a_prometheus_parser_reads_metrics_equal_to_the_calls_made)
     cr_assert_eq(calls_of(ch, GC_SERVER_STREAM, 2, 0, 1, 4, b[0].id, per_be), 2);
     cr_assert_eq(calls_of(ch, GC_CLIENT_STREAM, 1, 0, 3, 1, b[0].id, per_be), 1);
     cr_assert_eq(calls_of(ch, GC_BIDI, 1, 0, 2, 2, b[0].id, per_be), 1);
+    /* the channel holds one client connection, counted while open */
+    s = scrape();
+    cr_assert_eq(sample(s, "grpc_active_connections", NULL), 1);
+    json_decref(s);
     gc_chan_free(ch);
     /* switchyard's own health service: probes, counted apart */
     cr_assert_eq(gc_health_check(px.addr, "", &status), 0);

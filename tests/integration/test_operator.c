@@ -108,6 +108,7 @@ Test(operator, a_cluster_with_required_no_leaves_healthz_alone)
     char text[2048];
     struct sup_http_resp r;
     struct log_wait lw;
+    int st;
 
     /* A backend without a health service: Check answers UNIMPLEMENTED. */
     fake = fhs_start(FHS_STATUS, 12);
@@ -128,6 +129,9 @@ Test(operator, a_cluster_with_required_no_leaves_healthz_alone)
     cr_assert_eq(r.code, 200, "/healthz: %d %s", r.code, r.body);
     cr_assert_not_null(strstr(r.body, "nohealth"), "%s", r.body);
     sup_http_resp_free(&r);
+    /* switchyard's own health service (service "") agrees with /healthz */
+    cr_assert_eq(gc_health_check(px.addr, "", &st), 0, "switchyard's own Health/Check");
+    cr_assert_eq(st, 1, "own health: %d, expected SERVING", st);
     stop_proxy_clean();
 
     /* The same cluster with required = yes (the default) makes it 503. */
@@ -142,7 +146,52 @@ Test(operator, a_cluster_with_required_no_leaves_healthz_alone)
     cr_assert_eq(sup_http_get(admin_port, "/healthz", &r), 0);
     cr_assert_eq(r.code, 503, "/healthz: %d %s", r.code, r.body);
     sup_http_resp_free(&r);
+    cr_assert_eq(gc_health_check(px.addr, "", &st), 0, "switchyard's own Health/Check");
+    cr_assert_eq(st, 2, "own health: %d, expected NOT_SERVING", st);
     stop_proxy_clean();
+}
+
+/* Issue 17: log_format = json makes every line of the main log one JSON
+ * object with time, level, module and msg, through start-up, a call, a
+ * reload and the drain at SIGTERM. */
+Test(operator, log_format_json_writes_one_object_per_line)
+{
+    char text[2048], *log, *line, *save = NULL;
+    struct gc_result r;
+    struct gc_opts o;
+    int lines = 0;
+
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 1\nlog_level = debug\nlog_format = json\n"
+             "[admin]\nlisten = 127.0.0.1:%%d\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
+             be[0].addr);
+    start_proxy_fmt(text);
+    gc_opts_init(&o, GC_UNARY);
+    cr_assert_eq(gc_call(px.addr, &o, &r), 0);
+    cr_assert_eq(r.status, 0, "%s", r.message);
+    cr_assert_eq(sup_signal(px.proc, SIGHUP), 0);
+    cr_assert(sup_wait_log(px.proc, "configuration reloaded", 0, 10000));
+    stop_proxy_clean();
+    log = sup_read_file(px.proc->err_path);
+    cr_assert_not_null(log);
+    for (line = strtok_r(log, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        json_error_t err;
+        json_t *j = json_loads(line, 0, &err);
+
+        cr_assert_not_null(j, "not JSON (%s): %s", err.text, line);
+        cr_assert(json_is_object(j), "%s", line);
+        for (int k = 0; k < 4; k++) {
+            static const char *const keys[] = {"time", "level", "module", "msg"};
+
+            cr_assert(json_is_string(json_object_get(j, keys[k])), "no string %s: %s", keys[k],
+                      line);
+        }
+        json_decref(j);
+        lines++;
+    }
+    free(log);
+    cr_assert_geq(lines, 5, "only %d lines logged", lines);
 }
 
 /* ---- /status numbers (issue 19) ---- */

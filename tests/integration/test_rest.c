@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/support/httpc.h"
 #include "tests/support/support.h"
 
 /* The HTTP version curl speaks to switchyard on the same port: HTTP/2
@@ -92,14 +93,24 @@ static void start_backend(const char *set, const char *extra1, const char *extra
     }
 }
 
+/* More [proxy] lines and the [admin] port (0: off), for a test that sets
+ * them before setup(). */
+static char proxy_extra[1024];
+static int admin_port;
+
 static void conf_text(char *buf, size_t len, enum mode m, const char *extra)
 {
+    char admin[64] = "off";
+
+    if (admin_port > 0)
+        snprintf(admin, sizeof(admin), "127.0.0.1:%d", admin_port);
     snprintf(buf, len,
              "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 2\ndrain_timeout = 5s\nlog_level = debug\n"
-             "[admin]\nlisten = off\n"
+             "%s\n[admin]\nlisten = %s\n"
              "[cluster.users]\ntargets = 127.0.0.1:%d\nhealth_check = off\nmax_retries = 0\n"
              "transcode = on\ndescriptors = %s\n%s",
-             px.port, be_port, m == FROM_FILE ? descset : "reflection", extra ? extra : "");
+             px.port, proxy_extra, admin, be_port, m == FROM_FILE ? descset : "reflection",
+             extra ? extra : "");
 }
 
 static bool rules_loaded(void *arg)
@@ -819,5 +830,216 @@ Test(rest_file, auth_applies_to_rest_calls)
     rest_auth("GET", "/v1/users/1", "Bearer s3cret-token-for-rest", &r);
     assert_status(&r, 200);
     assert_response(&r, "GetUser", "User", NULL);
+    rest_resp_free(&r);
+}
+
+/* ---- REST calls in /metrics, the access log and traces ---- */
+
+struct metric_wait {
+    const char *name;
+    double want, got;
+};
+
+/* The sample |name| of /metrics on admin_port is |want|. */
+static bool metric_reached(void *arg)
+{
+    struct metric_wait *w = arg;
+    struct sup_http_resp m;
+
+    memset(&m, 0, sizeof(m));
+    if (sup_http_get(admin_port, "/metrics", &m) != 0)
+        return false;
+    w->got = m.code == 200 ? sup_metric(m.body, w->name) : -1;
+    sup_http_resp_free(&m);
+    return w->got == w->want;
+}
+
+static void assert_metric(const char *name, double want)
+{
+    struct metric_wait w = {name, want, -1};
+
+    cr_assert(sup_poll(metric_reached, &w, 5000), "%s is %g, want %g", name, w.got, want);
+}
+
+static bool two_lines(void *arg)
+{
+    char *t = sup_read_file(arg);
+    int n = 0;
+
+    for (char *p = t; p != NULL && *p != '\0'; p++)
+        n += *p == '\n';
+    free(t);
+    return n >= 2;
+}
+
+/* The SERVER span named |name| whose rpc.grpc.status_code is |code| in the
+ * OTLP/JSON exports the receiver printed to |out|, as a new reference, or
+ * NULL. */
+static json_t *server_span(const char *out, const char *name, const char *code)
+{
+    char *t = out != NULL ? strdup(out) : NULL, *line, *save = NULL;
+    json_t *found = NULL;
+
+    for (line = t != NULL ? strtok_r(t, "\n", &save) : NULL; line != NULL && found == NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = line[0] == '{' ? json_loads(line, 0, NULL) : NULL, *rs, *ss, *sp, *a;
+        size_t i, k, n, q;
+
+        json_array_foreach(json_object_get(json_object_get(j, "body"), "resourceSpans"), i, rs)
+        {
+            json_array_foreach(json_object_get(rs, "scopeSpans"), k, ss)
+            {
+                json_array_foreach(json_object_get(ss, "spans"), n, sp)
+                {
+                    const char *nm = json_string_value(json_object_get(sp, "name"));
+
+                    if (found != NULL || nm == NULL || strcmp(nm, name) != 0 ||
+                        json_integer_value(json_object_get(sp, "kind")) != 2)
+                        continue;
+                    json_array_foreach(json_object_get(sp, "attributes"), q, a)
+                    {
+                        const char *key = json_string_value(json_object_get(a, "key"));
+                        const char *v = json_string_value(
+                            json_object_get(json_object_get(a, "value"), "intValue"));
+
+                        if (strcmp(key, "rpc.grpc.status_code") == 0 && v != NULL &&
+                            strcmp(v, code) == 0)
+                            found = json_incref(sp);
+                    }
+                }
+            }
+        }
+        json_decref(j);
+    }
+    free(t);
+    return found;
+}
+
+struct span_wait {
+    struct sup_proc *recv;
+    const char *name, *code;
+};
+
+static bool span_arrived(void *arg)
+{
+    struct span_wait *w = arg;
+    char *out = sup_read_file(w->recv->out_path);
+    json_t *sp = server_span(out, w->name, w->code);
+
+    free(out);
+    json_decref(sp);
+    return sp != NULL;
+}
+
+#define GET_USER "sy.user.v1.UserService/GetUser"
+
+/* REST calls are calls like any other (docs/rest.md): /metrics counts them
+ * under the method they became, the access log has a line for each with
+ * its method, and tracing (sample_ratio = 1) exports a SERVER span named
+ * after it to an OTLP/HTTP receiver (tests/integration/otel_peers.py). One
+ * call over HTTP/2, one (the backend's NOT_FOUND) over HTTP/1.1. */
+Test(rest_file, metrics_access_log_and_tracing_see_rest_calls)
+{
+    char alog[512], rport[16], tracing[512], script[512];
+    const char *argv[] = {PYTHON, script, "receiver", rport, NULL};
+    int port = sup_free_port(), i = 0;
+    struct sup_proc *recv;
+    struct span_wait w;
+    struct rest_resp r;
+    char *t, *line, *save = NULL;
+    static const char *const status[] = {"0", "5"};
+    int codes = 0;
+
+    snprintf(script, sizeof(script), "%s/tests/integration/otel_peers.py", top_dir());
+    snprintf(rport, sizeof(rport), "%d", port);
+    recv = sup_spawn("otlp-receiver", argv);
+    cr_assert_not_null(recv);
+    cr_assert_eq(sup_wait_port(recv, port, 10000), 0, "the OTLP receiver did not start");
+    snprintf(tracing, sizeof(tracing),
+             "[tracing]\nsample_ratio = 1\notlp_endpoint = http://127.0.0.1:%d/v1/traces\n"
+             "export_interval = 50ms\n",
+             port);
+    snprintf(alog, sizeof(alog), "%s/access.log", sup_tmpdir());
+    snprintf(proxy_extra, sizeof(proxy_extra),
+             "access_log = %s\naccess_log_format = json\naccess_log_fields = method, cluster, code",
+             alog);
+    admin_port = sup_free_port();
+    setup(FROM_FILE, tracing);
+    cr_assert_eq(sup_wait_port(px.proc, admin_port, PROXY_T), 0, "no admin listener");
+    rest("GET", "/v1/users/7", NULL, &r);
+    assert_status(&r, 200);
+    rest_resp_free(&r);
+    curl_http = "--http1.1";
+    rest("GET", "/v1/users/404", NULL, &r);
+    assert_status(&r, 404);
+    rest_resp_free(&r);
+    /* /metrics: the REST calls under GetUser, as gRPC calls of it would be */
+    assert_metric("grpc_server_handled_total{grpc_service=\"sy.user.v1.UserService\","
+                  "grpc_method=\"GetUser\",grpc_code=\"OK\",grpc_type=\"unary\"}",
+                  1);
+    assert_metric("grpc_server_handled_total{grpc_service=\"sy.user.v1.UserService\","
+                  "grpc_method=\"GetUser\",grpc_code=\"NotFound\",grpc_type=\"unary\"}",
+                  1);
+    /* the access log: a line per call (two workers: in any order), with
+     * the method */
+    cr_assert(sup_poll(two_lines, alog, 5000), "access log lines missing");
+    t = sup_read_file(alog);
+    for (line = strtok_r(t, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save), i++) {
+        json_t *j = json_loads(line, 0, NULL);
+        int code;
+
+        cr_assert_not_null(j, "not JSON: %s", line);
+        code = (int)json_integer_value(json_object_get(j, "code"));
+        cr_assert_lt(i, 2, "more lines than calls: %s", line);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "method")), "/" GET_USER, "%s", line);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "cluster")), "users", "%s", line);
+        cr_assert(code == 0 || code == 5, "%s", line);
+        codes |= 1 << code;
+        json_decref(j);
+    }
+    free(t);
+    cr_assert_eq(i, 2);
+    cr_assert_eq(codes, 1 << 0 | 1 << 5, "not one OK and one NOT_FOUND line");
+    /* tracing: a SERVER span named after the method for each call */
+    for (i = 0; i < 2; i++) {
+        w = (struct span_wait){recv, GET_USER, status[i]};
+        cr_assert(sup_poll(span_arrived, &w, 10000), "no SERVER span %s with status %s", GET_USER,
+                  status[i]);
+    }
+    sup_stop(recv, 5000);
+}
+
+/* max_message_size bounds a REST request body (docs/security.md): a body
+ * over it gets 429 with the JSON error (RESOURCE_EXHAUSTED) before anything
+ * reaches the backend, even when the message it makes would be small; a
+ * body within it passes. Over HTTP/1.1. */
+Test(rest_file, max_message_size_bounds_the_json_body)
+{
+    static const char small[] = "{\"displayName\":\"Bo\"}";
+    char body[512];
+    struct rest_resp r;
+    const char *msg;
+    json_t *j;
+
+    snprintf(proxy_extra, sizeof(proxy_extra), "max_message_size = 200");
+    setup(FROM_FILE, NULL);
+    curl_http = "--http1.1";
+    for (int i = 0; i < 2; i++) {
+        if (i == 0) /* 320 bytes of JSON for a message of 4 */
+            snprintf(body, sizeof(body), "{\"displayName\":\"Bo\"%300s}", "");
+        else /* 318 bytes of JSON for a message of 303 */
+            snprintf(body, sizeof(body), "{\"displayName\":\"%0300d\"}", 0);
+        rest("POST", "/v1/users", body, &r);
+        assert_status(&r, 429);
+        msg = assert_error(&r, &j, 8);
+        cr_assert(strstr(msg, "max_message_size") != NULL, "%s", r.body);
+        json_decref(j);
+        rest_resp_free(&r);
+    }
+    cr_assert_null(backend_msg("CreateUser", "req", 0),
+                   "a body over the limit reached the backend");
+    rest("POST", "/v1/users", small, &r);
+    assert_status(&r, 200);
+    assert_request("CreateUser", "User", small);
     rest_resp_free(&r);
 }

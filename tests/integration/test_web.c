@@ -4,7 +4,9 @@
  * (tests/web/grpcweb.cjs) over HTTP/1.1 and HTTP/2, headless Chromium
  * (tests/web/browser.cjs) on a page of another origin, and raw sockets for
  * what no well-behaved client sends (-text split mid-quantum, malformed
- * HTTP/1.1).
+ * HTTP/1.1) or where a test must see each byte (HTTP/1.1 limits; [auth],
+ * /metrics, the access log and an OTLP receiver, otel_peers.py, seeing
+ * gRPC-Web calls under their method names).
  * Invariant: the npm packages and the descriptor set come from build/web
  * ($SY_WEB), made by `make web-deps`; Node.js is /usr/bin/node ($SY_NODE),
  * Chromium /usr/bin/chromium ($SY_CHROMIUM); every process is stopped by PID, and
@@ -23,7 +25,10 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 
+#include "tests/peers/gclient.h"
+#include "tests/support/httpc.h"
 #include "tests/support/support.h"
 
 #define PROXY_T 15000
@@ -71,19 +76,33 @@ static void stop_proxy_clean(void)
 TestSuite(web, .init = setup, .fini = teardown, .timeout = 120);
 
 /* Starts switchyard for sy.test.Echo only (Control stays unrouted) with
+ * |workers| workers, |extra| [proxy] lines, [admin] on |admin| (0: off) and
+ * |sections| (more sections, or ""). */
+static void start_proxy_with(int workers, const char *extra, int admin, const char *sections)
+{
+    char text[4096], admin_listen[64];
+    int port = sup_free_port();
+
+    if (admin > 0)
+        snprintf(admin_listen, sizeof(admin_listen), "127.0.0.1:%d", admin);
+    else
+        snprintf(admin_listen, sizeof(admin_listen), "off");
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%d\nworkers = %d\nlog_level = debug\n%s\n"
+             "[admin]\nlisten = %s\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.Echo/\nhealth_initial = healthy\n%s",
+             port, workers, extra, admin_listen, be.addr, sections);
+    cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0,
+                 "switchyard did not start");
+    if (admin > 0)
+        cr_assert_eq(sup_wait_port(px.proc, admin, PROXY_T), 0, "no admin listener");
+}
+
+/* Starts switchyard for sy.test.Echo only (Control stays unrouted) with
  * |extra| [proxy] lines. */
 static void start_proxy(const char *extra)
 {
-    char text[2048];
-    int port = sup_free_port();
-
-    snprintf(text, sizeof(text),
-             "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 2\nlog_level = debug\n%s\n"
-             "[admin]\nlisten = off\n"
-             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.Echo/\nhealth_initial = healthy\n",
-             port, extra, be.addr);
-    cr_assert_eq(sup_start_proxy(&px, "switchyard", port, text, PROXY_T), 0,
-                 "switchyard did not start");
+    start_proxy_with(2, extra, 0, "");
 }
 
 /* ---- Node.js and Chromium clients ---- */
@@ -704,5 +723,464 @@ Test(web, http1_off_and_grpc_web_off)
     start_proxy("grpc_web = off");
     web_post("/sy.test.Echo/Unary", ORIGIN, resp, sizeof(resp));
     cr_assert(strncmp(resp, "HTTP/1.1 415 ", 13) == 0, "grpc_web = off: %s", resp);
+    stop_proxy_clean();
+}
+
+/* ---- gRPC-Web calls are calls like any other ---- */
+
+/* EchoRequest{payload: |payload|, response_size: |rsize|, response_count:
+ * |count|, delay_ms: |delay|} (zero fields left out) framed as one gRPC-Web
+ * message into |out|. Returns its length. */
+static size_t echo_msg(const char *payload, unsigned rsize, unsigned count, unsigned delay,
+                       unsigned char *out, size_t cap)
+{
+    const unsigned vals[] = {rsize, count, delay};
+    size_t plen = strlen(payload), n = 5;
+
+    cr_assert(plen < 128 && plen + 25 < cap);
+    out[n++] = 0x0a; /* field 1, bytes */
+    out[n++] = (unsigned char)plen;
+    memcpy(out + n, payload, plen);
+    n += plen;
+    for (int f = 0; f < 3; f++) {
+        unsigned v = vals[f];
+
+        if (v == 0)
+            continue;
+        out[n++] = (unsigned char)((f + 2) << 3); /* fields 2..4, varint */
+        for (; v >= 0x80; v >>= 7)
+            out[n++] = (unsigned char)(v | 0x80);
+        out[n++] = (unsigned char)v;
+    }
+    out[0] = 0;
+    out[1] = out[2] = 0;
+    out[3] = (unsigned char)((n - 5) >> 8);
+    out[4] = (unsigned char)(n - 5);
+    return n;
+}
+
+/* A gRPC-Web (binary) call of |path| over HTTP/1.1 on |fd|, with |hdrs|
+ * (header lines, each ending in "\r\n") and |len| bytes of |body|; its
+ * answer goes to |resp|. */
+static void web_call(int fd, const char *path, const char *hdrs, const unsigned char *body,
+                     size_t len, char *resp, size_t cap, bool *closed)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "POST %s HTTP/1.1\r\nhost: t\r\ncontent-type: application/grpc-web\r\n"
+                     "%scontent-length: %zu\r\n\r\n",
+                     path, hdrs, len);
+
+    raw_send(fd, head, (size_t)n);
+    raw_send(fd, body, len);
+    raw_response(fd, resp, cap, closed);
+}
+
+/* The grpc-status of the gRPC-Web answer |resp|: from its header fields
+ * (trailers-only) or else from the trailer frame of its body; -1 if none. */
+static int web_status(const char *resp)
+{
+    const char *eoh = strstr(resp, "\r\n\r\n"), *h = strcasestr(resp, "\r\ngrpc-status: ");
+    static char body[16384];
+    size_t n;
+    const unsigned char *t;
+
+    if (eoh == NULL)
+        return -1;
+    if (h != NULL && h < eoh)
+        return atoi(h + 15);
+    if (strcasestr(resp, "transfer-encoding: chunked") == NULL)
+        return -1;
+    n = dechunk(resp, body, sizeof(body));
+    t = memmem(body, n, "\x80\0\0\0", 4); /* trailer frames are small */
+    if (t == NULL || !mem_has(t, n - (size_t)(t - u(body)), "grpc-status:"))
+        return -1;
+    return atoi((const char *)memmem(t, n - (size_t)(t - u(body)), "grpc-status:", 12) + 12);
+}
+
+/* The gRPC-Web answer |resp| has |s| in its head or in its de-chunked body. */
+static bool answer_has(const char *resp, const char *s)
+{
+    static char body[16384];
+
+    if (strstr(resp, s) != NULL)
+        return true;
+    if (strcasestr(resp, "transfer-encoding: chunked") == NULL)
+        return false;
+    return mem_has(u(body), dechunk(resp, body, sizeof(body)), s);
+}
+
+static uint64_t backend_calls(void)
+{
+    struct gc_stats st;
+
+    cr_assert_eq(gc_stats(be.addr, false, &st), 0);
+    return st.calls_started;
+}
+
+struct metric_wait {
+    int admin;
+    const char *name;
+    double want, got;
+};
+
+static bool metric_reached(void *arg)
+{
+    struct metric_wait *w = arg;
+    struct sup_http_resp m;
+
+    memset(&m, 0, sizeof(m));
+    if (sup_http_get(w->admin, "/metrics", &m) != 0)
+        return false;
+    w->got = m.code == 200 ? sup_metric(m.body, w->name) : -1;
+    sup_http_resp_free(&m);
+    return w->got == w->want;
+}
+
+/* The sample |name| of /metrics on |admin| becomes |want| within 5 s. */
+static void assert_metric(int admin, const char *name, double want)
+{
+    struct metric_wait w = {admin, name, want, -1};
+
+    cr_assert(sup_poll(metric_reached, &w, 5000), "%s is %g, want %g", name, w.got, want);
+}
+
+static int file_lines(const char *path)
+{
+    char *t = sup_read_file(path);
+    int n = 0;
+
+    for (char *p = t; p != NULL && *p != '\0'; p++)
+        n += *p == '\n';
+    free(t);
+    return n;
+}
+
+static bool three_lines(void *arg)
+{
+    return file_lines(arg) >= 3;
+}
+
+#define METHOD_LABELS "grpc_service=\"sy.test.Echo\",grpc_method=\"Unary\""
+
+/* [auth], /metrics and the access log see a gRPC-Web call over HTTP/1.1 as
+ * the call it is (docs/web.md): refused without a good token before
+ * anything reaches the backend, counted and logged under its method. */
+Test(web, auth_metrics_and_access_log_see_grpc_web_calls)
+{
+    static const char ua[] = "user-agent: sy-web-test/1\r\n";
+    static const int want_code[] = {0, 16, 16};
+    char tokens[512], alog[512], extra[1024], sections[1024], resp[8192], hdrs[256];
+    unsigned char msg[64];
+    size_t mlen = echo_msg("web-hi", 0, 0, 0, msg, sizeof(msg));
+    int admin = sup_free_port(), fd, i = 0;
+    uint64_t before;
+    bool closed;
+    char *t, *line, *save = NULL;
+
+    cr_assert_eq(sup_write_file("tokens", "web-token-1\n", tokens, sizeof(tokens)), 0);
+    snprintf(alog, sizeof(alog), "%s/access.log", sup_tmpdir());
+    snprintf(extra, sizeof(extra),
+             "access_log = %s\naccess_log_format = json\n"
+             "access_log_fields = method, user_agent, cluster, code",
+             alog);
+    snprintf(sections, sizeof(sections), "[auth]\nmode = token\ntokens_file = %s\n", tokens);
+    /* One worker: a method gets its /metrics label on the worker where a
+     * backend first answered it, so the refused calls below, on another
+     * worker, would count as "other" (docs/security.md). */
+    start_proxy_with(1, extra, admin, sections);
+    fd = raw_connect(px.port);
+    /* with the token: through to the backend */
+    snprintf(hdrs, sizeof(hdrs), "authorization: Bearer web-token-1\r\n%s", ua);
+    web_call(fd, "/sy.test.Echo/Unary", hdrs, msg, mlen, resp, sizeof(resp), &closed);
+    cr_assert(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "with the token: %s", resp);
+    cr_assert_eq(web_status(resp), 0, "with the token: %s", resp);
+    cr_assert(answer_has(resp, "web-hi"), "no echo: %s", resp);
+    /* without a token, then with a wrong one: UNAUTHENTICATED, the backend
+     * sees nothing, the keep-alive connection serves on */
+    before = backend_calls();
+    web_call(fd, "/sy.test.Echo/Unary", ua, msg, mlen, resp, sizeof(resp), &closed);
+    cr_assert_eq(web_status(resp), 16, "without a token: %s", resp);
+    cr_assert(answer_has(resp, "switchyard: missing authorization header"), "%s", resp);
+    cr_assert(!closed, "the connection closed after a refused call");
+    snprintf(hdrs, sizeof(hdrs), "authorization: Bearer web-token-2\r\n%s", ua);
+    web_call(fd, "/sy.test.Echo/Unary", hdrs, msg, mlen, resp, sizeof(resp), &closed);
+    cr_assert_eq(web_status(resp), 16, "a wrong token: %s", resp);
+    cr_assert(answer_has(resp, "switchyard: unknown token"), "%s", resp);
+    cr_assert_eq(backend_calls(), before, "a refused gRPC-Web call reached the backend");
+    close(fd);
+    /* /metrics: under the method's own labels, as native gRPC calls */
+    assert_metric(
+        admin, "grpc_server_handled_total{" METHOD_LABELS ",grpc_code=\"OK\",grpc_type=\"unary\"}",
+        1);
+    assert_metric(admin,
+                  "grpc_server_handled_total{" METHOD_LABELS
+                  ",grpc_code=\"Unauthenticated\",grpc_type=\"unary\"}",
+                  2);
+    assert_metric(admin, "grpc_server_started_total{" METHOD_LABELS ",grpc_type=\"unary\"}", 3);
+    /* the access log: one line per call, with its method */
+    cr_assert(sup_poll(three_lines, alog, 5000), "access log lines missing");
+    t = sup_read_file(alog);
+    for (line = strtok_r(t, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save), i++) {
+        json_error_t err;
+        json_t *j = json_loads(line, 0, &err);
+
+        cr_assert_not_null(j, "not JSON: %s (%s)", line, err.text);
+        cr_assert_lt(i, 3, "more lines than calls: %s", line);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "method")), "/sy.test.Echo/Unary",
+                         "%s", line);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "user_agent")), "sy-web-test/1", "%s",
+                         line);
+        cr_assert_eq(json_integer_value(json_object_get(j, "code")), want_code[i], "%s", line);
+        if (i == 0)
+            cr_assert_str_eq(json_string_value(json_object_get(j, "cluster")), "echo", "%s", line);
+        json_decref(j);
+    }
+    free(t);
+    cr_assert_eq(i, 3);
+    stop_proxy_clean();
+}
+
+/* [auth] with Connect's gRPC-Web client over HTTP/1.1 and HTTP/2: without
+ * a token UNAUTHENTICATED, and the backend sees nothing; with one the call
+ * goes through. */
+Test(web, auth_with_connect_client_over_http1_and_h2)
+{
+    static const char *const versions[] = {"1.1", "2"};
+    char tokens[512], sections[600];
+    uint64_t before;
+    char *j;
+
+    cr_assert_eq(sup_write_file("tokens", "web-token-1\n", tokens, sizeof(tokens)), 0);
+    snprintf(sections, sizeof(sections), "[auth]\nmode = token\ntokens_file = %s\n", tokens);
+    start_proxy_with(2, "", 0, sections);
+    for (int i = 0; i < 2; i++) {
+        unsetenv("SY_WEB_AUTHZ");
+        before = backend_calls();
+        j = grpcweb(versions[i], "unary");
+        HAS(j, "\"code\":16");
+        HAS(j, "\"message\":\"switchyard: missing authorization header\"");
+        free(j);
+        cr_assert_eq(backend_calls(), before, "HTTP/%s: a refused call reached the backend",
+                     versions[i]);
+        setenv("SY_WEB_AUTHZ", "Bearer web-token-1", 1);
+        j = grpcweb(versions[i], "unary");
+        HAS(j, "\"code\":0");
+        HAS(j, "\"payload_ok\":true");
+        free(j);
+        cr_assert_eq(backend_calls(), before + 1, "HTTP/%s", versions[i]);
+    }
+    stop_proxy_clean();
+}
+
+static const char *py_peers(void)
+{
+    static char path[700];
+    const char *t = getenv("SY_TOP");
+
+    snprintf(path, sizeof(path), "%s/tests/integration/otel_peers.py", t != NULL && *t ? t : ".");
+    return path;
+}
+
+/* The span of the receiver's output |out| (one OTLP/JSON export per line)
+ * of trace |trace| and kind |kind|, as a new reference, or NULL. */
+static json_t *span_of(const char *out, const char *trace, int kind)
+{
+    char *t = out != NULL ? strdup(out) : NULL, *line, *save = NULL;
+    json_t *found = NULL;
+
+    for (line = t != NULL ? strtok_r(t, "\n", &save) : NULL; line != NULL && found == NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = line[0] == '{' ? json_loads(line, 0, NULL) : NULL, *rs, *ss, *sp;
+        size_t a, b, c;
+
+        json_array_foreach(json_object_get(json_object_get(j, "body"), "resourceSpans"), a, rs)
+        {
+            json_array_foreach(json_object_get(rs, "scopeSpans"), b, ss)
+            {
+                json_array_foreach(json_object_get(ss, "spans"), c, sp)
+                {
+                    const char *id = json_string_value(json_object_get(sp, "traceId"));
+
+                    if (found == NULL && id != NULL && strcmp(id, trace) == 0 &&
+                        json_integer_value(json_object_get(sp, "kind")) == kind)
+                        found = json_incref(sp);
+                }
+            }
+        }
+        json_decref(j);
+    }
+    free(t);
+    return found;
+}
+
+struct span_wait {
+    struct sup_proc *recv;
+    const char *trace;
+};
+
+static bool server_span_arrived(void *arg)
+{
+    struct span_wait *w = arg;
+    char *out = sup_read_file(w->recv->out_path);
+    json_t *sp = span_of(out, w->trace, 2);
+
+    free(out);
+    json_decref(sp);
+    return sp != NULL;
+}
+
+#define TRACE_ID "4bf92f3577b34da6a3ce929d0e0e4736"
+#define PARENT   "00f067aa0ba902b7"
+
+/* [tracing] with sample_ratio = 1: a gRPC-Web call over HTTP/1.1 is a
+ * SERVER span named after its method, in the trace its traceparent header
+ * names, exported over OTLP/HTTP to a receiver (otel_peers.py). */
+Test(web, tracing_sees_grpc_web_calls)
+{
+    char rport[16], sections[512], resp[8192], *out;
+    const char *argv[] = {"/usr/bin/python3", py_peers(), "receiver", rport, NULL};
+    int port = sup_free_port(), fd;
+    struct span_wait w;
+    struct sup_proc *recv;
+    unsigned char msg[64];
+    size_t mlen = echo_msg("traced", 0, 0, 0, msg, sizeof(msg));
+    json_t *server, *client;
+    bool closed;
+
+    snprintf(rport, sizeof(rport), "%d", port);
+    recv = sup_spawn("otlp-receiver", argv);
+    cr_assert_not_null(recv);
+    cr_assert_eq(sup_wait_port(recv, port, 10000), 0, "the OTLP receiver did not start");
+    snprintf(sections, sizeof(sections),
+             "[tracing]\nsample_ratio = 1\notlp_endpoint = http://127.0.0.1:%d/v1/traces\n"
+             "export_interval = 50ms\n",
+             port);
+    start_proxy_with(2, "", 0, sections);
+    fd = raw_connect(px.port);
+    web_call(fd, "/sy.test.Echo/Unary", "traceparent: 00-" TRACE_ID "-" PARENT "-01\r\n", msg, mlen,
+             resp, sizeof(resp), &closed);
+    close(fd);
+    cr_assert_eq(web_status(resp), 0, "%s", resp);
+    w = (struct span_wait){recv, TRACE_ID};
+    cr_assert(sup_poll(server_span_arrived, &w, 10000), "no SERVER span of the gRPC-Web call");
+    out = sup_read_file(recv->out_path);
+    server = span_of(out, TRACE_ID, 2);
+    client = span_of(out, TRACE_ID, 3);
+    free(out);
+    cr_assert_str_eq(json_string_value(json_object_get(server, "name")), "sy.test.Echo/Unary");
+    cr_assert_str_eq(json_string_value(json_object_get(server, "parentSpanId")), PARENT,
+                     "the SERVER span does not continue the caller's trace");
+    /* its attempt (CLIENT) span, the backend call, is its child */
+    cr_assert_not_null(client, "no CLIENT span of the attempt");
+    cr_assert_str_eq(json_string_value(json_object_get(client, "name")), "sy.test.Echo/Unary");
+    cr_assert_str_eq(json_string_value(json_object_get(client, "parentSpanId")),
+                     json_string_value(json_object_get(server, "spanId")));
+    json_decref(server);
+    json_decref(client);
+    sup_stop(recv, 5000);
+    stop_proxy_clean();
+}
+
+/* ---- HTTP/1.1 limits ---- */
+
+/* max_message_size over HTTP/1.1 (docs/web.md: "each gRPC message as on
+ * HTTP/2"; docs/security.md: grpc-status 8 in either direction): a bigger
+ * message ends its call with RESOURCE_EXHAUSTED, one at the limit passes,
+ * and the keep-alive connection serves the next call. */
+Test(web, http1_max_message_size_ends_the_call_alone)
+{
+    char resp[8192], big[128];
+    unsigned char msg[256];
+    size_t mlen;
+    bool closed;
+    int fd;
+
+    start_proxy("max_message_size = 64");
+    fd = raw_connect(px.port);
+    /* a request message of 102 bytes */
+    memset(big, 'q', 100);
+    big[100] = '\0';
+    mlen = echo_msg(big, 0, 0, 0, msg, sizeof(msg));
+    web_call(fd, "/sy.test.Echo/Unary", "", msg, mlen, resp, sizeof(resp), &closed);
+    cr_assert_eq(web_status(resp), 8, "request over the limit: %s", resp);
+    cr_assert(answer_has(resp, "request message larger than max_message_size"), "%s", resp);
+    cr_assert(!closed, "the connection closed after RESOURCE_EXHAUSTED");
+    /* a small request asking for a reply message of 200 bytes */
+    mlen = echo_msg("x", 200, 0, 0, msg, sizeof(msg));
+    web_call(fd, "/sy.test.Echo/Unary", "", msg, mlen, resp, sizeof(resp), &closed);
+    cr_assert_eq(web_status(resp), 8, "reply over the limit: %s", resp);
+    cr_assert(answer_has(resp, "response message larger than max_message_size"), "%s", resp);
+    cr_assert(!closed, "the connection closed after RESOURCE_EXHAUSTED");
+    /* a request message of 64 bytes (60 of payload, a reply of 8): the
+     * limit itself passes */
+    memset(big, 'k', 60);
+    big[60] = '\0';
+    mlen = echo_msg(big, 8, 0, 0, msg, sizeof(msg));
+    cr_assert_eq(mlen, 5 + 64);
+    web_call(fd, "/sy.test.Echo/Unary", "", msg, mlen, resp, sizeof(resp), &closed);
+    cr_assert(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "at the limit: %s", resp);
+    cr_assert_eq(web_status(resp), 0, "at the limit: %s", resp);
+    close(fd);
+    /* checked from the length prefix as the body streams: a chunked body
+     * announcing 100000 bytes is answered before the rest is sent; the rest
+     * is read and dropped, and the connection serves the next call */
+    fd = raw_connect(px.port);
+    SEND(fd, "POST /sy.test.Echo/Unary HTTP/1.1\r\nhost: t\r\n"
+             "content-type: application/grpc-web\r\ntransfer-encoding: chunked\r\n\r\n"
+             "5\r\n\0\0\x01\x86\xa0\r\n");
+    raw_response(fd, resp, sizeof(resp), &closed);
+    cr_assert_eq(web_status(resp), 8, "a prefix over the limit: %s", resp);
+    cr_assert(!closed, "the connection closed after RESOURCE_EXHAUSTED");
+    {
+        static char rest[100000 + 16];
+        int n = snprintf(rest, sizeof(rest), "%x\r\n", 100000);
+
+        memset(rest + n, 'z', 100000);
+        memcpy(rest + n + 100000, "\r\n0\r\n\r\n", 7);
+        raw_send(fd, rest, (size_t)n + 100000 + 7);
+    }
+    mlen = echo_msg("after", 0, 0, 0, msg, sizeof(msg));
+    web_call(fd, "/sy.test.Echo/Unary", "", msg, mlen, resp, sizeof(resp), &closed);
+    cr_assert(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "the call after: %s", resp);
+    cr_assert_eq(web_status(resp), 0, "the call after: %s", resp);
+    cr_assert(answer_has(resp, "after"), "%s", resp);
+    close(fd);
+    assert_serving();
+    stop_proxy_clean();
+}
+
+/* idle_timeout bounds the wait between requests on an HTTP/1.1 keep-alive
+ * connection (docs/web.md), never a call: with 1 s, a server stream of
+ * 1.5 s is not cut, and once it is answered the idle connection is closed
+ * about 1 s later. */
+Test(web, http1_idle_timeout_closes_a_keep_alive_connection)
+{
+    char resp[8192];
+    unsigned char msg[64];
+    size_t mlen = echo_msg("idle", 0, 3, 500, msg, sizeof(msg));
+    struct pollfd pfd;
+    long t0, waited;
+    ssize_t r;
+    bool closed;
+    char c;
+    int fd;
+
+    start_proxy("idle_timeout = 1s");
+    fd = raw_connect(px.port);
+    web_call(fd, "/sy.test.Echo/ServerStream", "", msg, mlen, resp, sizeof(resp), &closed);
+    cr_assert(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", resp);
+    cr_assert_eq(web_status(resp), 0, "the 1.5 s call was cut: %s", resp);
+    cr_assert(!closed, "closed with the answer");
+    t0 = sup_now_ms();
+    pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&pfd, 1, 8000), 1, "the idle connection stayed open 8 s");
+    r = recv(fd, &c, 1, 0);
+    waited = sup_now_ms() - t0;
+    cr_assert_eq(r, 0, "not a clean close (recv %zd, errno %d)", r, errno);
+    cr_assert(waited >= 500 && waited <= 5000, "closed after %ld ms idle (idle_timeout 1 s)",
+              waited);
+    close(fd);
+    assert_serving();
     stop_proxy_clean();
 }

@@ -4,6 +4,7 @@
 // The service comes from a descriptor set of tests/peers/echo.proto made at
 // build time (protoc-c --descriptor_set_out), so nothing is generated here.
 //   node grpcweb.cjs DESCRIPTOR_SET BASE_URL HTTP_VERSION CASE
+// ($SY_WEB_AUTHZ, when set, is sent as the authorization header)
 // prints one JSON line with what the call saw; exit 0 unless the script
 // itself broke (the test asserts on the JSON).
 // SPDX-License-Identifier: MIT
@@ -47,6 +48,7 @@ async function run() {
       trailer = t;
     },
   };
+  if (process.env.SY_WEB_AUTHZ) opts.headers.authorization = process.env.SY_WEB_AUTHZ;
   try {
     switch (testCase) {
       case "unary": {
