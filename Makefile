@@ -339,7 +339,7 @@ $(BUILD)/tests/fuzz/fuzz_rest_json: $(BUILD)/tests/fuzz/fuzz_rest_json.o $(REST_
 	$(Q)$(CXX) $(CXXFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(X_LIBS) -lpthread
 $(BUILD)/tests/fuzz/fuzz_grpc_web: $(BUILD)/proxy/filters/grpc_web_codec.o
 $(BUILD)/tests/fuzz/fuzz_h1: $(BUILD)/proxy/h1.o $(SPINE_OBJS) $(BAL_OBJS) $(CONF_OBJS)
-$(BUILD)/tests/fuzz/fuzz_be: $(addprefix $(BUILD)/proxy/,be.o conn.o head.o) \
+$(BUILD)/tests/fuzz/fuzz_be: $(addprefix $(BUILD)/proxy/,be.o conn.o h2mem.o head.o) \
     $(addprefix $(BUILD)/core/,log.o tls.o utf8.o) $(CONF_OBJS)
 # A whole runtime (tests/fuzz/runtime.c: main.c's set-up, one worker, the
 # admin): every object the proxy links but main.o, by the C++ driver.
