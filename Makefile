@@ -169,13 +169,15 @@ $(BUILD)/tests/unit/test_health: $(BUILD)/tests/unit/test_health.o $(HC_OBJS) $(
     $(BUILD)/core/tls.o $(BUILD)/core/grpc.o
 $(BUILD)/tests/unit/test_flow: $(BUILD)/tests/unit/test_flow.o $(BUILD)/proxy/flow.o
 $(BUILD)/tests/unit/test_retry: $(BUILD)/tests/unit/test_retry.o $(BUILD)/proxy/retry.o
+$(BUILD)/tests/unit/test_h2mem: $(BUILD)/tests/unit/test_h2mem.o $(BUILD)/proxy/h2mem.o
 $(BUILD)/tests/unit/test_outlier: $(BUILD)/tests/unit/test_outlier.o $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_transcode: $(BUILD)/tests/unit/test_transcode.o \
     $(BUILD)/proxy/filters/transcode_path.o
 $(BUILD)/tests/unit/test_grpc_web: $(BUILD)/tests/unit/test_grpc_web.o \
     $(BUILD)/proxy/filters/grpc_web_codec.o
 # The call spine without the frontend, the worker or sockets.
-SPINE_OBJS := $(addprefix $(BUILD)/proxy/,call.o attempt.o pool.o be.o conn.o flow.o head.o retry.o) \
+SPINE_OBJS := $(addprefix $(BUILD)/proxy/,call.o attempt.o pool.o be.o conn.o flow.o h2mem.o head.o \
+    retry.o) \
     $(addprefix $(BUILD)/core/,log.o grpc.o tls.o utf8.o)
 $(BUILD)/tests/unit/test_call: $(BUILD)/tests/unit/test_call.o $(SPINE_OBJS) $(BAL_OBJS) $(CONF_OBJS)
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o
@@ -337,7 +339,7 @@ $(BUILD)/tests/fuzz/fuzz_rest_json: $(BUILD)/tests/fuzz/fuzz_rest_json.o $(REST_
 	$(Q)$(CXX) $(CXXFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(X_LIBS) -lpthread
 $(BUILD)/tests/fuzz/fuzz_grpc_web: $(BUILD)/proxy/filters/grpc_web_codec.o
 $(BUILD)/tests/fuzz/fuzz_h1: $(BUILD)/proxy/h1.o $(SPINE_OBJS) $(BAL_OBJS) $(CONF_OBJS)
-$(BUILD)/tests/fuzz/fuzz_be: $(addprefix $(BUILD)/proxy/,be.o conn.o head.o) \
+$(BUILD)/tests/fuzz/fuzz_be: $(addprefix $(BUILD)/proxy/,be.o conn.o h2mem.o head.o) \
     $(addprefix $(BUILD)/core/,log.o tls.o utf8.o) $(CONF_OBJS)
 # A whole runtime (tests/fuzz/runtime.c: main.c's set-up, one worker, the
 # admin): every object the proxy links but main.o, by the C++ driver.

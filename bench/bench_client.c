@@ -12,6 +12,16 @@
  *       Opens CONNS HTTP/2 connections, waits until the server has answered each
  *       one's SETTINGS and a PING, prints "idle: N ready" and holds them open
  *       until SIGTERM.
+ *   sy-benchclient bidi   -p PORT [-c CONNS] [-m STREAMS] [-s MSG_BYTES] [-D SECONDS]
+ *                         [-n MESSAGES] [-r MSGS_PER_S] [-k MSGS_PER_STREAM] [-P PATH]
+ *       CONNS x STREAMS bidi streams of small messages, each stream with one
+ *       message in flight: a message goes out, its echo comes back (every byte
+ *       checked), the next goes out. Without -r at saturation; with -r paced to
+ *       MSGS_PER_S messages/s in all, spread over the idle streams. With -k each
+ *       stream ends after that many messages (grpc-status 0 in its trailers is
+ *       checked) and a new stream takes its place on the same connection. Stops
+ *       after SECONDS or MESSAGES echoed, whichever comes first, and prints the
+ *       echoed messages, streams, messages/s and the messages the pacing missed.
  *
  * Loopback h2c only (-a takes an IPv4 address). The body file and echo semantics
  * match bench/echo_server.c. Prints one result line on stdout; errors on stderr.
@@ -41,7 +51,8 @@
 enum mode {
     MODE_CHECK,
     MODE_STREAM,
-    MODE_IDLE
+    MODE_IDLE,
+    MODE_BIDI
 };
 
 struct opts {
@@ -56,6 +67,9 @@ struct opts {
     size_t msg_size; /* stream: payload bytes per message */
     double seconds;  /* stream */
     long window;     /* stream: messages in flight */
+    long messages;   /* bidi: stop after this many echoed (0: SECONDS only) */
+    double rate;     /* bidi: messages/s in all (0: saturation) */
+    long per_stream; /* bidi: messages per stream (0: one stream for the run) */
 };
 
 struct call {
@@ -66,6 +80,13 @@ struct call {
     bool grpc_ct;          /* content-type application/grpc* */
     int grpc_status;       /* -1 until seen */
     bool in_trailers;      /* grpc-status came in a trailer block */
+    /* bidi */
+    struct call *next_idle; /* in the paced mode's queue of streams with nothing in flight */
+    int32_t id;
+    long msgs_sent;    /* messages granted (sent or being sent) */
+    size_t send_left;  /* bytes of the current message still to hand to nghttp2 */
+    uint64_t recv_off; /* echoed bytes received */
+    bool ending;       /* END_STREAM to send: no more messages on this stream */
 };
 
 struct conn {
@@ -75,6 +96,7 @@ struct conn {
     bool ready; /* idle: SETTINGS ACK and PING ACK received */
     bool settings_acked, ping_acked;
     bool dead;
+    bool dirty; /* bidi: frames to flush after the pacing tick */
 };
 
 static struct opts o = {
@@ -103,6 +125,12 @@ static double s_start, s_end;
 static int32_t s_stream_id;
 /* idle */
 static int idle_ready, idle_closed;
+/* bidi */
+static uint64_t b_echoed, b_granted, b_missed, b_streams;
+static bool b_stopping, b_failed;
+static int b_open; /* streams open */
+static struct call *b_idle_head, *b_idle_tail;
+static double b_end;
 
 static double now(void)
 {
@@ -190,6 +218,8 @@ static bool all_done(void)
         return s_finished;
     case MODE_IDLE:
         return false; /* until SIGTERM */
+    case MODE_BIDI:
+        return b_stopping && b_open == 0;
     }
     return true;
 }
@@ -267,6 +297,78 @@ static ssize_t on_stream_body(nghttp2_session *session, int32_t stream_id, uint8
     return (ssize_t)n;
 }
 
+/* bidi: the current message of a stream, then END_STREAM once it ends. */
+static ssize_t on_bidi_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                            size_t length, uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    struct call *cl = src->ptr;
+    size_t n = cl->send_left;
+
+    (void)session;
+    (void)stream_id;
+    (void)ud;
+    if (n == 0) {
+        if (cl->ending) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            return 0;
+        }
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    if (n > length)
+        n = length;
+    memcpy(buf, body + (body_len - cl->send_left), n);
+    cl->send_left -= n;
+    return (ssize_t)n;
+}
+
+static void bidi_stop(void)
+{
+    if (!b_stopping) {
+        b_stopping = true;
+        b_end = now();
+    }
+}
+
+/* Gives stream |cl| its next message (or its end). */
+static void bidi_grant(struct call *cl)
+{
+    cl->msgs_sent++;
+    cl->send_left = body_len;
+    b_granted++;
+    nghttp2_session_resume_data(cl->conn->session, cl->id);
+    cl->conn->dirty = true;
+}
+
+static void bidi_end_stream(struct call *cl)
+{
+    cl->ending = true;
+    nghttp2_session_resume_data(cl->conn->session, cl->id);
+    cl->conn->dirty = true;
+}
+
+static void bidi_idle_push(struct call *cl)
+{
+    cl->next_idle = NULL;
+    if (b_idle_tail != NULL)
+        b_idle_tail->next_idle = cl;
+    else
+        b_idle_head = cl;
+    b_idle_tail = cl;
+}
+
+static struct call *bidi_idle_pop(void)
+{
+    struct call *cl = b_idle_head;
+
+    if (cl != NULL) {
+        b_idle_head = cl->next_idle;
+        if (b_idle_head == NULL)
+            b_idle_tail = NULL;
+        cl->next_idle = NULL;
+    }
+    return cl;
+}
+
 static const nghttp2_nv req_headers_tmpl[] = {
     {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE},
     {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, NGHTTP2_NV_FLAG_NONE},
@@ -291,15 +393,30 @@ static int submit_call(struct conn *c)
     cl->resp = evbuffer_new();
     if (o.mode == MODE_CHECK)
         prd = (nghttp2_data_provider){.source.ptr = cl, .read_callback = on_check_body};
+    else if (o.mode == MODE_BIDI)
+        prd = (nghttp2_data_provider){.source.ptr = cl, .read_callback = on_bidi_body};
     else
         prd = (nghttp2_data_provider){.source.ptr = cl, .read_callback = on_stream_body};
+    if (o.mode == MODE_BIDI && o.rate == 0) {
+        /* saturation: the first message goes with the headers */
+        cl->msgs_sent = 1;
+        cl->send_left = body_len;
+        b_granted++;
+    }
     id = nghttp2_submit_request(c->session, NULL, nva, 6, &prd, cl);
     if (id < 0) {
         bad("submit: %s", nghttp2_strerror(id));
         return -1;
     }
+    cl->id = id;
     if (o.mode == MODE_STREAM)
         s_stream_id = id;
+    if (o.mode == MODE_BIDI) {
+        b_open++;
+        b_streams++;
+        if (o.rate > 0)
+            bidi_idle_push(cl);
+    }
     c->active++;
     submitted++;
     return 0;
@@ -344,6 +461,34 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         return 0;
     if (o.mode == MODE_CHECK) {
         evbuffer_add(cl->resp, data, len);
+        return 0;
+    }
+    if (o.mode == MODE_BIDI) {
+        for (size_t done = 0; done < len;) {
+            size_t off = (size_t)(cl->recv_off % body_len), n = body_len - off;
+
+            if (n > len - done)
+                n = len - done;
+            if (memcmp(data + done, body + off, n) != 0 && !b_failed) {
+                bad("bidi stream %d: echoed bytes differ at offset %llu", stream_id,
+                    (unsigned long long)cl->recv_off);
+                b_failed = true;
+            }
+            done += n;
+            cl->recv_off += n;
+            if (cl->recv_off % body_len != 0)
+                continue;
+            /* one message echoed: the next one, the stream's end, or the run's */
+            b_echoed++;
+            if ((o.messages > 0 && (long)b_echoed >= o.messages) || now() >= s_start + o.seconds)
+                bidi_stop();
+            if (b_stopping || (o.per_stream > 0 && cl->msgs_sent >= o.per_stream))
+                bidi_end_stream(cl);
+            else if (o.rate > 0)
+                bidi_idle_push(cl);
+            else
+                bidi_grant(cl);
+        }
         return 0;
     }
     /* stream: the echo is the request byte stream, so byte k is body[k % body_len]. */
@@ -392,6 +537,37 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
     if (cl == NULL)
         return 0;
+    if (o.mode == MODE_BIDI) {
+        if (!(error_code == 0 && cl->status == 200 && cl->grpc_ct && cl->grpc_status == 0 &&
+              cl->in_trailers && cl->recv_off == (uint64_t)cl->msgs_sent * body_len) &&
+            !b_failed) {
+            bad("bidi stream %d: rst=%u :status %d grpc-status %d, echoed %llu of %ld messages",
+                stream_id, error_code, cl->status, cl->grpc_status,
+                (unsigned long long)(cl->recv_off / body_len), cl->msgs_sent);
+            b_failed = true;
+        }
+        if (o.rate > 0) { /* out of the idle queue */
+            struct call **pp = &b_idle_head, *prev = NULL;
+
+            while (*pp != NULL && *pp != cl) {
+                prev = *pp;
+                pp = &(*pp)->next_idle;
+            }
+            if (*pp == cl) {
+                *pp = cl->next_idle;
+                if (b_idle_tail == cl)
+                    b_idle_tail = prev;
+            }
+        }
+        b_open--;
+        evbuffer_free(cl->resp);
+        free(cl);
+        /* -k: a new stream takes its place */
+        if (!b_stopping && !b_failed && !c->dead && submit_call(c) != 0)
+            b_failed = true;
+        c->dirty = true;
+        return 0;
+    }
     c->active--;
     finished++;
     good = error_code == 0 && cl->status == 200 && cl->grpc_ct && cl->grpc_status == 0 &&
@@ -483,6 +659,9 @@ static void on_event(struct bufferevent *bev, short events, void *arg)
             s_failed = true;
             s_finished = true;
             event_base_loopbreak(base);
+        } else if (o.mode == MODE_BIDI) {
+            b_failed = true;
+            event_base_loopbreak(base);
         }
     }
 }
@@ -514,6 +693,10 @@ static int conn_open(struct conn *c)
     fill_conn(c);
     if (o.mode == MODE_STREAM)
         submit_call(c);
+    for (int i = 0; o.mode == MODE_BIDI && i < o.streams; i++) {
+        if (submit_call(c) != 0)
+            return -1;
+    }
     return conn_flush(c);
 }
 
@@ -537,6 +720,45 @@ static void on_idle_tick(evutil_socket_t fd, short ev, void *arg)
         event_add(tick, &(struct timeval){0, 2000});
 }
 
+/* bidi -r: every millisecond, the messages due by now go to idle streams. */
+static void on_pace_tick(evutil_socket_t fd, short ev, void *arg)
+{
+    uint64_t due;
+
+    (void)fd;
+    (void)ev;
+    (void)arg;
+    if (!b_stopping && now() >= s_start + o.seconds)
+        bidi_stop();
+    if (b_stopping) {
+        /* the streams with nothing in flight end now */
+        struct call *cl;
+
+        while ((cl = bidi_idle_pop()) != NULL)
+            bidi_end_stream(cl);
+    } else {
+        due = (uint64_t)(o.rate * (now() - s_start));
+        while (b_granted + b_missed < due) {
+            struct call *cl = bidi_idle_pop();
+
+            if (cl == NULL) { /* every stream busy: this one is missed */
+                b_missed++;
+                continue;
+            }
+            bidi_grant(cl);
+        }
+    }
+    for (int i = 0; i < o.conns; i++) {
+        if (conns[i].dirty && !conns[i].dead) {
+            conns[i].dirty = false;
+            if (conn_flush(&conns[i]) != 0)
+                conn_close(&conns[i]);
+        }
+    }
+    if (all_done())
+        event_base_loopbreak(base);
+}
+
 static void on_signal(evutil_socket_t sig, short ev, void *arg)
 {
     (void)sig;
@@ -557,16 +779,16 @@ static void on_deadline(evutil_socket_t fd, short ev, void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: sy-benchclient check|stream|idle -p PORT [-a ADDR] [-P PATH] "
-                    "[-d BODY] [-n CALLS] [-c CONNS] [-m STREAMS] [-s MSG_BYTES] [-D SECONDS] "
-                    "[-W WINDOW]\n");
+    fprintf(stderr, "usage: sy-benchclient check|stream|idle|bidi -p PORT [-a ADDR] [-P PATH] "
+                    "[-d BODY] [-n CALLS|MESSAGES] [-c CONNS] [-m STREAMS] [-s MSG_BYTES] "
+                    "[-D SECONDS] [-W WINDOW] [-r MSGS_PER_S] [-k MSGS_PER_STREAM]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     struct rlimit rl;
-    struct event *sig, *deadline, *tick = NULL;
+    struct event *sig, *deadline, *tick = NULL, *pace = NULL;
     int opt, rc;
 
     if (argc < 2)
@@ -577,10 +799,13 @@ int main(int argc, char **argv)
         o.mode = MODE_STREAM, o.path = "/sy.test.Echo/Bidi";
     else if (strcmp(argv[1], "idle") == 0)
         o.mode = MODE_IDLE, o.conns = 2000;
+    else if (strcmp(argv[1], "bidi") == 0)
+        o.mode = MODE_BIDI, o.path = "/sy.test.Echo/Bidi", o.conns = 8, o.streams = 16,
+        o.msg_size = 100, o.messages = 0;
     else
         return usage();
     optind = 2;
-    while ((opt = getopt(argc, argv, "a:p:P:d:n:c:m:s:D:W:")) != -1) {
+    while ((opt = getopt(argc, argv, "a:p:P:d:n:c:m:s:D:W:r:k:")) != -1) {
         switch (opt) {
         case 'a':
             o.addr = optarg;
@@ -595,7 +820,7 @@ int main(int argc, char **argv)
             o.body_file = optarg;
             break;
         case 'n':
-            o.calls = atol(optarg);
+            o.calls = o.messages = atol(optarg);
             break;
         case 'c':
             o.conns = atoi(optarg);
@@ -612,6 +837,12 @@ int main(int argc, char **argv)
         case 'W':
             o.window = atol(optarg);
             break;
+        case 'r':
+            o.rate = atof(optarg);
+            break;
+        case 'k':
+            o.per_stream = atol(optarg);
+            break;
         default:
             return usage();
         }
@@ -623,6 +854,8 @@ int main(int argc, char **argv)
             return usage();
     } else if (o.mode == MODE_STREAM) {
         o.conns = 1;
+        body = make_message(o.msg_size, &body_len);
+    } else if (o.mode == MODE_BIDI) {
         body = make_message(o.msg_size, &body_len);
     }
     signal(SIGPIPE, SIG_IGN);
@@ -653,6 +886,10 @@ int main(int argc, char **argv)
             if (conn_open(&conns[i]) != 0)
                 return 1;
     }
+    if (o.mode == MODE_BIDI && o.rate > 0) {
+        pace = event_new(base, -1, EV_PERSIST, on_pace_tick, NULL);
+        event_add(pace, &(struct timeval){0, 1000});
+    }
     event_base_dispatch(base);
 
     switch (o.mode) {
@@ -670,6 +907,17 @@ int main(int argc, char **argv)
         rc = s_failed ? 1 : 0;
         break;
     }
+    case MODE_BIDI: {
+        double secs = (b_stopping ? b_end : now()) - s_start;
+
+        if (!b_stopping || b_open > 0)
+            b_failed = true; /* interrupted */
+        printf("bidi: messages=%llu streams=%llu seconds=%.3f msgs_per_s=%.0f missed=%llu ok=%d\n",
+               (unsigned long long)b_echoed, (unsigned long long)b_streams, secs,
+               (double)b_echoed / secs, (unsigned long long)b_missed, !b_failed);
+        rc = b_failed ? 1 : 0;
+        break;
+    }
     default:
         printf("idle: ready=%d closed=%d\n", idle_ready, idle_closed);
         rc = idle_ready == o.conns ? 0 : 1;
@@ -682,6 +930,8 @@ int main(int argc, char **argv)
     free(body);
     if (tick != NULL)
         event_free(tick);
+    if (pace != NULL)
+        event_free(pace);
     event_free(sig);
     event_free(deadline);
     event_base_free(base);

@@ -92,6 +92,13 @@ def derive(m, direct_c1):
     if direct_c1 is not None:
         put("c1_added_us", lambda: m["c1.mean_us"] - direct_c1)
     put("cpu_us_per_call", lambda: m["sat.cpu_s"] / m["sat.backend_ok"] * 1e6)
+    put("rate_cpu_us_per_call", lambda: m["rate.cpu_s"] / m["rate.backend_ok"] * 1e6)
+    put("rate_calls_per_s", lambda: m["rate.rps"])
+    for case in ("bidi", "bidi_paced", "bidi_churn"):
+        put(case + "_msgs_per_s", lambda c=case: m[c + ".msgs_per_s"])
+        put(case + "_cpu_us_per_msg", lambda c=case: m[c + ".cpu_s"] / m[c + ".messages"] * 1e6)
+        put(case + "_missed", lambda c=case: m[c + ".missed"])
+    put("workers", lambda: m["workers"])
     put("backend_cpu_us_per_call", lambda: m["sat.backend_cpu_s"] / m["sat.backend_ok"] * 1e6)
     put("backend_cpu_pct", lambda: m["sat.backend_cpu_s"] / m["sat.wall_s"] * 100)
     put("proxy_cpu_pct", lambda: m["sat.cpu_s"] / m["sat.wall_s"] * 100)
@@ -139,7 +146,9 @@ def report(raw_path, versions_path, md_path, json_path):
         meta[k] = v
     rounds_direct = runs.get("direct", {})
     figures = {}
-    for target in [t for t in TARGETS if t in runs]:
+    scale = sorted((t for t in runs if t.startswith("switchyard-scale")),
+                   key=lambda t: int(t[len("switchyard-scale"):]))
+    for target in [t for t in TARGETS if t in runs] + scale:
         per_round = []
         for rnd, m in runs[target].items():
             dc1 = rounds_direct.get(rnd, {}).get("c1.mean_us")
@@ -152,6 +161,8 @@ def report(raw_path, versions_path, md_path, json_path):
 
     proxies = [t for t in figures if t != "direct"]
     out = []
+    if scale:
+        return report_scaling(figures, scale, meta, md_path, json_path)
     out.append(f"## switchyard benchmark, {meta.get('date', '')}")
     out.append("")
     out.append(
@@ -205,6 +216,43 @@ def report(raw_path, versions_path, md_path, json_path):
             f"{'—' if direct else fmt(g(t, 'peak_rss_mib'), 1)} | "
             f"{'—' if direct else fmt(g(t, 'idle_kib_per_conn'), 2)} |"
         )
+    bidi = [t for t in figures if g(t, "bidi_msgs_per_s") is not None]
+    if bidi:
+        out.append("")
+        out.append(
+            "Bidi streams of small messages (sy-benchclient bidi: the payload of the unary "
+            "calls, one message in flight per stream, as many streams as sat has calls): at "
+            "saturation; paced to a fixed rate in all; at saturation with a new stream every "
+            "few messages (*churn*). CPU µs/msg is the proxy's own per echoed message (for "
+            "direct, the backend's); *missed*: paced messages no idle stream could take."
+        )
+        out.append("")
+        out.append(
+            "| target | msgs/s (sat) | CPU µs/msg (sat) | msgs/s (paced) | CPU µs/msg (paced) "
+            "| missed (paced) | msgs/s (churn) | CPU µs/msg (churn) |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for t in bidi:
+            out.append(
+                f"| {t} | {fmt(g(t, 'bidi_msgs_per_s'), 0)} | {fmt(g(t, 'bidi_cpu_us_per_msg'), 2)} | "
+                f"{fmt(g(t, 'bidi_paced_msgs_per_s'), 0)} | {fmt(g(t, 'bidi_paced_cpu_us_per_msg'), 2)} | "
+                f"{fmt(g(t, 'bidi_paced_missed'), 0)} | {fmt(g(t, 'bidi_churn_msgs_per_s'), 0)} | "
+                f"{fmt(g(t, 'bidi_churn_cpu_us_per_msg'), 2)} |"
+            )
+    out.append("")
+    out.append(
+        "Unary CPU at a fixed rate (*rate*: every call wakes the loop): the proxy's own "
+        "CPU µs per call, beside saturation's."
+    )
+    out.append("")
+    out.append("| target | calls/s (rate) | CPU µs/call (rate) | CPU µs/call (sat) |")
+    out.append("|---|---:|---:|---:|")
+    for t in figures:
+        direct = t == "direct"
+        out.append(
+            f"| {t} | {fmt(g(t, 'rate_calls_per_s'), 0)} | {fmt(g(t, 'rate_cpu_us_per_call'), 1)} | "
+            f"{fmt(g(t, 'backend_cpu_us_per_call') if direct else g(t, 'cpu_us_per_call'), 1)} |"
+        )
     web = [t for t in proxies if g(t, "web_calls_per_s") is not None]
     if web:
         out.append("")
@@ -234,8 +282,13 @@ def report(raw_path, versions_path, md_path, json_path):
         ("p50 latency (rate)", "rate_p50_ms"),
         ("p99 latency (rate)", "rate_p99_ms"),
         ("latency added at c1", "c1_added_us"),
-        ("CPU per call", "cpu_us_per_call"),
-        ("CPU per streamed message", "cpu_us_per_msg"),
+        ("CPU per call (sat)", "cpu_us_per_call"),
+        ("CPU per call (rate)", "rate_cpu_us_per_call"),
+        ("CPU per bidi message (sat)", "bidi_cpu_us_per_msg"),
+        ("CPU per bidi message (paced)", "bidi_paced_cpu_us_per_msg"),
+        ("CPU per bidi message (churn)", "bidi_churn_cpu_us_per_msg"),
+        ("bidi msgs/s (sat), higher is better", "bidi_msgs_per_s"),
+        ("CPU per streamed 64 KiB message", "cpu_us_per_msg"),
         ("stream MB/s, higher is better", "stream_mb_per_s"),
         ("peak RSS", "peak_rss_mib"),
         ("RSS per idle connection", "idle_kib_per_conn"),
@@ -262,10 +315,26 @@ def report(raw_path, versions_path, md_path, json_path):
                 ratios.setdefault(p, {})[key] = round(r, 3)
                 row.append(f"{r:.2f}")
             out.append(f"| {label} | " + " | ".join(row) + " |")
+    targets = issue_targets(g)
+    if targets:
+        out.append("")
+        out.append(
+            "Issue 18's targets, switchyard with 1 worker against the peers' medians of this run."
+        )
+        out.append("")
+        out.append("| figure | switchyard | HAProxy | nginx | target | met |")
+        out.append("|---|---:|---:|---:|---|---|")
+        for row in targets:
+            out.append(
+                f"| {row['figure']} | {row['switchyard']} | {row['haproxy']} | {row['nginx']} | "
+                f"{row['target']} | {row['met']} |"
+            )
     out.append("")
     out.append(
         "Loopback on a shared VM: absolute figures are noisy; compare ratios within one run."
     )
+    if meta.get("load"):
+        out.append(f"Load average (1, 5, 15 min) when the report was written: {meta['load']}.")
     md = "\n".join(out) + "\n"
     open(md_path, "w").write(md)
     doc = {
@@ -275,9 +344,100 @@ def report(raw_path, versions_path, md_path, json_path):
             for t, f in figures.items()
         },
         "ratios_switchyard_w1_over": ratios,
+        "issue18": targets,
     }
     with open(json_path, "w") as f:
         json.dump(doc, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+# Issue 18's table: (figure, key, digits, bound): bound(sy, haproxy, nginx) -> (text, met)
+def _rel(peer, factor):
+    def bound(sy, ha, ng):
+        ref = ha if peer == "haproxy" else ng
+        if ref is None:
+            return f"≤ {factor}× {peer}", None
+        limit = factor * ref
+        return f"≤ {factor}× {peer} ({limit:.2f})", sy <= limit
+    return bound
+
+
+def _abs(limit, text):
+    def bound(sy, ha, ng):
+        return text, sy <= limit
+    return bound
+
+
+ISSUE18 = [
+    ("CPU µs per unary call at saturation", "cpu_us_per_call", 2, _rel("haproxy", 0.5)),
+    ("CPU µs per unary call at a fixed rate", "rate_cpu_us_per_call", 2, _rel("haproxy", 0.5)),
+    ("CPU µs per message, bidi at saturation", "bidi_cpu_us_per_msg", 2, _rel("haproxy", 0.7)),
+    ("CPU µs per message, bidi paced", "bidi_paced_cpu_us_per_msg", 2, _rel("haproxy", 0.7)),
+    ("CPU µs per message, new stream every few messages", "bidi_churn_cpu_us_per_msg", 2,
+     _rel("haproxy", 0.7)),
+    ("mean latency added at one call at a time, µs", "c1_added_us", 0, _rel("nginx", 0.5)),
+    ("RSS per idle h2 connection, KiB", "idle_kib_per_conn", 2, _abs(4.0, "≤ 4")),
+    ("peak RSS under load, MiB", "peak_rss_mib", 1, _abs(5.4, "keep (≤ 5.4)")),
+]
+
+
+def issue_targets(g):
+    rows = []
+    if g(SY, "cpu_us_per_call") is None:
+        return rows
+    for figure, key, digits, bound in ISSUE18:
+        sy, ha, ng = (g(t, key) for t in (SY, "haproxy", "nginx"))
+        med = [None if x is None else x["median"] for x in (sy, ha, ng)]
+        if med[0] is None:
+            continue
+        text, met = bound(*med)
+        rows.append({
+            "figure": figure,
+            "switchyard": fmt(sy, digits),
+            "haproxy": fmt(ha, digits),
+            "nginx": fmt(ng, digits),
+            "target": text,
+            "met": "—" if met is None else ("yes" if met else "no"),
+        })
+    return rows
+
+
+def report_scaling(figures, scale, meta, md_path, json_path):
+    def g(target, key):
+        return figures.get(target, {}).get(key)
+
+    out = [f"## switchyard scaling run, {meta.get('date', '')}", ""]
+    out.append(f"{meta.get('cpu', '')}; Linux {meta.get('kernel', '')}; switchyard "
+               f"{meta.get('switchyard', '')}, h2load {meta.get('h2load', '')}.")
+    out.append(f"Parameters: {meta.get('params', '')}; workers {meta.get('scaling', '')}.")
+    out.append("")
+    out.append("Saturation (h2load, BENCH_CONNS x workers connections), switchyard pinned to as "
+               "many CPUs as workers, the backend and h2load on the others. *Efficiency*: "
+               "calls/s over (workers x the 1-worker calls/s).")
+    out.append("")
+    out.append("| workers | calls/s | p50 / p99 ms | CPU µs/call | proxy CPU % | h2load CPU % | "
+               "efficiency |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|")
+    base = g(scale[0], "calls_per_s")
+    n0 = int(scale[0][len("switchyard-scale"):])
+    doc = {}
+    for t in scale:
+        n = int(t[len("switchyard-scale"):])
+        cps = g(t, "calls_per_s")
+        eff = "—"
+        if base is not None and cps is not None and base["median"] > 0:
+            eff = f"{cps['median'] / (base['median'] * n / n0):.2f}"
+        out.append(f"| {n} | {fmt(cps, 0)} | {fmt(g(t, 'sat_p50_ms'), 2)} / "
+                   f"{fmt(g(t, 'sat_p99_ms'), 2)} | {fmt(g(t, 'cpu_us_per_call'), 1)} | "
+                   f"{fmt(g(t, 'proxy_cpu_pct'), 0)} | {fmt(g(t, 'loadgen_cpu_pct'), 0)} | {eff} |")
+        doc[str(n)] = {k: {kk: round(vv, 3) for kk, vv in v.items()}
+                       for k, v in figures[t].items()}
+    out.append("")
+    out.append("Needs more CPUs than the workers: with too few, h2load or the backend is the "
+               "bottleneck and efficiency says nothing about switchyard.")
+    open(md_path, "w").write("\n".join(out) + "\n")
+    with open(json_path, "w") as f:
+        json.dump({"meta": meta, "workers": doc}, f, indent=2, sort_keys=True)
         f.write("\n")
 
 

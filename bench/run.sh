@@ -5,10 +5,15 @@
 # (build/bench/sy-echo) and, per target, the proxy in front of it, then measures:
 #   idle    RSS per idle HTTP/2 connection (fresh process, BENCH_IDLE_CONNS conns)
 #   c1      closed-loop latency at concurrency 1 (h2load -c1 -m1)
-#   rate    latency at a fixed moderate rate (BENCH_RATE calls/s over 4 conns)
+#   rate    latency and CPU per call at a fixed rate (BENCH_RATE calls/s over
+#           BENCH_RATE_CONNS connections, one call in flight on each)
 #   sat     saturation: h2load -c BENCH_CONNS -m BENCH_STREAMS; calls/s, latency,
 #           proxy CPU time per call (utime+stime from /proc), backend CPU use
 #   stream  one bidi stream of BENCH_STREAM_MSG-byte messages: MB/s, CPU per message
+#   bidi    BENCH_CONNS x BENCH_STREAMS bidi streams of BENCH_PAYLOAD-byte messages, one in
+#           flight per stream (sy-benchclient bidi), three ways: at saturation; paced to
+#           BENCH_BIDI_RATE messages/s in all; at saturation with a new stream every
+#           BENCH_CHURN messages. Messages/s and the proxy's CPU per echoed message
 #   rest    (target switchyard-rest) the saturation case as REST: GET /v1/echo/{payload}
 #           with the payload base64url in the path, transcoded by switchyard
 #           (bench/peers/echo_rest.proto) into the same Unary call, JSON back
@@ -31,7 +36,10 @@
 #   BENCH_DURATION [5]        seconds per load case
 #   BENCH_CONNS [8] BENCH_STREAMS [16]   saturation: h2load -c and -m
 #   BENCH_PAYLOAD [100]       unary payload bytes (protobuf bytes field)
-#   BENCH_RATE [1000]         fixed-rate case, calls/s in total
+#   BENCH_RATE [5000]         fixed-rate case, calls/s in total
+#   BENCH_RATE_CONNS [8]      fixed-rate case, connections (h2load -c, -m 1)
+#   BENCH_BIDI_RATE [10000]   paced bidi case, messages/s in total
+#   BENCH_CHURN [10]          bidi churn case, messages per stream
 #   BENCH_STREAM_MSG [65536]  streaming case, payload bytes per message
 #   BENCH_IDLE_CONNS [2000]   idle-connection case, connections
 #   BENCH_ROUNDS [1]          rounds; targets run interleaved, medians reported
@@ -42,6 +50,11 @@
 #                             switchyard-rest (REST/JSON transcoding of the same call)
 #   BENCH_PIN [auto]          auto/on: load generator + backend on CPU 0, single-thread
 #                             proxies on the last CPU (needs 2+ CPUs); off: no pinning
+#   BENCH_WORKERS             e.g. 1,2,4: instead of the comparison, the scaling run:
+#                             switchyard with each number of workers, pinned to that many
+#                             CPUs, the backend and h2load on the CPUs left (at least one);
+#                             saturation calls/s and CPU per call per worker count. Counts
+#                             that leave no CPU for the load generator are skipped.
 # SPDX-License-Identifier: MIT
 set -euo pipefail
 
@@ -56,7 +69,11 @@ DURATION=${BENCH_DURATION:-5}
 CONNS=${BENCH_CONNS:-8}
 STREAMS=${BENCH_STREAMS:-16}
 PAYLOAD=${BENCH_PAYLOAD:-100}
-RATE=${BENCH_RATE:-1000}
+RATE=${BENCH_RATE:-5000}
+RATE_CONNS=${BENCH_RATE_CONNS:-8}
+BIDI_RATE=${BENCH_BIDI_RATE:-10000}
+CHURN=${BENCH_CHURN:-10}
+SCALE_WORKERS=${BENCH_WORKERS:-}
 STREAM_MSG=${BENCH_STREAM_MSG:-65536}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
 ROUNDS=${BENCH_ROUNDS:-1}
@@ -64,7 +81,6 @@ CHECK_CALLS=${BENCH_CHECK_CALLS:-2000}
 TARGETS=${BENCH_TARGETS:-direct switchyard-w1 switchyard-w2 switchyard-trace0.01 switchyard-trace1 switchyard-rest nginx haproxy}
 REST_DESC=${REST_DESC:-$BUILD/bench/echo_rest.pb}
 PIN=${BENCH_PIN:-auto}
-RATE_CONNS=4
 URL_PATH=/sy.test.Echo/Unary
 H2LOAD_BODY=() # set per case: -d FILE, or nothing for REST GETs (headers: HDRS)
 H2LOAD_PATH=$URL_PATH
@@ -283,6 +299,7 @@ start_target() {
     target_port=$(free_port)
     case "$name" in
     switchyard-w2) workers=2 cpus=${ALL_CPUS:-} ;;
+    switchyard-scale*) workers=${name#switchyard-scale} cpus=${SCALE_PROXY_CPUS:-} ;;
     esac
     fill() {
         sed -e "s|@LISTEN_PORT@|$target_port|g" -e "s|@BACKEND_PORT@|$backend_port|g" \
@@ -451,6 +468,14 @@ run_load() {
         HDRS=("${GRPC_HDRS[@]}")
     fi
 
+    case "$target" in
+    direct | switchyard-w1 | switchyard-w2 | nginx | haproxy)
+        bidi_run bidi
+        bidi_run bidi_paced -r "$BIDI_RATE"
+        bidi_run bidi_churn -k "$CHURN"
+        ;;
+    esac
+
     t0=$(cpu_ticks "$pid")
     pin "${LOAD_CPUS:-}" "$CLIENT_BIN" stream -p "$target_port" -s "$STREAM_MSG" -D "$DURATION" \
         -W 8 >"$work/stream.out" 2>"$work/stream.err" ||
@@ -462,6 +487,23 @@ run_load() {
     done
     record peak_rss_kb "$(mem_kb "$pid" VmHWM)"
     stop_target
+}
+
+# bidi_run CASE ARGS...: sy-benchclient bidi with ARGS; records its figures and the
+# CPU time of the measured process per echoed message.
+bidi_run() {
+    local case=$1 pid t0 t1 kv out=$work/$target.$round.$1
+    shift
+    pid=$(measured_pid)
+    t0=$(cpu_ticks "$pid")
+    pin "${LOAD_CPUS:-}" "$CLIENT_BIN" bidi -p "$target_port" -s "$PAYLOAD" -c "$CONNS" \
+        -m "$STREAMS" -D "$DURATION" "$@" >"$out.out" 2>"$out.err" ||
+        die "$target: $case case failed: $(cat "$out.out" "$out.err")"
+    t1=$(cpu_ticks "$pid")
+    record "$case.cpu_s" "$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" 'BEGIN {print t / hz}')"
+    for kv in $(cut -d' ' -f2- "$out.out"); do
+        record "$case.${kv%%=*}" "${kv#*=}"
+    done
 }
 
 # The REST case: a check that the JSON is the echoed payload, then saturation
@@ -486,8 +528,66 @@ print(json.dumps({"payload": base64.b64encode(bytes(i % 251 for i in range(int(s
     stop_target
 }
 
-log "targets: $TARGETS; $ROUNDS round(s), ${DURATION}s per case, pinning $PIN"
+# ---- the scaling run (BENCH_WORKERS): switchyard with N workers on N CPUs ----
+run_scale() {
+    local n=$1 ok0 ok1 load_n bthreads
+    load_n=$((ncpu - n))
+    SCALE_PROXY_CPUS=0-$((n - 1))
+    LOAD_CPUS=$n-$((ncpu - 1))
+    bthreads=$(((load_n + 1) / 2))
+    H2LOAD_BODY=(-d "$body")
+    H2LOAD_PATH=$URL_PATH
+    HDRS=("${GRPC_HDRS[@]}")
+    start_target "$target"
+    ok0=$(echo_ok)
+    h2load_run sat -t "$bthreads" -c $((CONNS * n)) -m "$STREAMS"
+    ok1=$(echo_ok)
+    check_counts sat "$ok0" "$ok1" $((CONNS * n * STREAMS))
+    record workers "$n"
+    stop_target
+}
+
+if [ -n "$SCALE_WORKERS" ]; then
+    [ "$PIN" = on ] || die "BENCH_WORKERS needs pinning (2+ CPUs, BENCH_PIN not off)"
+    TARGETS=
+    for n in ${SCALE_WORKERS//,/ }; do
+        if [ $((ncpu - n)) -lt 1 ]; then
+            log "scaling: $n worker(s) skipped: $ncpu CPUs leave none for the load generator"
+            continue
+        fi
+        TARGETS+=" switchyard-scale$n"
+    done
+    [ -n "$TARGETS" ] || die "scaling: no worker count fits on $ncpu CPUs"
+    # The backend on the CPUs no worker count uses, with threads for half of them.
+    stop_pid "$echo_pid"
+    forget_pid "$echo_pid"
+    max_n=0
+    for t in $TARGETS; do
+        n=${t#switchyard-scale}
+        [ "$n" -le "$max_n" ] || max_n=$n
+    done
+    spawn "$max_n-$((ncpu - 1))" "$ECHO_BIN" -p 0 -w $(((ncpu - max_n + 1) / 2)) \
+        >"$work/echo.out" 2>"$work/echo.err" &
+    echo_pid=$!
+    PIDS+=("$echo_pid")
+    for _ in $(seq 50); do
+        grep -q '^listening' "$work/echo.out" && break
+        sleep 0.1
+    done
+    backend_port=$(awk '/^listening/ {print $2}' "$work/echo.out")
+    [ -n "$backend_port" ] || die "echo backend did not start: $(cat "$work/echo.err")"
+    log "scaling: targets:$TARGETS; $ROUNDS round(s), ${DURATION}s each"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for target in $TARGETS; do
+            log "round $round/$ROUNDS: $target"
+            run_scale "${target#switchyard-scale}"
+        done
+    done
+fi
+
+[ -n "$SCALE_WORKERS" ] || log "targets: $TARGETS; $ROUNDS round(s), ${DURATION}s per case, pinning $PIN"
 for ((round = 1; round <= ROUNDS; round++)); do
+    [ -z "$SCALE_WORKERS" ] || break
     for target in $TARGETS; do
         case "$target" in
         direct | switchyard-w1 | switchyard-w2 | switchyard-trace0.01 | switchyard-trace1) ;;
@@ -521,8 +621,17 @@ versions=$work/versions.txt
     echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///')"
     echo "haproxy $("$HAPROXY" -v 2>&1 | awk 'NR == 1 {print $3}')"
     echo "h2load $(h2load --version | awk '{print $2}')"
-    echo "params duration=${DURATION}s conns=$CONNS streams=$STREAMS payload=${PAYLOAD}B rate=$RATE/s stream_msg=${STREAM_MSG}B idle_conns=$IDLE_CONNS rounds=$ROUNDS pin=$PIN"
+    echo "params duration=${DURATION}s conns=$CONNS streams=$STREAMS payload=${PAYLOAD}B rate=$RATE/s over $RATE_CONNS conns bidi_rate=$BIDI_RATE/s churn=$CHURN stream_msg=${STREAM_MSG}B idle_conns=$IDLE_CONNS rounds=$ROUNDS pin=$PIN"
+    echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
+    [ -z "$SCALE_WORKERS" ] || echo "scaling $SCALE_WORKERS"
 } >"$versions"
+if [ -n "$SCALE_WORKERS" ]; then
+    # The scaling run has its own report; bench/results/latest.json stays the comparison's.
+    python3 "$top/bench/report.py" report "$raw" "$versions" "$OUT/scaling.md" "$OUT/scaling.json"
+    cat "$OUT/scaling.md"
+    log "written: $OUT/scaling.md, $OUT/scaling.json"
+    exit 0
+fi
 python3 "$top/bench/report.py" report "$raw" "$versions" "$OUT/results.md" "$OUT/results.json"
 cp "$OUT/results.json" "$top/bench/results/latest.json"
 cat "$OUT/results.md"

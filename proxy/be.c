@@ -16,6 +16,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/tls.h"
+#include "proxy/h2mem.h"
 
 /* Our connection window. Connection-level credit is returned as soon as
  * bytes are buffered (flow.h), so this only needs to cover a bandwidth-delay
@@ -474,7 +475,7 @@ struct proxy_be_conn *proxy_be_conn_new(struct proxy_be_env *env, const struct p
     }
     if (proxy_conn_init(&bc->c, &be_conn_ops, env->fl, env->base, -1, ssl, false, "backend",
                         bc->addr) != 0 ||
-        nghttp2_session_client_new2(&bc->c.session, env->cbs, bc, env->opt) != 0) {
+        nghttp2_session_client_new3(&bc->c.session, env->cbs, bc, env->opt, proxy_h2mem()) != 0) {
         log_warn("backend %s: cannot set up a connection", bc->addr);
         proxy_conn_deinit(&bc->c);
         free(bc);

@@ -207,6 +207,15 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     proxy_call_fail(arg, GRPC_DEADLINE_EXCEEDED, "switchyard: deadline exceeded");
 }
 
+/* The deadline has passed by the clock, though its timer may not have run
+ * yet: an end that the backend sends at (or after) the deadline reaches us in
+ * the same loop turn as the timer, and may be read first. The deadline wins:
+ * a client with a timer of its own would have given up by then. */
+static bool deadline_passed(const struct proxy_call *call)
+{
+    return call->deadline_ms != 0 && core_mono_ns() / 1000000 >= call->deadline_ms;
+}
+
 static uint32_t idle_timeout_ms(const struct proxy_call *call)
 {
     return call->env->snap->conf->proxy.stream_idle_timeout_ms;
@@ -1359,6 +1368,10 @@ static void on_attempt_head(struct proxy_attempt *a, struct proxy_head *h, bool 
         attempt_drop(call, a, NGHTTP2_CANCEL);
         return;
     }
+    if (end && deadline_passed(call)) {
+        on_deadline(-1, 0, call);
+        return;
+    }
     touch(call);
     if (end && call->keep) {
         /* Trailers-only before anything reached the client: a retryable
@@ -1443,6 +1456,10 @@ static void on_attempt_trailers(struct proxy_attempt *a, struct proxy_head *h)
     struct proxy_call *call = owner_of(a);
     uint32_t limit = call->env->snap->conf->proxy.max_header_list_size;
 
+    if ((a == call->held || a == call->committed) && deadline_passed(call)) {
+        on_deadline(-1, 0, call);
+        return;
+    }
     if (a == call->held) {
         if (held_end(call, a, h))
             return;

@@ -1,6 +1,12 @@
-/* One HTTP/2 connection's plumbing, the same for both sides: the bufferevent
- * (plain or TLS) and its callbacks, the read loop that feeds nghttp2, the
- * keepalive PINGs, and the single nghttp2_session_send() per loop turn.
+/* One HTTP/2 connection's plumbing, the same for both sides: the socket and
+ * its events, the read loop that feeds nghttp2, the keepalive PINGs, and the
+ * single nghttp2_session_send() per loop turn, followed by the write.
+ * A plain connection does its own I/O on the socket: reads of up to
+ * PROXY_IO_CHUNK go straight from the worker's read buffer into nghttp2 (no
+ * input buffer per connection), and the flush pass writes the output at
+ * once, arming EV_WRITE only when the socket would block (a bufferevent arms
+ * and disarms EV_WRITE around every write, and reads 4 KiB at a time). A TLS
+ * connection keeps a bufferevent_openssl for the record layer.
  * Invariant: a connection is freed only by the flush pass (never while
  * nghttp2 is on the stack for it): mark it dead with proxy_conn_close_soon().
  * The owner (fe or be) hears about its connection through proxy_conn_ops.
@@ -40,7 +46,8 @@ struct proxy_conn_ops {
     void (*on_connected)(struct proxy_conn *c);
     /** EOF, a socket or TLS error, or a timeout (BEV_EVENT_* in |what|). */
     void (*on_io_error)(struct proxy_conn *c, short what);
-    /** The output buffer fell below the low watermark. */
+    /** The output buffer fell to the low watermark (PROXY_OUTPUT_LOW, or
+     *  what proxy_conn_notify_drained() set) from above it. */
     void (*on_drained)(struct proxy_conn *c);
     /** After this loop turn's session_send, for a connection still alive. */
     void (*after_flush)(struct proxy_conn *c);
@@ -63,13 +70,22 @@ struct proxy_flusher {
     struct event *ev;
     void (*after)(void *arg); /* run after each flush pass (e.g. the access log) */
     void *after_arg;
+    uint8_t *rbuf; /* PROXY_IO_CHUNK bytes: every plain HTTP/2 read of this thread */
 };
 
 struct proxy_conn {
     const struct proxy_conn_ops *ops;
     struct proxy_flusher *fl;
     struct event_base *base;
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* TLS only */
+    /* plain: the socket, its events and buffers */
+    evutil_socket_t fd;
+    struct event *rev, *wev; /* wev is armed only while output waits (or connecting) */
+    struct evbuffer *out;
+    struct evbuffer *in; /* bytes read for ops->on_input, created on first use */
+    size_t wm_low;       /* ops->on_drained when the output falls to this */
+    bool connecting;
+    int connect_err; /* connect() failed at once: reported from the loop */
     nghttp2_session *session;
     const char *side; /* "client" or "backend", for logs */
     const char *peer; /* the address, for logs (borrowed from the owner) */
@@ -120,7 +136,14 @@ void proxy_conn_take(struct proxy_conn *dst, struct proxy_conn *src,
  *  session, or to ops->on_input). Not from inside that parser's callbacks. */
 void proxy_conn_read_input(struct proxy_conn *c);
 
-/** Frees the session, the bufferevent (closing the socket) and the timers. */
+/** Starts (|on|) or stops reading from |c|'s socket. */
+void proxy_conn_read_enable(struct proxy_conn *c, bool on);
+
+/** ops->on_drained (and a flush pass) once the output falls to |low| bytes
+ *  (PROXY_OUTPUT_LOW until set; 0: when everything is written). */
+void proxy_conn_notify_drained(struct proxy_conn *c, size_t low);
+
+/** Frees the session, the socket (and its bufferevent) and the timers. */
 void proxy_conn_deinit(struct proxy_conn *c);
 
 /** Marks |c| to be flushed once this loop turn's callbacks are done. Safe from

@@ -23,6 +23,7 @@
 #include "proxy/call.h"
 #include "proxy/conn.h"
 #include "proxy/h1.h"
+#include "proxy/h2mem.h"
 
 /* Our connection window. Connection-level credit is returned as soon as
  * request bytes are buffered (flow.h); each stream's window bounds what it
@@ -518,7 +519,7 @@ static void after_read(struct proxy_conn *c)
      * it cannot make us buffer without bound (ping/settings floods): nothing
      * more is parsed until it drains its side. */
     if (evbuffer_get_length(proxy_conn_output(c)) > 4 * PROXY_OUTPUT_HIGH) {
-        bufferevent_disable(c->bev, EV_READ);
+        proxy_conn_read_enable(c, false);
         fc->read_paused = true;
     }
 }
@@ -529,7 +530,7 @@ static void on_drained(struct proxy_conn *c)
 
     if (fc->read_paused && !fc->goaway_sent) {
         fc->read_paused = false;
-        bufferevent_enable(c->bev, EV_READ);
+        proxy_conn_read_enable(c, true);
     }
 }
 
@@ -618,8 +619,8 @@ static void after_flush(struct proxy_conn *c)
         return;
     }
     /* Let the last frames (GOAWAY) reach the client before closing. */
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    proxy_conn_read_enable(c, false);
+    proxy_conn_notify_drained(c, 0);
 }
 
 static void destroy(struct proxy_conn *c)
@@ -792,7 +793,8 @@ static int fe_h2_start(struct proxy_fe_conn *fc)
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
 
-    if (nghttp2_session_server_new2(&fc->c.session, fc->env->cbs, fc, fc->env->opt) != 0) {
+    if (nghttp2_session_server_new3(&fc->c.session, fc->env->cbs, fc, fc->env->opt,
+                                    proxy_h2mem()) != 0) {
         log_error("client %s: cannot set up the HTTP/2 session", fc->peer);
         return -1;
     }
@@ -847,7 +849,7 @@ void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct 
                         fc->peer) != 0 ||
         (!pc->http1 && fe_h2_start(fc) != 0)) {
         log_error("client %s: cannot set up the connection", fc->peer);
-        if (fc->c.bev == NULL)
+        if (fc->c.bev == NULL && fc->c.fd < 0)
             evutil_closesocket(fd);
         proxy_conn_deinit(&fc->c);
         free(fc);

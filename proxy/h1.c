@@ -477,8 +477,7 @@ static void close_after_output(struct proxy_h1_conn *hc)
 {
     hc->close_after = true;
     hc->keep_alive = false;
-    if (hc->c.bev != NULL)
-        bufferevent_disable(hc->c.bev, EV_READ);
+    proxy_conn_read_enable(&hc->c, false);
     proxy_conn_schedule(&hc->c);
 }
 
@@ -627,14 +626,14 @@ static int on_input(struct proxy_conn *c, struct evbuffer *in)
              * pipelines more than a read's worth is not read meanwhile. */
             if (evbuffer_get_length(in) > PROXY_IO_CHUNK) {
                 hc->read_blocked = true;
-                bufferevent_disable(c->bev, EV_READ);
+                proxy_conn_read_enable(c, false);
             }
             break;
         }
         if (hc->call != NULL && hc->unacked >= hc->limit) {
             /* The call holds a stream window of bytes: wait for its credit. */
             hc->read_blocked = true;
-            bufferevent_disable(c->bev, EV_READ);
+            proxy_conn_read_enable(c, false);
             break;
         }
         if (hc->call == NULL && !hc->in_head && !hc->discarding) {
@@ -764,7 +763,7 @@ static void side_credit(struct proxy_call_side *sd, size_t n, bool stream)
     if (hc->read_blocked && hc->unacked < hc->limit) {
         hc->read_blocked = false;
         if (!hc->close_after)
-            bufferevent_enable(hc->c.bev, EV_READ);
+            proxy_conn_read_enable(&hc->c, true);
         event_active(hc->kick, EV_READ, 0); /* parse what is buffered, outside this stack */
     }
 }
@@ -847,7 +846,7 @@ static void exchange_end(struct proxy_h1_conn *hc)
         timer_arm(hc->timer, conf_of(hc)->header_timeout_ms);
         if (hc->read_blocked) {
             hc->read_blocked = false;
-            bufferevent_enable(hc->c.bev, EV_READ);
+            proxy_conn_read_enable(&hc->c, true);
         }
         event_active(hc->kick, EV_READ, 0);
         return;
@@ -857,7 +856,7 @@ static void exchange_end(struct proxy_h1_conn *hc)
     http_parser_pause(&hc->in.p, 0);
     if (hc->read_blocked) {
         hc->read_blocked = false;
-        bufferevent_enable(hc->c.bev, EV_READ);
+        proxy_conn_read_enable(&hc->c, true);
     }
     event_active(hc->kick, EV_READ, 0); /* a pipelined request may be waiting */
 }
@@ -881,7 +880,7 @@ static void flush(struct proxy_conn *c)
             return;
         }
         /* on_write runs the flush pass again once everything is written. */
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        proxy_conn_notify_drained(c, 0);
     }
 }
 

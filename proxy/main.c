@@ -32,6 +32,7 @@
 #include "proxy/auth.h"
 #include "proxy/dns.h"
 #include "proxy/filters/transcode.h"
+#include "proxy/h2mem.h"
 #include "proxy/otlp.h"
 #include "proxy/outlier.h"
 
@@ -681,6 +682,7 @@ out:
      * event of ours is freed by now). */
     event_base_loop(rt->base, EVLOOP_NONBLOCK);
     event_base_free(rt->base);
+    proxy_h2mem_release(); /* blocks of sessions freed on this thread (the workers') */
     return rc;
 }
 

@@ -17,6 +17,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "proxy/filters/filters.h"
+#include "proxy/h2mem.h"
 
 /* The call filters, in the order every call meets them: CORS first (its
  * preflights are answered before anything else, its headers go on every
@@ -403,6 +404,7 @@ static void *worker_main(void *arg)
 
     take_snapshot(w);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    proxy_h2mem_release(); /* what this thread kept goes with it */
     return NULL;
 }
 

@@ -4,7 +4,8 @@
 # something is missing. Needs root (or sudo) on Debian 12.
 #   scripts/deps.sh           build, test and run dependencies
 #   scripts/deps.sh --build   only what `make all` needs (the image's build stage)
-#   scripts/deps.sh --bench   also the benchmark peers, nginx and HAProxy (make bench)
+#   scripts/deps.sh --bench   also the benchmark peers, nginx and HAProxy, and valgrind and
+#                             strace for bench/profile.sh (make bench)
 # SPDX-License-Identifier: MIT
 set -euo pipefail
 
@@ -44,7 +45,9 @@ fi
 
 for arg in "$@"; do
     case "$arg" in
-    --bench) PKGS+=(nginx haproxy) ;; # h2load comes with nghttp2-client above
+    # h2load comes with nghttp2-client above; valgrind and strace are bench/profile.sh's
+    # load-independent counts (instructions and system calls per call)
+    --bench) PKGS+=(nginx haproxy valgrind strace) ;;
     --build)
         kept=()
         for p in "${PKGS[@]}"; do
