@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 TARGETS = ["direct", "switchyard-w1", "switchyard-w2", "switchyard-trace0.01", "switchyard-trace1",
-           "switchyard-rest", "nginx", "haproxy"]
+           "switchyard-rest", "switchyard-rr3", "switchyard-lr3", "nginx", "haproxy"]
 SY = "switchyard-w1"
 
 
@@ -178,7 +178,9 @@ def report(raw_path, versions_path, md_path, json_path):
         "shares of one core during the saturation run, for the proxy, the echo backend and h2load. "
         "*switchyard-rest*: the same Unary call as a REST GET (`/v1/echo/{payload}`, "
         "google.api.http), transcoded by switchyard (path variable to protobuf, response to JSON); "
-        "one worker, saturation case only."
+        "one worker, saturation case only. *switchyard-rr3* / *switchyard-lr3*: one worker in front "
+        "of three echo backends with `policy = round_robin` / `least_request` (saturation case "
+        "only; the backend CPU % column counts the first backend alone)."
     )
     out.append("")
     out.append(
@@ -199,6 +201,14 @@ def report(raw_path, versions_path, md_path, json_path):
             f"{'—' if direct else fmt(g(t, 'proxy_cpu_pct'), 0)} | {fmt(g(t, 'backend_cpu_pct'), 0)} | "
             f"{fmt(g(t, 'loadgen_cpu_pct'), 0)} | "
             f"{'—' if chk is None else '%d/%d OK' % (chk['min'], chk_total['median'])} |"
+        )
+    rr, lr = g("switchyard-rr3", "cpu_us_per_call"), g("switchyard-lr3", "cpu_us_per_call")
+    if rr and lr and rr["median"]:
+        out.append("")
+        out.append(
+            f"Balancing policy cost (three backends, 1 worker): least_request "
+            f"{fmt(lr, 1)} µs of CPU per call, round_robin {fmt(rr, 1)}; ratio of the medians "
+            f"{lr['median'] / rr['median']:.2f}."
         )
     out.append("")
     out.append(

@@ -48,6 +48,9 @@
 #                             sample_ratio 0.01 and 1.0, spans exported over OTLP/HTTP to a
 #                             local receiver; switchyard-w1 is the same with export off)
 #                             switchyard-rest (REST/JSON transcoding of the same call)
+#                             switchyard-rr3, switchyard-lr3 (1 worker, three echo backends,
+#                             round_robin and least_request: what a policy costs per call;
+#                             saturation case only)
 #   BENCH_PIN [auto]          auto/on: load generator + backend on CPU 0, single-thread
 #                             proxies on the last CPU (needs 2+ CPUs); off: no pinning
 #   BENCH_WORKERS             e.g. 1,2,4: instead of the comparison, the scaling run:
@@ -78,7 +81,7 @@ STREAM_MSG=${BENCH_STREAM_MSG:-65536}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
 ROUNDS=${BENCH_ROUNDS:-1}
 CHECK_CALLS=${BENCH_CHECK_CALLS:-2000}
-TARGETS=${BENCH_TARGETS:-direct switchyard-w1 switchyard-w2 switchyard-trace0.01 switchyard-trace1 switchyard-rest nginx haproxy}
+TARGETS=${BENCH_TARGETS:-direct switchyard-w1 switchyard-w2 switchyard-trace0.01 switchyard-trace1 switchyard-rest switchyard-rr3 switchyard-lr3 nginx haproxy}
 REST_DESC=${REST_DESC:-$BUILD/bench/echo_rest.pb}
 PIN=${BENCH_PIN:-auto}
 URL_PATH=/sy.test.Echo/Unary
@@ -231,15 +234,24 @@ CLK_TCK=$(getconf CLK_TCK)
 
 record() { printf '%s\t%s\t%s\t%s\n' "$round" "$target" "$1" "$2" >>"$raw"; }
 
-echo_ok() { # the backend's count of calls completed with trailers
+echo_ok_of() { # echo_ok_of PID OUT: that backend's count of calls completed with trailers
     local before
-    before=$(grep -c echo-stats "$work/echo.out" || true)
-    kill -USR1 "$echo_pid"
+    before=$(grep -c echo-stats "$2" || true)
+    kill -USR1 "$1"
     for _ in $(seq 50); do
-        [ "$(grep -c echo-stats "$work/echo.out" || true)" -gt "$before" ] && break
+        [ "$(grep -c echo-stats "$2" || true)" -gt "$before" ] && break
         sleep 0.02
     done
-    grep echo-stats "$work/echo.out" | tail -n 1 | sed 's/.* ok=\([0-9]*\).*/\1/'
+    grep echo-stats "$2" | tail -n 1 | sed 's/.* ok=\([0-9]*\).*/\1/'
+}
+
+echo_ok() { # the backends' count of calls completed with trailers (the extra ones of rr3/lr3 too)
+    local n i
+    n=$(echo_ok_of "$echo_pid" "$work/echo.out")
+    for i in "${!EXTRA_ECHO_PIDS[@]}"; do
+        n=$((n + $(echo_ok_of "${EXTRA_ECHO_PIDS[$i]}" "$work/echo$((i + 2)).out")))
+    done
+    echo "$n"
 }
 
 # ---- the request body: sy.test.EchoRequest{payload = PAYLOAD bytes}, gRPC-framed ----
@@ -273,6 +285,23 @@ done
 backend_port=$(awk '/^listening/ {print $2}' "$work/echo.out")
 [ -n "$backend_port" ] || die "echo backend did not start: $(cat "$work/echo.err")"
 log "echo backend on 127.0.0.1:$backend_port (pid $echo_pid)"
+
+# Two more echo backends for the policy targets (switchyard-rr3, -lr3).
+EXTRA_ECHO_PIDS=() EXTRA_ECHO_PORTS=()
+if [[ " $TARGETS " == *" switchyard-rr3 "* || " $TARGETS " == *" switchyard-lr3 "* ]]; then
+    for i in 2 3; do
+        spawn "${LOAD_CPUS:-}" "$ECHO_BIN" -p 0 >"$work/echo$i.out" 2>"$work/echo$i.err" &
+        EXTRA_ECHO_PIDS+=($!)
+        PIDS+=($!)
+        for _ in $(seq 50); do
+            grep -q '^listening' "$work/echo$i.out" && break
+            sleep 0.1
+        done
+        EXTRA_ECHO_PORTS+=("$(awk '/^listening/ {print $2}' "$work/echo$i.out")")
+        [ -n "${EXTRA_ECHO_PORTS[-1]}" ] || die "echo backend $i did not start"
+    done
+    log "policy targets: echo backends also on ports ${EXTRA_ECHO_PORTS[*]}"
+fi
 
 # ---- the OTLP receiver of the tracing targets (tests/integration/otel_peers.py) ----
 otlp_port=
@@ -315,6 +344,10 @@ start_target() {
             fill "$top/bench/peers/switchyard.ini.in" "$conf"
         fi
         case "$name" in
+        switchyard-rr3 | switchyard-lr3)
+            sed -i "s|^targets = .*|targets = 127.0.0.1:$backend_port, 127.0.0.1:${EXTRA_ECHO_PORTS[0]}, 127.0.0.1:${EXTRA_ECHO_PORTS[1]}|" "$conf"
+            [ "$name" = switchyard-rr3 ] || echo "policy = least_request" >>"$conf"
+            ;;
         switchyard-trace*)
             printf '\n[tracing]\nsample_ratio = %s\notlp_endpoint = http://127.0.0.1:%s/v1/traces\n' \
                 "${name#switchyard-trace}" "$otlp_port" >>"$conf"
@@ -528,6 +561,21 @@ print(json.dumps({"payload": base64.b64encode(bytes(i % 251 for i in range(int(s
     stop_target
 }
 
+# The policy targets: the saturation case only, every call checked at a backend.
+run_policy() {
+    local ok0 ok1
+    H2LOAD_BODY=(-d "$body")
+    H2LOAD_PATH=$URL_PATH
+    HDRS=("${GRPC_HDRS[@]}")
+    start_target "$target"
+    ok0=$(echo_ok)
+    h2load_run sat -c "$CONNS" -m "$STREAMS"
+    ok1=$(echo_ok)
+    check_counts sat "$ok0" "$ok1" $((CONNS * STREAMS))
+    record peak_rss_kb "$(mem_kb "$(measured_pid)" VmHWM)"
+    stop_target
+}
+
 # ---- the scaling run (BENCH_WORKERS): switchyard with N workers on N CPUs ----
 run_scale() {
     local n=$1 ok0 ok1 load_n bthreads
@@ -595,6 +643,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
             [ -f "$REST_DESC" ] || die "$REST_DESC missing (run: make bench)"
             log "round $round/$ROUNDS: $target"
             run_rest
+            continue
+            ;;
+        switchyard-rr3 | switchyard-lr3)
+            log "round $round/$ROUNDS: $target"
+            run_policy
             continue
             ;;
         nginx) [ -n "$NGINX" ] || die "nginx not installed (run: bash scripts/deps.sh --bench)" ;;
