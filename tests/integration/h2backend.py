@@ -14,6 +14,7 @@ Modes:
            other call is answered with its own request body and grpc-status 0.
 SPDX-License-Identifier: MIT
 """
+import signal
 import socket
 import sys
 import threading
@@ -89,6 +90,8 @@ def serve_stall(conn):
 
 
 def main():
+    # The test stops us with SIGTERM: that is the normal end, exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     mode, port = sys.argv[1], int(sys.argv[2])
     serve = {"hangup": serve_hangup, "stall": serve_stall}[mode]
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
