@@ -98,16 +98,11 @@ static void start_proxy(const char *targets, const char *cluster_keys)
 /* Cluster "echo" of GET /status (the caller json_decref()s |*doc|). */
 static json_t *echo_status(json_t **doc)
 {
-    struct sup_http_resp r;
-    json_error_t err;
     json_t *cl;
     size_t i;
 
-    cr_assert_eq(sup_http_get(admin_port, "/status", &r), 0, "GET /status failed");
-    cr_assert_eq(r.code, 200);
-    *doc = json_loads(r.body, 0, &err);
-    cr_assert_not_null(*doc, "/status is not JSON: %s", err.text);
-    sup_http_resp_free(&r);
+    *doc = sup_http_get_json(admin_port, "/status");
+    cr_assert_not_null(*doc, "GET /status failed");
     json_array_foreach(json_object_get(*doc, "clusters"), i, cl)
     {
         if (strcmp(json_string_value(json_object_get(cl, "name")), "echo") == 0)

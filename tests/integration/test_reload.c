@@ -103,15 +103,9 @@ static void pick_ports(void)
 
 static json_t *get_status(void)
 {
-    struct sup_http_resp r;
-    json_error_t err;
-    json_t *j;
+    json_t *j = sup_http_get_json(admin_port, "/status");
 
-    cr_assert_eq(sup_http_get(admin_port, "/status", &r), 0, "GET /status failed");
-    cr_assert_eq(r.code, 200);
-    j = json_loads(r.body, 0, &err);
-    cr_assert_not_null(j, "/status is not JSON: %s: %s", err.text, r.body);
-    sup_http_resp_free(&r);
+    cr_assert_not_null(j, "GET /status failed");
     return j;
 }
 

@@ -99,6 +99,30 @@ int sup_http_get(int port, const char *path, struct sup_http_resp *r)
     return sup_http(port, "GET", path, NULL, NULL, 0, 10000, r);
 }
 
+json_t *sup_http_get_json(int port, const char *path)
+{
+    struct sup_http_resp r;
+    json_error_t err;
+    json_t *j;
+
+    if (sup_http_get(port, path, &r) != 0) {
+        fprintf(stderr, "support: GET %s on port %d: no answer\n", path, port);
+        return NULL;
+    }
+    if (r.code != 200) {
+        fprintf(stderr, "support: GET %s on port %d: status %d: %s\n", path, port, r.code,
+                r.body != NULL ? r.body : "");
+        sup_http_resp_free(&r);
+        return NULL;
+    }
+    j = json_loads(r.body != NULL ? r.body : "", 0, &err);
+    if (j == NULL)
+        fprintf(stderr, "support: GET %s on port %d: not JSON (%s): %s\n", path, port, err.text,
+                r.body != NULL ? r.body : "");
+    sup_http_resp_free(&r);
+    return j;
+}
+
 void sup_http_resp_free(struct sup_http_resp *r)
 {
     free(r->head);

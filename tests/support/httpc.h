@@ -7,6 +7,7 @@
 #ifndef TESTS_SUPPORT_HTTPC_H
 #define TESTS_SUPPORT_HTTPC_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -27,6 +28,11 @@ int sup_http(int port, const char *method, const char *path, const char *headers
 
 /** sup_http() with GET, no headers and no body, 10 s. */
 int sup_http_get(int port, const char *path, struct sup_http_resp *r);
+
+/** GET |path| from 127.0.0.1:|port| (sup_http_get()) and parses the body
+ *  as JSON. Returns the document (json_decref() it), or NULL after printing
+ *  why on stderr (no answer, a status other than 200, not JSON). */
+json_t *sup_http_get_json(int port, const char *path);
 
 /** Frees what |r| holds; safe on a zeroed |r|. */
 void sup_http_resp_free(struct sup_http_resp *r);
