@@ -483,8 +483,10 @@ static void on_done(struct proxy_call *call, void *st, void *ws)
         /* switchyard's own health service: probes, counted apart from calls. */
         w->self_health[path_is(path, pathlen, WATCH_PATH)][code]++;
     } else {
-        bool real = sc->backend_answered && code != GRPC_UNIMPLEMENTED &&
-                    grpc_path_is_canonical(path, pathlen) && utf8_valid(path, pathlen);
+        /* A backend answered only a routed call, and the call routes only
+         * canonical paths (call.c checks before routing; visible ASCII, so
+         * valid UTF-8): such a path is safe as a label without checking again. */
+        bool real = sc->backend_answered && code != GRPC_UNIMPLEMENTED;
         struct proxy_mstat *m = method_slot(&w->st, path, pathlen, real);
         enum proxy_grpc_type t = grpc_type(&ci);
 
