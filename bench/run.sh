@@ -539,10 +539,22 @@ bidi_run() {
     done
 }
 
+# The saturation case on the running target, every call counted at the
+# backends, then its peak RSS; stops the target.
+run_sat_only() {
+    local ok0 ok1
+    ok0=$(echo_ok)
+    h2load_run sat -c "$CONNS" -m "$STREAMS"
+    ok1=$(echo_ok)
+    check_counts sat "$ok0" "$ok1" $((CONNS * STREAMS))
+    record peak_rss_kb "$(mem_kb "$(measured_pid)" VmHWM)"
+    stop_target
+}
+
 # The REST case: a check that the JSON is the echoed payload, then saturation
 # with GETs (recorded as "sat", so the table puts it beside native gRPC).
 run_rest() {
-    local ok0 ok1 got want
+    local got want
     H2LOAD_BODY=()
     H2LOAD_PATH=$REST_PATH
     HDRS=()
@@ -553,27 +565,16 @@ print(json.dumps({"payload": base64.b64encode(bytes(i % 251 for i in range(int(s
     [ "$got" = "$want" ] || die "$target: REST check failed: got $got"
     record check.calls 1
     record check.ok 1
-    ok0=$(echo_ok)
-    h2load_run sat -c "$CONNS" -m "$STREAMS"
-    ok1=$(echo_ok)
-    check_counts sat "$ok0" "$ok1" $((CONNS * STREAMS))
-    record peak_rss_kb "$(mem_kb "$(measured_pid)" VmHWM)"
-    stop_target
+    run_sat_only
 }
 
 # The policy targets: the saturation case only, every call checked at a backend.
 run_policy() {
-    local ok0 ok1
     H2LOAD_BODY=(-d "$body")
     H2LOAD_PATH=$URL_PATH
     HDRS=("${GRPC_HDRS[@]}")
     start_target "$target"
-    ok0=$(echo_ok)
-    h2load_run sat -c "$CONNS" -m "$STREAMS"
-    ok1=$(echo_ok)
-    check_counts sat "$ok0" "$ok1" $((CONNS * STREAMS))
-    record peak_rss_kb "$(mem_kb "$(measured_pid)" VmHWM)"
-    stop_target
+    run_sat_only
 }
 
 # ---- the scaling run (BENCH_WORKERS): switchyard with N workers on N CPUs ----
