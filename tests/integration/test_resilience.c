@@ -234,6 +234,7 @@ static int backend_with_active(long min, int ms)
 static struct {
     atomic_bool stop;
     atomic_long calls, failed;
+    atomic_long client_goaway; /* failed by the gRPC C core client itself: "GOAWAY received" */
     char first_failure[400];
     atomic_bool have_failure;
     uint32_t delay_ms;
@@ -257,6 +258,12 @@ static void *loader_run(void *arg)
         atomic_fetch_add(&load.calls, 1);
         if (r.status != OK) {
             atomic_fetch_add(&load.failed, 1);
+            /* gRPC C core (1.46-1.51) fails a call racing a graceful GOAWAY
+             * with this message of its own, before the call leaves the
+             * client (grpc/grpc#31733, also against gRPC's own servers);
+             * switchyard's messages start with "switchyard:". */
+            if (r.status == UNAVAILABLE && strcmp(r.message, "GOAWAY received") == 0)
+                atomic_fetch_add(&load.client_goaway, 1);
             if (!atomic_exchange(&load.have_failure, true))
                 snprintf(load.first_failure, sizeof(load.first_failure), "%d %s (backend %s)",
                          r.status, r.message, r.backend_id);
@@ -694,6 +701,7 @@ Test(resilience, max_connection_age_moves_clients_without_failing_calls)
     struct stream_run s;
     pthread_t sth;
     int goaways;
+    double started, handled_ok;
 
     add_backend(NULL);
     add_backend(NULL);
@@ -710,11 +718,24 @@ Test(resilience, max_connection_age_moves_clients_without_failing_calls)
     pthread_join(sth, NULL);
     goaways = log_count("max_connection_age reached; GOAWAY");
     fprintf(stderr,
-            "max_connection_age 1s: %ld calls over 4.5 s, %ld failed, %d GOAWAYs; a 2.5 s "
-            "stream across them: status %d, %d of 25 messages\n",
-            atomic_load(&load.calls), atomic_load(&load.failed), goaways, s.r.status, s.r.replies);
-    cr_assert_eq(atomic_load(&load.failed), 0, "%ld calls failed: %s", atomic_load(&load.failed),
-                 load.first_failure);
+            "max_connection_age 1s: %ld calls over 4.5 s, %ld failed (%ld by the client's own "
+            "GOAWAY race), %d GOAWAYs; a 2.5 s stream across them: status %d, %d of 25 messages\n",
+            atomic_load(&load.calls), atomic_load(&load.failed), atomic_load(&load.client_goaway),
+            goaways, s.r.status, s.r.replies);
+    /* No call switchyard received failed, and the client's own GOAWAY
+     * failures (see loader_run) never reached it: switchyard started exactly
+     * the calls that succeeded, and ended each OK. */
+    cr_assert_eq(atomic_load(&load.failed) - atomic_load(&load.client_goaway), 0,
+                 "%ld calls failed: %s", atomic_load(&load.failed), load.first_failure);
+    started = metric("grpc_server_started_total{grpc_service=\"sy.test.Echo\","
+                     "grpc_method=\"Unary\",grpc_type=\"unary\"}");
+    handled_ok = metric("grpc_server_handled_total{grpc_service=\"sy.test.Echo\","
+                        "grpc_method=\"Unary\",grpc_code=\"OK\",grpc_type=\"unary\"}");
+    cr_assert_eq((long)started, atomic_load(&load.calls) - atomic_load(&load.client_goaway),
+                 "switchyard started %.0f unary calls; %ld made, %ld failed in the client", started,
+                 atomic_load(&load.calls), atomic_load(&load.client_goaway));
+    cr_assert_eq(handled_ok, started, "switchyard ended %.0f of %.0f unary calls OK", handled_ok,
+                 started);
     cr_assert_geq(goaways, LOADERS, "%d GOAWAYs for %d connections over 4.5 s", goaways, LOADERS);
     cr_assert_eq(s.r.status, OK, "the stream across a GOAWAY: %d %s", s.r.status, s.r.message);
     cr_assert_eq(s.r.replies, 25);
