@@ -139,8 +139,8 @@ size_t proxy_head_del(struct proxy_head *h, const char *name, size_t nlen)
     return gone;
 }
 
-void proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const char *value,
-                    size_t vlen)
+nghttp2_nv *proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const char *value,
+                           size_t vlen)
 {
     size_t first = h->n, k;
     char *p;
@@ -153,7 +153,7 @@ void proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const c
     }
     if (first == h->n) {
         proxy_head_add(h, name, nlen, value, vlen);
-        return;
+        return &h->nv[h->n - 1];
     }
     /* In place, so pseudo-header fields stay first (RFC 9113 §8.3). */
     p = arena_take(h, vlen + 1);
@@ -171,6 +171,7 @@ void proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const c
         h->nv[k++] = h->nv[i];
     }
     h->n = k;
+    return &h->nv[first];
 }
 
 void proxy_head_copy(struct proxy_head *dst, const struct proxy_head *src)

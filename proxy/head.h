@@ -56,9 +56,10 @@ const nghttp2_nv *proxy_head_get(const struct proxy_head *h, const char *name, s
 size_t proxy_head_del(struct proxy_head *h, const char *name, size_t nlen);
 
 /** Replaces the value of every field named |name| with a copy of |value|, or
- *  appends the field when there is none. */
-void proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const char *value,
-                    size_t vlen);
+ *  appends the field when there is none; returns the field (valid until the
+ *  next edit of |h|). */
+nghttp2_nv *proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, const char *value,
+                           size_t vlen);
 
 /** Replaces every field of |h| with copies of the |n| fields |nv| (which may
  *  point into |h|, its nv array included). Earlier pointers stay valid until

@@ -274,7 +274,9 @@ static void set_traceparent(struct proxy_head *h, const uint8_t *trace_id, const
     tohex(span, 8, v + 36);
     v[52] = '-';
     tohex(&flags, 1, v + 53);
-    proxy_head_set(h, "traceparent", 11, v, TRACEPARENT_LEN);
+    /* A value new on every call: indexing it in the HPACK table would only
+     * evict the fields that repeat (RFC 7541 §7.1.3 leaves the choice to us). */
+    proxy_head_set(h, "traceparent", 11, v, TRACEPARENT_LEN)->flags |= NGHTTP2_NV_FLAG_NO_INDEX;
 }
 
 /* ---- hooks ---- */
