@@ -71,6 +71,37 @@ int grpc_timeout_parse(const uint8_t *v, size_t len, uint64_t *ms)
     return 0;
 }
 
+size_t grpc_timeout_format(uint64_t ms, char out[GRPC_TIMEOUT_MAX])
+{
+    /* Every call carries one (what is left of its deadline): no snprintf. */
+    static const struct {
+        uint64_t per;
+        char unit;
+    } units[] = {{1, 'm'}, {1000, 'S'}, {3600000, 'H'}};
+    char digits[20];
+    uint64_t n = 99999999;
+    char unit = 'H';
+    size_t k = 0, len = 0;
+
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        uint64_t v = ms / units[i].per + (ms % units[i].per != 0);
+
+        if (v <= 99999999) {
+            n = v;
+            unit = units[i].unit;
+            break;
+        }
+    }
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    while (k > 0)
+        out[len++] = digits[--k];
+    out[len++] = unit;
+    return len;
+}
+
 int grpc_status_parse(const uint8_t *v, size_t len)
 {
     int n = 0;

@@ -38,6 +38,16 @@ const char *grpc_code_name(int code);
  *  99999999H, fits. Returns 0, or -1 when the value is malformed. */
 int grpc_timeout_parse(const uint8_t *v, size_t len, uint64_t *ms);
 
+/** Longest value grpc_timeout_format() writes ("99999999S"), no NUL. */
+#define GRPC_TIMEOUT_MAX 9
+
+/** Writes |ms| as a grpc-timeout value into |out| (no NUL) and returns its
+ *  length: "<ms>m" up to 8 digits, beyond that whole seconds rounded up
+ *  ("<s>S"), then hours ("<h>H"); a value past 99999999H is written as that.
+ *  Parsing the result gives back |ms|, or the smallest larger value the
+ *  coarser unit can say. */
+size_t grpc_timeout_format(uint64_t ms, char out[GRPC_TIMEOUT_MAX]);
+
 /** Parses a grpc-status value (1 to 3 ASCII digits). Returns it, or -1. */
 int grpc_status_parse(const uint8_t *v, size_t len);
 

@@ -391,20 +391,24 @@ void proxy_call_side_closed(struct proxy_call *call, uint32_t h2err)
     proxy_head_clear(&call->rhead);
     proxy_head_clear(&call->trailers);
     {
-        /* Keep the buffers, arrays and events for the next call of this worker. */
-        struct proxy_call keep = *call;
+        /* Keep the buffers, arrays and events for the next call of this
+         * worker (only these are copied: the call is large, and freed often). */
+        struct proxy_flow req_body = call->req_body, resp_body = call->resp_body;
+        struct proxy_head req = call->req, rhead = call->rhead, trailers = call->trailers;
+        struct event *deadline_ev = call->deadline_ev, *idle_ev = call->idle_ev,
+                     *retry_ev = call->retry_ev, *hold_ev = call->hold_ev;
 
         memset(call, 0, sizeof(*call));
         call->env = env;
-        call->req_body = keep.req_body;
-        call->resp_body = keep.resp_body;
-        call->req = keep.req;
-        call->rhead = keep.rhead;
-        call->trailers = keep.trailers;
-        call->deadline_ev = keep.deadline_ev;
-        call->idle_ev = keep.idle_ev;
-        call->retry_ev = keep.retry_ev;
-        call->hold_ev = keep.hold_ev;
+        call->req_body = req_body;
+        call->resp_body = resp_body;
+        call->req = req;
+        call->rhead = rhead;
+        call->trailers = trailers;
+        call->deadline_ev = deadline_ev;
+        call->idle_ev = idle_ev;
+        call->retry_ev = retry_ev;
+        call->hold_ev = hold_ev;
         call->side.call = call;
     }
     call->next_free = env->free_calls;
@@ -929,12 +933,9 @@ static void attempt_head(struct proxy_call *call, struct proxy_attempt *a)
          * cap, or the cluster's timeout, reaches the backend this way). */
         uint64_t now = core_mono_ns() / 1000000,
                  left = call->deadline_ms > now ? call->deadline_ms - now : 1;
-        char v[24];
-        int n = left <= 99999999
-                    ? snprintf(v, sizeof(v), "%llum", (unsigned long long)left)
-                    : snprintf(v, sizeof(v), "%lluS", (unsigned long long)(left + 999) / 1000);
+        char v[GRPC_TIMEOUT_MAX];
 
-        proxy_head_set(&a->head, "grpc-timeout", 12, v, (size_t)n);
+        proxy_head_set(&a->head, "grpc-timeout", 12, v, grpc_timeout_format(left, v));
     }
     for (size_t i = 0; i < env->nfilters; i++) {
         if (env->filters[i]->on_attempt_start != NULL)

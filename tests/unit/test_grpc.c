@@ -129,6 +129,38 @@ Test(grpc, timeout_zero_is_a_deadline_that_has_passed)
     cr_assert_eq(ms, 0);
 }
 
+Test(grpc, timeout_format_round_trips)
+{
+    static const struct {
+        uint64_t ms;
+        const char *v;
+        uint64_t back; /* what parsing it gives */
+    } cases[] = {
+        {0, "0m", 0},
+        {1, "1m", 1},
+        {30000, "30000m", 30000},
+        {99999999, "99999999m", 99999999},
+        {100000000, "100000S", 100000000},
+        {100000001, "100001S", 100001000}, /* rounded up, never shortened */
+        {99999999000ULL, "99999999S", 99999999000ULL},
+        {99999999001ULL, "27778H", 27778ULL * 3600000},
+        {UINT64_MAX, "99999999H", 99999999ULL * 3600000},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char v[GRPC_TIMEOUT_MAX];
+        size_t n = grpc_timeout_format(cases[i].ms, v);
+        uint64_t ms = 7;
+
+        cr_assert(n <= GRPC_TIMEOUT_MAX);
+        cr_assert_eq(n, strlen(cases[i].v), "%llu: length %zu", (unsigned long long)cases[i].ms, n);
+        cr_assert(memcmp(v, cases[i].v, n) == 0, "%llu: %.*s, not %s",
+                  (unsigned long long)cases[i].ms, (int)n, v, cases[i].v);
+        cr_assert_eq(grpc_timeout_parse((const uint8_t *)v, n, &ms), 0);
+        cr_assert_eq(ms, cases[i].back);
+    }
+}
+
 Test(grpc, timeout_malformed)
 {
     static const char *const bad[] = {
