@@ -1192,7 +1192,7 @@ static void collect_start(struct proxy_admin *a)
     a->collecting = true;
     a->nreports = 0;
     for (size_t i = 0; i < a->rt->nworkers; i++)
-        event_active(a->rt->workers[i].ev_report, EV_READ, 0);
+        proxy_worker_ask(&a->rt->workers[i], PROXY_ASK_REPORT);
 }
 
 void proxy_admin_report_ready(struct runtime *rt)

@@ -1,8 +1,10 @@
 /* proxy internals shared by the main thread's files (main.c, admin.c, dns.c)
  * and the worker (worker.c, listen.c): the worker object and its mailboxes.
- * Invariant: everything here except the mailboxes (atomic pointers) and the
- * events the main thread activates is owned and touched by exactly one
- * thread: a worker's objects by that worker, the runtime by the main thread.
+ * Invariant: everything here except the mailboxes (atomic pointers, the
+ * |asks| bits and the eventfd that wakes the worker for them) is owned and
+ * touched by exactly one thread: a worker's objects by that worker, the
+ * runtime by the main thread. A worker's event_base has no lock: no other
+ * thread may add, activate or break anything on it.
  * SPDX-License-Identifier: MIT */
 #ifndef PROXY_INTERNAL_H
 #define PROXY_INTERNAL_H
@@ -52,20 +54,33 @@ struct proxy_worker {
     struct timeval idle_tv; /* stream_idle_timeout as a common timeout */
     uint32_t idle_ms;       /* the value |idle_tv| was made for */
 
+    /* what the main thread asks (PROXY_ASK_* bits), with a write to
+     * |wake_fd| (an eventfd) that |ev_wake| reads on the worker's loop */
+    atomic_uint asks;
+    int wake_fd;
+    struct event *ev_wake;
+
     /* snapshot mailbox: the main thread stores, the worker takes */
     _Atomic(struct bal_snapshot *) pending;
-    struct event *ev_snapshot;
     struct bal_snapshot *snap;
     struct proxy_cluster_state *cs; /* one per cluster of |snap| */
     size_t ncs;
 
-    struct event *ev_report; /* main thread asks for a proxy_report */
-    _Atomic(struct proxy_report *) report;
+    _Atomic(struct proxy_report *) report; /* the worker's answer to PROXY_ASK_REPORT */
 
-    struct event *ev_drain;
     bool draining;
     bool done_reported;
 };
+
+/* ---- worker.c ---- */
+enum {
+    PROXY_ASK_SNAPSHOT = 1, /* take |pending| */
+    PROXY_ASK_REPORT = 2,   /* post a proxy_report, then activate rt->ev_report_ready */
+    PROXY_ASK_DRAIN = 4,    /* stop accepting, let open connections finish */
+    PROXY_ASK_STOP = 8,     /* leave the loop */
+};
+/** Asks |w| for the PROXY_ASK_* bits |what| (any thread; no lock). */
+void proxy_worker_ask(struct proxy_worker *w, unsigned what);
 
 /* ---- listen.c ---- */
 /** Binds |w|'s listeners for |pc| (SO_REUSEPORT). Returns 0 or -1 (logged). */
