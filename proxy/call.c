@@ -1267,7 +1267,14 @@ void proxy_call_head_done(struct proxy_call *call, bool end)
     call->cluster = cl->index;
     call->gen = env->snap->generation;
     call->routed = true;
-    snprintf(call->cluster_name, sizeof(call->cluster_name), "%s", cl->name);
+    {
+        /* Kept by name for a reload that moves the cluster (no snprintf:
+         * every call comes by here). */
+        size_t n = strnlen(cl->name, sizeof(call->cluster_name) - 1);
+
+        memcpy(call->cluster_name, cl->name, n);
+        call->cluster_name[n] = '\0';
+    }
     set_state(call, PROXY_CALL_ROUTED);
     route_setup(call, cl);
     dispatch(call, true);
