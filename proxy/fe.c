@@ -55,7 +55,9 @@ struct proxy_fe_conn {
     uint32_t nstreams;
     struct event *idle_timer;
     struct event *goaway_timer;
-    struct event *hdr_timer; /* header_timeout */
+    struct event *hdr_timer; /* header_timeout: armed lazily, see on_hdr_timer() */
+    bool hdr_armed;          /* |hdr_timer| is pending */
+    uint64_t hdr_since_ms;   /* when |nhdr_pending| last left 0 (or the connection began) */
     struct event *age_timer; /* max_connection_age, then its grace */
     bool aged;               /* max_connection_age passed: GOAWAY sent, grace running */
     bool goaway_sent;        /* the final GOAWAY with last-stream-id */
@@ -203,8 +205,13 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     sd = proxy_call_side(call);
     link_call(fc, sd);
     fc->nstreams++;
-    if (fc->nhdr_pending++ == 0)
-        timer_arm(fc->hdr_timer, conf_of(fc)->header_timeout_ms);
+    if (fc->nhdr_pending++ == 0) {
+        fc->hdr_since_ms = proxy_loop_ms(fc->c.base);
+        if (!fc->hdr_armed) {
+            timer_arm(fc->hdr_timer, conf_of(fc)->header_timeout_ms);
+            fc->hdr_armed = true;
+        }
+    }
     event_del(fc->idle_timer);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
     return 0;
@@ -227,8 +234,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
 
 static void headers_complete(struct proxy_fe_conn *fc)
 {
-    if (--fc->nhdr_pending == 0 && fc->settings_seen)
-        event_del(fc->hdr_timer);
+    fc->nhdr_pending--; /* the timer lapses by itself (on_hdr_timer) */
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -239,11 +245,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 
     switch (frame->hd.type) {
     case NGHTTP2_SETTINGS:
-        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !fc->settings_seen) {
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
             fc->settings_seen = true;
-            if (fc->nhdr_pending == 0)
-                event_del(fc->hdr_timer);
-        }
         return 0;
     case NGHTTP2_PING:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK)
@@ -669,17 +672,31 @@ static const struct proxy_conn_ops fe_conn_ops = {
     .on_input = on_input,
 };
 
+/* The header timer is not stopped when a head completes (an event_add and
+ * an event_del per call): it fires header_timeout after it was armed and
+ * looks. Nothing outstanding: it lapses. A head begun since it was armed:
+ * armed again for the rest of that head's time. */
 static void on_hdr_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_fe_conn *fc = arg;
+    uint32_t limit = conf_of(fc)->header_timeout_ms;
+    uint64_t now = proxy_loop_ms(fc->c.base);
+    uint64_t since = now > fc->hdr_since_ms ? now - fc->hdr_since_ms : 0;
 
     (void)fd;
     (void)what;
-    if (!fc->settings_seen || fc->nhdr_pending > 0) {
-        log_info("client %s: header_timeout (%s)", fc->peer,
-                 fc->settings_seen ? "request headers incomplete" : "no HTTP/2 preface");
-        proxy_conn_close_soon(&fc->c);
+    fc->hdr_armed = false;
+    if (fc->settings_seen && fc->nhdr_pending == 0)
+        return;
+    /* Within 10 ms counts as due: the loop's clock and the timer's differ. */
+    if (since + 10 < limit) {
+        timer_arm(fc->hdr_timer, limit - (uint32_t)since);
+        fc->hdr_armed = true;
+        return;
     }
+    log_info("client %s: header_timeout (%s)", fc->peer,
+             fc->settings_seen ? "request headers incomplete" : "no HTTP/2 preface");
+    proxy_conn_close_soon(&fc->c);
 }
 
 static void send_final_goaway(struct proxy_fe_conn *fc)
@@ -859,7 +876,9 @@ void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct 
     fc->goaway_timer = event_new(env->base, -1, 0, on_goaway_timer, fc);
     fc->hdr_timer = event_new(env->base, -1, 0, on_hdr_timer, fc);
     /* The preface and SETTINGS (or a request head) must come within header_timeout. */
+    fc->hdr_since_ms = proxy_loop_ms(env->base);
     timer_arm(fc->hdr_timer, pc->header_timeout_ms);
+    fc->hdr_armed = true;
     fc->next = env->conns;
     if (env->conns != NULL)
         env->conns->prev = fc;

@@ -300,10 +300,12 @@ def mode_upload_stall(port, streams):
     return 0
 
 
-def mode_dribble(port, _):
-    """Starts a header block and never finishes it: switchyard closes us."""
+def mode_dribble(port, delay_ms):
+    """Starts a header block (|delay_ms| after the SETTINGS exchange) and never
+    finishes it: switchyard closes us."""
     s, c = connect(port)
     wait_settings(s, c)
+    time.sleep(delay_ms / 1000.0)
     block = hpack.Encoder().encode(headers(port))
     # HEADERS on stream 1 without END_HEADERS, and no CONTINUATION ever.
     s.sendall(struct.pack(">I", len(block))[1:] + b"\x01\x00" + struct.pack(">I", 1) + block)

@@ -274,6 +274,19 @@ Test(limits, dribbled_headers_are_closed_at_header_timeout)
     stop_proxy_clean();
 }
 
+/* The header timer is armed when the connection opens and left to lapse: a
+ * head begun 0.7 s later still gets its whole second. */
+Test(limits, a_head_begun_late_gets_its_whole_header_timeout)
+{
+    char line[512];
+
+    start_proxy("header_timeout = 1s");
+    cr_assert_eq(abuse("dribble", 700, NULL, line, sizeof(line), 30000), 0, "%s", line);
+    cr_log_info("late head: %s", line);
+    cr_assert(closed_after(line) >= 0.8 && closed_after(line) < 5, "%s", line);
+    stop_proxy_clean();
+}
+
 Test(limits, oversize_messages_get_resource_exhausted)
 {
     struct gc_opts o;
