@@ -458,19 +458,26 @@ void proxy_call_head_add(struct proxy_call *call, const char *name, size_t nlen,
  * until the call ends (head.h). */
 static void head_note(struct proxy_call *call)
 {
-    const nghttp2_nv *f;
+    /* One pass over the fields (this runs for every call, again after a
+     * filter rewrote the head); the first field of each name counts. */
+    bool path = false, method = false, ctype = false;
 
-    if ((f = proxy_head_get(&call->req, ":path", 5)) != NULL) {
-        call->path = f->value;
-        call->pathlen = f->valuelen;
-    }
-    if ((f = proxy_head_get(&call->req, ":method", 7)) != NULL) {
-        call->method = f->value;
-        call->methodlen = f->valuelen;
-    }
-    if ((f = proxy_head_get(&call->req, "content-type", 12)) != NULL) {
-        call->ctype = f->value;
-        call->ctypelen = f->valuelen;
+    for (size_t i = 0; i < call->req.n; i++) {
+        const nghttp2_nv *f = &call->req.nv[i];
+
+        if (!path && proxy_nv_is(f, ":path", 5)) {
+            call->path = f->value;
+            call->pathlen = f->valuelen;
+            path = true;
+        } else if (!method && proxy_nv_is(f, ":method", 7)) {
+            call->method = f->value;
+            call->methodlen = f->valuelen;
+            method = true;
+        } else if (!ctype && proxy_nv_is(f, "content-type", 12)) {
+            call->ctype = f->value;
+            call->ctypelen = f->valuelen;
+            ctype = true;
+        }
     }
 }
 
