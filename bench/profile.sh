@@ -18,7 +18,7 @@
 #           messages, PROF_MSGS [20000] messages
 #   paced   the same paced to 10,000 messages/s in total
 #   churn   the same with a new stream every 10 messages
-#   idle    RSS per idle connection (2,000 connections)
+#   idle    RSS per idle connection (2,000 connections, idle for PROF_IDLE_SETTLE [4] s)
 # Needs a built tree (make all bench-bins); BUILD [build], SY_BIN, ECHO_BIN and
 # CLIENT_BIN as in bench/run.sh. Processes are stopped by PID.
 # SPDX-License-Identifier: MIT
@@ -181,7 +181,7 @@ run_idle() {
         grep -q ready "$work/idle.out" && break
         sleep 0.1
     done
-    sleep 0.5
+    sleep "${PROF_IDLE_SETTLE:-4}" # idle for a few seconds, as idle connections are
     rss1=$(awk '/^VmRSS:/ {print $2}' /proc/"$sy_pid"/status)
     kill -TERM "$cpid"
     wait "$cpid" 2>/dev/null || true

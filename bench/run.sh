@@ -3,7 +3,8 @@
 #
 # On loopback, with free ports picked at run time, it starts one echo backend
 # (build/bench/sy-echo) and, per target, the proxy in front of it, then measures:
-#   idle    RSS per idle HTTP/2 connection (fresh process, BENCH_IDLE_CONNS conns)
+#   idle    RSS per idle HTTP/2 connection (fresh process, BENCH_IDLE_CONNS conns, read
+#           after they sat idle BENCH_IDLE_SETTLE seconds)
 #   c1      closed-loop latency at concurrency 1 (h2load -c1 -m1)
 #   rate    latency and CPU per call at a fixed rate (BENCH_RATE calls/s over
 #           BENCH_RATE_CONNS connections, one call in flight on each)
@@ -42,6 +43,7 @@
 #   BENCH_CHURN [10]          bidi churn case, messages per stream
 #   BENCH_STREAM_MSG [65536]  streaming case, payload bytes per message
 #   BENCH_IDLE_CONNS [2000]   idle-connection case, connections
+#   BENCH_IDLE_SETTLE [4]     idle-connection case, seconds idle before RSS is read
 #   BENCH_ROUNDS [1]          rounds; targets run interleaved, medians reported
 #   BENCH_TARGETS             subset of: direct switchyard-w1 switchyard-w2 nginx haproxy
 #                             switchyard-trace0.01 switchyard-trace1 (1 worker, tracing at
@@ -79,6 +81,7 @@ CHURN=${BENCH_CHURN:-10}
 SCALE_WORKERS=${BENCH_WORKERS:-}
 STREAM_MSG=${BENCH_STREAM_MSG:-65536}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
+IDLE_SETTLE=${BENCH_IDLE_SETTLE:-4}
 ROUNDS=${BENCH_ROUNDS:-1}
 CHECK_CALLS=${BENCH_CHECK_CALLS:-2000}
 TARGETS=${BENCH_TARGETS:-direct switchyard-w1 switchyard-w2 switchyard-trace0.01 switchyard-trace1 switchyard-rest switchyard-rr3 switchyard-lr3 nginx haproxy}
@@ -448,7 +451,9 @@ run_idle() {
     done
     grep -q ready "$work/idle.out" ||
         die "$target: $IDLE_CONNS idle connections did not open: $(cat "$work/idle.err")"
-    sleep 0.5
+    # Idle for a few seconds, as idle connections are (switchyard gives an
+    # idle connection's frame buffer back after 2 s; the peers get as long).
+    sleep "$IDLE_SETTLE"
     rss1=$(mem_kb "$pid" VmRSS)
     stop_pid "$client_pid"
     forget_pid "$client_pid"
@@ -675,7 +680,7 @@ versions=$work/versions.txt
     echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///')"
     echo "haproxy $("$HAPROXY" -v 2>&1 | awk 'NR == 1 {print $3}')"
     echo "h2load $(h2load --version | awk '{print $2}')"
-    echo "params duration=${DURATION}s conns=$CONNS streams=$STREAMS payload=${PAYLOAD}B rate=$RATE/s over $RATE_CONNS conns bidi_rate=$BIDI_RATE/s churn=$CHURN stream_msg=${STREAM_MSG}B idle_conns=$IDLE_CONNS rounds=$ROUNDS pin=$PIN"
+    echo "params duration=${DURATION}s conns=$CONNS streams=$STREAMS payload=${PAYLOAD}B rate=$RATE/s over $RATE_CONNS conns bidi_rate=$BIDI_RATE/s churn=$CHURN stream_msg=${STREAM_MSG}B idle_conns=$IDLE_CONNS idle_settle=${IDLE_SETTLE}s rounds=$ROUNDS pin=$PIN"
     echo "load $(cut -d' ' -f1-3 /proc/loadavg)"
     [ -z "$SCALE_WORKERS" ] || echo "scaling $SCALE_WORKERS"
 } >"$versions"

@@ -45,6 +45,11 @@
 /* After the last frame (GOAWAY) of a connection: how long its input is still
  * read and dropped so that closing does not reset it (see proxy_conn_linger). */
 #define FE_LINGER_MS 2000
+/* A connection with no stream that read nothing for this long gives its
+ * frame buffer's pages back (proxy_h2mem_trim); checked this often. Not at
+ * once: a client between two calls would fault the page in again each call. */
+#define FE_TRIM_IDLE_MS  2000
+#define FE_TRIM_EVERY_MS 1000
 
 struct proxy_fe_conn {
     struct proxy_conn c; /* first: a proxy_conn * of a client is a proxy_fe_conn * */
@@ -53,6 +58,7 @@ struct proxy_fe_conn {
     struct proxy_call_side *calls;     /* the calls of its streams */
     char peer[BAL_ADDRSTRLEN];
     uint32_t nstreams;
+    struct proxy_h2mem_owner h2mem; /* the session's allocator (its frame buffer) */
     struct event *idle_timer;
     struct event *goaway_timer;
     struct event *hdr_timer; /* header_timeout: armed lazily, see on_hdr_timer() */
@@ -354,6 +360,7 @@ static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t len
     size_t plen;
     ssize_t rv;
 
+    fc->h2mem.trimmed = false; /* the frame buffer holds this frame */
     if (fc->settings_patched)
         return proxy_conn_send_cb(session, data, length, flags, user_data);
     plen = (size_t)data[0] << 16 | (size_t)data[1] << 8 | data[2];
@@ -413,6 +420,7 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
     struct evbuffer *out = proxy_conn_output(&fc->c);
 
     (void)source;
+    fc->h2mem.trimmed = false; /* |framehd| is in the frame buffer */
     if (proxy_conn_output_full(&fc->c))
         return NGHTTP2_ERR_WOULDBLOCK;
     if (call == NULL)
@@ -773,6 +781,27 @@ static void on_age_timer(evutil_socket_t fd, short what, void *arg)
     proxy_conn_close_soon(&fc->c);
 }
 
+/* Every FE_TRIM_EVERY_MS while the worker has connections: those idle for
+ * FE_TRIM_IDLE_MS (no stream, nothing read, no frame queued or half sent)
+ * give their frame buffer's pages back: an idle connection then holds its
+ * session's state and no frame bytes. */
+static void on_trim_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_fe_env *env = arg;
+    uint64_t now = proxy_loop_ms(env->base);
+
+    (void)fd;
+    (void)what;
+    for (struct proxy_fe_conn *fc = env->conns; fc != NULL; fc = fc->next) {
+        if (fc->c.session == NULL || fc->c.dead || fc->nstreams > 0 || fc->h2mem.trimmed ||
+            now - fc->c.last_rx_ms < FE_TRIM_IDLE_MS || nghttp2_session_want_write(fc->c.session))
+            continue;
+        proxy_h2mem_trim(&fc->h2mem);
+    }
+    if (env->conns != NULL)
+        timer_arm(env->trim_timer, FE_TRIM_EVERY_MS);
+}
+
 void proxy_fe_drain(struct proxy_fe_env *env)
 {
     env->draining = true;
@@ -809,9 +838,11 @@ static int fe_h2_start(struct proxy_fe_conn *fc)
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, pc->max_header_list_size},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
+    int rv = nghttp2_session_server_new3(&fc->c.session, fc->env->cbs, fc, fc->env->opt,
+                                         proxy_h2mem_owner_init(&fc->h2mem));
 
-    if (nghttp2_session_server_new3(&fc->c.session, fc->env->cbs, fc, fc->env->opt,
-                                    proxy_h2mem()) != 0) {
+    proxy_h2mem_created(&fc->h2mem);
+    if (rv != 0) {
         log_error("client %s: cannot set up the HTTP/2 session", fc->peer);
         return -1;
     }
@@ -886,6 +917,8 @@ void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct 
     env->nconns++;
     if (pc->idle_timeout_ms > 0)
         timer_arm(fc->idle_timer, pc->idle_timeout_ms);
+    if (!evtimer_pending(env->trim_timer, NULL))
+        timer_arm(env->trim_timer, FE_TRIM_EVERY_MS);
     log_debug("client %s: connected (worker %d)", fc->peer, env->worker);
     proxy_conn_schedule(&fc->c);
 }
@@ -900,7 +933,8 @@ void proxy_fe_env_init(struct proxy_fe_env *env, struct event_base *base, struct
     env->fl = fl;
     env->calls = calls;
     env->worker = worker;
-    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&env->opt) != 0)
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&env->opt) != 0 ||
+        (env->trim_timer = evtimer_new(base, on_trim_timer, env)) == NULL)
         core_oom();
     nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
     nghttp2_session_callbacks_set_send_data_callback(cbs, send_data_cb);
@@ -931,6 +965,9 @@ void proxy_fe_env_deinit(struct proxy_fe_env *env)
         env->on_gone = NULL;
         destroy(&env->conns->c);
     }
+    if (env->trim_timer != NULL)
+        event_free(env->trim_timer);
+    env->trim_timer = NULL;
     if (env->cbs != NULL)
         nghttp2_session_callbacks_del(env->cbs);
     nghttp2_option_del(env->opt);

@@ -33,6 +33,7 @@ struct proxy_fe_env {
     uint64_t refused;            /* connections closed at max_connections */
     int worker;                  /* index, for logs */
     bool draining;
+    struct event *trim_timer;   /* gives idle connections' frame buffers back (fe.c) */
     void (*on_gone)(void *arg); /* a connection was freed (the worker may finish a drain) */
     void *gone_arg;
 };

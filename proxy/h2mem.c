@@ -2,9 +2,12 @@
  * SPDX-License-Identifier: MIT */
 #include "proxy/h2mem.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -44,12 +47,115 @@ static size_t class_bytes(uint32_t cls)
     return ((size_t)cls + 1) * STEP;
 }
 
+/* ---- slots (frame buffers), see h2mem.h ---- */
+
+/* Address space reserved for slots (not memory: PROT_NONE until used). */
+#define ARENA_BYTES ((size_t)4 << 30)
+#define ARENA_SLOTS (ARENA_BYTES / H2MEM_SLOT)
+/* Slots made usable (mprotect) at a time. */
+#define SLOT_STEP 64u
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_once_t once;
+    _Atomic(uintptr_t) lo; /* 0: no arena (not reserved yet, or reserving failed) */
+    size_t ready;          /* slots usable so far */
+    size_t next;           /* slots handed out at least once */
+    uint32_t *free;        /* returned slots */
+    size_t nfree, freecap;
+} arena = {.mu = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+
+static void arena_reserve(void)
+{
+    void *p =
+        mmap(NULL, ARENA_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    if (p != MAP_FAILED)
+        atomic_store_explicit(&arena.lo, (uintptr_t)p, memory_order_release);
+}
+
+static bool is_slot(const void *ptr)
+{
+    uintptr_t lo = atomic_load_explicit(&arena.lo, memory_order_acquire);
+
+    return lo != 0 && (uintptr_t)ptr - lo < ARENA_BYTES;
+}
+
+/* The slot paths run once per connection: out of line, so that the calls'
+ * small blocks do not pay for their registers. */
+#define COLD __attribute__((noinline, cold))
+
+/* A slot, or NULL (no arena, or it is full: the caller uses the heap). */
+static COLD void *slot_take(void)
+{
+    uintptr_t lo;
+    void *p = NULL;
+
+    pthread_once(&arena.once, arena_reserve);
+    lo = atomic_load_explicit(&arena.lo, memory_order_acquire);
+    if (lo == 0)
+        return NULL;
+    pthread_mutex_lock(&arena.mu);
+    if (arena.nfree > 0) {
+        p = (char *)lo + (size_t)arena.free[--arena.nfree] * H2MEM_SLOT;
+    } else if (arena.next < ARENA_SLOTS) {
+        if (arena.next == arena.ready &&
+            mprotect((char *)lo + arena.ready * H2MEM_SLOT, (size_t)SLOT_STEP * H2MEM_SLOT,
+                     PROT_READ | PROT_WRITE) == 0)
+            arena.ready += SLOT_STEP;
+        if (arena.next < arena.ready)
+            p = (char *)lo + arena.next++ * H2MEM_SLOT;
+    }
+    pthread_mutex_unlock(&arena.mu);
+    return p;
+}
+
+static COLD void slot_give(void *ptr, struct proxy_h2mem_owner *o)
+{
+    uintptr_t lo = atomic_load_explicit(&arena.lo, memory_order_acquire);
+
+    for (size_t i = 0; o != NULL && i < H2MEM_OWNER_MAX; i++) {
+        if (o->slots[i] == ptr)
+            o->slots[i] = NULL;
+    }
+    pthread_mutex_lock(&arena.mu);
+    if (arena.nfree == arena.freecap) {
+        size_t cap = arena.freecap == 0 ? 256 : arena.freecap * 2;
+        uint32_t *f = realloc(arena.free, cap * sizeof(*f));
+
+        if (f == NULL) { /* the slot stays out of use: nothing breaks */
+            pthread_mutex_unlock(&arena.mu);
+            return;
+        }
+        arena.free = f;
+        arena.freecap = cap;
+    }
+    arena.free[arena.nfree++] = (uint32_t)(((uintptr_t)ptr - lo) / H2MEM_SLOT);
+    pthread_mutex_unlock(&arena.mu);
+}
+
+/* A slot noted in |o|, or NULL (the heap then). */
+static COLD void *owner_slot(struct proxy_h2mem_owner *o)
+{
+    for (size_t i = 0; i < H2MEM_OWNER_MAX; i++) {
+        if (o->slots[i] == NULL)
+            return o->slots[i] = slot_take();
+    }
+    return NULL;
+}
+
 static void *h2_malloc(size_t size, void *ud)
 {
     uint32_t cls = size == 0 ? 0 : (uint32_t)((size - 1) / STEP);
+    struct proxy_h2mem_owner *o = ud;
     struct hdr *h;
 
-    (void)ud;
+    if (o != NULL && o->creating && size >= H2MEM_SLOT_BIG && size <= H2MEM_SLOT) {
+        void *p = owner_slot(o);
+
+        if (p != NULL)
+            return p;
+    }
     if (size <= (size_t)NCLASSES * STEP) {
         h = cache.head[cls];
         if (h != NULL) {
@@ -75,9 +181,12 @@ static void h2_free(void *ptr, void *ud)
 {
     struct hdr *h;
 
-    (void)ud;
     if (ptr == NULL)
         return;
+    if (is_slot(ptr)) {
+        slot_give(ptr, ud);
+        return;
+    }
     h = (struct hdr *)ptr - 1;
     if (h->cls < NCLASSES && cache.bytes + class_bytes(h->cls) <= H2MEM_CACHE_MAX) {
         h->u.next = cache.head[h->cls];
@@ -109,6 +218,15 @@ static void *h2_realloc(void *ptr, size_t size, void *ud)
 
     if (ptr == NULL)
         return h2_malloc(size, ud);
+    if (is_slot(ptr)) {
+        if (size <= H2MEM_SLOT)
+            return ptr;
+        if ((q = h2_malloc(size, NULL)) == NULL)
+            return NULL;
+        memcpy(q, ptr, H2MEM_SLOT);
+        h2_free(ptr, ud);
+        return q;
+    }
     h = (struct hdr *)ptr - 1;
     have = h->cls < NCLASSES ? class_bytes(h->cls) : h->u.size;
     if (size <= have && (h->cls < NCLASSES || size > (size_t)NCLASSES * STEP))
@@ -132,6 +250,34 @@ static nghttp2_mem mem = {
 nghttp2_mem *proxy_h2mem(void)
 {
     return &mem;
+}
+
+nghttp2_mem *proxy_h2mem_owner_init(struct proxy_h2mem_owner *o)
+{
+    *o = (struct proxy_h2mem_owner){.mem = mem, .creating = true};
+    o->mem.mem_user_data = o; /* nghttp2 keeps a copy of |mem| in the session */
+    return &o->mem;
+}
+
+void proxy_h2mem_created(struct proxy_h2mem_owner *o)
+{
+    o->creating = false;
+}
+
+size_t proxy_h2mem_trim(struct proxy_h2mem_owner *o)
+{
+    size_t n = 0;
+
+    if (o->trimmed)
+        return 0;
+    for (size_t i = 0; i < H2MEM_OWNER_MAX; i++) {
+        /* The block's content is dead (no frame in it): zero pages may
+         * replace it. A slot is page-aligned and H2MEM_SLOT long. */
+        if (o->slots[i] != NULL && madvise(o->slots[i], H2MEM_SLOT, MADV_DONTNEED) == 0)
+            n += H2MEM_SLOT;
+    }
+    o->trimmed = true;
+    return n;
 }
 
 void proxy_h2mem_release(void)

@@ -6,7 +6,7 @@
  * most H2MEM_CACHE_MAX bytes; a cached block is poisoned under ASan, so a use
  * after free is still reported.
  * Threads: each thread has its own cache (thread-local), so no locks; a block
- * may be freed by another thread than the one that allocated it.
+ * may be freed by another thread than the one that allocated it (slots too).
  * Leaf: includes nothing of proxy/.
  * SPDX-License-Identifier: MIT */
 #ifndef SWITCHYARD_PROXY_H2MEM_H
@@ -14,11 +14,46 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <stdbool.h>
+#include <stddef.h>
+
 /* Bytes of freed blocks one thread keeps for reuse. */
 #define H2MEM_CACHE_MAX (256 * 1024)
 
+/* A session's outgoing frame buffer (16 KiB, allocated when the session is
+ * created) lives in a page-aligned slot of its own, so that the pages an idle
+ * connection wrote its last frames into can be given back to the kernel
+ * (proxy_h2mem_trim); the next frame faults in a zero page. Slots come from
+ * one address range reserved for the process (PROT_NONE until used), so a
+ * free tells them from heap blocks by address; taking and returning a slot
+ * (once per connection) holds a mutex. */
+#define H2MEM_SLOT      (20 * 1024)
+#define H2MEM_SLOT_BIG  (8 * 1024) /* the smallest block that gets a slot */
+#define H2MEM_OWNER_MAX 2
+
+/** One session's view of the allocator: what it allocated while being
+ *  created (its frame buffer). Lives as long as the session. */
+struct proxy_h2mem_owner {
+    nghttp2_mem mem; /* proxy_h2mem()'s functions, with this owner as user data */
+    void *slots[H2MEM_OWNER_MAX];
+    bool creating; /* blocks of H2MEM_SLOT_BIG or more get a slot and are noted */
+    bool trimmed;  /* proxy_h2mem_trim() ran and nothing was written since */
+};
+
 /** The allocator to pass to nghttp2_session_*_new3(). Static: never freed. */
 nghttp2_mem *proxy_h2mem(void);
+
+/** Sets up |o| and returns its allocator, for nghttp2_session_*_new3();
+ *  call proxy_h2mem_created() after the session is created. */
+nghttp2_mem *proxy_h2mem_owner_init(struct proxy_h2mem_owner *o);
+
+/** The session of |o| is created (or creating it failed). */
+void proxy_h2mem_created(struct proxy_h2mem_owner *o);
+
+/** Gives back the pages of |o|'s frame buffer. Only while the session has no
+ *  frame in it: nghttp2_session_want_write() is 0 (nothing queued, nothing
+ *  half sent). Returns the bytes given back (0: nothing to give). */
+size_t proxy_h2mem_trim(struct proxy_h2mem_owner *o);
 
 /** Frees the blocks this thread keeps. Call before a thread that used the
  *  allocator ends (its cache would be lost), and at exit. */

@@ -331,6 +331,66 @@ def mode_idle(port, _):
     return 0
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def unary_call(s, c, port, payload):
+    """One Unary call on connection (s, c): the echoed bytes and grpc-status."""
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, headers(port, "/sy.test.Echo/Unary"))
+    c.send_data(sid, echo_request(payload=payload), end_stream=True)
+    s.sendall(c.data_to_send())
+    body, status = b"", None
+
+    def done(e):
+        nonlocal body, status
+        if isinstance(e, h2.events.DataReceived) and e.stream_id == sid:
+            body += e.data
+            c.acknowledge_received_data(e.flow_controlled_length, sid)
+        if isinstance(e, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+            status = dict(e.headers).get("grpc-status", status)
+        return isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)) and e.stream_id == sid
+
+    pump(s, c, done, 5)
+    return body, status
+
+
+def mode_idle_many(port, conns):
+    """Opens |conns| HTTP/2 connections (SETTINGS exchanged both ways) and keeps
+    them idle; reads switchyard's RSS (pid: argv[4]) before, just after, and
+    after 4 s idle; then makes a call on the first connection (its session
+    must work after its idle time). Prints the figures; exits 0 when the call
+    came back whole."""
+    pid = int(sys.argv[4])
+    rss0 = rss_kb(pid)
+    socks = []
+    for _ in range(conns):
+        s, c = connect(port)
+        if not isinstance(wait_settings(s, c), h2.events.RemoteSettingsChanged):
+            print("connection %d: no SETTINGS" % len(socks))
+            return 1
+        socks.append((s, c))
+    time.sleep(0.5)
+    rss_open = rss_kb(pid)
+    time.sleep(4)
+    rss_idle = rss_kb(pid)
+    payload = bytes(range(200))
+    ok = 0
+    for s, c in socks[:3]:
+        body, status = unary_call(s, c, port, payload)
+        ok += status == "0" and payload in body
+    print("conns=%d rss0=%d open=%d idle=%d open_per_conn=%.2f idle_per_conn=%.2f calls_ok=%d/3" % (
+        conns, rss0, rss_open, rss_idle, (rss_open - rss0) / conns, (rss_idle - rss0) / conns, ok))
+    for s, _ in socks:
+        s.close()
+    return 0 if ok == 3 else 1
+
+
 def mode_big_headers(port, size):
     """One call with |size| bytes of metadata: trailers-only RESOURCE_EXHAUSTED."""
     s, c = connect(port)
@@ -581,6 +641,7 @@ MODES = {
     "upload-stall": mode_upload_stall,
     "dribble": mode_dribble,
     "idle": mode_idle,
+    "idle-many": mode_idle_many,
     "big-headers": mode_big_headers,
 }
 

@@ -206,3 +206,63 @@ Test(h2mem, sessions_run_calls_through_it)
     nghttp2_session_del(srv);
     nghttp2_session_callbacks_del(cbs);
 }
+
+/* A session made with an owner gets its frame buffer in a page-aligned slot;
+ * trimming it between calls (nothing queued) zeroes those pages and the
+ * session goes on as before; deleting the session gives the slot back. */
+Test(h2mem, a_trimmed_frame_buffer_comes_back_as_zero_pages)
+{
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session *cli, *srv;
+    struct proxy_h2mem_owner own;
+    struct wire cw = {0}, sw = {0};
+    nghttp2_nv req[] = {
+        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":path", (uint8_t *)"/sy.test.Echo/Unary", 5, 19, 0},
+        {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+    };
+    nghttp2_nv resp[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0}};
+    const uint8_t *slot;
+
+    cr_assert_eq(nghttp2_session_callbacks_new(&cbs), 0);
+    nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
+    cr_assert_eq(nghttp2_session_client_new3(&cli, cbs, &cw, NULL, m), 0);
+    cr_assert_eq(nghttp2_session_server_new3(&srv, cbs, &sw, NULL, proxy_h2mem_owner_init(&own)),
+                 0);
+    proxy_h2mem_created(&own);
+    slot = own.slots[0];
+    cr_assert_not_null(slot, "the frame buffer got a slot");
+    cr_assert_eq((uintptr_t)slot % 4096, 0, "page-aligned");
+    cr_assert_eq(nghttp2_submit_settings(cli, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+    cr_assert_eq(nghttp2_submit_settings(srv, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+    for (int i = 0; i < 20; i++) {
+        int32_t id = nghttp2_submit_request(cli, NULL, req, 4, NULL, NULL);
+
+        cr_assert_gt(id, 0);
+        cr_assert_eq(nghttp2_session_send(cli), 0);
+        deliver(&cw, srv);
+        cr_assert_eq(nghttp2_submit_response(srv, id, resp, 1, NULL), 0);
+        cr_assert_eq(nghttp2_session_send(srv), 0);
+        deliver(&sw, cli);
+        cr_assert_eq(nghttp2_session_send(cli), 0);
+        deliver(&cw, srv);
+        cr_assert_eq(nghttp2_session_send(srv), 0);
+        deliver(&sw, cli);
+        cr_assert_eq(nghttp2_session_want_write(srv), 0);
+        cr_assert_neq(memcmp(slot, (const uint8_t[9]){0}, 9), 0, "a frame was written there");
+        own.trimmed = false; /* fe.c clears it when nghttp2 sends */
+        cr_assert_eq(proxy_h2mem_trim(&own), H2MEM_SLOT);
+        cr_assert_eq(proxy_h2mem_trim(&own), 0, "once until something is written");
+        cr_assert_eq(memcmp(slot, (const uint8_t[9]){0}, 9), 0, "zero pages after the trim");
+    }
+    cr_assert_eq(sw.headers, 20, "requests the server saw");
+    cr_assert_eq(cw.headers, 20, "responses the client saw");
+    nghttp2_session_del(srv);
+    cr_assert_null(own.slots[0], "the slot went back with the session");
+    nghttp2_session_del(cli);
+    nghttp2_session_callbacks_del(cbs);
+}
