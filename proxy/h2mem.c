@@ -118,6 +118,9 @@ static COLD void slot_give(void *ptr, struct proxy_h2mem_owner *o)
         if (o->slots[i] == ptr)
             o->slots[i] = NULL;
     }
+    /* Zero for the next owner (its calloc skips the memset), and no memory
+     * held by a slot nobody uses. */
+    madvise(ptr, H2MEM_SLOT, MADV_DONTNEED);
     pthread_mutex_lock(&arena.mu);
     if (arena.nfree == arena.freecap) {
         size_t cap = arena.freecap == 0 ? 256 : arena.freecap * 2;
@@ -134,14 +137,21 @@ static COLD void slot_give(void *ptr, struct proxy_h2mem_owner *o)
     pthread_mutex_unlock(&arena.mu);
 }
 
-/* A slot noted in |o|, or NULL (the heap then). */
-static COLD void *owner_slot(struct proxy_h2mem_owner *o)
+/* A slot for |size| bytes noted in |o| (zero bytes), or NULL (the heap then). */
+static COLD void *owner_slot(struct proxy_h2mem_owner *o, size_t size)
 {
     for (size_t i = 0; i < H2MEM_OWNER_MAX; i++) {
-        if (o->slots[i] == NULL)
+        if (o->slots[i] == NULL) {
+            o->sizes[i] = size;
             return o->slots[i] = slot_take();
+        }
     }
     return NULL;
+}
+
+static bool wants_slot(const struct proxy_h2mem_owner *o, size_t size)
+{
+    return o != NULL && o->creating && size >= H2MEM_SLOT_BIG && size <= H2MEM_SLOT;
 }
 
 static void *h2_malloc(size_t size, void *ud)
@@ -150,8 +160,8 @@ static void *h2_malloc(size_t size, void *ud)
     struct proxy_h2mem_owner *o = ud;
     struct hdr *h;
 
-    if (o != NULL && o->creating && size >= H2MEM_SLOT_BIG && size <= H2MEM_SLOT) {
-        void *p = owner_slot(o);
+    if (wants_slot(o, size)) {
+        void *p = owner_slot(o, size);
 
         if (p != NULL)
             return p;
@@ -204,6 +214,8 @@ static void *h2_calloc(size_t n, size_t size, void *ud)
 
     if (size != 0 && n > SIZE_MAX / size)
         return NULL;
+    if (wants_slot(ud, n * size) && (p = owner_slot(ud, n * size)) != NULL)
+        return p; /* zero already: its pages stay untouched until written */
     p = h2_malloc(n * size, ud);
     if (p != NULL)
         memset(p, 0, n * size);
@@ -264,6 +276,18 @@ void proxy_h2mem_created(struct proxy_h2mem_owner *o)
     o->creating = false;
 }
 
+static bool all_zero(const void *p, size_t n)
+{
+    const uint64_t *w = p; /* a slot is page-aligned */
+    uint64_t acc = 0;
+
+    for (size_t i = 0; i < n / 8; i++)
+        acc |= w[i];
+    for (size_t i = n & ~(size_t)7; i < n; i++)
+        acc |= ((const uint8_t *)p)[i];
+    return acc == 0;
+}
+
 size_t proxy_h2mem_trim(struct proxy_h2mem_owner *o)
 {
     size_t n = 0;
@@ -271,9 +295,13 @@ size_t proxy_h2mem_trim(struct proxy_h2mem_owner *o)
     if (o->trimmed)
         return 0;
     for (size_t i = 0; i < H2MEM_OWNER_MAX; i++) {
-        /* The block's content is dead (no frame in it): zero pages may
-         * replace it. A slot is page-aligned and H2MEM_SLOT long. */
-        if (o->slots[i] != NULL && madvise(o->slots[i], H2MEM_SLOT, MADV_DONTNEED) == 0)
+        /* Zero pages may replace a block whose content is dead (the frame
+         * buffer, no frame in it) or zero already. A slot is page-aligned
+         * and H2MEM_SLOT long; past the block's end it was never written. */
+        if (o->slots[i] == NULL ||
+            (o->sizes[i] < H2MEM_FRAMES_MIN && !all_zero(o->slots[i], o->sizes[i])))
+            continue;
+        if (madvise(o->slots[i], H2MEM_SLOT, MADV_DONTNEED) == 0)
             n += H2MEM_SLOT;
     }
     o->trimmed = true;

@@ -223,7 +223,7 @@ Test(h2mem, a_trimmed_frame_buffer_comes_back_as_zero_pages)
         {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
     };
     nghttp2_nv resp[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0}};
-    const uint8_t *slot;
+    const uint8_t *slot = NULL;
 
     cr_assert_eq(nghttp2_session_callbacks_new(&cbs), 0);
     nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
@@ -234,7 +234,10 @@ Test(h2mem, a_trimmed_frame_buffer_comes_back_as_zero_pages)
     cr_assert_eq(nghttp2_session_server_new3(&srv, cbs, &sw, NULL, proxy_h2mem_owner_init(&own)),
                  0);
     proxy_h2mem_created(&own);
-    slot = own.slots[0];
+    for (size_t i = 0; i < H2MEM_OWNER_MAX; i++) {
+        if (own.slots[i] != NULL && own.sizes[i] >= H2MEM_FRAMES_MIN)
+            slot = own.slots[i];
+    }
     cr_assert_not_null(slot, "the frame buffer got a slot");
     cr_assert_eq((uintptr_t)slot % 4096, 0, "page-aligned");
     cr_assert_eq(nghttp2_submit_settings(cli, NGHTTP2_FLAG_NONE, NULL, 0), 0);
@@ -255,14 +258,17 @@ Test(h2mem, a_trimmed_frame_buffer_comes_back_as_zero_pages)
         cr_assert_eq(nghttp2_session_want_write(srv), 0);
         cr_assert_neq(memcmp(slot, (const uint8_t[9]){0}, 9), 0, "a frame was written there");
         own.trimmed = false; /* fe.c clears it when nghttp2 sends */
-        cr_assert_eq(proxy_h2mem_trim(&own), H2MEM_SLOT);
+        /* The frame buffer (the stream map only when all zero: here the
+         * session keeps its closed streams for RFC 7540 priorities). */
+        cr_assert_geq(proxy_h2mem_trim(&own), H2MEM_SLOT);
         cr_assert_eq(proxy_h2mem_trim(&own), 0, "once until something is written");
         cr_assert_eq(memcmp(slot, (const uint8_t[9]){0}, 9), 0, "zero pages after the trim");
     }
     cr_assert_eq(sw.headers, 20, "requests the server saw");
     cr_assert_eq(cw.headers, 20, "responses the client saw");
     nghttp2_session_del(srv);
-    cr_assert_null(own.slots[0], "the slot went back with the session");
+    cr_assert_null(own.slots[0], "the slots went back with the session");
+    cr_assert_null(own.slots[1]);
     nghttp2_session_del(cli);
     nghttp2_session_callbacks_del(cbs);
 }
