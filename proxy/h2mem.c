@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <event2/event.h>
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
@@ -18,10 +20,13 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-/* Classes of 16-byte steps up to 512 bytes; larger blocks are not cached. */
-#define STEP     16u
-#define NCLASSES 32u
-#define HDR      16u
+/* Classes of 16-byte steps up to 512 bytes, then 1, 2 and 4 KiB (libevent's
+ * buffer chains are powers of two from 1 KiB); larger blocks are not cached. */
+#define STEP      16u
+#define NSTEPPED  32u
+#define NCLASSES  35u
+#define CLASS_MAX 4096u
+#define HDR       16u
 
 /* The header before every block: its class (NCLASSES: not cached), then,
  * while cached, the next cached block of its class, else for a large block
@@ -44,7 +49,16 @@ static _Thread_local struct {
 
 static size_t class_bytes(uint32_t cls)
 {
-    return ((size_t)cls + 1) * STEP;
+    return cls < NSTEPPED ? ((size_t)cls + 1) * STEP
+                          : (size_t)(NSTEPPED * STEP) << (cls - NSTEPPED + 1);
+}
+
+/* The class of a block of |size| bytes (at most CLASS_MAX). */
+static uint32_t class_of(size_t size)
+{
+    if (size <= NSTEPPED * STEP)
+        return size == 0 ? 0 : (uint32_t)((size - 1) / STEP);
+    return size <= 1024 ? NSTEPPED : size <= 2048 ? NSTEPPED + 1 : NSTEPPED + 2;
 }
 
 /* ---- slots (frame buffers), see h2mem.h ---- */
@@ -156,8 +170,8 @@ static bool wants_slot(const struct proxy_h2mem_owner *o, size_t size)
 
 static void *h2_malloc(size_t size, void *ud)
 {
-    uint32_t cls = size == 0 ? 0 : (uint32_t)((size - 1) / STEP);
     struct proxy_h2mem_owner *o = ud;
+    uint32_t cls;
     struct hdr *h;
 
     if (wants_slot(o, size)) {
@@ -166,7 +180,8 @@ static void *h2_malloc(size_t size, void *ud)
         if (p != NULL)
             return p;
     }
-    if (size <= (size_t)NCLASSES * STEP) {
+    if (size <= CLASS_MAX) {
+        cls = class_of(size);
         h = cache.head[cls];
         if (h != NULL) {
             UNPOISON(h + 1, class_bytes(cls));
@@ -241,7 +256,7 @@ static void *h2_realloc(void *ptr, size_t size, void *ud)
     }
     h = (struct hdr *)ptr - 1;
     have = h->cls < NCLASSES ? class_bytes(h->cls) : h->u.size;
-    if (size <= have && (h->cls < NCLASSES || size > (size_t)NCLASSES * STEP))
+    if (size <= have && (h->cls < NCLASSES || size > CLASS_MAX))
         return ptr; /* fits where it is */
     q = h2_malloc(size, ud);
     if (q == NULL)
@@ -262,6 +277,26 @@ static nghttp2_mem mem = {
 nghttp2_mem *proxy_h2mem(void)
 {
     return &mem;
+}
+
+static void *lev_malloc(size_t n)
+{
+    return h2_malloc(n, NULL);
+}
+
+static void *lev_realloc(void *p, size_t n)
+{
+    return h2_realloc(p, n, NULL);
+}
+
+static void lev_free(void *p)
+{
+    h2_free(p, NULL);
+}
+
+void proxy_h2mem_for_libevent(void)
+{
+    event_set_mem_functions(lev_malloc, lev_realloc, lev_free);
 }
 
 nghttp2_mem *proxy_h2mem_owner_init(struct proxy_h2mem_owner *o)

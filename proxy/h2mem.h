@@ -61,6 +61,11 @@ void proxy_h2mem_created(struct proxy_h2mem_owner *o);
  *  half sent). Returns the bytes given back (0: nothing to give). */
 size_t proxy_h2mem_trim(struct proxy_h2mem_owner *o);
 
+/** Makes libevent allocate through the same cache (event_set_mem_functions:
+ *  its buffer chains, two per message, are 1 KiB blocks glibc's own cache
+ *  keeps too few of). Call first thing in main(), before libevent allocates. */
+void proxy_h2mem_for_libevent(void);
+
 /** Frees the blocks this thread keeps. Call before a thread that used the
  *  allocator ends (its cache would be lost), and at exit. */
 void proxy_h2mem_release(void);

@@ -730,6 +730,9 @@ int main(int argc, char **argv)
     char err[1024];
     int opt, rc;
 
+    /* Before libevent allocates anything: its buffer chains (two per
+     * message) come from the per-thread cache as nghttp2's blocks do. */
+    proxy_h2mem_for_libevent();
     opterr = 0; /* our own messages, with a hint for -v */
     while ((opt = getopt_long(argc, argv, ":c:thV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -802,5 +805,6 @@ int main(int argc, char **argv)
     rc = run(&rt);
     conf_free(rt.conf);
     libevent_global_shutdown();
+    proxy_h2mem_release(); /* what libevent's shutdown gave back */
     return rc;
 }

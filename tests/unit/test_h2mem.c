@@ -1,12 +1,15 @@
-/* Unit tests of proxy/h2mem.c: nghttp2's allocator with a per-thread cache of
- * small blocks. Blocks are reused, zeroed by calloc, kept by realloc, the
- * cache is bounded and released, and a real client and server session pair
- * (nghttp2, in memory) runs a request through it.
+/* Unit tests of proxy/h2mem.c: nghttp2's (and libevent's) allocator with a
+ * per-thread cache of small blocks. Blocks are reused, zeroed by calloc, kept
+ * by realloc, the cache is bounded and released, a real client and server
+ * session pair (nghttp2, in memory) runs a request through it, and a
+ * session's frame buffer and stream map live in slots an idle connection
+ * gives back.
  * SPDX-License-Identifier: MIT */
 #include <stdint.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <event2/buffer.h>
 
 #include "proxy/h2mem.h"
 
@@ -271,4 +274,44 @@ Test(h2mem, a_trimmed_frame_buffer_comes_back_as_zero_pages)
     cr_assert_null(own.slots[1]);
     nghttp2_session_del(cli);
     nghttp2_session_callbacks_del(cbs);
+}
+
+/* Blocks of 1, 2 and 4 KiB have classes of their own (libevent's buffer
+ * chains); larger ones are not kept. */
+Test(h2mem, kilobyte_blocks_are_reused_by_power_of_two)
+{
+    static const size_t sizes[] = {513, 1024, 1500, 2048, 4096};
+    static const size_t kept[] = {1024, 1024, 2048, 2048, 4096};
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        void *a = m->malloc(sizes[i], m->mem_user_data), *b;
+
+        memset(a, 0x5a, sizes[i]);
+        m->free(a, m->mem_user_data);
+        cr_assert_eq(proxy_h2mem_cached(), kept[i], "%zu bytes: kept %zu", sizes[i],
+                     proxy_h2mem_cached());
+        b = m->malloc(kept[i], m->mem_user_data);
+        cr_assert_eq(b, a, "%zu bytes: the kept block comes back", sizes[i]);
+        m->free(b, m->mem_user_data);
+        proxy_h2mem_release();
+    }
+    m->free(m->malloc(4097, m->mem_user_data), m->mem_user_data);
+    cr_assert_eq(proxy_h2mem_cached(), 0, "4097 bytes: not kept");
+}
+
+/* libevent allocates through the cache once told to: an evbuffer's chain
+ * comes back to it when the buffer is freed. */
+Test(h2mem, libevent_buffer_chains_come_from_the_cache)
+{
+    struct evbuffer *b;
+    char msg[100] = {0};
+
+    proxy_h2mem_for_libevent();
+    b = evbuffer_new();
+    cr_assert_not_null(b);
+    cr_assert_eq(evbuffer_add(b, msg, sizeof(msg)), 0);
+    proxy_h2mem_release();
+    evbuffer_free(b);
+    cr_assert_geq(proxy_h2mem_cached(), 1024, "the chain (and the buffer) were kept: %zu",
+                  proxy_h2mem_cached());
 }
