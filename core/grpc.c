@@ -127,6 +127,19 @@ int grpc_scan_feed(struct grpc_scan *s, const uint8_t *p, size_t len, uint32_t m
             len -= take;
             continue;
         }
+        if (s->hlen == 0 && len >= 5) {
+            /* A whole prefix at hand (the usual case): no byte-wise copy. */
+            uint32_t n =
+                (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | (uint32_t)p[4];
+
+            p += 5;
+            len -= 5;
+            s->msgs++;
+            if (max > 0 && n > max)
+                return -1;
+            s->need = n;
+            continue;
+        }
         s->hdr[s->hlen++] = *p++;
         len--;
         if (s->hlen == 5) {

@@ -209,3 +209,42 @@ Test(grpc, message_encoding)
     grpc_message_encode("abcdefgh", out, 5);
     cr_assert_str_eq(out, "abcd", "truncated to fit, NUL-terminated");
 }
+
+/* ---- message prefixes (grpc_scan) ---- */
+
+/* Three messages (0, 3 and 300 bytes) fed whole, a byte at a time and in
+ * every split into two pieces: three messages each way; a prefix over the
+ * limit fails wherever it is split. */
+Test(grpc, scan_counts_messages_however_the_bytes_arrive)
+{
+    uint8_t buf[5 + 0 + 5 + 3 + 5 + 300] = {0};
+    size_t n = sizeof(buf);
+
+    buf[4] = 0;                                      /* empty message */
+    buf[5 + 4] = 3;                                  /* 3 bytes */
+    buf[5 + 5 + 3 + 3] = 1, buf[5 + 5 + 3 + 4] = 44; /* 300 bytes */
+    for (size_t split = 0; split <= n; split++) {
+        struct grpc_scan s = {0};
+
+        cr_assert_eq(grpc_scan_feed(&s, buf, split, 0), 0);
+        cr_assert_eq(grpc_scan_feed(&s, buf + split, n - split, 0), 0);
+        cr_assert_eq(s.msgs, 3, "split at %zu: %llu messages", split, (unsigned long long)s.msgs);
+        cr_assert_eq(s.need, 0);
+        cr_assert_eq(s.hlen, 0);
+    }
+    {
+        struct grpc_scan s = {0};
+
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(grpc_scan_feed(&s, buf + i, 1, 0), 0);
+        cr_assert_eq(s.msgs, 3);
+    }
+    for (size_t split = 0; split <= n; split++) {
+        struct grpc_scan s = {0};
+        int rv = grpc_scan_feed(&s, buf, split, 299);
+
+        if (rv == 0)
+            rv = grpc_scan_feed(&s, buf + split, n - split, 299);
+        cr_assert_eq(rv, -1, "split at %zu: 300 bytes > 299 not refused", split);
+    }
+}
