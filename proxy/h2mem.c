@@ -20,12 +20,14 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-/* Classes of 16-byte steps up to 512 bytes, then 1, 2 and 4 KiB (libevent's
- * buffer chains are powers of two from 1 KiB); larger blocks are not cached. */
+/* Classes of 16-byte steps up to 512 bytes, then 1 and 2 KiB (libevent's
+ * buffer chains are powers of two from 1 KiB); larger blocks are not cached
+ * (nor rounded up: nghttp2's 2,928-byte session struct would take 4 KiB, and
+ * an idle connection 1.2 KiB more). */
 #define STEP      16u
 #define NSTEPPED  32u
-#define NCLASSES  35u
-#define CLASS_MAX 4096u
+#define NCLASSES  34u
+#define CLASS_MAX 2048u
 #define HDR       16u
 
 /* The header before every block: its class (NCLASSES: not cached), then,
@@ -58,7 +60,7 @@ static uint32_t class_of(size_t size)
 {
     if (size <= NSTEPPED * STEP)
         return size == 0 ? 0 : (uint32_t)((size - 1) / STEP);
-    return size <= 1024 ? NSTEPPED : size <= 2048 ? NSTEPPED + 1 : NSTEPPED + 2;
+    return size <= 1024 ? NSTEPPED : NSTEPPED + 1;
 }
 
 /* ---- slots (frame buffers), see h2mem.h ---- */
