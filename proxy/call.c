@@ -1208,6 +1208,8 @@ static bool request_hooks(struct proxy_call *call, bool early)
         enum proxy_filter_rc (*hook)(struct proxy_call *, void *, void *) =
             early ? f->on_request_early : f->on_request_head;
 
+        uint32_t edits = call->req.edits;
+
         if (hook == NULL)
             continue;
         if (hook(call, fstate(call, i), env->filter_ws[i]) == PROXY_FILTER_STOP) {
@@ -1218,8 +1220,8 @@ static bool request_hooks(struct proxy_call *call, bool early)
         }
         if (call->state >= PROXY_CALL_FINAL)
             return true;
-        if (early)
-            head_note(call);
+        if (early && call->req.edits != edits)
+            head_note(call); /* the filter rewrote the head (gRPC-Web, REST) */
     }
     return false;
 }

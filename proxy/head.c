@@ -19,6 +19,7 @@ void proxy_head_clear(struct proxy_head *h)
     h->nrc = 0;
     h->n = 0;
     h->bytes = 0;
+    h->edits++;
     /* The newest chunk is the largest: keep it for the next use of the block. */
     if (keep != NULL) {
         struct proxy_head_chunk *c = keep->next;
@@ -45,6 +46,7 @@ void proxy_head_deinit(struct proxy_head *h)
 
 static nghttp2_nv *push(struct proxy_head *h)
 {
+    h->edits++;
     if (h->n == h->cap) {
         h->cap = h->cap == 0 ? 16 : h->cap * 2;
         h->nv = xreallocarray(h->nv, h->cap, sizeof(*h->nv));
@@ -127,6 +129,7 @@ size_t proxy_head_del(struct proxy_head *h, const char *name, size_t nlen)
     size_t k = 0, gone = 0;
 
     /* The memory behind removed fields stays until the block is cleared. */
+    h->edits++;
     for (size_t i = 0; i < h->n; i++) {
         if (proxy_nv_is(&h->nv[i], name, nlen)) {
             h->bytes -= h->nv[i].namelen + h->nv[i].valuelen + PROXY_HEAD_FIELD_OVERHEAD;
@@ -156,6 +159,7 @@ nghttp2_nv *proxy_head_set(struct proxy_head *h, const char *name, size_t nlen, 
         return &h->nv[h->n - 1];
     }
     /* In place, so pseudo-header fields stay first (RFC 9113 §8.3). */
+    h->edits++;
     p = arena_take(h, vlen + 1);
     memcpy(p, value, vlen);
     p[vlen] = '\0';
@@ -190,6 +194,7 @@ void proxy_head_replace(struct proxy_head *h, const nghttp2_nv *nv, size_t n)
     h->nv = NULL;
     h->n = h->cap = 0;
     h->bytes = 0;
+    h->edits++;
     for (size_t i = 0; i < n; i++)
         proxy_head_add(h, (const char *)nv[i].name, nv[i].namelen, (const char *)nv[i].value,
                        nv[i].valuelen);
@@ -204,6 +209,7 @@ void proxy_head_borrow(struct proxy_head *dst, const struct proxy_head *src)
         dst->nv = xreallocarray(dst->nv, dst->cap, sizeof(*dst->nv));
     }
     memcpy(dst->nv, src->nv, src->n * sizeof(*src->nv));
+    dst->edits++;
     dst->n = src->n;
     dst->bytes = src->bytes;
 }

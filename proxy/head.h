@@ -29,6 +29,7 @@ struct proxy_head {
     size_t nrc, rccap;
     struct proxy_head_chunk *chunks; /* the arena: copies, newest chunk first */
     size_t bytes;                    /* name + value + 32 per field, as RFC 9113 §6.5.2 counts */
+    uint32_t edits; /* bumped by every change of the fields: whether a filter touched them */
 };
 
 /** Empties |h| (drops its rcbuf references) but keeps its arrays for reuse. */
