@@ -116,14 +116,11 @@ $(REST_MOD): $(REST_PB_OBJS)
 	$(Q)$(CXX) $(CXXFLAGS_ALL) -shared $(SHIP_LDFLAGS) -Wl,-Bsymbolic -Wl,-z,defs -o $@ $^ \
 	    $(REST_MOD_LIBS) -lpthread
 
-# Where an installed binary finds the module (after its own directory).
-$(GEN)/sy_paths.h: FORCE
-	@mkdir -p $(GEN)
-	@echo '#define SY_MODULE_DIR "$(PREFIX)/lib/switchyard"' > $@.tmp
-	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
-$(REST_MOD_OBJ): $(GEN)/sy_paths.h
-.PHONY: FORCE
-FORCE:
+# Where the binary looks for the module last (after its own directory and
+# ../lib/switchyard from it, which is where make install puts it whatever the
+# PREFIX). A command-line define: installing with another PREFIX rebuilds
+# nothing (test_deploy installs the binaries make test built).
+$(REST_MOD_OBJ): CPPFLAGS_ALL += -DSY_MODULE_DIR='"$(PREFIX)/lib/switchyard"'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

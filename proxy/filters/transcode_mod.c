@@ -19,9 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sy_paths.h" /* SY_MODULE_DIR: $(PREFIX)/lib/switchyard, made by the Makefile */
-
+#ifndef SY_MODULE_DIR /* $(PREFIX)/lib/switchyard: the Makefile defines it */
+#define SY_MODULE_DIR "/usr/local/lib/switchyard"
+#endif
 #define MODULE_NAME "switchyard-rest.so"
+#define NPATHS      3
 #define ENV_MODULE  "SWITCHYARD_REST_MODULE"
 
 static struct {
@@ -105,9 +107,9 @@ static int try_load(const char *path, char *why, size_t whylen)
 
 int tc_module_load(char *err, size_t errlen)
 {
-    char paths[2][PATH_MAX + sizeof(MODULE_NAME) + 1];
+    char paths[NPATHS][PATH_MAX + 64];
     const char *env = getenv(ENV_MODULE);
-    char list[2 * PATH_MAX] = "";
+    char list[NPATHS * (PATH_MAX + 64)] = "";
     size_t n = 0;
 
     if (mod.loaded)
@@ -119,15 +121,26 @@ int tc_module_load(char *err, size_t errlen)
         ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
         char *slash;
 
+        /* Beside the binary (build/, build/asan/), then PREFIX/bin's
+         * ../lib/switchyard (make install, whatever PREFIX it was given). */
         if (len > 0) {
             exe[len] = '\0';
             slash = strrchr(exe, '/');
-            if (slash != NULL) {
-                slash[1] = '\0';
-                snprintf(paths[n++], sizeof(paths[0]), "%s" MODULE_NAME, exe);
-            }
+        } else {
+            slash = NULL;
         }
-        snprintf(paths[n++], sizeof(paths[0]), "%s/" MODULE_NAME, SY_MODULE_DIR);
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(paths[n++], sizeof(paths[0]), "%s/" MODULE_NAME, exe);
+            slash = strrchr(exe, '/');
+        }
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(paths[n++], sizeof(paths[0]), "%s/lib/switchyard/" MODULE_NAME, exe);
+        }
+        snprintf(paths[n], sizeof(paths[0]), "%s/" MODULE_NAME, SY_MODULE_DIR);
+        if (n == 0 || strcmp(paths[n], paths[n - 1]) != 0)
+            n++;
     }
     for (size_t i = 0; i < n; i++) {
         char why[512];

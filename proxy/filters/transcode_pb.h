@@ -30,7 +30,8 @@ struct tc_method;
 /** Makes the functions below usable. In the switchyard binary: loads
  *  switchyard-rest.so (once; later calls return 0) from
  *  $SWITCHYARD_REST_MODULE when that is set, else from the directory of the
- *  running binary, then from $(PREFIX)/lib/switchyard. Returns 0, or -1 with
+ *  running binary, its ../lib/switchyard, then $(PREFIX)/lib/switchyard as
+ *  the build was configured. Returns 0, or -1 with
  *  every path tried and dlerror()'s reason in |err|; until it has succeeded,
  *  the functions below fail (return NULL, -1, 0 or false) without crashing.
  *  Main thread. Linked with transcode_pb.cc directly: returns 0. */
