@@ -59,8 +59,15 @@ LIB_SRCS  := $(CORE_SRCS) $(CONF_SRCS) $(BAL_SRCS) $(HC_SRCS) $(PROXY_SRCS)
 
 HEALTH_PB_OBJ := $(GEN)/grpc/health/v1/health.pb-c.o
 REFLECT_PB_OBJ := $(GEN)/grpc/reflection/v1/reflection.pb-c.o
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(PROXY_CXX_SRCS:%.cc=$(BUILD)/%.o) $(HEALTH_PB_OBJ) \
-             $(REFLECT_PB_OBJ)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ) $(REFLECT_PB_OBJ)
+# REST transcoding's C++ side (libprotobuf, libstdc++) is not in the binary:
+# it is the module switchyard-rest.so, which transcode_mod.o loads with
+# dlopen() when a configuration transcodes. Tests and fuzz harnesses link
+# REST_PB_OBJS directly in place of transcode_mod.o.
+REST_MOD      := $(BUILD)/switchyard-rest.so
+REST_MOD_OBJ  := $(BUILD)/proxy/filters/transcode_mod.o
+REST_PB_OBJS  := $(PROXY_CXX_SRCS:%.cc=$(BUILD)/%.o)
+REST_MOD_LIBS := $(shell pkg-config --libs libevent jansson 2>/dev/null) $(X_LIBS)
 CONF_OBJS := $(CONF_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/core/grpc.o # exempt: grpc_path_is_canonical()
 BAL_OBJS  := $(BAL_SRCS:%.c=$(BUILD)/%.o)
 HC_OBJS   := $(HC_SRCS:%.c=$(BUILD)/%.o) $(HEALTH_PB_OBJ)
@@ -91,15 +98,29 @@ HEALTH_BIN := $(BUILD)/switchyard-health
 .PHONY: all deps test unit integration asan run install clean format format-check
 .SECONDARY:
 
-all: $(BIN) $(HEALTH_BIN)
+all: $(BIN) $(REST_MOD) $(HEALTH_BIN)
 
 deps:
 	$(Q)bash scripts/deps.sh
 
-# Linked by the C++ driver: the transcoding filter needs libstdc++.
-$(BIN): $(BUILD)/proxy/main.o $(LIB_OBJS)
+# C only: no libprotobuf, no libstdc++. The REST module is built with the
+# binary (same flags, sanitizers included: it is loaded into this process).
+$(BIN): $(BUILD)/proxy/main.o $(LIB_OBJS) | $(REST_MOD)
 	@echo "  LD      $@"
-	$(Q)$(CXX) $(CXXFLAGS_ALL) $(SHIP_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(X_LIBS) -lpthread
+	$(Q)$(CC) $(CFLAGS_ALL) $(SHIP_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+# -Bsymbolic: the module's tc_*() call each other, never the binary's
+# forwarders of the same names; -z defs: every symbol it uses has a library.
+$(REST_MOD): $(REST_PB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CXX) $(CXXFLAGS_ALL) -shared $(SHIP_LDFLAGS) -Wl,-Bsymbolic -Wl,-z,defs -o $@ $^ \
+	    $(REST_MOD_LIBS) -lpthread
+
+# Where the binary looks for the module last (after its own directory and
+# ../lib/switchyard from it, which is where make install puts it whatever the
+# PREFIX). A command-line define: installing with another PREFIX rebuilds
+# nothing (test_deploy installs the binaries make test built).
+$(REST_MOD_OBJ): CPPFLAGS_ALL += -DSY_MODULE_DIR='"$(PREFIX)/lib/switchyard"'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -109,7 +130,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.o: %.cc
 	@mkdir -p $(dir $@)
 	@echo "  CXX     $<"
-	$(Q)$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) $(PKG_CFLAGS) $(X_CFLAGS) -c -o $@ $<
+	$(Q)$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) -fPIC $(PKG_CFLAGS) $(X_CFLAGS) -c -o $@ $<
 
 # Generated protobuf-c code: build time only, never committed or formatted.
 $(GEN)/grpc/health/v1/health.pb-c.c $(GEN)/grpc/health/v1/health.pb-c.h &: $(HEALTH_PROTO)
@@ -289,9 +310,11 @@ MANPAGES    := docs/man/switchyard.8 docs/man/switchyard.ini.5 docs/man/switchya
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 EXAMPLEDIR  ?= $(PREFIX)/share/doc/switchyard/examples
 
-install: $(BIN) $(HEALTH_BIN) $(MANPAGES) docker/systemd/switchyard.service
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(EXAMPLEDIR)
+install: $(BIN) $(REST_MOD) $(HEALTH_BIN) $(MANPAGES) docker/systemd/switchyard.service
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/switchyard $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(EXAMPLEDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
+	install -m 0644 $(REST_MOD) $(DESTDIR)$(PREFIX)/lib/switchyard/switchyard-rest.so
 	install -m 0755 $(HEALTH_BIN) $(DESTDIR)$(PREFIX)/bin/switchyard-health
 	for m in $(MANPAGES); do \
 	    s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
@@ -342,8 +365,10 @@ $(BUILD)/tests/fuzz/fuzz_h1: $(BUILD)/proxy/h1.o $(SPINE_OBJS) $(BAL_OBJS) $(CON
 $(BUILD)/tests/fuzz/fuzz_be: $(addprefix $(BUILD)/proxy/,be.o conn.o h2mem.o head.o) \
     $(addprefix $(BUILD)/core/,log.o tls.o utf8.o) $(CONF_OBJS)
 # A whole runtime (tests/fuzz/runtime.c: main.c's set-up, one worker, the
-# admin): every object the proxy links but main.o, by the C++ driver.
-$(BUILD)/tests/fuzz/fuzz_fe $(BUILD)/tests/fuzz/fuzz_admin: $(BUILD)/tests/fuzz/runtime.o $(LIB_OBJS)
+# admin): every object the proxy links but main.o, with the transcoder linked
+# in rather than loaded, by the C++ driver.
+$(BUILD)/tests/fuzz/fuzz_fe $(BUILD)/tests/fuzz/fuzz_admin: $(BUILD)/tests/fuzz/runtime.o \
+    $(filter-out $(REST_MOD_OBJ),$(LIB_OBJS)) $(REST_PB_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CXX) $(CXXFLAGS_ALL) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(X_LIBS) -lpthread
 $(BUILD)/tests/fuzz/fuzz_fe: $(BUILD)/tests/fuzz/fuzz_fe.o

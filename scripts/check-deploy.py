@@ -7,8 +7,9 @@ docker/k8s/*.yaml parse and agree with each other and with the repository:
   - every YAML file parses, and every Kubernetes object has a kind and a name;
   - the Dockerfile builds with the commands the README gives (scripts/deps.sh,
     make), its runtime stages install no -dev package and run as a non-root
-    user, and (with --binary) its runtime packages provide every shared
-    library the binaries load;
+    user, the proxy image carries the REST module (switchyard-rest.so), and
+    (with --binary) its runtime packages provide every shared library the
+    binaries load, the REST module beside a switchyard binary included;
   - ports agree: Dockerfile EXPOSE and HEALTHCHECK, compose ports, Kubernetes
     containerPorts, probes and Services, and the listen/targets of the INI
     files;
@@ -40,8 +41,10 @@ usage: scripts/check-deploy.py [--root DIR] [--binary FILE]... [--extract DIR]
   --rendered FILE  the output of `kubectl kustomize docker/k8s`: check those
                  objects instead of emulating kustomize on the files (the
                  kustomization's own checks still read the files)
-  --binary FILE  a built binary (switchyard, switchyard-health, sy-backend)
-                 whose DT_NEEDED libraries the runtime stage must install
+  --binary FILE  a built binary (switchyard, switchyard-health, sy-backend,
+                 switchyard-rest.so) whose DT_NEEDED libraries the runtime
+                 stage must install; for switchyard, the REST module it
+                 loads from its own directory is checked too
   --extract DIR  write the ConfigMap's INI to DIR/configmap.ini and the
                  Deployment's environment to DIR/configmap.env (NAME=VALUE)
 
@@ -78,6 +81,8 @@ LOGROTATE = "docker/logrotate/switchyard"
 POD_IP = "192.0.2.10"
 RECOMMENDED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/part-of")
 BASE_IMAGE = "debian:bookworm-slim"
+# The REST transcoder, which switchyard dlopen()s (make install: PREFIX/lib/switchyard).
+REST_MODULE = "switchyard-rest.so"
 # Libraries every Debian image has, and sanitizer runtimes of test builds.
 BASE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libsystemd0"}
 SANITIZER_PACKAGE = re.compile(r"^lib(asan|ubsan|lsan|tsan|hwasan)\d*$")
@@ -548,6 +553,14 @@ class Checker:
             f"final stage: HEALTHCHECK should run switchyard-health, got {hc!r}",
         )
         self.hc_ports = ports_in(hc_words or [])
+        # switchyard loads the REST module with dlopen(): no DT_NEEDED names it.
+        copies = [a for a, _ in self.all_effective(final, "COPY")]
+        self.p.check(
+            any(REST_MODULE in a or re.search(r"/lib/switchyard/?(\s|$)", a) for a in copies),
+            DOCKERFILE,
+            f"final stage copies no {REST_MODULE} (make install puts it in PREFIX/lib/switchyard); "
+            "REST transcoding would fail to load",
+        )
 
         # The image's own default config and compose's must fit EXPOSE and HEALTHCHECK.
         self.docker_ini = self.check_container_ini(DOCKER_INI, f"{COMPOSE} mounts it")
@@ -1361,7 +1374,15 @@ class Checker:
             sys.stderr.write("check-deploy: readelf or dpkg missing; runtime libraries not checked\n")
             return
         needed = {}  # soname -> binaries that load it
+        binaries = list(self.binaries)
         for b in self.binaries:
+            if os.path.basename(b) != "switchyard":
+                continue
+            mod = os.path.join(os.path.dirname(b), REST_MODULE)
+            if self.p.check(os.path.exists(mod), b, f"no {REST_MODULE} beside it (make builds both)"):
+                if mod not in binaries:
+                    binaries.append(mod)
+        for b in binaries:
             try:
                 out = subprocess.run(
                     ["readelf", "-d", b], capture_output=True, text=True, check=True

@@ -96,15 +96,19 @@ void proxy_rest_free(struct proxy_rest *r);
  *  reflection for `descriptors = reflection` (a cluster keeps the rules
  *  reflection gave it before until the new answer arrives). Returns 0, or -1
  *  with "FILE:LINE: [cluster.NAME] descriptors: reason" in |err|, leaving
- *  the previous state as it was. */
+ *  the previous state as it was; when a cluster transcodes and the REST
+ *  module cannot be loaded (tc_module_load()), "FILE:LINE: [cluster.NAME]
+ *  transcode: " and the paths tried. Loads nothing when none transcodes. */
 int proxy_rest_apply(struct proxy_rest *r, const struct conf *c, char *err, size_t errlen);
 
 /** The current table (a new reference for the caller), or NULL when no
  *  cluster transcodes. */
 struct tc_table *proxy_rest_table(struct proxy_rest *r);
 
-/** Reads and checks every descriptor set file of |c| (switchyard -t).
- *  Returns 0 or -1 with |err| as proxy_rest_apply() writes it. */
+/** Loads the REST module if a cluster of |c| transcodes, and reads and
+ *  checks every descriptor set file of |c| (switchyard -t, and a reload
+ *  before it changes anything). Returns 0 or -1 with |err| as
+ *  proxy_rest_apply() writes it. */
 int proxy_rest_check(const struct conf *c, char *err, size_t errlen);
 
 #endif

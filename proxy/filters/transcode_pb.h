@@ -8,6 +8,9 @@
  * pool may run on any thread at once (libprotobuf's DescriptorPool and
  * TypeResolver are thread-safe for lookups after their descriptors are
  * built, which tc_pool_*() does eagerly). Never logs.
+ * In the switchyard binary these functions live in the shared module
+ * switchyard-rest.so (transcode_mod.c loads it): call tc_module_load() first.
+ * Tests and fuzz harnesses link transcode_pb.cc itself instead.
  * SPDX-License-Identifier: MIT */
 #ifndef PROXY_FILTERS_TRANSCODE_PB_H
 #define PROXY_FILTERS_TRANSCODE_PB_H
@@ -23,6 +26,16 @@ extern "C" {
 struct evbuffer;
 struct tc_pool;
 struct tc_method;
+
+/** Makes the functions below usable. In the switchyard binary: loads
+ *  switchyard-rest.so (once; later calls return 0) from
+ *  $SWITCHYARD_REST_MODULE when that is set, else from the directory of the
+ *  running binary, its ../lib/switchyard, then $(PREFIX)/lib/switchyard as
+ *  the build was configured. Returns 0, or -1 with
+ *  every path tried and dlerror()'s reason in |err|; until it has succeeded,
+ *  the functions below fail (return NULL, -1, 0 or false) without crashing.
+ *  Main thread. Linked with transcode_pb.cc directly: returns 0. */
+int tc_module_load(char *err, size_t errlen);
 
 /** A byte string. */
 struct tc_bytes {

@@ -141,8 +141,30 @@ static bool is_reflection(const struct conf_cluster *cc)
     return strcmp(cc->descriptors, "reflection") == 0;
 }
 
+/* Loads the REST module (transcode_pb.h) when a cluster of |c| transcodes;
+ * else loads nothing: a switchyard without REST never maps libprotobuf. */
+static int need_module(const struct conf *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->nclusters; i++) {
+        const struct conf_cluster *cc = &c->clusters[i];
+        char sect[160], why[1200];
+
+        if (!cc->transcode)
+            continue;
+        if (tc_module_load(why, sizeof(why)) == 0)
+            return 0;
+        snprintf(sect, sizeof(sect), "cluster.%s", cc->name);
+        snprintf(err, errlen, "%s:%d: [%s] transcode: %s", c->path,
+                 conf_key_line(c, sect, "transcode"), sect, why);
+        return -1;
+    }
+    return 0;
+}
+
 int proxy_rest_check(const struct conf *c, char *err, size_t errlen)
 {
+    if (need_module(c, err, errlen) != 0)
+        return -1;
     for (size_t i = 0; i < c->nclusters; i++) {
         const struct conf_cluster *cc = &c->clusters[i];
         uint8_t *set;
@@ -360,6 +382,8 @@ int proxy_rest_apply(struct proxy_rest *r, const struct conf *c, char *err, size
     struct rest_src **src = NULL;
     size_t n = 0;
 
+    if (need_module(c, err, errlen) != 0)
+        return -1;
     for (size_t i = 0; i < c->nclusters; i++) {
         const struct conf_cluster *cc = &c->clusters[i];
         struct rest_src *s;

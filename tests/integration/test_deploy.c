@@ -306,6 +306,21 @@ Test(deploy, checker_catches_a_runtime_library_the_image_lacks)
     expect_drift_args("docker/Dockerfile", "s/ libjansson4 / /", "libjansson.so.4", extra);
 }
 
+/* libprotobuf is needed by the REST module only, which switchyard loads with
+ * dlopen(): the checker reads the module beside the binary. */
+Test(deploy, checker_catches_a_library_only_the_rest_module_needs)
+{
+    const char *extra[] = {"--binary", sup_proxy_bin(), NULL};
+
+    cr_assert(access(extra[1], X_OK) == 0, "%s is not executable (set SY_BIN)", extra[1]);
+    expect_drift_args("docker/Dockerfile", "s/ libprotobuf32 / /", "libprotobuf.so.32", extra);
+}
+
+Test(deploy, checker_catches_an_image_without_the_rest_module)
+{
+    expect_drift("docker/Dockerfile", "/switchyard-rest.so/d", "copies no switchyard-rest.so");
+}
+
 Test(deploy, checker_catches_admin_on_every_address_in_k8s)
 {
     expect_drift("docker/k8s/switchyard.ini", "s/^listen = \\${POD_IP}:/listen = 0.0.0.0:/",
@@ -501,6 +516,7 @@ Test(deploy, make_install_installs_binaries_man_pages_unit_and_examples)
     install_into(prefix, sizeof(prefix));
     expect_file(prefix, "bin/switchyard", 0755);
     expect_file(prefix, "bin/switchyard-health", 0755);
+    expect_file(prefix, "lib/switchyard/switchyard-rest.so", 0644);
     expect_file(prefix, "share/man/man8/switchyard.8", 0644);
     expect_file(prefix, "share/man/man5/switchyard.ini.5", 0644);
     expect_file(prefix, "share/man/man1/switchyard-health.1", 0644);
@@ -517,6 +533,33 @@ Test(deploy, make_install_installs_binaries_man_pages_unit_and_examples)
     cr_expect(strstr(text, "/usr/local/bin/") == NULL, "the unit still names /usr/local:\n%s",
               text);
     free(text);
+}
+
+/* The installed binary loads the installed REST module (PREFIX/lib/switchyard,
+ * found from PREFIX/bin whatever PREFIX the build had) for a config that
+ * transcodes. */
+Test(deploy, installed_binary_finds_the_installed_rest_module)
+{
+    char prefix[700], bin[800], pb[600], conf[1200], path[600];
+    const char *argv[] = {bin, "-t", "-c", path, NULL};
+    const char *rest = getenv("SY_REST_DIR");
+    char *out = NULL;
+    int st;
+
+    snprintf(pb, sizeof(pb), "%s/user.pb", rest != NULL ? rest : "build/rest");
+    cr_assert(access(pb, R_OK) == 0, "%s is missing (make rest-peer)", pb);
+    install_into(prefix, sizeof(prefix));
+    snprintf(bin, sizeof(bin), "%s/bin/switchyard", prefix);
+    snprintf(conf, sizeof(conf),
+             "[proxy]\nlisten = 127.0.0.1:%d\n[admin]\nlisten = off\n[cluster.users]\n"
+             "targets = 127.0.0.1:%d\nroutes = /\nhealth_check = off\ntranscode = on\n"
+             "descriptors = %s\n",
+             sup_free_port(), sup_free_port(), pb);
+    cr_assert_eq(sup_write_file("rest.ini", conf, path, sizeof(path)), 0);
+    unsetenv("SWITCHYARD_REST_MODULE");
+    st = run("installed-t", argv, CHECK_T, 0, &out);
+    cr_expect_eq(st, 0, "the installed switchyard -t on a REST config failed (%d):\n%s", st, out);
+    free(out);
 }
 
 /* systemd-analyze verify on the installed unit: its syntax, that every
