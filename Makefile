@@ -18,7 +18,7 @@ endif
 CC      ?= cc
 CXX     ?= c++
 PKGS    := libevent libevent_pthreads libnghttp2 libcares libprotobuf-c inih jansson libjwt libcrypto \
-           libevent_openssl libssl libsystemd
+           libevent_openssl libssl
 TPKGS   := criterion
 GPKGS   := grpc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpedantic

@@ -21,12 +21,12 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <systemd/sd-daemon.h>
 
 #include "balancer/bal.h"
 #include "balancer/epset.h"
 #include "conf/conf.h"
 #include "core/log.h"
+#include "core/sdnotify.h"
 #include "core/tls.h"
 #include "health/hc.h"
 #include "proxy/auth.h"
@@ -94,7 +94,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     rt->draining = true;
     log_info("%s: draining (up to %u ms)", strsignal((int)sig), ms);
-    sd_notify(0, "STOPPING=1");
+    sdnotify("STOPPING=1");
     event_add(rt->drain_timer, &tv);
     proxy_workers_drain(rt);
 }
@@ -429,7 +429,7 @@ static void log_restart_only(const struct conf *oc, const struct conf *nc)
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-/* systemd (Type=notify, sd_notify(3)): a reload starts. MONOTONIC_USEC lets
+/* systemd (Type=notify, sd_notify(3), core/sdnotify.h): a reload starts. MONOTONIC_USEC lets
  * Type=notify-reload match it with its SIGHUP. Without NOTIFY_SOCKET this
  * does nothing. */
 static void notify_reloading(void)
@@ -437,8 +437,8 @@ static void notify_reloading(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-               (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+    sdnotify("RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
 }
 
 /* Records the outcome of a reload for /status and /metrics, and tells
@@ -455,7 +455,7 @@ static void reload_done(struct runtime *rt, bool ok, const char *err)
     else
         rt->reload.failures++;
     snprintf(rt->reload.error, sizeof(rt->reload.error), "%s", ok ? "" : err);
-    sd_notifyf(0, "READY=1\nSTATUS=%s", ok ? "configuration reloaded" : "reload failed");
+    sdnotify("READY=1\nSTATUS=%s", ok ? "configuration reloaded" : "reload failed");
 }
 
 /* SIGHUP: load the file again. A bad file changes nothing. A good one
@@ -640,11 +640,11 @@ static int run(struct runtime *rt)
                  rt->conf->proxy.listen_tls != NULL ? ", TLS on " : "",
                  rt->conf->proxy.listen_tls != NULL ? rt->conf->proxy.listen_tls : "",
                  rt->nworkers);
-        sd_notifyf(0, "READY=1\nSTATUS=listening on %s%s%s with %zu worker(s)",
-                   rt->conf->proxy.listen != NULL ? rt->conf->proxy.listen : "(no h2c)",
-                   rt->conf->proxy.listen_tls != NULL ? ", TLS on " : "",
-                   rt->conf->proxy.listen_tls != NULL ? rt->conf->proxy.listen_tls : "",
-                   rt->nworkers);
+        sdnotify("READY=1\nSTATUS=listening on %s%s%s with %zu worker(s)",
+                 rt->conf->proxy.listen != NULL ? rt->conf->proxy.listen : "(no h2c)",
+                 rt->conf->proxy.listen_tls != NULL ? ", TLS on " : "",
+                 rt->conf->proxy.listen_tls != NULL ? rt->conf->proxy.listen_tls : "",
+                 rt->nworkers);
         event_base_loop(rt->base, EVLOOP_NO_EXIT_ON_EMPTY);
     }
 stop:

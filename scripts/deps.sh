@@ -14,7 +14,7 @@ PKGS=(
     libevent-dev libnghttp2-dev libc-ares-dev libinih-dev libssl-dev libjansson-dev libjwt-dev
     libprotobuf-c-dev protobuf-c-compiler grpc-proto
     libhttp-parser-dev # proxy/h1.c: HTTP/1.1 parsing (gRPC-Web from browsers)
-    libgrpc-dev libcriterion-dev libsystemd-dev
+    libgrpc-dev libcriterion-dev
     nghttp2-client dnsmasq-base python3-yaml python3-h2 openssl
     python3-prometheus-client # test_observability: a real Prometheus text parser reads /metrics
     clang-14 libclang-rt-14-dev # tests/fuzz: libFuzzer (-fsanitize=fuzzer) and clang's ASan/UBSan runtimes

@@ -654,3 +654,32 @@ Test(operator, tells_systemd_when_ready_reloading_and_stopping)
     cr_assert_eq(sup_wait_exit(px.proc, PROXY_T), 0);
     close(fd);
 }
+
+/* The same through an abstract socket ("@name" in NOTIFY_SOCKET), as
+ * systemd may hand a service: READY=1 arrives, with the status line. */
+Test(operator, tells_systemd_through_an_abstract_notify_socket)
+{
+    char text[2048], seen[4096] = "", name[108];
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    socklen_t len;
+
+    cr_assert_geq(fd, 0);
+    snprintf(name, sizeof(name), "@sy-test-notify-%d", (int)getpid());
+    memcpy(sun.sun_path, name, strlen(name));
+    sun.sun_path[0] = '\0';
+    len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name));
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, len), 0);
+    cr_assert_eq(setenv("NOTIFY_SOCKET", name, 1), 0); /* this test's process only */
+    snprintf(text, sizeof(text),
+             "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 1\n"
+             "[admin]\nlisten = 127.0.0.1:%%d\n"
+             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
+             be[0].addr);
+    start_proxy_fmt(text);
+    unsetenv("NOTIFY_SOCKET");
+    cr_assert(notify_wait(fd, "READY=1", 10000, seen, sizeof(seen)), "no READY=1: %s", seen);
+    cr_assert_not_null(strstr(seen, "STATUS=listening on 127.0.0.1:"), "%s", seen);
+    stop_proxy_clean();
+    close(fd);
+}
