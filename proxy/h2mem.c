@@ -136,7 +136,8 @@ static COLD void slot_give(void *ptr, struct proxy_h2mem_owner *o)
     }
     /* Zero for the next owner (its calloc skips the memset), and no memory
      * held by a slot nobody uses. */
-    madvise(ptr, H2MEM_SLOT, MADV_DONTNEED);
+    if (madvise(ptr, H2MEM_SLOT, MADV_DONTNEED) != 0)
+        memset(ptr, 0, H2MEM_SLOT);
     pthread_mutex_lock(&arena.mu);
     if (arena.nfree == arena.freecap) {
         size_t cap = arena.freecap == 0 ? 256 : arena.freecap * 2;
