@@ -625,16 +625,12 @@ static bool notify_wait(int fd, const char *needle, int ms, char *seen, size_t s
     return false;
 }
 
-Test(operator, tells_systemd_when_ready_reloading_and_stopping)
+/* A switchyard told NOTIFY_SOCKET (set by the caller for this process only,
+ * and unset again here). */
+static void start_notifying_proxy(void)
 {
-    char text[2048], seen[4096] = "";
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    char text[2048];
 
-    cr_assert_geq(fd, 0);
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/notify", sup_tmpdir());
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
-    cr_assert_eq(setenv("NOTIFY_SOCKET", sun.sun_path, 1), 0); /* this test's process only */
     snprintf(text, sizeof(text),
              "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 1\n"
              "[admin]\nlisten = 127.0.0.1:%%d\n"
@@ -642,6 +638,19 @@ Test(operator, tells_systemd_when_ready_reloading_and_stopping)
              be[0].addr);
     start_proxy_fmt(text);
     unsetenv("NOTIFY_SOCKET");
+}
+
+Test(operator, tells_systemd_when_ready_reloading_and_stopping)
+{
+    char seen[4096] = "";
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_geq(fd, 0);
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/notify", sup_tmpdir());
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    cr_assert_eq(setenv("NOTIFY_SOCKET", sun.sun_path, 1), 0); /* this test's process only */
+    start_notifying_proxy();
     cr_assert(notify_wait(fd, "READY=1", 10000, seen, sizeof(seen)), "no READY=1: %s", seen);
     cr_assert_eq(sup_signal(px.proc, SIGHUP), 0);
     cr_assert(notify_wait(fd, "RELOADING=1", 10000, seen, sizeof(seen)), "no RELOADING=1: %s",
@@ -659,7 +668,7 @@ Test(operator, tells_systemd_when_ready_reloading_and_stopping)
  * systemd may hand a service: READY=1 arrives, with the status line. */
 Test(operator, tells_systemd_through_an_abstract_notify_socket)
 {
-    char text[2048], seen[4096] = "", name[108];
+    char seen[4096] = "", name[108];
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     socklen_t len;
@@ -671,13 +680,7 @@ Test(operator, tells_systemd_through_an_abstract_notify_socket)
     len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name));
     cr_assert_eq(bind(fd, (struct sockaddr *)&sun, len), 0);
     cr_assert_eq(setenv("NOTIFY_SOCKET", name, 1), 0); /* this test's process only */
-    snprintf(text, sizeof(text),
-             "[proxy]\nlisten = 127.0.0.1:%%d\nworkers = 1\n"
-             "[admin]\nlisten = 127.0.0.1:%%d\n"
-             "[cluster.echo]\ntargets = %s\nroutes = /sy.test.\nhealth_check = off\n",
-             be[0].addr);
-    start_proxy_fmt(text);
-    unsetenv("NOTIFY_SOCKET");
+    start_notifying_proxy();
     cr_assert(notify_wait(fd, "READY=1", 10000, seen, sizeof(seen)), "no READY=1: %s", seen);
     cr_assert_not_null(strstr(seen, "STATUS=listening on 127.0.0.1:"), "%s", seen);
     stop_proxy_clean();

@@ -165,42 +165,59 @@ static void deliver(struct wire *from, nghttp2_session *to)
     from->len = 0;
 }
 
-Test(h2mem, sessions_run_calls_through_it)
+/* The request and response the session tests exchange. */
+static const nghttp2_nv req[] = {
+    {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+    {(uint8_t *)":path", (uint8_t *)"/sy.test.Echo/Unary", 5, 19, 0},
+    {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+    {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+};
+static const nghttp2_nv resp[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+                                  {(uint8_t *)"grpc-status", (uint8_t *)"0", 11, 1, 0}};
+
+static nghttp2_session_callbacks *callbacks(void)
 {
     nghttp2_session_callbacks *cbs;
-    nghttp2_session *cli, *srv;
-    struct wire cw = {0}, sw = {0};
-    nghttp2_nv req[] = {
-        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
-        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
-        {(uint8_t *)":path", (uint8_t *)"/sy.test.Echo/Unary", 5, 19, 0},
-        {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
-        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
-    };
-    nghttp2_nv resp[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
-                         {(uint8_t *)"grpc-status", (uint8_t *)"0", 11, 1, 0}};
 
     cr_assert_eq(nghttp2_session_callbacks_new(&cbs), 0);
     nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
+    return cbs;
+}
+
+/* One request from |cli| answered by |srv|, and what each owes the other
+ * after it (SETTINGS ACKs, window updates) delivered. */
+static void round_trip(nghttp2_session *cli, struct wire *cw, nghttp2_session *srv, struct wire *sw)
+{
+    int32_t id = nghttp2_submit_request(cli, NULL, req, sizeof(req) / sizeof(req[0]), NULL, NULL);
+
+    cr_assert_gt(id, 0);
+    cr_assert_eq(nghttp2_session_send(cli), 0);
+    deliver(cw, srv);
+    cr_assert_eq(nghttp2_submit_response(srv, id, resp, sizeof(resp) / sizeof(resp[0]), NULL), 0);
+    cr_assert_eq(nghttp2_session_send(srv), 0);
+    deliver(sw, cli);
+    cr_assert_eq(nghttp2_session_send(cli), 0); /* SETTINGS ACK, and so on */
+    deliver(cw, srv);
+    cr_assert_eq(nghttp2_session_send(srv), 0);
+    deliver(sw, cli);
+}
+
+Test(h2mem, sessions_run_calls_through_it)
+{
+    nghttp2_session_callbacks *cbs = callbacks();
+    nghttp2_session *cli, *srv;
+    struct wire cw = {0}, sw = {0};
+
     cr_assert_eq(nghttp2_session_client_new3(&cli, cbs, &cw, NULL, m), 0);
     cr_assert_eq(nghttp2_session_server_new3(&srv, cbs, &sw, NULL, m), 0);
     cr_assert_eq(nghttp2_submit_settings(cli, NGHTTP2_FLAG_NONE, NULL, 0), 0);
     cr_assert_eq(nghttp2_submit_settings(srv, NGHTTP2_FLAG_NONE, NULL, 0), 0);
-    for (int i = 0; i < 50; i++) {
-        int32_t id = nghttp2_submit_request(cli, NULL, req, 5, NULL, NULL);
-
-        cr_assert_gt(id, 0);
-        cr_assert_eq(nghttp2_session_send(cli), 0);
-        deliver(&cw, srv);
-        cr_assert_eq(nghttp2_submit_response(srv, id, resp, 2, NULL), 0);
-        cr_assert_eq(nghttp2_session_send(srv), 0);
-        deliver(&sw, cli);
-        cr_assert_eq(nghttp2_session_send(cli), 0); /* SETTINGS ACK, and so on */
-        deliver(&cw, srv);
-    }
+    for (int i = 0; i < 50; i++)
+        round_trip(cli, &cw, srv, &sw);
     cr_assert_eq(sw.headers, 50, "requests the server saw");
     cr_assert_eq(cw.headers, 50, "responses the client saw");
     cr_assert_eq(cw.closed, 50);
@@ -215,24 +232,12 @@ Test(h2mem, sessions_run_calls_through_it)
  * session goes on as before; deleting the session gives the slot back. */
 Test(h2mem, a_trimmed_frame_buffer_comes_back_as_zero_pages)
 {
-    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks *cbs = callbacks();
     nghttp2_session *cli, *srv;
     struct proxy_h2mem_owner own;
     struct wire cw = {0}, sw = {0};
-    nghttp2_nv req[] = {
-        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
-        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
-        {(uint8_t *)":path", (uint8_t *)"/sy.test.Echo/Unary", 5, 19, 0},
-        {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
-    };
-    nghttp2_nv resp[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0}};
     const uint8_t *slot = NULL;
 
-    cr_assert_eq(nghttp2_session_callbacks_new(&cbs), 0);
-    nghttp2_session_callbacks_set_send_callback(cbs, send_cb);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
     cr_assert_eq(nghttp2_session_client_new3(&cli, cbs, &cw, NULL, m), 0);
     cr_assert_eq(nghttp2_session_server_new3(&srv, cbs, &sw, NULL, proxy_h2mem_owner_init(&own)),
                  0);
@@ -246,18 +251,7 @@ Test(h2mem, a_trimmed_frame_buffer_comes_back_as_zero_pages)
     cr_assert_eq(nghttp2_submit_settings(cli, NGHTTP2_FLAG_NONE, NULL, 0), 0);
     cr_assert_eq(nghttp2_submit_settings(srv, NGHTTP2_FLAG_NONE, NULL, 0), 0);
     for (int i = 0; i < 20; i++) {
-        int32_t id = nghttp2_submit_request(cli, NULL, req, 4, NULL, NULL);
-
-        cr_assert_gt(id, 0);
-        cr_assert_eq(nghttp2_session_send(cli), 0);
-        deliver(&cw, srv);
-        cr_assert_eq(nghttp2_submit_response(srv, id, resp, 1, NULL), 0);
-        cr_assert_eq(nghttp2_session_send(srv), 0);
-        deliver(&sw, cli);
-        cr_assert_eq(nghttp2_session_send(cli), 0);
-        deliver(&cw, srv);
-        cr_assert_eq(nghttp2_session_send(srv), 0);
-        deliver(&sw, cli);
+        round_trip(cli, &cw, srv, &sw);
         cr_assert_eq(nghttp2_session_want_write(srv), 0);
         cr_assert_neq(memcmp(slot, (const uint8_t[9]){0}, 9), 0, "a frame was written there");
         own.trimmed = false; /* fe.c clears it when nghttp2 sends */
