@@ -278,15 +278,21 @@ n = int(sys.argv[1])
 print(base64.urlsafe_b64encode(bytes(i % 251 for i in range(n))).decode().rstrip("="))' "$PAYLOAD")
 
 # ---- the backend ----
-spawn "${LOAD_CPUS:-}" "$ECHO_BIN" -p 0 >"$work/echo.out" 2>"$work/echo.err" &
-echo_pid=$!
-PIDS+=("$echo_pid")
-for _ in $(seq 50); do
-    grep -q '^listening' "$work/echo.out" && break
-    sleep 0.1
-done
-backend_port=$(awk '/^listening/ {print $2}' "$work/echo.out")
-[ -n "$backend_port" ] || die "echo backend did not start: $(cat "$work/echo.err")"
+# start_echo CPUS ARGS...: the echo backend on CPUS; sets echo_pid, backend_port
+start_echo() {
+    local cpus=$1
+    shift
+    spawn "$cpus" "$ECHO_BIN" -p 0 "$@" >"$work/echo.out" 2>"$work/echo.err" &
+    echo_pid=$!
+    PIDS+=("$echo_pid")
+    for _ in $(seq 50); do
+        grep -q '^listening' "$work/echo.out" && break
+        sleep 0.1
+    done
+    backend_port=$(awk '/^listening/ {print $2}' "$work/echo.out")
+    [ -n "$backend_port" ] || die "echo backend did not start: $(cat "$work/echo.err")"
+}
+start_echo "${LOAD_CPUS:-}"
 log "echo backend on 127.0.0.1:$backend_port (pid $echo_pid)"
 
 # Two more echo backends for the policy targets (switchyard-rr3, -lr3).
@@ -620,16 +626,7 @@ if [ -n "$SCALE_WORKERS" ]; then
         n=${t#switchyard-scale}
         [ "$n" -le "$max_n" ] || max_n=$n
     done
-    spawn "$max_n-$((ncpu - 1))" "$ECHO_BIN" -p 0 -w $(((ncpu - max_n + 1) / 2)) \
-        >"$work/echo.out" 2>"$work/echo.err" &
-    echo_pid=$!
-    PIDS+=("$echo_pid")
-    for _ in $(seq 50); do
-        grep -q '^listening' "$work/echo.out" && break
-        sleep 0.1
-    done
-    backend_port=$(awk '/^listening/ {print $2}' "$work/echo.out")
-    [ -n "$backend_port" ] || die "echo backend did not start: $(cat "$work/echo.err")"
+    start_echo "$max_n-$((ncpu - 1))" -w $(((ncpu - max_n + 1) / 2))
     log "scaling: targets:$TARGETS; $ROUNDS round(s), ${DURATION}s each"
     for ((round = 1; round <= ROUNDS; round++)); do
         for target in $TARGETS; do
