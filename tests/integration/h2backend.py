@@ -24,12 +24,18 @@ import h2.connection
 import h2.events
 
 
-def serve_hangup(conn):
+def accept_h2(conn):
+    """The server side of an HTTP/2 connection on |conn|, SETTINGS sent."""
     c = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
     )
     c.initiate_connection()
     conn.sendall(c.data_to_send())
+    return c
+
+
+def serve_hangup(conn):
+    c = accept_h2(conn)
     try:
         while True:
             data = conn.recv(65536)
@@ -48,11 +54,7 @@ def serve_hangup(conn):
 
 
 def serve_stall(conn):
-    c = h2.connection.H2Connection(
-        h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
-    )
-    c.initiate_connection()
-    conn.sendall(c.data_to_send())
+    c = accept_h2(conn)
     stalled, bodies = set(), {}
     try:
         while True:

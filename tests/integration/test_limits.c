@@ -392,17 +392,12 @@ Test(limits, stalled_streams_do_not_stall_a_shared_backend_connection)
  * connection). The backend is tests/integration/h2backend.py "stall". */
 Test(limits, a_backend_that_stops_reading_some_streams_stalls_no_other_call)
 {
-    char script[512], portbuf[16], text[2048];
-    const char *top = getenv("SY_TOP");
-    const char *argv[] = {"/usr/bin/python3", script, "stall", portbuf, NULL};
+    char text[2048];
     int hport = sup_free_port(), port = sup_free_port();
     struct sup_proc *hb;
 
-    snprintf(script, sizeof(script), "%s/tests/integration/h2backend.py", top ? top : ".");
-    snprintf(portbuf, sizeof(portbuf), "%d", hport);
-    hb = sup_spawn("h2backend", argv);
-    cr_assert_not_null(hb);
-    cr_assert_eq(sup_wait_port(hb, hport, 10000), 0, "h2backend.py did not start");
+    hb = sup_start_h2backend("stall", hport);
+    cr_assert_not_null(hb, "h2backend.py did not start");
     snprintf(text, sizeof(text),
              "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 1\n[admin]\nlisten = off\n"
              "[cluster.echo]\ntargets = 127.0.0.1:%d\nroutes = /sy.test.\nhealth_check = off\n",

@@ -735,19 +735,14 @@ Test(proxy, a_call_that_reached_a_backend_is_never_sent_twice)
     enum {
         CALLS = 8
     };
-    char script[512], portbuf[16], text[2048], line[512];
-    const char *top = getenv("SY_TOP");
-    const char *argv[] = {"/usr/bin/python3", script, "hangup", portbuf, NULL};
+    char text[2048], line[512];
     int hport = sup_free_port(), port = sup_free_port(), seen = 0;
     struct sup_proc *hb;
     char *out, *p;
     uint64_t started;
 
-    snprintf(script, sizeof(script), "%s/tests/integration/h2backend.py", top ? top : ".");
-    snprintf(portbuf, sizeof(portbuf), "%d", hport);
-    hb = sup_spawn("h2backend", argv);
-    cr_assert_not_null(hb);
-    cr_assert_eq(sup_wait_port(hb, hport, 10000), 0, "h2backend.py did not start");
+    hb = sup_start_h2backend("hangup", hport);
+    cr_assert_not_null(hb, "h2backend.py did not start");
     snprintf(text, sizeof(text),
              "[proxy]\nlisten = 127.0.0.1:%d\nworkers = 1\n[admin]\nlisten = off\n"
              "[cluster.echo]\ntargets = 127.0.0.1:%d, %s\nroutes = /sy.test.\n"

@@ -589,6 +589,24 @@ int sup_run(const char *name, const char *const argv[], int timeout_ms, struct s
     return st;
 }
 
+struct sup_proc *sup_start_h2backend(const char *mode, int port)
+{
+    char script[512], portbuf[16];
+    const char *top = getenv("SY_TOP");
+    const char *argv[] = {"/usr/bin/python3", script, mode, portbuf, NULL};
+    struct sup_proc *p;
+
+    snprintf(script, sizeof(script), "%s/tests/integration/h2backend.py", top ? top : ".");
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    p = sup_spawn("h2backend", argv);
+    if (p != NULL && sup_wait_port(p, port, 10000) != 0) {
+        sup_dump_log(p, 20);
+        sup_stop(p, 5000);
+        return NULL;
+    }
+    return p;
+}
+
 int sup_h2abuse(int port, const char *mode, int arg, const char *extra, char *line, size_t len,
                 int timeout_ms)
 {

@@ -158,6 +158,11 @@ const char *sup_proxy_release_bin(void);
  *  whose output files the caller can read. */
 int sup_run(const char *name, const char *const argv[], int timeout_ms, struct sup_proc **out);
 
+/** Starts `tests/integration/h2backend.py MODE PORT` (a python3-h2 backend
+ *  that misbehaves on purpose) and waits until it listens on |port|.
+ *  Returns the process (stop it with sup_stop), or NULL. */
+struct sup_proc *sup_start_h2backend(const char *mode, int port);
+
 /** Runs `tests/integration/h2abuse.py MODE PORT ARG [EXTRA]` (python3-h2
  *  clients that misbehave or need raw frames) to completion, at most
  *  |timeout_ms|. Returns its exit status (0: switchyard behaved) and its first
