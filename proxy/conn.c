@@ -296,6 +296,29 @@ static void drained(struct proxy_conn *c)
     proxy_conn_schedule(c);
 }
 
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+/* |c|'s write event, created at its first use: most connections' sockets
+ * take every write whole, and an idle connection holds one event less. */
+static struct event *wev_of(struct proxy_conn *c)
+{
+    if (c->wev == NULL &&
+        (c->wev = event_new(c->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c)) == NULL)
+        core_oom();
+    return c->wev;
+}
+
+static bool wev_pending(const struct proxy_conn *c)
+{
+    return c->wev != NULL && event_pending(c->wev, EV_WRITE, NULL);
+}
+
+static void wev_stop(struct proxy_conn *c)
+{
+    if (wev_pending(c))
+        event_del(c->wev);
+}
+
 /* Writes what the output holds, now: EV_WRITE is armed only when the socket
  * takes less than everything. */
 static void conn_write(struct proxy_conn *c)
@@ -306,8 +329,7 @@ static void conn_write(struct proxy_conn *c)
     if (c->fd < 0 || c->connecting)
         return;
     if (before == 0) {
-        if (event_pending(c->wev, EV_WRITE, NULL))
-            event_del(c->wev); /* nothing to write: no wakeups for it */
+        wev_stop(c); /* nothing to write: no wakeups for it */
         return;
     }
     n = evbuffer_write(c->out, c->fd);
@@ -317,10 +339,10 @@ static void conn_write(struct proxy_conn *c)
     }
     after = evbuffer_get_length(c->out);
     if (after > 0) {
-        if (!event_pending(c->wev, EV_WRITE, NULL))
-            event_add(c->wev, NULL);
-    } else if (event_pending(c->wev, EV_WRITE, NULL)) {
-        event_del(c->wev);
+        if (!wev_pending(c))
+            event_add(wev_of(c), NULL);
+    } else {
+        wev_stop(c);
     }
     if (before > c->wm_low && after <= c->wm_low)
         drained(c);
@@ -356,7 +378,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->connecting = false;
-    event_del(c->wev);
+    wev_stop(c);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     event_add(c->rev, NULL);
     if (c->ops->on_connected != NULL)
@@ -382,12 +404,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     io_error(c, what);
 }
 
-/* The events of plain socket |c->fd|. */
+/* The read event of plain socket |c->fd|; its write event comes with the
+ * first write the socket does not take whole (wev_of). */
 static void events_new(struct proxy_conn *c)
 {
     c->rev = event_new(c->base, c->fd, EV_READ | EV_PERSIST, on_readable, c);
-    c->wev = event_new(c->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
-    if (c->rev == NULL || c->wev == NULL)
+    c->wev = NULL;
+    if (c->rev == NULL)
         core_oom();
 }
 
@@ -448,6 +471,7 @@ int proxy_conn_connect(struct proxy_conn *c, const struct sockaddr *sa, int sale
     if (c->fd < 0)
         return -1;
     events_new(c);
+    wev_of(c);
     c->connecting = true;
     /* The outcome, even an immediate one, is reported from the loop (the
      * caller is not ready for callbacks yet): EV_WRITE with the connect
@@ -488,20 +512,18 @@ void proxy_conn_take(struct proxy_conn *dst, struct proxy_conn *src,
     src->fd = -1;
     src->out = src->in = NULL;
     event_del(src->rev);
-    event_del(src->wev);
+    wev_stop(src);
     events_new(dst);
     event_add(dst->rev, NULL);
     if (evbuffer_get_length(dst->out) > 0)
-        event_add(dst->wev, NULL);
+        event_add(wev_of(dst), NULL);
 }
 
 void proxy_conn_deinit(struct proxy_conn *c)
 {
     if (c->ka_timer != NULL)
         event_free(c->ka_timer);
-    if (c->ka_ack_timer != NULL)
-        event_free(c->ka_ack_timer);
-    c->ka_timer = c->ka_ack_timer = NULL;
+    c->ka_timer = NULL;
     if (c->session != NULL)
         nghttp2_session_del(c->session);
     c->session = NULL;
@@ -562,8 +584,6 @@ void proxy_conn_linger(struct proxy_conn *c, uint32_t ms)
     c->linger_until = proxy_loop_ms(c->base) + ms;
     if (c->ka_timer != NULL)
         event_del(c->ka_timer);
-    if (c->ka_ack_timer != NULL)
-        event_del(c->ka_ack_timer);
     /* Reading again: a read that finds nothing for |ms| closes too. */
     if (c->bev != NULL) {
         bufferevent_set_timeouts(c->bev, &tv, NULL);
@@ -571,7 +591,7 @@ void proxy_conn_linger(struct proxy_conn *c, uint32_t ms)
         bufferevent_enable(c->bev, EV_READ);
         return;
     }
-    event_del(c->wev);
+    wev_stop(c);
     event_del(c->rev);
     event_add(c->rev, &tv);
 }
@@ -614,54 +634,72 @@ void proxy_conn_write_now(struct proxy_conn *c, const uint8_t *data, size_t len)
 
 /* ---- keepalive ---- */
 
+uint64_t proxy_conn_keepalive_step(struct proxy_conn *c)
+{
+    uint64_t now = proxy_loop_ms(c->base), due;
+
+    if (c->ka_interval_ms == 0 || c->dead || c->lingering)
+        return UINT64_MAX;
+    /* Within 10 ms counts as due: the loop's clock and the timer's differ. */
+    if (c->ping_out) {
+        due = c->ping_sent_ms + c->ka_timeout_ms;
+        if (now + 10 < due)
+            return due;
+        log_info("%s %s: no PING ACK within %u ms; closing", c->side, c->peer, c->ka_timeout_ms);
+        proxy_conn_close_soon(c);
+        return UINT64_MAX;
+    }
+    due = c->last_rx_ms + c->ka_interval_ms;
+    if (now + 10 < due)
+        return due;
+    if (c->hold || c->session == NULL ||
+        nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) != 0)
+        return now + c->ka_interval_ms;
+    c->ping_out = true;
+    c->ping_sent_ms = now;
+    proxy_conn_schedule(c);
+    return now + c->ka_timeout_ms;
+}
+
+static void ka_arm(struct proxy_conn *c, uint64_t due)
+{
+    uint64_t now = proxy_loop_ms(c->base);
+    uint64_t ms = due > now ? due - now : 0;
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+    if (due != UINT64_MAX)
+        event_add(c->ka_timer, &tv);
+}
+
+/* A connection's own keepalive timer: one for both halves, the interval and
+ * the wait for the ACK. It fires when the step is due and asks again. */
 static void on_ka_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_conn *c = arg;
-    struct timeval tv;
 
     (void)fd;
     (void)what;
-    if (c->dead || c->ping_out || c->hold || c->session == NULL)
-        return;
-    if (proxy_loop_ms(c->base) - c->last_rx_ms < c->ka_interval_ms)
-        return;
-    if (nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) != 0)
-        return;
-    c->ping_out = true;
-    tv.tv_sec = c->ka_timeout_ms / 1000;
-    tv.tv_usec = (c->ka_timeout_ms % 1000) * 1000;
-    event_add(c->ka_ack_timer, &tv);
-    proxy_conn_schedule(c);
+    ka_arm(c, proxy_conn_keepalive_step(c));
 }
 
-static void on_ka_ack_timer(evutil_socket_t fd, short what, void *arg)
+uint64_t proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, uint32_t timeout_ms,
+                                    bool own_timer)
 {
-    struct proxy_conn *c = arg;
-
-    (void)fd;
-    (void)what;
-    if (!c->ping_out || c->dead)
-        return;
-    log_info("%s %s: no PING ACK within %u ms; closing", c->side, c->peer, c->ka_timeout_ms);
-    proxy_conn_close_soon(c);
-}
-
-void proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, uint32_t timeout_ms)
-{
-    struct timeval tv = {.tv_sec = interval_ms / 1000, .tv_usec = (interval_ms % 1000) * 1000};
+    uint64_t due = proxy_loop_ms(c->base) + interval_ms;
 
     if (interval_ms == 0)
-        return;
+        return UINT64_MAX;
     c->ka_interval_ms = interval_ms;
     c->ka_timeout_ms = timeout_ms;
-    c->ka_timer = event_new(c->base, -1, EV_PERSIST, on_ka_timer, c);
-    c->ka_ack_timer = event_new(c->base, -1, 0, on_ka_ack_timer, c);
-    event_add(c->ka_timer, &tv);
+    if (!own_timer)
+        return due;
+    if ((c->ka_timer = event_new(c->base, -1, 0, on_ka_timer, c)) == NULL)
+        core_oom();
+    ka_arm(c, due);
+    return due;
 }
 
 void proxy_conn_ping_acked(struct proxy_conn *c)
 {
-    c->ping_out = false;
-    if (c->ka_ack_timer != NULL)
-        event_del(c->ka_ack_timer);
+    c->ping_out = false; /* the timer, armed for the ACK's deadline, looks again then */
 }

@@ -80,7 +80,7 @@ struct proxy_conn {
     struct bufferevent *bev; /* TLS only */
     /* plain: the socket, its events and buffers */
     evutil_socket_t fd;
-    struct event *rev, *wev; /* wev is armed only while output waits (or connecting) */
+    struct event *rev, *wev; /* wev: created and armed when output waits (or connecting) */
     struct evbuffer *out;
     struct evbuffer *in; /* bytes read for ops->on_input, created on first use */
     size_t wm_low;       /* ops->on_drained when the output falls to this */
@@ -99,9 +99,9 @@ struct proxy_conn {
     uint64_t linger_until; /* loop ms when a lingering connection closes anyway */
     /* keepalive: PING when nothing was read for ka_interval_ms */
     uint64_t last_rx_ms;
-    struct event *ka_timer;
-    struct event *ka_ack_timer;
+    struct event *ka_timer; /* NULL when the owner steps keepalive from its own timer */
     uint32_t ka_interval_ms, ka_timeout_ms;
+    uint64_t ping_sent_ms;
     bool ping_out;
 };
 
@@ -172,8 +172,17 @@ bool proxy_conn_output_full(const struct proxy_conn *c);
 struct evbuffer *proxy_conn_output(const struct proxy_conn *c);
 
 /** Starts PINGing |c| when nothing was read for |interval_ms| (0: never); no
- *  ACK within |timeout_ms| closes it. */
-void proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, uint32_t timeout_ms);
+ *  ACK within |timeout_ms| closes it. With |own_timer| false the owner calls
+ *  proxy_conn_keepalive_step() by the time it returns instead (an owner with
+ *  a timer of its own: one event a connection fewer). Returns when the first
+ *  step is due (loop ms; UINT64_MAX: never). */
+uint64_t proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, uint32_t timeout_ms,
+                                    bool own_timer);
+
+/** Keepalive at the loop's time: sends the PING that is due, or closes |c|
+ *  when its ACK is late. Returns when to step again (loop ms; UINT64_MAX:
+ *  never). Early steps do nothing. */
+uint64_t proxy_conn_keepalive_step(struct proxy_conn *c);
 
 /** A PING ACK arrived on |c|. */
 void proxy_conn_ping_acked(struct proxy_conn *c);

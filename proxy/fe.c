@@ -59,27 +59,28 @@ struct proxy_fe_conn {
     char peer[BAL_ADDRSTRLEN];
     uint32_t nstreams;
     struct proxy_h2mem_owner h2mem; /* the session's allocator (its frame buffer) */
-    struct event *idle_timer;
-    struct event *goaway_timer;
-    struct event *hdr_timer; /* header_timeout: armed lazily, see on_hdr_timer() */
-    bool hdr_armed;          /* |hdr_timer| is pending */
-    uint64_t hdr_since_ms;   /* when |nhdr_pending| last left 0 (or the connection began) */
-    struct event *age_timer; /* max_connection_age, then its grace */
-    bool aged;               /* max_connection_age passed: GOAWAY sent, grace running */
-    bool goaway_sent;        /* the final GOAWAY with last-stream-id */
-    bool settings_seen;      /* the client's first SETTINGS arrived */
-    bool settings_patched;   /* our SETTINGS went out with the advertised stream limit */
-    bool read_paused;        /* output backlog: not reading until it drains */
-    uint32_t max_streams;    /* the MAX_CONCURRENT_STREAMS the client was told */
-    uint32_t nhdr_pending;   /* streams whose request headers are not complete */
-    uint32_t refused;        /* streams refused over the limit */
-    uint32_t empty_frames;   /* consecutive empty DATA frames without END_STREAM */
+    struct event *tick;             /* header_timeout and idle_timeout: see on_tick() */
+    bool tick_armed;                /* |tick| is pending, for |tick_at_ms| */
+    uint64_t tick_at_ms;
+    uint64_t hdr_since_ms;    /* when |nhdr_pending| last left 0 (or the connection began) */
+    uint64_t idle_since_ms;   /* when |nstreams| last fell to 0 (or the connection began) */
+    struct event *goaway_lag; /* the second GOAWAY of a drain (created by conn_drain) */
+    struct event *age_timer;  /* max_connection_age, then its grace */
+    bool aged;                /* max_connection_age passed: GOAWAY sent, grace running */
+    bool goaway_sent;         /* the final GOAWAY with last-stream-id */
+    bool settings_seen;       /* the client's first SETTINGS arrived */
+    bool settings_patched;    /* our SETTINGS went out with the advertised stream limit */
+    bool read_paused;         /* output backlog: not reading until it drains */
+    uint32_t max_streams;     /* the MAX_CONCURRENT_STREAMS the client was told */
+    uint32_t nhdr_pending;    /* streams whose request headers are not complete */
+    uint32_t refused;         /* streams refused over the limit */
+    uint32_t empty_frames;    /* consecutive empty DATA frames without END_STREAM */
     /* early-end budget (token bucket) */
     double early_tokens;
     uint64_t early_ms;
     /* stream id rules (RFC 9113 §5.1.1) */
     int32_t max_sid;
-    int32_t recent_rst[FE_RECENT_RESETS];
+    int32_t *recent_rst; /* FE_RECENT_RESETS of them, allocated at the first reset */
     uint32_t nrecent;
 };
 
@@ -103,6 +104,19 @@ static void timer_arm(struct event *ev, uint32_t ms)
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
     event_add(ev, &tv);
+}
+
+/* |fc|'s tick must fire by loop time |due|. Armed only when it would fire
+ * later or not at all: a tick that fires early looks and arms itself again. */
+static void tick_need(struct proxy_fe_conn *fc, uint64_t due)
+{
+    uint64_t now = proxy_loop_ms(fc->env->base);
+
+    if (fc->tick_armed && fc->tick_at_ms <= due)
+        return;
+    fc->tick_armed = true;
+    fc->tick_at_ms = due;
+    timer_arm(fc->tick, due > now ? (uint32_t)(due - now) : 0);
 }
 
 /* ---- calls of the connection ---- */
@@ -129,6 +143,8 @@ static void unlink_call(struct proxy_fe_conn *fc, struct proxy_call_side *sd)
 
 static void remember_reset(struct proxy_fe_conn *fc, int32_t sid)
 {
+    if (fc->recent_rst == NULL) /* most connections never reset a stream */
+        fc->recent_rst = xcalloc(FE_RECENT_RESETS, sizeof(*fc->recent_rst));
     fc->recent_rst[fc->nrecent++ % FE_RECENT_RESETS] = sid;
 }
 
@@ -213,12 +229,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     fc->nstreams++;
     if (fc->nhdr_pending++ == 0) {
         fc->hdr_since_ms = proxy_loop_ms(fc->c.base);
-        if (!fc->hdr_armed) {
-            timer_arm(fc->hdr_timer, conf_of(fc)->header_timeout_ms);
-            fc->hdr_armed = true;
-        }
+        tick_need(fc, fc->hdr_since_ms + conf_of(fc)->header_timeout_ms);
     }
-    event_del(fc->idle_timer);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
     return 0;
 }
@@ -240,7 +252,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
 
 static void headers_complete(struct proxy_fe_conn *fc)
 {
-    fc->nhdr_pending--; /* the timer lapses by itself (on_hdr_timer) */
+    fc->nhdr_pending--; /* the tick lapses by itself (on_tick) */
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -342,8 +354,10 @@ static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error
     proxy_call_side_closed(call, error_code);
     if (early)
         early_end(fc);
-    if (fc->nstreams == 0 && conf_of(fc)->idle_timeout_ms > 0)
-        timer_arm(fc->idle_timer, conf_of(fc)->idle_timeout_ms);
+    if (fc->nstreams == 0 && conf_of(fc)->idle_timeout_ms > 0) {
+        fc->idle_since_ms = proxy_loop_ms(fc->c.base);
+        tick_need(fc, fc->idle_since_ms + conf_of(fc)->idle_timeout_ms);
+    }
     /* Never NGHTTP2_ERR_CALLBACK_FAILURE here (CVE-2023-35945). */
     return 0;
 }
@@ -648,12 +662,11 @@ static void destroy(struct proxy_conn *c)
          * call releases its rcbufs before the session that owns them goes. */
         proxy_call_side_closed(sd->call, NGHTTP2_CANCEL);
     }
-    if (fc->idle_timer != NULL)
-        event_free(fc->idle_timer);
-    if (fc->goaway_timer != NULL)
-        event_free(fc->goaway_timer);
-    if (fc->hdr_timer != NULL)
-        event_free(fc->hdr_timer);
+    if (fc->tick != NULL)
+        event_free(fc->tick);
+    if (fc->goaway_lag != NULL)
+        event_free(fc->goaway_lag);
+    free(fc->recent_rst);
     if (fc->age_timer != NULL)
         event_free(fc->age_timer);
     proxy_conn_deinit(c);
@@ -680,33 +693,6 @@ static const struct proxy_conn_ops fe_conn_ops = {
     .on_input = on_input,
 };
 
-/* The header timer is not stopped when a head completes (an event_add and
- * an event_del per call): it fires header_timeout after it was armed and
- * looks. Nothing outstanding: it lapses. A head begun since it was armed:
- * armed again for the rest of that head's time. */
-static void on_hdr_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_fe_conn *fc = arg;
-    uint32_t limit = conf_of(fc)->header_timeout_ms;
-    uint64_t now = proxy_loop_ms(fc->c.base);
-    uint64_t since = now > fc->hdr_since_ms ? now - fc->hdr_since_ms : 0;
-
-    (void)fd;
-    (void)what;
-    fc->hdr_armed = false;
-    if (fc->settings_seen && fc->nhdr_pending == 0)
-        return;
-    /* Within 10 ms counts as due: the loop's clock and the timer's differ. */
-    if (since + 10 < limit) {
-        timer_arm(fc->hdr_timer, limit - (uint32_t)since);
-        fc->hdr_armed = true;
-        return;
-    }
-    log_info("client %s: header_timeout (%s)", fc->peer,
-             fc->settings_seen ? "request headers incomplete" : "no HTTP/2 preface");
-    proxy_conn_close_soon(&fc->c);
-}
-
 static void send_final_goaway(struct proxy_fe_conn *fc)
 {
     if (fc->goaway_sent || fc->c.dead)
@@ -722,23 +708,57 @@ static void send_final_goaway(struct proxy_fe_conn *fc)
     proxy_conn_schedule(&fc->c);
 }
 
-static void on_goaway_timer(evutil_socket_t fd, short what, void *arg)
+static void on_goaway_lag(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     send_final_goaway(arg);
 }
 
-static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
+/* One timer a connection for header_timeout, idle_timeout and keepalive
+ * (proxy_conn_keepalive_step). None is
+ * stopped when what it watches ends (an event_add and an event_del a call):
+ * the tick fires at the earliest deadline it was asked for and looks.
+ * Nothing outstanding: it lapses. A head begun or a last stream ended since:
+ * armed again for that deadline. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_fe_conn *fc = arg;
+    const struct conf_proxy *pc = conf_of(fc);
+    uint64_t now = proxy_loop_ms(fc->c.base), next = UINT64_MAX, due;
 
     (void)fd;
     (void)what;
-    if (fc->nstreams == 0) {
-        log_debug("client %s: idle timeout", fc->peer);
-        send_final_goaway(fc);
+    fc->tick_armed = false;
+    if (fc->c.dead)
+        return;
+    /* Within 10 ms counts as due: the loop's clock and the timer's differ. */
+    if (!fc->settings_seen || fc->nhdr_pending > 0) {
+        due = fc->hdr_since_ms + pc->header_timeout_ms;
+        if (now + 10 >= due) {
+            log_info("client %s: header_timeout (%s)", fc->peer,
+                     fc->settings_seen ? "request headers incomplete" : "no HTTP/2 preface");
+            proxy_conn_close_soon(&fc->c);
+            return;
+        }
+        next = due;
     }
+    if (fc->nstreams == 0 && pc->idle_timeout_ms > 0 && !fc->goaway_sent) {
+        due = fc->idle_since_ms + pc->idle_timeout_ms;
+        if (now + 10 >= due) {
+            log_debug("client %s: idle timeout", fc->peer);
+            send_final_goaway(fc);
+        } else if (due < next) {
+            next = due;
+        }
+    }
+    due = proxy_conn_keepalive_step(&fc->c);
+    if (fc->c.dead)
+        return;
+    if (due < next)
+        next = due;
+    if (next != UINT64_MAX)
+        tick_need(fc, next);
 }
 
 static void conn_drain(struct proxy_fe_conn *fc)
@@ -752,7 +772,10 @@ static void conn_drain(struct proxy_fe_conn *fc)
         return;
     }
     nghttp2_submit_shutdown_notice(fc->c.session);
-    timer_arm(fc->goaway_timer, 1000);
+    if (fc->goaway_lag == NULL &&
+        (fc->goaway_lag = event_new(fc->env->base, -1, 0, on_goaway_lag, fc)) == NULL)
+        core_oom();
+    timer_arm(fc->goaway_lag, 1000);
     proxy_conn_schedule(&fc->c);
 }
 
@@ -832,6 +855,7 @@ static int fe_h2_start(struct proxy_fe_conn *fc)
     /* What nghttp2 enforces itself: above it, nghttp2 1.52 fails the whole
      * connection. The client is told |limit| (send_cb). */
     uint32_t lib_limit = limit > 1073741823u ? 2147483647u : limit + (limit < 100 ? 100 : limit);
+    uint64_t due;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lib_limit},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, pc->stream_buffer},
@@ -854,7 +878,11 @@ static int fe_h2_start(struct proxy_fe_conn *fc)
         fc->age_timer = event_new(fc->env->base, -1, 0, on_age_timer, fc);
         timer_arm(fc->age_timer, (uint32_t)((double)pc->max_connection_age_ms * f));
     }
-    proxy_conn_keepalive_start(&fc->c, pc->keepalive_time_ms, pc->keepalive_timeout_ms);
+    /* Keepalive is stepped by the tick (on_tick): no timer of its own. */
+    due =
+        proxy_conn_keepalive_start(&fc->c, pc->keepalive_time_ms, pc->keepalive_timeout_ms, false);
+    if (due != UINT64_MAX)
+        tick_need(fc, due);
     nghttp2_submit_settings(fc->c.session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(fc->c.session, NGHTTP2_FLAG_NONE, 0, FE_CONN_WINDOW);
     proxy_conn_schedule(&fc->c);
@@ -888,8 +916,11 @@ void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct 
     fc->early_tokens = FE_EARLY_BURST;
     fc->early_ms = proxy_loop_ms(env->base);
     bal_addr_str(sa, fc->peer, sizeof(fc->peer));
+    if ((fc->tick = event_new(env->base, -1, 0, on_tick, fc)) == NULL)
+        core_oom();
     if (tls && (ssl = tls_new(fc)) == NULL) {
         evutil_closesocket(fd);
+        event_free(fc->tick);
         free(fc);
         return;
     }
@@ -900,23 +931,20 @@ void proxy_fe_accept(struct proxy_fe_env *env, evutil_socket_t fd, const struct 
         if (fc->c.bev == NULL && fc->c.fd < 0)
             evutil_closesocket(fd);
         proxy_conn_deinit(&fc->c);
+        event_free(fc->tick);
         free(fc);
         return;
     }
-    fc->idle_timer = event_new(env->base, -1, 0, on_idle_timer, fc);
-    fc->goaway_timer = event_new(env->base, -1, 0, on_goaway_timer, fc);
-    fc->hdr_timer = event_new(env->base, -1, 0, on_hdr_timer, fc);
     /* The preface and SETTINGS (or a request head) must come within header_timeout. */
-    fc->hdr_since_ms = proxy_loop_ms(env->base);
-    timer_arm(fc->hdr_timer, pc->header_timeout_ms);
-    fc->hdr_armed = true;
+    fc->hdr_since_ms = fc->idle_since_ms = proxy_loop_ms(env->base);
+    tick_need(fc, fc->hdr_since_ms + pc->header_timeout_ms);
     fc->next = env->conns;
     if (env->conns != NULL)
         env->conns->prev = fc;
     env->conns = fc;
     env->nconns++;
     if (pc->idle_timeout_ms > 0)
-        timer_arm(fc->idle_timer, pc->idle_timeout_ms);
+        tick_need(fc, fc->idle_since_ms + pc->idle_timeout_ms);
     if (!evtimer_pending(env->trim_timer, NULL))
         timer_arm(env->trim_timer, FE_TRIM_EVERY_MS);
     log_debug("client %s: connected (worker %d)", fc->peer, env->worker);

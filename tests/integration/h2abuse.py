@@ -433,6 +433,26 @@ def mode_no_ping_ack(port, _):
     return 1
 
 
+def mode_ping_ack(port, seconds):
+    """Answers every PING for |seconds| and sends nothing else: prints how many
+    PINGs came and whether the connection is still open."""
+    s, c = connect(port)
+    wait_settings(s, c)
+    pings = 0
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        ev = pump(s, c, lambda e: isinstance(e, (h2.events.PingReceived,
+                                                  h2.events.ConnectionTerminated)),
+                  deadline - time.time())
+        if isinstance(ev, h2.events.PingReceived):
+            pings += 1  # pump() sent the ACK
+        elif ev is not None:
+            print("pings %d closed (%s)" % (pings, ev))
+            return 0
+    print("pings %d open" % pings)
+    return 0
+
+
 def mode_max_conns(port, limit):
     """Opens limit+3 connections: exactly |limit| get SETTINGS, the rest EOF."""
     served = closed = 0
@@ -636,6 +656,7 @@ MODES = {
     "slow-body": mode_slow_body,
     "timeout-zero": mode_timeout_zero,
     "no-ping-ack": mode_no_ping_ack,
+    "ping-ack": mode_ping_ack,
     "max-conns": mode_max_conns,
     "refuse": mode_refuse,
     "rapid-reset": mode_rapid_reset,

@@ -418,6 +418,22 @@ Test(limits, unanswered_ping_closes_the_connection)
     stop_proxy_clean();
 }
 
+/* keepalive on a client that answers: a PING after each keepalive_time of
+ * silence (the ACK is a read), and the connection stays. */
+Test(limits, answered_pings_keep_the_connection)
+{
+    char line[512];
+    int pings = -1;
+
+    start_proxy("keepalive_time = 300ms\nkeepalive_timeout = 200ms\nidle_timeout = 1m");
+    cr_assert_eq(abuse("ping-ack", 3, NULL, line, sizeof(line), 40000), 0, "%s", line);
+    cr_log_info("ping-ack: %s", line);
+    cr_assert_eq(sscanf(line, "pings %d open", &pings), 1, "%s", line);
+    /* 3 s / 300 ms: about 9 (each waits 300 ms after the last ACK) */
+    cr_assert(pings >= 5 && pings <= 11, "%s", line);
+    stop_proxy_clean();
+}
+
 Test(limits, connections_over_max_connections_are_closed)
 {
     char line[512], text[2048];
