@@ -170,8 +170,8 @@ void proxy_attempt_deinit(struct proxy_attempt *a)
     proxy_head_deinit(&a->head);
 }
 
-int proxy_attempt_start(struct proxy_attempt *a, struct proxy_pool *pool,
-                        const struct proxy_head *req, uint32_t ep_id, const char **why)
+int proxy_attempt_start(struct proxy_attempt *a, struct proxy_pool *pool, struct proxy_head *req,
+                        uint32_t ep_id, const char **why)
 {
     struct proxy_be_conn *bc = NULL;
     int rc;

@@ -68,8 +68,8 @@ struct proxy_attempt {
     void *owner;
     enum proxy_attempt_state state;
     struct proxy_pool *pool;
-    const struct proxy_head *req; /* what it sends (e.g. |head|), borrowed while started */
-    struct proxy_head head;       /* the owner's per-attempt request head (its storage) */
+    struct proxy_head *req; /* what it sends (e.g. |head|), borrowed while started (be.h) */
+    struct proxy_head head; /* the owner's per-attempt request head (its storage) */
     uint32_t ep_id;
     char endpoint[BAL_ADDRSTRLEN]; /* its address, for logs, metrics and spans */
     uint32_t number;               /* 0 for the first attempt of a call */
@@ -91,8 +91,8 @@ void proxy_attempt_deinit(struct proxy_attempt *a);
 /** Starts |a| on |pool| sending |req| (borrowed until the end). Returns 0
  *  (running: a report comes later), or -1 with |why| when it could not start
  *  at all (nothing was sent; nothing will be reported). */
-int proxy_attempt_start(struct proxy_attempt *a, struct proxy_pool *pool,
-                        const struct proxy_head *req, uint32_t ep_id, const char **why);
+int proxy_attempt_start(struct proxy_attempt *a, struct proxy_pool *pool, struct proxy_head *req,
+                        uint32_t ep_id, const char **why);
 
 /** Cancels |a|: RST_STREAM |h2err| to the backend when its stream is open,
  *  leaves the queue otherwise. No report follows. */

@@ -487,7 +487,7 @@ struct proxy_be_conn *proxy_be_conn_new(struct proxy_be_env *env, const struct p
      * calls with GOAWAY(too_many_pings): backends are pinged at most every
      * 5m10s whatever keepalive_time says. */
     proxy_conn_keepalive_start(&bc->c, ka == 0 ? 0 : (ka < 310000 ? 310000 : ka),
-                               s->keepalive_timeout_ms);
+                               s->keepalive_timeout_ms, true);
     if (proxy_conn_connect(&bc->c, (const struct sockaddr *)&s->addr, (int)s->addrlen,
                            s->connect_timeout_ms) != 0) {
         /* Socket creation failed outright: report like any connect failure,
@@ -526,7 +526,7 @@ bool proxy_be_connecting(const struct proxy_be_conn *bc)
     return bc->state == BE_CONNECTING && !bc->failed;
 }
 
-int proxy_be_open(struct proxy_be_conn *bc, struct proxy_be_stream *st, const struct proxy_head *h,
+int proxy_be_open(struct proxy_be_conn *bc, struct proxy_be_stream *st, struct proxy_head *h,
                   const struct proxy_be_stream_ops *ops, void *ctx)
 {
     nghttp2_data_provider prd = {.source.ptr = NULL, .read_callback = read_cb};
@@ -537,7 +537,13 @@ int proxy_be_open(struct proxy_be_conn *bc, struct proxy_be_stream *st, const st
     st->sent = st->not_sent = st->got_head = st->complete = false;
     /* Forwarded as the call holds it: nghttp2 already enforced RFC 9113
      * §8.2-8.3 on the way in (pseudo-headers first, no connection-specific
-     * fields, te: trailers); nghttp2 copies the fields here. */
+     * fields, te: trailers). nghttp2 copies no string (NO_COPY; names are
+     * lowercase, head.h): it reads them when it packs the HEADERS frame in
+     * this connection's flush. Until then |h| stays as it is (be.h) unless
+     * the stream is reset first (proxy_be_reset: nghttp2 then drops the
+     * queued HEADERS unread) or the connection fails (no frame is packed). */
+    for (size_t i = 0; i < h->n; i++)
+        h->nv[i].flags |= NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
     sid = nghttp2_submit_request(bc->c.session, NULL, h->nv, h->n, &prd, st);
     if (sid < 0) {
         log_warn("backend %s: submit: %s", bc->addr, nghttp2_strerror(sid));

@@ -121,10 +121,13 @@ uint32_t proxy_be_nstreams(const struct proxy_be_conn *bc);
 bool proxy_be_connecting(const struct proxy_be_conn *bc);
 
 /** Opens stream |st| (storage of the caller) on |bc|, sending |h| as the
- *  request head (copied by nghttp2); the body is pulled through |ops|, and
- *  |ops| hears what happens with |ctx|. Returns 0, or -1 (nothing was opened,
- *  nothing will be reported). */
-int proxy_be_open(struct proxy_be_conn *bc, struct proxy_be_stream *st, const struct proxy_head *h,
+ *  request head; the body is pulled through |ops|, and |ops| hears what
+ *  happens with |ctx|. Returns 0, or -1 (nothing was opened, nothing will be
+ *  reported). |h|'s strings are not copied (its fields are marked NO_COPY):
+ *  they must stay valid and unchanged until the stream closes (on_close) or
+ *  is reset (proxy_be_reset) — the HEADERS frame is packed in the next flush,
+ *  or later while the connection connects or the stream waits. */
+int proxy_be_open(struct proxy_be_conn *bc, struct proxy_be_stream *st, struct proxy_head *h,
                   const struct proxy_be_stream_ops *ops, void *ctx);
 
 /** More request body (or its end) is available on |st|. */

@@ -109,8 +109,8 @@ struct proxy_call_env {
     void *eject_arg;
     /* How attempts start: proxy_attempt_start(), or a test's stand-in (the
      * seam that lets the call's state machine run without sockets). */
-    int (*start_attempt)(struct proxy_attempt *a, struct proxy_pool *pool,
-                         const struct proxy_head *req, uint32_t ep_id, const char **why);
+    int (*start_attempt)(struct proxy_attempt *a, struct proxy_pool *pool, struct proxy_head *req,
+                         uint32_t ep_id, const char **why);
 };
 
 /* ---- for the frontend ---- */

@@ -6,6 +6,10 @@
  * reference to, into its arena, or into static storage, and stays valid until
  * the block is cleared: the arena grows by chunks and never moves, so a
  * pointer taken from a field (e.g. :path) outlives later edits.
+ * Names are lowercase, as HTTP/2 wants them: a session's fields are (nghttp2
+ * rejects others), h1.c lowercases what it reads, and switchyard's own names
+ * are written so. be.c hands request heads to nghttp2 uncopied (be.h), and
+ * nghttp2 lowercases only what it copies.
  * SPDX-License-Identifier: MIT */
 #ifndef PROXY_HEAD_H
 #define PROXY_HEAD_H

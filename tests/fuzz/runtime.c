@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: MIT */
 #include "tests/fuzz/runtime.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,11 @@ void fz_rt_init(struct fz_rt *f, const char *name, const char *ini,
         rt->conf->admin.listen_addrlen = f->admin_len;
     }
 
-    /* proxy/main.c's run(), without DNS (IP literals only) and signals. */
+    /* proxy/main.c's run(), without DNS (IP literals only) and signals, but
+     * with main()'s SIGPIPE disposition: a write to a peer that has just gone
+     * fails with EPIPE, as it does in switchyard, instead of ending the
+     * process (the harness's backends and client close whenever they like). */
+    signal(SIGPIPE, SIG_IGN);
     rt->base = event_base_new();
     rt->reg = bal_registry_new();
     rt->eps = bal_epset_new(rt->conf, rt->reg);

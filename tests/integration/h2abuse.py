@@ -576,6 +576,43 @@ def raw_connect(port):
     return s
 
 
+def mode_cancel_burst(port, n):
+    """|n| calls, each cancelled (RST_STREAM CANCEL) in the same write that
+    starts it, then one whole call: the cancelled calls' request heads may still
+    wait in a backend session's queue (switchyard hands them over uncopied).
+    Prints the last call's grpc-status."""
+    s = raw_connect(port)
+    r = RawReader(s)
+    dec = hpack.Decoder()
+    batch = b""
+    sid = 1
+    for _ in range(n):
+        # never indexed: nothing but the call holds this field's buffer
+        pad = hpack.NeverIndexedHeaderTuple("x-cancelled", "%d-" % sid + "v" * 200)
+        batch += raw_headers(port, sid, "/sy.test.Echo/Unary", [pad])
+        batch += raw_frame(0x3, 0x0, sid, struct.pack(">I", 0x8))
+        sid += 2
+    batch += raw_headers(port, sid, "/sy.test.Echo/Unary")
+    batch += raw_frame(0x0, 0x1, sid, echo_request())
+    s.sendall(batch)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            frames = r.frames(0.2)
+        except (EOFError, OSError):
+            print("connection closed")
+            return 1
+        for ftype, flags, fsid, payload in frames:
+            if ftype != 0x1:
+                continue
+            fields = dict(dec.decode(payload))  # every block: the table stays in step
+            if fsid == sid and flags & 0x1:
+                print("last call grpc-status %s" % fields.get("grpc-status", "-"))
+                return 0
+    print("last call never ended")
+    return 1
+
+
 def mode_made_you_reset(port, _):
     """Streams whose DATA contradicts their content-length, so that switchyard
     itself must reset each one after its call started (CVE-2025-8671): the
@@ -657,6 +694,7 @@ MODES = {
     "timeout-zero": mode_timeout_zero,
     "no-ping-ack": mode_no_ping_ack,
     "ping-ack": mode_ping_ack,
+    "cancel-burst": mode_cancel_burst,
     "max-conns": mode_max_conns,
     "refuse": mode_refuse,
     "rapid-reset": mode_rapid_reset,

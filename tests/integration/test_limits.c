@@ -358,6 +358,22 @@ Test(limits, rapid_reset_gets_goaway_and_spares_others)
     stop_proxy_clean();
 }
 
+/* Request heads go to nghttp2 uncopied (be.h): calls cancelled in the read
+ * that started them, on a new backend connection and on one in use, leave
+ * nothing in a backend session that points into their freed heads (the
+ * sanitizers check), and the connection goes on. */
+Test(limits, calls_cancelled_as_they_start_leave_no_head_behind)
+{
+    char line[256];
+
+    start_proxy("");
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(abuse("cancel-burst", 20, NULL, line, sizeof(line), 20000), 0, "%s", line);
+        cr_assert(strncmp(line, "last call grpc-status 0\n", 24) == 0, "%s", line);
+    }
+    stop_proxy_clean();
+}
+
 Test(limits, ping_flood_is_cut_off_and_spares_others)
 {
     start_proxy("");

@@ -89,8 +89,8 @@ static struct proxy_attempt *started[MAX_FAKE];
 static uint32_t started_ep[MAX_FAKE];
 static int nstarted;
 
-static int fake_start(struct proxy_attempt *a, struct proxy_pool *pool,
-                      const struct proxy_head *req, uint32_t ep_id, const char **why)
+static int fake_start(struct proxy_attempt *a, struct proxy_pool *pool, struct proxy_head *req,
+                      uint32_t ep_id, const char **why)
 {
     (void)pool;
     (void)why;
