@@ -157,6 +157,25 @@ int grpc_scan_feed(struct grpc_scan *s, const uint8_t *p, size_t len, uint32_t m
     return 0;
 }
 
+/* What a byte may be in a canonical path (grpc_path_is_canonical): 0 never
+ * (controls, space, DEL, non-ASCII; '%' would be percent-encoding, a second
+ * spelling of the same path; '?' and '#' a query or fragment), 2 '/', 1 the
+ * rest of visible ASCII. */
+static const uint8_t path_byte[256] = {
+    ['!'] = 1,  ['"'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1,
+    ['+'] = 1,  [','] = 1, ['-'] = 1, ['.'] = 1, ['/'] = 2,  ['0'] = 1, ['1'] = 1, ['2'] = 1,
+    ['3'] = 1,  ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,  ['8'] = 1, ['9'] = 1, [':'] = 1,
+    [';'] = 1,  ['<'] = 1, ['='] = 1, ['>'] = 1, ['@'] = 1,  ['A'] = 1, ['B'] = 1, ['C'] = 1,
+    ['D'] = 1,  ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,  ['I'] = 1, ['J'] = 1, ['K'] = 1,
+    ['L'] = 1,  ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,  ['Q'] = 1, ['R'] = 1, ['S'] = 1,
+    ['T'] = 1,  ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,  ['Y'] = 1, ['Z'] = 1, ['['] = 1,
+    ['\\'] = 1, [']'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1,  ['a'] = 1, ['b'] = 1, ['c'] = 1,
+    ['d'] = 1,  ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,  ['i'] = 1, ['j'] = 1, ['k'] = 1,
+    ['l'] = 1,  ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,  ['q'] = 1, ['r'] = 1, ['s'] = 1,
+    ['t'] = 1,  ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,  ['y'] = 1, ['z'] = 1, ['{'] = 1,
+    ['|'] = 1,  ['}'] = 1, ['~'] = 1,
+};
+
 bool grpc_path_is_canonical(const uint8_t *path, size_t len)
 {
     /* Path → ":path" "/" Service-Name "/" {method name}: "/a/b" at least. */
@@ -165,24 +184,23 @@ bool grpc_path_is_canonical(const uint8_t *path, size_t len)
     if (len < 4 || path[0] != '/')
         return false;
     for (size_t i = 1; i <= len; i++) {
-        if (i == len || path[i] == '/') {
-            size_t n = i - start;
+        uint8_t k = i < len ? path_byte[path[i]] : 2;
 
-            /* RFC 3986 §3.3, §5.2.4: empty, "." and ".." segments are what
-             * normalisation removes or resolves; a gRPC name is none of them. */
-            if (n == 0 || (n == 1 && path[start] == '.') ||
-                (n == 2 && path[start] == '.' && path[start + 1] == '.'))
-                return false;
-            if (++nseg > 2)
-                return false;
-            start = i + 1;
+        if (k == 1)
             continue;
-        }
-        /* Visible ASCII only; '%' would be percent-encoding (a second
-         * spelling of the same path), '?' and '#' a query or fragment. */
-        if (path[i] <= 0x20 || path[i] >= 0x7f || path[i] == '%' || path[i] == '?' ||
-            path[i] == '#')
+        if (k == 0)
             return false;
+        /* The end of a segment. RFC 3986 §3.3, §5.2.4: empty, "." and ".."
+         * segments are what normalisation removes or resolves; a gRPC name
+         * is none of them. */
+        size_t n = i - start;
+
+        if (n == 0 || (n == 1 && path[start] == '.') ||
+            (n == 2 && path[start] == '.' && path[start + 1] == '.'))
+            return false;
+        if (++nseg > 2)
+            return false;
+        start = i + 1;
     }
     return nseg == 2;
 }
