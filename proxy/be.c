@@ -47,6 +47,11 @@ struct proxy_be_conn {
     bool close_idle;                 /* close once no stream is open */
     bool capacity;                   /* a stream ended: tell the owner after the flush */
     bool failed;                     /* be_fail() ran */
+    /* The last stream looked up (stream_of): its id (0: none) and what
+     * nghttp2 holds for it. Callbacks come for the same stream in runs (each
+     * field of a header block, a DATA frame's chunk and end). */
+    int32_t last_sid;
+    struct proxy_be_stream *last_st;
     char addr[64];
 };
 
@@ -77,6 +82,8 @@ static void unlink_stream(struct proxy_be_conn *bc, struct proxy_be_stream *st)
         st->next->prev = st->prev;
     st->next = st->prev = NULL;
     st->bc = NULL;
+    if (bc->last_sid == st->sid)
+        bc->last_sid = 0; /* its storage goes back to the opener */
     bc->nstreams--;
     bc->capacity = true;
     proxy_conn_schedule(&bc->c);
@@ -96,9 +103,14 @@ static void stream_end(struct proxy_be_conn *bc, struct proxy_be_stream *st, enu
     ops->on_close(ctx, end, h2err, why);
 }
 
-static struct proxy_be_stream *stream_of(nghttp2_session *session, int32_t sid)
+/* The stream of |sid|, as nghttp2 holds it (NULL: detached or none). */
+static struct proxy_be_stream *stream_of(struct proxy_be_conn *bc, int32_t sid)
 {
-    return nghttp2_session_get_stream_user_data(session, sid);
+    if (sid != bc->last_sid) {
+        bc->last_st = nghttp2_session_get_stream_user_data(bc->c.session, sid);
+        bc->last_sid = sid;
+    }
+    return bc->last_st;
 }
 
 /* ---- nghttp2 client callbacks ---- */
@@ -106,10 +118,10 @@ static struct proxy_be_stream *stream_of(nghttp2_session *session, int32_t sid)
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                      nghttp2_rcbuf *value, uint8_t flags, void *user_data)
 {
-    struct proxy_be_stream *st = stream_of(session, frame->hd.stream_id);
+    struct proxy_be_stream *st = stream_of(user_data, frame->hd.stream_id);
 
+    (void)session;
     (void)flags;
-    (void)user_data;
     if (st == NULL || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     /* Held, not copied; passed up when the block is complete (on_frame_recv). */
@@ -123,6 +135,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     struct proxy_be_stream *st;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
 
+    (void)session;
     switch (frame->hd.type) {
     case NGHTTP2_GOAWAY:
         /* No new streams here; those above last-stream-id are closed with
@@ -145,7 +158,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     default:
         return 0;
     }
-    st = stream_of(session, frame->hd.stream_id);
+    st = stream_of(bc, frame->hd.stream_id);
     if (st == NULL)
         return 0;
     if (frame->hd.type == NGHTTP2_HEADERS) {
@@ -166,8 +179,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             st->complete = true;
             st->ops->on_trailers(st->ctx, &st->rhead);
         }
-        /* The opener may have reset the stream from the callback. */
-        if (stream_of(session, frame->hd.stream_id) == st)
+        /* The opener may have reset the stream from the callback (which
+         * cleared the head, and took |st| off this connection). */
+        if (st->bc == bc && st->sid == frame->hd.stream_id)
             proxy_head_clear(&st->rhead);
         return 0;
     }
@@ -179,10 +193,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t sid,
                               const uint8_t *data, size_t len, void *user_data)
 {
-    struct proxy_be_stream *st = stream_of(session, sid);
+    struct proxy_be_stream *st = stream_of(user_data, sid);
 
     (void)flags;
-    (void)user_data;
     if (st == NULL) {
         /* Nobody takes these bytes: the credit goes back at once. */
         nghttp2_session_consume(session, sid, len);
@@ -196,10 +209,10 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
 {
     struct proxy_be_stream *st;
 
-    (void)user_data;
+    (void)session;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    st = stream_of(session, frame->hd.stream_id);
+    st = stream_of(user_data, frame->hd.stream_id);
     if (st != NULL && !st->sent) {
         st->sent = true;
         st->ops->on_sent(st->ctx);
@@ -213,10 +226,11 @@ static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *fram
     struct proxy_be_conn *bc = user_data;
     struct proxy_be_stream *st;
 
+    (void)session;
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     log_debug("backend %s: request not sent: %s", bc->addr, nghttp2_strerror(lib_error));
-    st = stream_of(session, frame->hd.stream_id);
+    st = stream_of(user_data, frame->hd.stream_id);
     if (st != NULL)
         st->not_sent = true; /* nghttp2 closes the stream next */
     return 0;
@@ -226,10 +240,11 @@ static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error
                            void *user_data)
 {
     struct proxy_be_conn *bc = user_data;
-    struct proxy_be_stream *st = stream_of(session, sid);
+    struct proxy_be_stream *st = stream_of(bc, sid);
     enum proxy_be_end end;
     char why[160];
 
+    (void)session;
     if (st == NULL)
         return 0;
     if (st->complete) {
@@ -260,13 +275,13 @@ static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error
 static ssize_t read_cb(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
                        uint32_t *flags, nghttp2_data_source *source, void *user_data)
 {
-    struct proxy_be_stream *st = stream_of(session, sid);
+    struct proxy_be_stream *st = stream_of(user_data, sid);
     bool eof = false;
     size_t avail, n;
 
     (void)buf;
     (void)source;
-    (void)user_data;
+    (void)session;
     if (st == NULL)
         return NGHTTP2_ERR_DEFERRED; /* forgotten; our RST_STREAM closes it */
     avail = st->ops->req_avail(st->ctx, &eof);
@@ -284,9 +299,10 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
                         size_t length, nghttp2_data_source *source, void *user_data)
 {
     struct proxy_be_conn *bc = user_data;
-    struct proxy_be_stream *st = stream_of(session, frame->hd.stream_id);
+    struct proxy_be_stream *st = stream_of(user_data, frame->hd.stream_id);
     struct evbuffer *out = proxy_conn_output(&bc->c);
 
+    (void)session;
     (void)source;
     if (proxy_conn_output_full(&bc->c))
         return NGHTTP2_ERR_WOULDBLOCK;
@@ -358,6 +374,7 @@ static void be_fail(struct proxy_be_conn *bc, const char *reason)
             nghttp2_session_set_stream_user_data(bc->c.session, st->sid, NULL);
     }
     bc->failed = true;
+    bc->last_sid = 0;
     if (connecting && bc->ops->on_connect_failed != NULL)
         bc->ops->on_connect_failed(bc->owner, bc, reason);
     while (bc->streams != NULL) {
@@ -551,6 +568,8 @@ int proxy_be_open(struct proxy_be_conn *bc, struct proxy_be_stream *st, struct p
     }
     st->bc = bc;
     st->sid = sid;
+    if (bc->last_sid == sid)
+        bc->last_sid = 0; /* looked up before it was opened */
     link_stream(bc, st);
     proxy_conn_schedule(&bc->c);
     return 0;

@@ -56,6 +56,11 @@ struct proxy_fe_conn {
     struct proxy_fe_env *env;
     struct proxy_fe_conn *next, *prev; /* in env->conns */
     struct proxy_call_side *calls;     /* the calls of its streams */
+    /* The last stream looked up (call_of): its id (0: none) and the call
+     * nghttp2 holds for it. Callbacks come for the same stream in runs (each
+     * field of a header block, a DATA frame's chunk and end). */
+    int32_t last_sid;
+    struct proxy_call *last_call;
     char peer[BAL_ADDRSTRLEN];
     uint32_t nstreams;
     struct proxy_h2mem_owner h2mem; /* the session's allocator (its frame buffer) */
@@ -98,6 +103,16 @@ static const struct conf_proxy *conf_of(const struct proxy_fe_conn *fc)
 
 static void fe_calm_down(struct proxy_fe_conn *fc, const char *why);
 static int fe_h2_start(struct proxy_fe_conn *fc);
+
+/* The call of stream |sid|, as nghttp2 holds it (NULL: none). */
+static struct proxy_call *call_of(struct proxy_fe_conn *fc, int32_t sid)
+{
+    if (sid != fc->last_sid) {
+        fc->last_call = nghttp2_session_get_stream_user_data(fc->c.session, sid);
+        fc->last_sid = sid;
+    }
+    return fc->last_call;
+}
 
 static void timer_arm(struct event *ev, uint32_t ms)
 {
@@ -232,16 +247,19 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         tick_need(fc, fc->hdr_since_ms + conf_of(fc)->header_timeout_ms);
     }
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
+    fc->last_sid = frame->hd.stream_id;
+    fc->last_call = call;
     return 0;
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                      nghttp2_rcbuf *value, uint8_t flags, void *user_data)
 {
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct proxy_fe_conn *fc = fe_of(user_data);
+    struct proxy_call *call = call_of(fc, frame->hd.stream_id);
 
+    (void)session;
     (void)flags;
-    (void)user_data;
     /* gRPC clients send no trailers; only the request header block is kept. */
     if (call == NULL || frame->hd.type != NGHTTP2_HEADERS ||
         frame->headers.cat != NGHTTP2_HCAT_REQUEST)
@@ -261,6 +279,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     struct proxy_call *call;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
 
+    (void)session;
     switch (frame->hd.type) {
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
@@ -285,7 +304,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     default:
         return 0;
     }
-    call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    call = call_of(fc, frame->hd.stream_id);
     if (call == NULL)
         return 0;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
@@ -300,10 +319,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t sid,
                               const uint8_t *data, size_t len, void *user_data)
 {
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
+    struct proxy_call *call = call_of(fe_of(user_data), sid);
 
     (void)flags;
-    (void)user_data;
     if (call == NULL) {
         /* Nobody takes these bytes: the credit goes back at once. */
         nghttp2_session_consume(session, sid, len);
@@ -325,7 +343,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
         !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
-    call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    call = call_of(fc, frame->hd.stream_id);
     /* The response is complete but the client is still sending: like gRPC
      * servers, end the stream with RST_STREAM(NO_ERROR) (RFC 9113 §8.1). */
     if (call != NULL && !proxy_call_req_ended(call))
@@ -338,12 +356,13 @@ static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error
                            void *user_data)
 {
     struct proxy_fe_conn *fc = fe_of(user_data);
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
+    struct proxy_call *call = call_of(fc, sid);
     bool early;
 
     if (call == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(session, sid, NULL);
+    fc->last_sid = 0;
     unlink_call(fc, proxy_call_side(call));
     fc->nstreams--;
     if (proxy_call_state(call) == PROXY_CALL_HEAD)
@@ -401,13 +420,12 @@ static ssize_t send_cb(nghttp2_session *session, const uint8_t *data, size_t len
 static ssize_t read_cb(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
                        uint32_t *flags, nghttp2_data_source *source, void *user_data)
 {
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, sid);
+    struct proxy_call *call = call_of(fe_of(user_data), sid);
     bool eof = false;
     size_t avail, n;
 
     (void)buf;
     (void)source;
-    (void)user_data;
     if (call == NULL)
         return NGHTTP2_ERR_DEFERRED;
     avail = proxy_call_resp_avail(call, &eof);
@@ -430,9 +448,10 @@ static int send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const ui
                         size_t length, nghttp2_data_source *source, void *user_data)
 {
     struct proxy_fe_conn *fc = fe_of(user_data);
-    struct proxy_call *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct proxy_call *call = call_of(fc, frame->hd.stream_id);
     struct evbuffer *out = proxy_conn_output(&fc->c);
 
+    (void)session;
     (void)source;
     fc->h2mem.trimmed = false; /* |framehd| is in the frame buffer */
     if (proxy_conn_output_full(&fc->c))
@@ -658,6 +677,7 @@ static void destroy(struct proxy_conn *c)
 
         unlink_call(fc, sd);
         nghttp2_session_set_stream_user_data(c->session, sd->sid, NULL);
+        fc->last_sid = 0;
         /* The client is gone: its backend streams are cancelled, and the
          * call releases its rcbufs before the session that owns them goes. */
         proxy_call_side_closed(sd->call, NGHTTP2_CANCEL);
