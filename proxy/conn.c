@@ -17,18 +17,41 @@
 #include <event2/event.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/log.h"
 
 /* Largest read into a connection's own input buffer (HTTP/1.1, or before the
  * protocol is known): bytes that may sit there while the owner waits. */
 #define INPUT_CHUNK (16 * 1024)
 
-uint64_t proxy_loop_ms(struct event_base *base)
+uint64_t proxy_loop_wall_ms(struct event_base *base)
 {
     struct timeval tv;
 
     event_base_gettimeofday_cached(base, &tv);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* The loop's cached time is wall-clock time: a settimeofday or an NTP step
+ * moves it. Deadlines want a clock that does not move so, and reading
+ * CLOCK_MONOTONIC at every use costs more than the cache: the cached time
+ * is taken relative to a CLOCK_MONOTONIC reading, and the reading is taken
+ * again when the cached time goes back or is more than a second past it. */
+static _Thread_local struct {
+    uint64_t wall, mono;
+    bool set;
+} loop_clock;
+
+uint64_t proxy_loop_ms(struct event_base *base)
+{
+    uint64_t wall = proxy_loop_wall_ms(base);
+
+    if (loop_clock.set && wall >= loop_clock.wall && wall - loop_clock.wall < 1000)
+        return loop_clock.mono + (wall - loop_clock.wall);
+    loop_clock.wall = wall;
+    loop_clock.mono = core_mono_ms();
+    loop_clock.set = true;
+    return loop_clock.mono;
 }
 
 /* ---- the flush pass ---- */
@@ -699,7 +722,17 @@ uint64_t proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, 
     return due;
 }
 
-void proxy_conn_ping_acked(struct proxy_conn *c)
+uint64_t proxy_conn_ping_acked(struct proxy_conn *c)
 {
-    c->ping_out = false; /* the timer, armed for the ACK's deadline, looks again then */
+    uint64_t due;
+
+    if (!c->ping_out || c->ka_interval_ms == 0)
+        return UINT64_MAX;
+    c->ping_out = false;
+    /* The next PING is due an interval after this ACK (a read), not at the
+     * ACK's deadline, which may be later (keepalive_timeout > keepalive_time). */
+    due = c->last_rx_ms + c->ka_interval_ms;
+    if (c->ka_timer != NULL && !c->lingering)
+        ka_arm(c, due);
+    return due;
 }

@@ -184,11 +184,18 @@ uint64_t proxy_conn_keepalive_start(struct proxy_conn *c, uint32_t interval_ms, 
  *  never). Early steps do nothing. */
 uint64_t proxy_conn_keepalive_step(struct proxy_conn *c);
 
-/** A PING ACK arrived on |c|. */
-void proxy_conn_ping_acked(struct proxy_conn *c);
+/** A PING ACK arrived on |c|. Returns when the next keepalive step is due
+ *  (loop ms; UINT64_MAX: none): an owner that steps keepalive arms for it. */
+uint64_t proxy_conn_ping_acked(struct proxy_conn *c);
 
-/** Milliseconds of the loop's cached wall clock (no syscall). */
+/** Milliseconds of a monotonic clock, from the loop's cached time (no
+ *  syscall but one clock_gettime a second of loop time, or after the wall
+ *  clock stepped): for durations and deadlines. */
 uint64_t proxy_loop_ms(struct event_base *base);
+
+/** Milliseconds since the epoch, the loop's cached wall clock (token
+ *  expiry). */
+uint64_t proxy_loop_wall_ms(struct event_base *base);
 
 /** Writes up to |len| bytes straight to the socket of a plain connection,
  *  without blocking (a last GOAWAY before closing). */

@@ -286,8 +286,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             fc->settings_seen = true;
         return 0;
     case NGHTTP2_PING:
-        if (frame->hd.flags & NGHTTP2_FLAG_ACK)
-            proxy_conn_ping_acked(&fc->c);
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+            uint64_t due = proxy_conn_ping_acked(&fc->c);
+
+            if (due != UINT64_MAX)
+                tick_need(fc, due);
+        }
         return 0;
     case NGHTTP2_DATA:
         /* Empty DATA without END_STREAM does nothing but cost us work
@@ -373,9 +377,11 @@ static int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error
     proxy_call_side_closed(call, error_code);
     if (early)
         early_end(fc);
-    if (fc->nstreams == 0 && conf_of(fc)->idle_timeout_ms > 0) {
+    if (fc->nstreams == 0) {
+        /* Noted even with idle_timeout off: a reload may turn it on. */
         fc->idle_since_ms = proxy_loop_ms(fc->c.base);
-        tick_need(fc, fc->idle_since_ms + conf_of(fc)->idle_timeout_ms);
+        if (conf_of(fc)->idle_timeout_ms > 0)
+            tick_need(fc, fc->idle_since_ms + conf_of(fc)->idle_timeout_ms);
     }
     /* Never NGHTTP2_ERR_CALLBACK_FAILURE here (CVE-2023-35945). */
     return 0;

@@ -31,7 +31,7 @@ static enum proxy_filter_rc on_request_head(struct proxy_call *call, void *st, v
     if (c->auth.mode == CONF_AUTH_OFF)
         return PROXY_FILTER_CONTINUE;
     rc = proxy_auth_request(c->auth.verifier, path, pathlen, h->nv, h->n,
-                            (double)proxy_loop_ms(env->base) / 1000.0, &out, &nout);
+                            (double)proxy_loop_wall_ms(env->base) / 1000.0, &out, &nout);
     if (rc == PROXY_AUTH_OK) {
         /* authorization stripped, x-jwt-* claims added: forward that instead. */
         if (out != NULL)

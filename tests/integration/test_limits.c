@@ -441,7 +441,7 @@ Test(limits, answered_pings_keep_the_connection)
     char line[512];
     int pings = -1;
 
-    start_proxy("keepalive_time = 300ms\nkeepalive_timeout = 200ms\nidle_timeout = 1m");
+    start_proxy("keepalive_time = 300ms\nkeepalive_timeout = 1s\nidle_timeout = 1m");
     cr_assert_eq(abuse("ping-ack", 3, NULL, line, sizeof(line), 40000), 0, "%s", line);
     cr_log_info("ping-ack: %s", line);
     cr_assert_eq(sscanf(line, "pings %d open", &pings), 1, "%s", line);
