@@ -684,14 +684,19 @@ uint64_t proxy_conn_keepalive_step(struct proxy_conn *c)
     return now + c->ka_timeout_ms;
 }
 
-static void ka_arm(struct proxy_conn *c, uint64_t due)
+void proxy_timer_at(struct event *ev, uint64_t due)
 {
-    uint64_t now = proxy_loop_ms(c->base);
+    uint64_t now = proxy_loop_ms(event_get_base(ev));
     uint64_t ms = due > now ? due - now : 0;
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
+    event_add(ev, &tv);
+}
+
+static void ka_arm(struct proxy_conn *c, uint64_t due)
+{
     if (due != UINT64_MAX)
-        event_add(c->ka_timer, &tv);
+        proxy_timer_at(c->ka_timer, due);
 }
 
 /* A connection's own keepalive timer: one for both halves, the interval and

@@ -197,6 +197,10 @@ uint64_t proxy_loop_ms(struct event_base *base);
  *  expiry). */
 uint64_t proxy_loop_wall_ms(struct event_base *base);
 
+/** Arms timer |ev| to fire at loop time |due| (proxy_loop_ms of its base;
+ *  at once when that has passed). */
+void proxy_timer_at(struct event *ev, uint64_t due);
+
 /** Writes up to |len| bytes straight to the socket of a plain connection,
  *  without blocking (a last GOAWAY before closing). */
 void proxy_conn_write_now(struct proxy_conn *c, const uint8_t *data, size_t len);

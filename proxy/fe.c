@@ -64,7 +64,7 @@ struct proxy_fe_conn {
     char peer[BAL_ADDRSTRLEN];
     uint32_t nstreams;
     struct proxy_h2mem_owner h2mem; /* the session's allocator (its frame buffer) */
-    struct event *tick;             /* header_timeout and idle_timeout: see on_tick() */
+    struct event *tick;             /* header_timeout, idle_timeout, keepalive: on_tick() */
     bool tick_armed;                /* |tick| is pending, for |tick_at_ms| */
     uint64_t tick_at_ms;
     uint64_t hdr_since_ms;    /* when |nhdr_pending| last left 0 (or the connection began) */
@@ -125,13 +125,11 @@ static void timer_arm(struct event *ev, uint32_t ms)
  * later or not at all: a tick that fires early looks and arms itself again. */
 static void tick_need(struct proxy_fe_conn *fc, uint64_t due)
 {
-    uint64_t now = proxy_loop_ms(fc->env->base);
-
     if (fc->tick_armed && fc->tick_at_ms <= due)
         return;
     fc->tick_armed = true;
     fc->tick_at_ms = due;
-    timer_arm(fc->tick, due > now ? (uint32_t)(due - now) : 0);
+    proxy_timer_at(fc->tick, due);
 }
 
 /* ---- calls of the connection ---- */
